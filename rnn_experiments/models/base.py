@@ -1,0 +1,60 @@
+"""What every sequence classifier shares: token embedding, a recurrence, a linear read-out.
+
+    e_t = Embedding(x_t)                       # (B, E)
+    h_1..h_T = recurrence(e_1..e_T)            # defined by the subclass
+    p = W_ph h_T + b_p                         # (B, C)
+    log ŷ = log_softmax(p)   over the CLASS axis (dim=-1), never over the batch
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class RecurrentClassifier(nn.Module):
+    def __init__(self, vocab_size: int, num_classes: int, embedding_dim: int, hidden_size: int):
+        super().__init__()
+        self.hidden_size = hidden_size
+        self.embedding = nn.Embedding(vocab_size, embedding_dim)
+        self.W_ph = nn.Parameter(torch.empty(num_classes, hidden_size))
+        self.b_p = nn.Parameter(torch.zeros(num_classes))
+
+    def recurrence(self, e: torch.Tensor) -> list[torch.Tensor]:
+        """e: (B, T, E) embedded inputs -> the hidden states [h_1, ..., h_T], each (B, H)."""
+        raise NotImplementedError
+
+    def readout_state(self, hs: list[torch.Tensor]) -> torch.Tensor:
+        """The vector the classifier reads (h_T by default)."""
+        return hs[-1]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (B, T) token ids -> log-probabilities (B, C)."""
+        e = self.embedding(x)                                 # (B, T, E)
+        h = self.readout_state(self.recurrence(e))            # (B, H)
+        p = F.linear(h, self.W_ph, self.b_p)                  # (B, C)
+        return F.log_softmax(p, dim=-1)
+
+
+def init_weights(model: nn.Module, scheme: str) -> None:
+    """Weight matrices W_* get `scheme`, biases b_* are zeroed. The embedding keeps its N(0, 1)."""
+    for name, param in model.named_parameters():
+        leaf = name.rsplit(".", 1)[-1]
+        if leaf.startswith("b_"):
+            nn.init.zeros_(param)
+        elif leaf.startswith("W_"):
+            if scheme == "kaiming_normal":
+                nn.init.kaiming_normal_(param)  # fan_in = columns, gain sqrt(2), as torch does
+            elif scheme == "xavier_uniform":
+                nn.init.xavier_uniform_(param)
+            elif scheme == "uniform":  # nn.LSTM's default: U(-1/sqrt(H), 1/sqrt(H))
+                bound = 1.0 / math.sqrt(model.hidden_size)
+                nn.init.uniform_(param, -bound, bound)
+            else:
+                raise ValueError(f"unknown init scheme {scheme!r}")
+
+
+def count_params(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)

@@ -1,0 +1,54 @@
+"""LSTM written from its equations (course eqs. 4-11), nn.Parameter only."""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from rnn_experiments.models.base import RecurrentClassifier, init_weights
+
+
+class LSTM(RecurrentClassifier):
+    r"""Long short-term memory classifier.
+
+        g_t = tanh(W_gx x_t + W_gh h_{t-1} + b_g)      input modulation
+        i_t = σ(W_ix x_t + W_ih h_{t-1} + b_i)         input gate
+        f_t = σ(W_fx x_t + W_fh h_{t-1} + b_f)         forget gate
+        o_t = σ(W_ox x_t + W_oh h_{t-1} + b_o)         output gate
+        c_t = g_t ⊙ i_t + c_{t-1} ⊙ f_t
+        h_t = tanh(c_t) ⊙ o_t
+        p   = W_ph h_T + b_p,   ŷ = softmax(p)
+
+    with h_0 = c_0 = 0 and x_t the embedding of token t. The four gates are evaluated with one
+    matrix product per step: all inputs' projections W_{gifo,x} x_t are computed for every t in a
+    single product before the time loop.
+    Parameters (embedding apart): 4(H·E + H·H + H) + C·H + C.
+    """
+
+    def __init__(self, vocab_size: int, num_classes: int, embedding_dim: int = 64,
+                 hidden_size: int = 256, init: str = "kaiming_normal"):
+        super().__init__(vocab_size, num_classes, embedding_dim, hidden_size)
+        H, E = hidden_size, embedding_dim
+        for gate in "gifo":
+            setattr(self, f"W_{gate}x", nn.Parameter(torch.empty(H, E)))
+            setattr(self, f"W_{gate}h", nn.Parameter(torch.empty(H, H)))
+            setattr(self, f"b_{gate}", nn.Parameter(torch.zeros(H)))
+        init_weights(self, init)
+
+    def recurrence(self, e: torch.Tensor, state=None) -> list[torch.Tensor]:
+        B, T, _ = e.shape
+        H = self.hidden_size
+        W_x = torch.cat([self.W_gx, self.W_ix, self.W_fx, self.W_ox])   # (4H, E)
+        W_h = torch.cat([self.W_gh, self.W_ih, self.W_fh, self.W_oh])   # (4H, H)
+        b = torch.cat([self.b_g, self.b_i, self.b_f, self.b_o])         # (4H,)
+        x_proj = torch.addmm(b, e.reshape(B * T, -1), W_x.t()).view(B, T, 4 * H)  # (B, T, 4H)
+        h, c = state if state is not None else (e.new_zeros(B, H), e.new_zeros(B, H))
+        W_h_t = W_h.t()                                                 # (H, 4H)
+        hs = []
+        for x_t in x_proj.unbind(1):                                    # T x (B, 4H)
+            a = torch.addmm(x_t, h, W_h_t)                              # (B, 4H)
+            g = torch.tanh(a[:, :H])
+            i, f, o = torch.sigmoid(a[:, H:]).chunk(3, dim=1)           # 3 x (B, H)
+            c = g * i + c * f                                           # (B, H)
+            h = torch.tanh(c) * o                                       # (B, H)
+            hs.append(h)
+        return hs

@@ -1,0 +1,54 @@
+"""Peephole LSTM written from its equations (course eqs. 35-41), nn.Parameter only."""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from rnn_experiments.models.base import RecurrentClassifier, init_weights
+
+
+class PeepLSTM(RecurrentClassifier):
+    r"""LSTM whose gates read the previous CELL state instead of the previous output.
+
+        f_t = σ(W_fx x_t + W_fh c_{t-1} + b_f)
+        i_t = σ(W_ix x_t + W_ih c_{t-1} + b_i)
+        o_t = σ(W_ox x_t + W_oh c_{t-1} + b_o)
+        c_t = σ(W_cx x_t + b_c) ⊙ i_t + c_{t-1} ⊙ f_t
+        h_t = tanh(c_t) ⊙ o_t
+        p   = W_ph h_T + b_p,   ŷ = softmax(p)
+
+    with c_0 = 0. σ(W_cx x_t + b_c) does not depend on the past, so it is computed for all t
+    before the time loop, together with the gates' input projections (one product).
+    Parameters (embedding apart): 4(H·E + H) + 3·H·H + C·H + C.
+    """
+
+    def __init__(self, vocab_size: int, num_classes: int, embedding_dim: int = 64,
+                 hidden_size: int = 256, init: str = "kaiming_normal"):
+        super().__init__(vocab_size, num_classes, embedding_dim, hidden_size)
+        H, E = hidden_size, embedding_dim
+        for gate in "fio":
+            setattr(self, f"W_{gate}x", nn.Parameter(torch.empty(H, E)))
+            setattr(self, f"W_{gate}h", nn.Parameter(torch.empty(H, H)))
+            setattr(self, f"b_{gate}", nn.Parameter(torch.zeros(H)))
+        self.W_cx = nn.Parameter(torch.empty(H, E))
+        self.b_c = nn.Parameter(torch.zeros(H))
+        init_weights(self, init)
+
+    def recurrence(self, e: torch.Tensor, state=None) -> list[torch.Tensor]:
+        B, T, _ = e.shape
+        H = self.hidden_size
+        W_x = torch.cat([self.W_fx, self.W_ix, self.W_ox, self.W_cx])   # (4H, E)
+        W_c = torch.cat([self.W_fh, self.W_ih, self.W_oh])              # (3H, H)
+        b = torch.cat([self.b_f, self.b_i, self.b_o, self.b_c])         # (4H,)
+        x_proj = torch.addmm(b, e.reshape(B * T, -1), W_x.t()).view(B, T, 4 * H)  # (B, T, 4H)
+        gate_x = x_proj[..., : 3 * H].unbind(1)                         # T x (B, 3H)
+        cand = torch.sigmoid(x_proj[..., 3 * H:]).unbind(1)             # T x (B, H)
+        c = state if state is not None else e.new_zeros(B, H)
+        W_c_t = W_c.t()                                                 # (H, 3H)
+        hs = []
+        for a_x, g in zip(gate_x, cand):
+            f, i, o = torch.sigmoid(torch.addmm(a_x, c, W_c_t)).chunk(3, dim=1)  # 3 x (B, H)
+            c = g * i + c * f                                           # (B, H)
+            h = torch.tanh(c) * o                                       # (B, H)
+            hs.append(h)
+        return hs

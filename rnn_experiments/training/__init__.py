@@ -1,0 +1,1 @@
+"""The training loop (`loop.train`), its metrics file, checkpoints and run summary."""

@@ -1,0 +1,57 @@
+"""metrics.csv: one row per logged step, appended and flushed as training goes.
+
+A killed process loses at most the row it was writing; `read_metrics` ignores a partial last line,
+so the file is readable by pandas at any moment.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import os
+from pathlib import Path
+
+COLUMNS = ["step", "loss", "accuracy", "eval_accuracy", "lr", "examples_per_s", "elapsed_s"]
+TIMING_COLUMNS = ["examples_per_s", "elapsed_s"]
+
+
+class MetricsWriter:
+    def __init__(self, path: Path, rows: list[dict] | None = None):
+        """Start `path` afresh holding `rows` (those of a checkpoint, when resuming)."""
+        self.path = Path(path)
+        self.rows = list(rows or [])
+        tmp = self.path.with_suffix(".csv.tmp")
+        with open(tmp, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=COLUMNS)
+            w.writeheader()
+            w.writerows(self.rows)
+        os.replace(tmp, self.path)
+        self._file = open(self.path, "a", newline="")
+        self._writer = csv.DictWriter(self._file, fieldnames=COLUMNS)
+
+    def write(self, row: dict) -> None:
+        row = {k: row.get(k, "") for k in COLUMNS}
+        self.rows.append(row)
+        self._writer.writerow(row)
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def read_metrics(path):
+    """metrics.csv as a DataFrame; a partial last line (process killed mid-write) is dropped.
+
+    Raises ValueError naming the path if the file is not a metrics table.
+    """
+    import pandas as pd
+
+    text = Path(path).read_text()
+    if not text.endswith("\n"):
+        text = text[: text.rfind("\n") + 1]
+    try:
+        df = pd.read_csv(io.StringIO(text))
+    except Exception as e:  # pandas raises several types for malformed files
+        raise ValueError(f"{path}: not a readable metrics table ({type(e).__name__}: {e})") from None
+    if "step" not in df.columns:
+        raise ValueError(f"{path}: not a metrics table (no 'step' column)")
+    return df
