@@ -14,6 +14,7 @@ from omegaconf import DictConfig
 
 import rnn_experiments.config  # noqa: F401  (registers the structured configs)
 from rnn_experiments.config import ConfigError
+from rnn_experiments.training.checkpoint import CheckpointError
 from rnn_experiments.training.loop import train
 
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
@@ -23,7 +24,7 @@ CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 def main(cfg: DictConfig) -> float | None:
     try:
         summary = train(cfg)
-    except ConfigError as e:
+    except (ConfigError, CheckpointError) as e:
         print(f"rnn-train: error: {e}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt as e:

@@ -37,6 +37,30 @@ def load(path: Path, map_location="cpu") -> dict:
     return state
 
 
+# Keys that may change between an interrupted run and its resumption.
+RESUMABLE_CHANGES = {"train.steps", "train.resume", "train.checkpoint_every", "train.threads", "device"}
+
+
+def check_same_run(state: dict, cfg, path: Path) -> None:
+    """Refuse to resume a checkpoint made with another model, data or optimiser setting."""
+    from omegaconf import OmegaConf
+
+    def flat(d, prefix=""):
+        for k, v in d.items():
+            if isinstance(v, dict):
+                yield from flat(v, f"{prefix}{k}.")
+            else:
+                yield f"{prefix}{k}", v
+
+    old = dict(flat(state.get("config", {})))
+    new = dict(flat(OmegaConf.to_container(cfg, resolve=True)))
+    for key in sorted(set(old) | set(new)):
+        if key not in RESUMABLE_CHANGES and key in old and old.get(key) != new.get(key):
+            raise CheckpointError(
+                f"{path}: made with {key}={old.get(key)!r}, but this run has {key}={new.get(key)!r}; "
+                "use another run folder or train.resume=false")
+
+
 def rng_state() -> dict:
     state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
     if torch.cuda.is_available():

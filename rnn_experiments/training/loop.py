@@ -146,6 +146,7 @@ def _train(cfg, out_dir: Path, summary: dict, hooks: list[Hook]) -> dict:
     window = {"loss": 0.0, "correct": 0.0, "n": 0, "examples": 0}
     if t_cfg.resume and ckpt_path.exists():
         state = checkpoint.load(ckpt_path, map_location=device)
+        checkpoint.check_same_run(state, cfg, ckpt_path)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         if scheduler is not None and state.get("scheduler"):

@@ -1,0 +1,106 @@
+"""The config tree composes for every choice; presets list their sweeps; bad values fail clearly."""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from conftest import CONF_DIR, ROOT, compose_config
+from rnn_experiments.config import ConfigError, validate
+
+MODELS = sorted(p.stem for p in Path(CONF_DIR, "model").glob("*.yaml"))
+DATASETS = sorted(p.stem for p in Path(CONF_DIR, "dataset").glob("*.yaml"))
+EXPERIMENTS = sorted(p.stem for p in Path(CONF_DIR, "experiment").glob("*.yaml"))
+
+
+def test_defaults_are_the_course_table_2():
+    cfg = compose_config(tiny=False)
+    assert (cfg.model.name, cfg.dataset.name, cfg.seed, cfg.device) == ("lstm", "palindrome", 0, "auto")
+    t = cfg.train
+    assert (t.steps, t.batch_size, t.lr, t.max_norm) == (3000, 256, 1e-4, 10.0)
+    assert (cfg.model.hidden_size, cfg.model.init, cfg.dataset.seq_length) == (256, "kaiming_normal", 10)
+
+
+@pytest.mark.parametrize("model", ["lstm", "peep_lstm"])
+@pytest.mark.parametrize("dataset", ["palindrome"])
+def test_every_model_and_dataset_composes(model, dataset):
+    cfg = compose_config([f"model={model}", f"dataset={dataset}"])
+    assert cfg.model.name == model and cfg.dataset.name == dataset
+    validate(cfg)
+
+
+def sweep_of(experiment):
+    cfg = compose_config([f"+experiment={experiment}"], tiny=False, return_hydra_config=True)
+    params = OmegaConf.to_container(cfg.hydra.sweeper.params)
+    return cfg, {k: str(v).split(",") for k, v in params.items()}
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_every_experiment_preset_composes(experiment):
+    cfg, sweep = sweep_of(experiment)
+    assert cfg.experiment_name == experiment
+    assert "seed" in sweep
+
+
+@pytest.mark.parametrize("experiment,model", [("palindrome_lstm", "lstm"), ("palindrome_peep_lstm", "peep_lstm")])
+def test_report_figure_presets(experiment, model):
+    cfg, sweep = sweep_of(experiment)
+    assert cfg.model.name == model
+    assert sweep == {"dataset.seq_length": ["10", "20"], "seed": ["0", "1", "2"]}
+    assert (cfg.train.steps, cfg.train.lr, cfg.train.batch_size, cfg.model.hidden_size) == (3000, 1e-4, 256, 256)
+
+
+def test_compare_preset_sweeps_both_models():
+    _, sweep = sweep_of("palindrome_compare")
+    assert sweep == {"model": ["lstm", "peep_lstm"], "dataset.seq_length": ["10", "20"], "seed": ["0", "1", "2"]}
+
+
+@pytest.mark.parametrize("override,key", [
+    ("model.name=gru_typo", "model.name"),
+    ("dataset.seq_length=0", "dataset.seq_length"),
+    ("train.batch_size=0", "train.batch_size"),
+    ("train.lr=-0.1", "train.lr"),
+    ("train.lr=0", "train.lr"),
+    ("train.steps=0", "train.steps"),
+    ("train.max_norm=0", "train.max_norm"),
+    ("model.hidden_size=0", "model.hidden_size"),
+    ("model.dropout=1.0", "model.dropout"),
+    ("model.init=orthogonal", "model.init"),
+    ("device=tpu", "device"),
+    ("dataset.num_classes=3", "dataset.num_classes"),
+    ("seed=-1", "seed"),
+])
+def test_bad_values_name_the_key(override, key):
+    cfg = compose_config([override])
+    with pytest.raises(ConfigError) as err:
+        validate(cfg)
+    message = str(err.value)
+    assert message.startswith(f"{key}=") and "expected" in message and "\n" not in message
+
+
+def test_wrong_type_is_rejected_while_composing():
+    with pytest.raises(Exception, match="train.lr"):
+        compose_config(["train.lr=fast"])
+
+
+def test_bad_value_on_the_command_line_gives_one_line_and_no_finished_run(tmp_path):
+    run_dir = tmp_path / "run"
+    proc = subprocess.run(
+        [sys.executable, "-m", "rnn_experiments.train", "train.lr=-1", f"hydra.run.dir={run_dir}"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0
+    lines = [l for l in proc.stderr.splitlines() if l.strip()]
+    assert lines == ["rnn-train: error: train.lr=-1.0 is invalid: expected a number > 0"]
+    assert not (run_dir / "metrics.csv").exists()
+    summary = (run_dir / "summary.json").read_text()
+    assert '"status": "failed"' in summary
+
+
+def test_cfg_job_prints_the_composed_config():
+    proc = subprocess.run([sys.executable, "-m", "rnn_experiments.train", "model=peep_lstm",
+                           "dataset.seq_length=20", "--cfg", "job"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    cfg = OmegaConf.create(proc.stdout)
+    assert cfg.model.name == "peep_lstm" and cfg.dataset.seq_length == 20
