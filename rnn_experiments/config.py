@@ -66,9 +66,6 @@ class Config:
 def register_configs() -> None:
     cs = ConfigStore.instance()
     cs.store(name="base_config", node=Config)
-    cs.store(group="model", name="base_model", node=ModelConfig)
-    cs.store(group="dataset", name="base_dataset", node=DatasetConfig)
-    cs.store(group="train", name="base_train", node=TrainConfig)
 
 
 register_configs()
