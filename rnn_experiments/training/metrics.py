@@ -54,6 +54,6 @@ def read_metrics(path):
         raise ValueError(f"{path}: not a readable metrics table ({type(e).__name__}: {e})") from None
     if "step" not in df.columns:
         raise ValueError(f"{path}: not a metrics table (no 'step' column)")
-    if not isinstance(df.index, pd.RangeIndex) or df.step.dtype.kind not in "iu":
+    if len(df) and (not isinstance(df.index, pd.RangeIndex) or df.step.dtype.kind not in "iu"):
         raise ValueError(f"{path}: not a metrics table (rows do not match the header)")
     return df
