@@ -29,6 +29,7 @@ from omegaconf import OmegaConf
 
 from rnn_experiments.config import validate
 from rnn_experiments.data import build_dataset
+from rnn_experiments.generation.hooks import hooks_from_config
 from rnn_experiments.models import build_model, count_params
 from rnn_experiments.training import checkpoint
 from rnn_experiments.training.metrics import MetricsWriter
@@ -109,7 +110,9 @@ def _fmt_time(seconds: float) -> str:
 
 
 def train(cfg, out_dir: str | Path | None = None, hooks: Iterable[Hook] = ()) -> dict:
-    """Train the model `cfg` describes; return the summary (also written to summary.json)."""
+    """Train the model `cfg` describes; return the summary (also written to summary.json).
+
+    `hooks` run after every step, followed by those `cfg` asks for (text samples: `cfg.sample`)."""
     out_dir = Path(out_dir if out_dir is not None else _hydra_output_dir())
     out_dir.mkdir(parents=True, exist_ok=True)
     summary = {"status": "running", "seed": cfg.seed, "model": cfg.model.name,
@@ -117,7 +120,7 @@ def train(cfg, out_dir: str | Path | None = None, hooks: Iterable[Hook] = ()) ->
                "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     try:
         validate(cfg)
-        return _train(cfg, out_dir, summary, list(hooks))
+        return _train(cfg, out_dir, summary, list(hooks) + hooks_from_config(cfg))
     except BaseException as e:
         if summary["status"] == "running":
             summary.update(status="interrupted" if isinstance(e, KeyboardInterrupt) else "failed",
