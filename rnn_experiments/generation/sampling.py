@@ -31,7 +31,7 @@ def check_sampling(strategy: str, temperature: float, top_k: int) -> None:
 
 def probabilities(logits: torch.Tensor, temperature: float = 1.0, top_k: int = 0) -> torch.Tensor:
     """logits (B, V) -> the sampling distribution (B, V), softmax((p - max p) / T) over the top k."""
-    z = logits.float() - logits.float().amax(-1, keepdim=True)      # (B, V), max = 0
+    z = logits - logits.amax(-1, keepdim=True)                       # (B, V), max = 0
     if 0 < top_k < z.shape[-1]:
         kth = z.topk(top_k, dim=-1).values[:, -1:]                   # (B, 1)
         z = z.masked_fill(z < kth, float("-inf"))
