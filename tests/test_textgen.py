@@ -126,6 +126,19 @@ def test_loss_falls_and_accuracy_rises_on_repetitive_text(make_cfg, tiny_text, t
     assert summary["final_eval_accuracy"] > 0.9
 
 
+def test_training_resumes_from_a_checkpoint_exactly(make_cfg, tiny_text, tmp_path):
+    straight = train(make_cfg(*text_overrides(tiny_text, "train.steps=30")), tmp_path / "a")
+    train(make_cfg(*text_overrides(tiny_text, "train.steps=15")), tmp_path / "b")
+    resumed = train(make_cfg(*text_overrides(tiny_text, "train.steps=30")), tmp_path / "b")
+    assert resumed["resumed_from_step"] == 15
+    assert resumed["final_loss"] == pytest.approx(straight["final_loss"], rel=1e-6)
+    # resuming on another text is refused: its vocabulary differs from the checkpoint's
+    other = tmp_path / "other.txt"
+    other.write_text("a completely different text, with other letters! " * 5)
+    with pytest.raises(ConfigError, match="vocabulary differs"):
+        train(make_cfg(*text_overrides(other, "train.steps=40")), tmp_path / "b")
+
+
 def test_carried_state_equals_rerunning_the_prefix():
     torch.manual_seed(0)
     model = TextGenerator(vocab_size=11, embedding_dim=8, hidden_size=16, num_layers=2,

@@ -149,11 +149,11 @@ def _train(cfg, out_dir: Path, summary: dict, hooks: list[Hook]) -> dict:
     window = {"loss": 0.0, "correct": 0.0, "n": 0, "examples": 0}
     if t_cfg.resume and ckpt_path.exists():
         state = checkpoint.load(ckpt_path, map_location=device)
+        data.load_state_dict(state["data"])  # first: a text dataset checks its vocabulary here
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         if scheduler is not None and state.get("scheduler"):
             scheduler.load_state_dict(state["scheduler"])
-        data.load_state_dict(state["data"])
         checkpoint.set_rng_state(state["rng"])
         step, rows, elapsed_before, window = state["step"], state["metrics"], state["elapsed_s"], state["window"]
         log.info("resuming from %s at step %d", ckpt_path, step)
