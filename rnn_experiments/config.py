@@ -119,19 +119,4 @@ def validate(cfg) -> None:
     _check(t.lr_decay_every >= 0, "train.lr_decay_every", t.lr_decay_every, "an integer >= 0")
     _check(0 < t.lr_decay <= 1, "train.lr_decay", t.lr_decay, "0 < lr_decay <= 1")
     _check(t.threads >= 0, "train.threads", t.threads, "an integer >= 0")
-    if "sample" in cfg and cfg.sample.enabled:
-        s = cfg.sample
-        _check(len(s.at_fractions) > 0 or len(s.temperatures) > 0, "sample.at_fractions",
-               list(s.at_fractions), "a non-empty list (or set sample.temperatures)")
-        _check(all(0 < f <= 1 for f in s.at_fractions), "sample.at_fractions", list(s.at_fractions),
-               "fractions of training in (0, 1]")
-        _check(len(s.starts) > 0 and all(len(x) > 0 for x in s.starts), "sample.starts",
-               list(s.starts), "a non-empty list of non-empty strings")
-        _check(all(T > 0 for T in s.temperatures), "sample.temperatures", list(s.temperatures),
-               "numbers > 0 (greedy samples come from sample.at_fractions)")
-        for key in ("length", "temperature_length"):
-            _check(s[key] >= 1, f"sample.{key}", s[key], "an integer >= 1")
-        _check(s.top_k >= 0, "sample.top_k", s.top_k, "an integer >= 0 (0: all characters)")
-        _check(cfg.model.name == "generator", "model.name", cfg.model.name,
-               "generator when sample.enabled=true")
     DATASETS[d.name].validate(cfg)
