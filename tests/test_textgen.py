@@ -84,6 +84,15 @@ def test_batches_are_reproducible_from_the_seed(tiny_text):
     assert torch.equal(b2.sample(8)[0], expected)
 
 
+def test_a_text_of_exactly_one_window(tmp_path):
+    path = tmp_path / "one.txt"
+    path.write_text("abcdefghijklm")  # 13 characters = seq_length + 1
+    x, y = tiny_dataset(path).sample(4)
+    vocab = Vocab("abcdefghijklm")
+    assert [vocab.decode(r) for r in x] == ["abcdefghijkl"] * 4
+    assert [vocab.decode(r) for r in y] == ["bcdefghijklm"] * 4
+
+
 @pytest.mark.parametrize("content, problem", [
     (None, "no such file"),
     (b"", "empty"),
@@ -137,6 +146,22 @@ def test_training_resumes_from_a_checkpoint_exactly(make_cfg, tiny_text, tmp_pat
     other.write_text("a completely different text, with other letters! " * 5)
     with pytest.raises(ConfigError, match="vocabulary differs"):
         train(make_cfg(*text_overrides(other, "train.steps=40")), tmp_path / "b")
+
+
+def test_generator_architecture_dropout_and_lr_decay(make_cfg, tiny_text, tmp_path):
+    from rnn_experiments.models import build_model, count_params
+    cfg = make_cfg("+experiment=grimm_textgen", "model.dropout=0.25", tiny=False)
+    V, E, H = 86, 64, 256
+    model = build_model(cfg.model, V, V)
+    assert model.lstm.num_layers == 2 and model.lstm.dropout == 0.25
+    lstm = 4 * H * (E + H) + 8 * H + 4 * H * (2 * H) + 8 * H  # two layers, two biases each
+    assert count_params(model) == V * E + lstm + H * V + V
+    assert model(torch.zeros(3, 7, dtype=torch.long)).shape == (3, 7, V)
+
+    train(make_cfg(*text_overrides(tiny_text, "train.steps=30", "train.lr_decay_every=10",
+                                   "train.lr_decay=0.5")), tmp_path)
+    lr = read_metrics(tmp_path / "metrics.csv").set_index("step")["lr"]
+    assert lr[5] == pytest.approx(1e-2) and lr[15] == pytest.approx(5e-3) and lr[30] == pytest.approx(1.25e-3)
 
 
 def test_carried_state_equals_rerunning_the_prefix():
@@ -288,3 +313,14 @@ def test_the_grimm_book_loads(make_cfg, tmp_path):
     assert len(data.vocab) == 86 and "\ufeff" not in data.vocab.chars  # 87 distinct chars less the BOM
     assert data.vocab.decode(data.data[:40]).startswith("The Project Gutenberg EBook of Grimms")
     assert train(cfg, tmp_path)["status"] == "completed"
+
+
+def test_generate_command_bad_input_is_one_line(tmp_path):
+    import subprocess
+    import sys
+    ckpt = tmp_path / "nothing.pt"
+    proc = subprocess.run([sys.executable, "-m", "rnn_experiments.generate", f"checkpoint={ckpt}",
+                           "prompt=t"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr == f"rnn-generate: error: {ckpt}: no such checkpoint\n" and proc.stdout == ""
+    assert list(tmp_path.iterdir()) == []  # nothing written
