@@ -27,10 +27,10 @@ def generate(model, vocab: Vocab, prompts: list[str], length: int, strategy: str
         raise ValueError("every prompt needs at least one character (the model must start somewhere)")
     if length < 0:
         raise ValueError(f"length={length!r} is invalid: expected an integer >= 0")
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
     encoded = [vocab.encode(p) for p in prompts]                          # ValueError on unknown chars
+    was_training = model.training
+    model.eval()  # no dropout while generating
+    device = next(model.parameters()).device
     B, P_max = len(prompts), max(len(p) for p in prompts)
     lengths = torch.tensor([len(p) for p in prompts], device=device)      # (B,)
     prompt_ids = torch.zeros(B, P_max, dtype=torch.long, device=device)   # (B, P_max), right-padded
