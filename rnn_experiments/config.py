@@ -8,7 +8,7 @@ names (lr > 0, model.name in the registry, ...) are checked by `validate(cfg)` b
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, List, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
@@ -54,10 +54,25 @@ class TrainConfig:
 
 
 @dataclass
+class SampleConfig:
+    """Text samples written during training (rnn_experiments/generation/hooks.py)."""
+    enabled: bool = False
+    at_fractions: List[float] = field(default_factory=lambda: [1 / 3, 2 / 3, 1.0])  # greedy samples
+    starts: List[str] = field(default_factory=lambda: ["t", "a", "u", "v", "g"])    # start strings
+    length: int = 30             # characters generated per greedy sample
+    # at the end: samples at these temperatures, p ∝ exp(logits / T) (the report's τ = 1/T)
+    temperatures: List[float] = field(default_factory=list)
+    temperature_length: int = 150
+    top_k: int = 0               # 0: sample from all characters
+    seed: int = 0                # seed of the temperature samples
+
+
+@dataclass
 class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    sample: SampleConfig = field(default_factory=SampleConfig)
     seed: int = 0
     device: str = "auto"         # auto | cpu | cuda
     experiment_name: str = "default"  # set by experiment presets; recorded in summary.json

@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 from rnn_experiments.models.base import RecurrentClassifier, count_params
+from rnn_experiments.models.generator import TextGenerator
 from rnn_experiments.models.lstm import LSTM
 from rnn_experiments.models.peep_lstm import PeepLSTM
 
 MODELS = {
     "lstm": LSTM,
     "peep_lstm": PeepLSTM,
+    "generator": TextGenerator,  # character LSTM for text (forward -> (B, T, V))
 }
 
 
@@ -22,4 +24,4 @@ def build_model(model_cfg, vocab_size: int, num_classes: int):
     )
 
 
-__all__ = ["MODELS", "build_model", "count_params", "RecurrentClassifier", "LSTM", "PeepLSTM"]
+__all__ = ["MODELS", "build_model", "count_params", "RecurrentClassifier", "LSTM", "PeepLSTM", "TextGenerator"]

@@ -37,7 +37,7 @@ def load(path: Path, map_location="cpu") -> dict:
     return state
 
 
-# Keys that may change between an interrupted run and its resumption.
+# Keys that may change between an interrupted run and its resumption (also any sample.*).
 RESUMABLE_CHANGES = {"train.steps", "train.resume", "train.checkpoint_every", "train.threads", "device"}
 
 
@@ -55,7 +55,7 @@ def check_same_run(state: dict, cfg, path: Path) -> None:
     old = dict(flat(state.get("config", {})))
     new = dict(flat(OmegaConf.to_container(cfg, resolve=True)))
     for key in sorted(set(old) | set(new)):
-        if key not in RESUMABLE_CHANGES and key in old and old.get(key) != new.get(key):
+        if key not in RESUMABLE_CHANGES and not key.startswith("sample.") and key in old and old.get(key) != new.get(key):
             raise CheckpointError(
                 f"{path}: made with {key}={old.get(key)!r}, but this run has {key}={new.get(key)!r}; "
                 "use another run folder or train.resume=false")

@@ -29,6 +29,7 @@ from omegaconf import OmegaConf
 
 from rnn_experiments.config import validate
 from rnn_experiments.data import build_dataset
+from rnn_experiments.generation.hooks import hooks_from_config
 from rnn_experiments.models import build_model, count_params
 from rnn_experiments.training import checkpoint
 from rnn_experiments.training.metrics import MetricsWriter
@@ -109,7 +110,9 @@ def _fmt_time(seconds: float) -> str:
 
 
 def train(cfg, out_dir: str | Path | None = None, hooks: Iterable[Hook] = ()) -> dict:
-    """Train the model `cfg` describes; return the summary (also written to summary.json)."""
+    """Train the model `cfg` describes; return the summary (also written to summary.json).
+
+    `hooks` run after every step, followed by those `cfg` asks for (text samples: `cfg.sample`)."""
     out_dir = Path(out_dir if out_dir is not None else _hydra_output_dir())
     out_dir.mkdir(parents=True, exist_ok=True)
     summary = {"status": "running", "seed": cfg.seed, "model": cfg.model.name,
@@ -117,7 +120,7 @@ def train(cfg, out_dir: str | Path | None = None, hooks: Iterable[Hook] = ()) ->
                "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     try:
         validate(cfg)
-        return _train(cfg, out_dir, summary, list(hooks))
+        return _train(cfg, out_dir, summary, list(hooks) + hooks_from_config(cfg))
     except BaseException as e:
         if summary["status"] == "running":
             summary.update(status="interrupted" if isinstance(e, KeyboardInterrupt) else "failed",
@@ -147,11 +150,11 @@ def _train(cfg, out_dir: Path, summary: dict, hooks: list[Hook]) -> dict:
     if t_cfg.resume and ckpt_path.exists():
         state = checkpoint.load(ckpt_path, map_location=device)
         checkpoint.check_same_run(state, cfg, ckpt_path)
+        data.load_state_dict(state["data"])  # first: a text dataset checks its vocabulary here
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         if scheduler is not None and state.get("scheduler"):
             scheduler.load_state_dict(state["scheduler"])
-        data.load_state_dict(state["data"])
         checkpoint.set_rng_state(state["rng"])
         step, rows, elapsed_before, window = state["step"], state["metrics"], state["elapsed_s"], state["window"]
         log.info("resuming from %s at step %d", ckpt_path, step)

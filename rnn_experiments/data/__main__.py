@@ -1,0 +1,35 @@
+"""`python -m rnn_experiments.data download grimm [--dir DIR] [--url URL] [--no-verify] [--force]`"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from rnn_experiments.data.download import DEFAULT_DIR, SOURCES, DownloadError, download
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m rnn_experiments.data",
+                                     description="Fetch a corpus for the text experiments.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    dl = sub.add_parser("download", help="download and verify a corpus")
+    dl.add_argument("name", choices=sorted(SOURCES), help="which corpus")
+    dl.add_argument("--dir", default=DEFAULT_DIR, help=f"target folder (default: ./{DEFAULT_DIR})")
+    dl.add_argument("--url", default=None, help="fetch from here instead (a mirror, file://...)")
+    dl.add_argument("--no-verify", action="store_true", help="keep the file even if its sha256 differs")
+    dl.add_argument("--force", action="store_true", help="download again even if a verified copy exists")
+    args = parser.parse_args(argv)
+    existed = (Path(args.dir) / SOURCES[args.name].filename).exists() and not args.force
+    try:
+        path = download(args.name, args.dir, url=args.url, verify=not args.no_verify, force=args.force)
+    except DownloadError as e:
+        print(f"download {args.name}: error: {e}", file=sys.stderr)
+        return 1
+    print(f"{SOURCES[args.name].description}: {path}" + (" (already there)" if existed else ""))
+    if args.dir != DEFAULT_DIR:
+        print(f"train on it with dataset.path={path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

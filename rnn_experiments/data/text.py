@@ -1,0 +1,142 @@
+"""Character-level text: any UTF-8 .txt file (`dataset=text dataset.path=...`) or the Grimm book.
+
+    vocab   = sorted(set(text))                      characters ↔ ids 0..V-1
+    data    = [id(c) for c in text]                  one encoded tensor (N,)
+    window  = data[o : o + T + 1]  at random o       T = dataset.seq_length
+    x, y    = window[:-1], window[1:]                target = input shifted by one
+
+A whole batch of windows is gathered with one index tensor (B, T+1). The last 10% of the text
+(when it holds enough windows) is held out: the fixed eval windows come from it (drawn with
+`dataset.eval_seed`), training windows from the rest. A text too short to split trains and
+evaluates on the whole text.
+
+The vocabulary travels in `state_dict()`, hence in every checkpoint, so sampling later needs no
+text file. Bad input (missing, empty, undecodable or too-short file) raises `TextDataError`, one
+line naming the path.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from rnn_experiments.config import ConfigError
+
+HELD_OUT = 0.1  # share of the text (its end) that only the eval windows see
+DOWNLOAD_HINT = "python -m rnn_experiments.data download grimm"
+
+
+class TextDataError(ConfigError):
+    """The text file cannot serve as a dataset; the message is one line naming the path."""
+
+
+def resolve_path(path: str) -> Path:
+    """A relative `dataset.path` is relative to the directory the command was started from."""
+    from hydra.utils import to_absolute_path  # Hydra's runtime cwd, or os.getcwd() outside Hydra
+    return Path(to_absolute_path(str(path)))
+
+
+def read_text(path: str | Path, min_chars: int = 1) -> str:
+    """The file's text (a leading BOM removed), or TextDataError naming the path and the problem."""
+    path = Path(path)
+    hint = f" (for the Grimm book run `{DOWNLOAD_HINT}` or set dataset.path=FILE)"
+    if not path.exists():
+        raise TextDataError(f"{path}: no such file{hint}")
+    if not path.is_file():
+        raise TextDataError(f"{path}: not a file (dataset.path must name a UTF-8 .txt file)")
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise TextDataError(f"{path}: not UTF-8 text (undecodable byte {raw[e.start]:#04x} "
+                            f"at offset {e.start})") from None
+    if not text:
+        raise TextDataError(f"{path}: the file is empty")
+    if len(text) < min_chars:
+        raise TextDataError(f"{path}: {len(text)} characters is too short, need at least "
+                            f"{min_chars} (dataset.seq_length + 1)")
+    return text
+
+
+class Vocab:
+    """Sorted distinct characters; `encode` / `decode` map between text and ids."""
+
+    def __init__(self, chars: str):
+        self.chars = "".join(chars)
+        self.index = {c: i for i, c in enumerate(self.chars)}
+
+    @classmethod
+    def from_text(cls, text: str) -> "Vocab":
+        return cls("".join(sorted(set(text))))
+
+    def __len__(self) -> int:
+        return len(self.chars)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Vocab) and self.chars == other.chars
+
+    def encode(self, text: str) -> torch.Tensor:
+        """(len(text),) long tensor; ValueError listing the characters outside the vocabulary."""
+        unknown = sorted(set(text) - self.index.keys())
+        if unknown:
+            raise ValueError(f"{text!r} has characters not in the vocabulary: "
+                             f"{''.join(unknown)!r} (the model knows {len(self)} characters)")
+        return torch.tensor([self.index[c] for c in text], dtype=torch.long)
+
+    def decode(self, ids) -> str:
+        return "".join(self.chars[i] for i in torch.as_tensor(ids).tolist())
+
+
+def windows(data: torch.Tensor, offsets: torch.Tensor, T: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """data (N,), offsets (B,) -> x, y (B, T): y is x shifted by one character."""
+    idx = offsets.unsqueeze(1) + torch.arange(T + 1, device=offsets.device)   # (B, T+1)
+    w = data[idx]                                                             # (B, T+1)
+    return w[:, :-1], w[:, 1:]
+
+
+class TextDataset:
+    """Random windows of a text file, whole batches at once, from a seeded generator."""
+
+    def __init__(self, cfg, seed: int, device: torch.device, eval_size: int):
+        self.T = cfg.seq_length
+        self.path = resolve_path(cfg.path)
+        self.device = device
+        text = read_text(self.path, min_chars=self.T + 1)
+        self.vocab = Vocab.from_text(text)
+        self.vocab_size = self.num_classes = len(self.vocab)
+        data = self.vocab.encode(text)                                          # (N,)
+        n_eval = int(len(data) * HELD_OUT)
+        if n_eval >= 10 * (self.T + 1):  # a held-out tail with room for distinct windows
+            train_data, eval_data = data[:-n_eval], data[-n_eval:]
+        else:
+            train_data = eval_data = data
+        self.data = train_data.to(device)
+        self.generator = torch.Generator().manual_seed(seed)
+        eval_gen = torch.Generator().manual_seed(cfg.eval_seed)
+        offsets = torch.randint(0, len(eval_data) - self.T, (eval_size,), generator=eval_gen)
+        self.eval_x, self.eval_y = (t.to(device) for t in windows(eval_data, offsets, self.T))
+
+    @staticmethod
+    def validate(cfg) -> None:
+        from rnn_experiments.config import _check
+        d = cfg.dataset
+        _check(d.path is not None and str(d.path) != "", "dataset.path", d.path,
+               "a UTF-8 .txt file (dataset.path=FILE)")
+        _check(cfg.model.name == "generator", "model.name", cfg.model.name,
+               "generator for a text dataset (model=generator)")
+        read_text(resolve_path(d.path), min_chars=d.seq_length + 1)  # the file's problems, early
+
+    def sample(self, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """x, y: (B, T) character ids, y[:, t] = x[:, t+1] (y's last = the window's last char)."""
+        offsets = torch.randint(0, len(self.data) - self.T, (batch_size,), generator=self.generator)
+        return windows(self.data, offsets.to(self.device), self.T)
+
+    def state_dict(self) -> dict:
+        return {"generator": self.generator.get_state(), "vocab": self.vocab.chars,
+                "path": str(self.path)}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state.get("vocab", self.vocab.chars) != self.vocab.chars:
+            raise TextDataError(f"{self.path}: its vocabulary differs from the checkpoint's "
+                                f"(trained on {state.get('path')}); resume with the same text")
+        self.generator.set_state(state["generator"])

@@ -1,0 +1,7 @@
+"""Text generation: choosing characters (sampling.py), continuing prompts (generate.py) and
+sampling during training (hooks.py)."""
+from rnn_experiments.generation.generate import generate, load_generator
+from rnn_experiments.generation.hooks import SampleHook, hooks_from_config
+from rnn_experiments.generation.sampling import next_token, probabilities
+
+__all__ = ["generate", "load_generator", "next_token", "probabilities", "SampleHook", "hooks_from_config"]
