@@ -7,6 +7,7 @@ table, the problems found and where everything went. Run folders are only read.
 from __future__ import annotations
 
 import argparse
+import glob
 import os
 import sys
 from pathlib import Path
@@ -22,8 +23,9 @@ DEFAULT_METRICS = ("accuracy", "eval_accuracy", "loss")
 def default_out(paths) -> Path:
     """PATH/analysis for one folder; the common folder of several PATHs (or of a glob's matches)
     otherwise. Never inside a run folder: a run folder's analysis goes next to it."""
-    dirs = [Path(d) for d in find_runs(paths)] if len(paths) > 1 or any(
-        any(c in str(p) for c in "*?[") for p in paths) else [Path(paths[0])]
+    if len(paths) == 1 and not glob.has_magic(paths[0]) and not is_run_dir(Path(paths[0])):
+        return Path(paths[0]) / "analysis"
+    dirs = [Path(d) for d in find_runs(paths)]
     common = Path(os.path.commonpath([str(d.resolve()) for d in dirs]))
     if len(dirs) > 1 and common in {d.resolve() for d in dirs}:
         common = common.parent
@@ -82,8 +84,9 @@ def analyze(paths, metrics=DEFAULT_METRICS, by=None, style="auto", threshold=0.9
     running = df.drop_duplicates("run_dir").query("status == 'running'")
     if len(running):
         echo(f"{len(running)} run(s) still running (analysed as they are now)")
-    echo(f"plots:  {' '.join(str(p) for p in plots) or '(none)'}")
-    echo(f"tables: {' '.join(str(p) for p in tables)}")
+    first = [p for p in plots if p.suffix == f".{formats[0]}"] if formats else []
+    echo(f"plots ({', '.join(formats)}): {' '.join(map(str, first)) or '(none)'}")
+    echo(f"tables (csv, md, tex): {tables[1]}" + (f"\nre-run script: {tables[3]}" if todo else ""))
     return {"table": t, "plots": plots, "tables": tables, "data": df}
 
 

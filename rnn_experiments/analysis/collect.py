@@ -18,7 +18,6 @@ import glob
 import json
 import os
 import re
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -153,14 +152,14 @@ def read_run(run_dir: Path) -> tuple[dict, dict, pd.DataFrame | None]:
     return config, info, metrics
 
 
-def collect(paths, workers: int = 8) -> pd.DataFrame:
+def collect(paths) -> pd.DataFrame:
     """All runs under `paths` as one DataFrame (see the module docstring for its columns).
 
     df.attrs["config_keys"] and df.attrs["metrics"] name the config and metric columns.
     """
     run_dirs = find_runs(paths)
-    with ThreadPoolExecutor(max_workers=workers) as pool:  # file reads and read_csv release the GIL
-        results = list(pool.map(read_run, run_dirs))
+    # ~1.6 ms a run (libyaml + pandas' C parser); a thread pool measured no faster on 2 cores
+    results = [read_run(d) for d in run_dirs]
 
     config_keys = list(dict.fromkeys(k for cfg, _, _ in results for k in cfg))
     runs = pd.DataFrame([{**cfg, **info} for cfg, info, _ in results],
