@@ -1,8 +1,8 @@
 """Hydra callback: analyse a sweep when it ends (plots + tables into <sweep dir>/analysis/).
 
 On for the experiment presets (conf/experiment/*.yaml select conf/hydra/callbacks/analyze.yaml);
-for any other sweep add `hydra/callbacks=analyze` to the command line, and switch it off with
-`hydra/callbacks=null`. The options are those of `python -m rnn_experiments.analysis`:
+for any other sweep add `hydra/callbacks=analyze` to the command line; switch it off with
+`'~hydra/callbacks'` (quoted for the shell). Options as in `python -m rnn_experiments.analysis`:
 
     hydra:
       callbacks:

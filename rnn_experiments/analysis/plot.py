@@ -53,7 +53,9 @@ def plot_curves(df: pd.DataFrame, metric: str = "accuracy", by=None, style: str 
     d = df.dropna(subset=["step", metric]).copy()
     if d.empty:
         raise ValueError(f"no run has logged {metric!r} yet")
-    d["_hue"] = d.apply(lambda r: _label(hue_keys, r), axis=1) if hue_keys else "all runs"
+    runs = d.drop_duplicates("run_dir").set_index("run_dir")
+    labels = {r: _label(hue_keys, row) for r, row in runs.iterrows()} if hue_keys else {}
+    d["_hue"] = d["run_dir"].map(labels) if hue_keys else "all runs"  # a label per run, not per row
     d["_style"] = d[style].map(lambda v: f"{style.split('.')[-1]}={v}") if style else None
     n_seeds = d.groupby(by, dropna=False)["run_dir"].nunique() if by else pd.Series([d["run_dir"].nunique()])
     n_text = str(n_seeds.iloc[0]) if n_seeds.nunique() == 1 else f"{n_seeds.min()}–{n_seeds.max()}"
