@@ -197,6 +197,7 @@ def test_missing_seed_without_multirun_yaml(tmp_path):
     (["{tmp}/empty/*"], "{tmp}/empty/*: the pattern matches nothing"),
     (["{tmp}/sweep", "--by", "model.nme"], "--by: 'model.nme' is not a config key"),
     (["{tmp}/sweep", "--metrics", "acc"], "--metrics: 'acc' is not a column of metrics.csv"),
+    (["{tmp}/sweep/0"], "--out is needed for {tmp}/sweep/0"),   # never writes into a run folder
 ])
 def test_bad_input_one_line_error(tmp_path, capsys, args, expected):
     (tmp_path / "empty").mkdir()

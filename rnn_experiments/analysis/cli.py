@@ -21,28 +21,29 @@ DEFAULT_METRICS = ("accuracy", "eval_accuracy", "loss")
 
 
 def default_out(paths) -> Path:
-    """PATH/analysis for one folder; the common folder of several PATHs (or of a glob's matches)
-    otherwise. Never inside a run folder: a run folder's analysis goes next to it."""
+    """PATH/analysis for one folder that is not itself a run; for several PATHs or a glob, the
+    analysis folder of their common parent, unless that parent is a run or a sweep (whose
+    analysis/ is its own). Otherwise --out must be given: nothing is written into a run folder
+    and a sweep's analysis is never overwritten by that of a part of it."""
     if len(paths) == 1 and not glob.has_magic(paths[0]) and not is_run_dir(Path(paths[0])):
         return Path(paths[0]) / "analysis"
-    dirs = [Path(d) for d in find_runs(paths)]
-    common = Path(os.path.commonpath([str(d.resolve()) for d in dirs]))
-    if len(dirs) > 1 and common in {d.resolve() for d in dirs}:
-        common = common.parent
-    while is_run_dir(common):
-        common = common.parent
-    return common / "analysis"
+    dirs = [d.resolve() for d in find_runs(paths)]
+    common = Path(os.path.commonpath([str(d) for d in dirs]))
+    if not is_run_dir(common) and not any(d.parent == common for d in dirs):
+        return common / "analysis"
+    raise AnalysisError(f"--out is needed for {' '.join(paths)} (the default PATH/analysis/ is for "
+                        f"one multirun folder or a folder of them; a run folder is never written to)")
 
 
 def analyze(paths, metrics=DEFAULT_METRICS, by=None, style="auto", threshold=0.99,
             threshold_metric="accuracy", out=None, formats=("png", "pdf"), echo=print) -> dict:
     """Collect, tabulate, plot and report; returns {"table": DataFrame, "plots": [...], "tables": [...]}."""
     paths = [str(p) for p in ([paths] if isinstance(paths, (str, Path)) else paths)]
+    out = Path(out) if out is not None else default_out(paths)
     df = collect(paths)
     by = check_keys(df, by)
     have = df.attrs["metrics"]
     metrics = [m for m in metrics if m in have] if metrics == DEFAULT_METRICS else list(metrics)
-    out = Path(out) if out is not None else default_out(paths)
     n_runs = df["run_dir"].nunique()
     echo(f"{n_runs} runs under {', '.join(paths)}; groups by: {', '.join(by) or '(one group)'}")
 
@@ -114,7 +115,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--threshold-metric", default="accuracy", metavar="M",
                    help="metric the threshold applies to (default: %(default)s)")
     p.add_argument("--out", type=Path, default=None, metavar="DIR",
-                   help="output folder (default: PATH/analysis/, never inside a run folder)")
+                   help="output folder (default: PATH/analysis/ for one multirun folder or a folder of "
+                        "them; needed for a run folder, a glob or several PATHs inside one sweep)")
     p.add_argument("--formats", type=_csv, default=["png", "pdf"], metavar="F1,F2",
                    help="figure formats (default: png,pdf)")
     return p

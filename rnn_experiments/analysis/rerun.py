@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from rnn_experiments.analysis.collect import config_keys, runs_of
+from rnn_experiments.analysis.collect import _Loader, config_keys, runs_of
 
 TRAIN = "python -m rnn_experiments.train"
 RERUN_STATUSES = ("failed", "crashed", "interrupted")
@@ -42,6 +42,13 @@ def expected_jobs(sweep_dir: Path) -> list[list[str]] | None:
         return None
 
 
+def _overrides(run_dir: Path) -> list[str]:
+    try:
+        return list(yaml.load((run_dir / ".hydra" / "overrides.yaml").read_text(), Loader=_Loader) or [])
+    except (OSError, yaml.YAMLError):
+        return []
+
+
 def _rerun_failed(runs: pd.DataFrame, with_metrics: set[str]) -> list[tuple[str, str]]:
     out = []
     for r in runs.itertuples(index=False):
@@ -60,8 +67,8 @@ def _missing_in_sweeps(runs: pd.DataFrame) -> tuple[list[tuple[str, str]], set[s
         if jobs is None:
             continue
         covered.add(sweep)
-        mine = runs[runs["run_dir"].map(lambda d: str(Path(d).parent)) == sweep]
-        have = {frozenset(o.split()) for o in mine["overrides"]}
+        # every job folder on disk counts, collected or not (PATH may name just some of them)
+        have = {frozenset(_overrides(d)) for d in Path(sweep).iterdir() if d.is_dir()}
         for num, job in enumerate(jobs):
             if frozenset(job) not in have:
                 run_dir = Path(sweep) / str(num)
