@@ -135,6 +135,15 @@ def test_plot_lines_are_the_aggregated_means_and_files_are_valid(tmp_path):
     png, pdf = save_figure(fig, tmp_path / "out" / "accuracy", ("png", "pdf"))
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and pdf.read_bytes()[:5] == b"%PDF-"
 
+    # one panel per sequence length, a line per model in each, the same means
+    fig = plot_curves(df, "accuracy", panels="dataset.seq_length")
+    assert [a.get_title() for a in fig.axes] == ["seq_length = 10", "seq_length = 20"]
+    for a, L in zip(fig.axes, (10, 20)):
+        lines = [ln for ln in a.lines if len(ln.get_xdata())]
+        for _, g in agg[agg["dataset.seq_length"] == L].groupby("model.name"):
+            assert sum(np.allclose(ln.get_ydata(), g["mean"]) for ln in lines) == 1
+        assert len(lines) == 2
+
 
 def test_partial_crashed_corrupt_runs_are_reported_not_fatal(tmp_path):
     sweep = _sweep(tmp_path / "sweep", acc={k: v for k, v in ACC.items() if k[0] == "lstm"})

@@ -26,9 +26,10 @@ class AnalyzeSweep(Callback):
     def __init__(self, metrics: Optional[Sequence[str]] = None, by: Optional[Sequence[str]] = None,
                  style: Optional[str] = "auto", threshold: float = 0.99,
                  threshold_metric: str = "accuracy", formats: Sequence[str] = ("png", "pdf"),
-                 out: Optional[str] = None):
+                 out: Optional[str] = None, panels: Optional[str] = None):
         self.kwargs = dict(by=list(by) if by else None, style=style, threshold=threshold,
-                           threshold_metric=threshold_metric, formats=tuple(formats), out=out)
+                           threshold_metric=threshold_metric, formats=tuple(formats), out=out,
+                           panels=panels)
         if metrics:
             self.kwargs["metrics"] = tuple(metrics)
 

@@ -36,7 +36,8 @@ def default_out(paths) -> Path:
 
 
 def analyze(paths, metrics=DEFAULT_METRICS, by=None, style="auto", threshold=0.99,
-            threshold_metric="accuracy", out=None, formats=("png", "pdf"), echo=print) -> dict:
+            threshold_metric="accuracy", out=None, formats=("png", "pdf"), panels=None,
+            echo=print) -> dict:
     """Collect, tabulate, plot and report; returns {"table": DataFrame, "plots": [...], "tables": [...]}."""
     paths = [str(p) for p in ([paths] if isinstance(paths, (str, Path)) else paths)]
     out = Path(out) if out is not None else default_out(paths)
@@ -59,9 +60,9 @@ def analyze(paths, metrics=DEFAULT_METRICS, by=None, style="auto", threshold=0.9
     plots = []
     for metric in metrics:
         try:
-            fig = plot_curves(df, metric, by, style)
+            fig = plot_curves(df, metric, by, style, panels)
         except ValueError as e:
-            if "--style" in str(e):
+            if str(e).startswith("--"):
                 raise AnalysisError(str(e)) from None
             echo(f"no plot of {metric}: {e}")
             continue
@@ -110,6 +111,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--style", default="auto", metavar="KEY",
                    help="group key drawn as line style; 'none' for colour only (default: "
                         "dataset.seq_length when it is one of several group keys)")
+    p.add_argument("--panels", default=None, metavar="KEY",
+                   help="group key drawn as side-by-side panels, one per value (default: none)")
     p.add_argument("--threshold", type=float, default=0.99,
                    help="'steps to reach' counts the first step with accuracy >= this (default: %(default)s)")
     p.add_argument("--threshold-metric", default="accuracy", metavar="M",
@@ -128,7 +131,7 @@ def main(argv=None) -> int:
     metrics = tuple(args.metrics) if args.metrics != list(DEFAULT_METRICS) else DEFAULT_METRICS
     try:
         analyze(args.paths, metrics, args.by, style, args.threshold, args.threshold_metric,
-                args.out, tuple(args.formats))
+                args.out, tuple(args.formats), args.panels)
     except AnalysisError as e:
         print(f"rnn-analyze: error: {e}", file=sys.stderr)
         return 2

@@ -37,19 +37,21 @@ def _label(keys: list[str], row) -> str:
 
 
 def plot_curves(df: pd.DataFrame, metric: str = "accuracy", by=None, style: str | None = "auto",
-                ax=None) -> Figure:
+                panels: str | None = None, ax=None) -> Figure:
     """The figure of `metric` vs step per group (mean ± std over seeds); returns the Figure.
 
     by: group keys (None: every varying config key but seed); style: the key drawn as line
-    style ("auto": dataset.seq_length when it is one of several group keys; None: colour only).
+    style ("auto": dataset.seq_length when it is one of several group keys and `panels` is not
+    set; None: colour only); panels: a group key drawn as side-by-side panels (one per value).
     """
     by = check_keys(df, by)
     check_metric(df, metric)
+    for name, key in (("--style", style), ("--panels", panels)):
+        if key not in (None, "auto") and key not in by:
+            raise ValueError(f"{name}: {key!r} must be one of the group keys {by}")
     if style == "auto":
-        style = default_style(by)
-    if style is not None and style not in by:
-        raise ValueError(f"--style: {style!r} must be one of the group keys {by}")
-    hue_keys = [k for k in by if k != style]
+        style = default_style([k for k in by if k != panels])
+    hue_keys = [k for k in by if k not in (style, panels)]
     d = df.dropna(subset=["step", metric]).copy()
     if d.empty:
         raise ValueError(f"no run has logged {metric!r} yet")
@@ -59,22 +61,34 @@ def plot_curves(df: pd.DataFrame, metric: str = "accuracy", by=None, style: str 
     d["_style"] = d[style].map(lambda v: f"{style.split('.')[-1]}={v}") if style else None
     n_seeds = d.groupby(by, dropna=False)["run_dir"].nunique() if by else pd.Series([d["run_dir"].nunique()])
     n_text = str(n_seeds.iloc[0]) if n_seeds.nunique() == 1 else f"{n_seeds.min()}–{n_seeds.max()}"
+    hue_order = sorted(d["_hue"].unique())
+    palette = dict(zip(hue_order, sns.color_palette(n_colors=len(hue_order))))  # same in every panel
+    style_order = sorted(d["_style"].unique(), key=_num_key) if style else None
+    values = sorted(d[panels].unique(), key=lambda v: _num_key(f"={v}")) if panels else [None]
 
     if ax is None:
-        fig = Figure(figsize=FIGSIZE, layout="constrained")
-        ax = fig.subplots()
+        width = FIGSIZE[0] if len(values) == 1 else min(7.0, 2.4 * len(values))
+        fig = Figure(figsize=(width, FIGSIZE[1]), layout="constrained")
+        axes = fig.subplots(1, len(values), sharey=True, squeeze=False)[0]
+    elif len(values) == 1:
+        fig, axes = ax.figure, [ax]
     else:
-        fig = ax.figure
+        raise ValueError("panels need a new figure (leave ax out)")
     with sns.plotting_context("paper", font_scale=0.8), sns.axes_style("whitegrid"):
-        sns.lineplot(data=d, x="step", y=metric, hue="_hue", hue_order=sorted(d["_hue"].unique()),
-                     style="_style" if style else None,
-                     style_order=sorted(d["_style"].unique(), key=_num_key) if style else None,
-                     estimator="mean", errorbar="sd", err_kws={"alpha": 0.2, "linewidth": 0},
-                     linewidth=1.0, ax=ax)
-        ax.set_xlabel("training step")
-        ax.set_ylabel(YLABELS.get(metric, metric))
-        ax.grid(True, linewidth=0.4, alpha=0.5)
-        sns.move_legend(ax, "upper right" if "loss" in metric else "lower right",
+        for i, (a, v) in enumerate(zip(axes, values)):
+            sub = d if panels is None else d[d[panels] == v]
+            sns.lineplot(data=sub, x="step", y=metric, hue="_hue", hue_order=hue_order,
+                         palette=palette, style="_style" if style else None, style_order=style_order,
+                         estimator="mean", errorbar="sd", err_kws={"alpha": 0.2, "linewidth": 0},
+                         linewidth=1.0, ax=a, legend=i == len(values) - 1)
+            a.set_xlabel("training step")
+            a.set_ylabel(YLABELS.get(metric, metric))
+            if panels is not None:
+                a.set_title(f"{panels.split('.')[-1]} = {v}", fontsize=7)
+            a.grid(True, linewidth=0.4, alpha=0.5)
+        if "accuracy" in metric:  # a fraction: mean + std may pass 1, the axis need not
+            axes[0].set_ylim(top=min(axes[0].get_ylim()[1], 1.02))
+        sns.move_legend(axes[-1], "upper right" if "loss" in metric else "lower right",
                         title=f"mean ± std over {n_text} seeds", fontsize=6, title_fontsize=6,
                         frameon=True)
     return fig
