@@ -1,0 +1,23 @@
+"""From run folders to seed-averaged plots and comparison tables.
+
+    python -m rnn_experiments.analysis multirun/2026-11-25/12-00-00-000000_demo
+    rnn-analyze 'multirun/2026-11-25/*' --by model.name,dataset.seq_length --threshold 0.95
+
+    from rnn_experiments.analysis import collect, aggregate, plot_curves, table
+    df = collect("multirun/...")            # a row per run x logged step, config as columns
+    aggregate(df, by=["model.name"], metric="accuracy")   # mean, std, n per group and step
+    table(df, threshold=0.99)               # the comparison table (numbers)
+"""
+from rnn_experiments.analysis.aggregate import (aggregate, format_table, group_keys, per_run,
+                                                table, to_latex, to_markdown)
+from rnn_experiments.analysis.collect import AnalysisError, collect, find_runs
+from rnn_experiments.analysis.plot import plot_curves, save_figure
+
+__all__ = ["collect", "find_runs", "aggregate", "group_keys", "per_run", "table", "format_table",
+           "to_markdown", "to_latex", "plot_curves", "save_figure", "AnalysisError", "analyze"]
+
+
+def analyze(*args, **kwargs):
+    """See rnn_experiments.analysis.cli.analyze."""
+    from rnn_experiments.analysis.cli import analyze as _analyze
+    return _analyze(*args, **kwargs)

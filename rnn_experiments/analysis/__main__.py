@@ -1,0 +1,5 @@
+import sys
+
+from rnn_experiments.analysis.cli import main
+
+sys.exit(main())

@@ -1,0 +1,44 @@
+"""Hydra callback: analyse a sweep when it ends (plots + tables into <sweep dir>/analysis/).
+
+On for the experiment presets (conf/experiment/*.yaml select conf/hydra/callbacks/analyze.yaml);
+for any other sweep add `hydra/callbacks=analyze` to the command line; switch it off with
+`'~hydra/callbacks'` (quoted for the shell). Options as in `python -m rnn_experiments.analysis`:
+
+    hydra:
+      callbacks:
+        analyze:
+          _target_: rnn_experiments.analysis.callback.AnalyzeSweep
+          threshold: 0.99
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+log = logging.getLogger(__name__)
+
+
+class AnalyzeSweep(Callback):
+    def __init__(self, metrics: Optional[Sequence[str]] = None, by: Optional[Sequence[str]] = None,
+                 style: Optional[str] = "auto", threshold: float = 0.99,
+                 threshold_metric: str = "accuracy", formats: Sequence[str] = ("png", "pdf"),
+                 out: Optional[str] = None, panels: Optional[str] = None):
+        self.kwargs = dict(by=list(by) if by else None, style=style, threshold=threshold,
+                           threshold_metric=threshold_metric, formats=tuple(formats), out=out,
+                           panels=panels)
+        if metrics:
+            self.kwargs["metrics"] = tuple(metrics)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        from rnn_experiments.analysis.cli import analyze
+        sweep_dir = Path(str(config.hydra.sweep.dir))
+        print(f"\n== analysis of {sweep_dir} (python -m rnn_experiments.analysis {sweep_dir}) ==")
+        try:
+            analyze([sweep_dir], **self.kwargs)
+        except Exception as e:  # the sweep's results are on disk already: never fail the sweep here
+            log.error("analysis of %s failed: %s: %s (run python -m rnn_experiments.analysis %s)",
+                      sweep_dir, type(e).__name__, e, sweep_dir)

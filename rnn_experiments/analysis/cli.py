@@ -1,0 +1,142 @@
+"""`python -m rnn_experiments.analysis PATH [PATH ...] [--flags]` (also `rnn-analyze`).
+
+Writes into --out (default: PATH/analysis/): <metric>.png/.pdf per metric, summary.csv,
+summary.md, summary.tex (booktabs), rerun.sh when runs failed or are missing; prints the markdown
+table, the problems found and where everything went. Run folders are only read.
+"""
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import sys
+from pathlib import Path
+
+from rnn_experiments.analysis.aggregate import check_keys, table, to_latex, to_markdown
+from rnn_experiments.analysis.collect import AnalysisError, collect, find_runs, is_run_dir
+from rnn_experiments.analysis.plot import default_style, plot_curves, save_figure
+from rnn_experiments.analysis.rerun import reruns
+
+DEFAULT_METRICS = ("accuracy", "eval_accuracy", "loss")
+
+
+def default_out(paths) -> Path:
+    """PATH/analysis for one folder that is not itself a run; for several PATHs or a glob, the
+    analysis folder of their common parent, unless that parent is a run or a sweep (whose
+    analysis/ is its own). Otherwise --out must be given: nothing is written into a run folder
+    and a sweep's analysis is never overwritten by that of a part of it."""
+    if len(paths) == 1 and not glob.has_magic(paths[0]) and not is_run_dir(Path(paths[0])):
+        return Path(paths[0]) / "analysis"
+    dirs = [d.resolve() for d in find_runs(paths)]
+    common = Path(os.path.commonpath([str(d) for d in dirs]))
+    if not is_run_dir(common) and not any(d.parent == common for d in dirs):
+        return common / "analysis"
+    raise AnalysisError(f"--out is needed for {' '.join(paths)} (the default PATH/analysis/ is for "
+                        f"one multirun folder or a folder of them; a run folder is never written to)")
+
+
+def analyze(paths, metrics=DEFAULT_METRICS, by=None, style="auto", threshold=0.99,
+            threshold_metric="accuracy", out=None, formats=("png", "pdf"), panels=None,
+            echo=print) -> dict:
+    """Collect, tabulate, plot and report; returns {"table": DataFrame, "plots": [...], "tables": [...]}."""
+    paths = [str(p) for p in ([paths] if isinstance(paths, (str, Path)) else paths)]
+    out = Path(out) if out is not None else default_out(paths)
+    df = collect(paths)
+    by = check_keys(df, by)
+    have = df.attrs["metrics"]
+    metrics = [m for m in metrics if m in have] if metrics == DEFAULT_METRICS else list(metrics)
+    n_runs = df["run_dir"].nunique()
+    echo(f"{n_runs} runs under {', '.join(paths)}; groups by: {', '.join(by) or '(one group)'}")
+
+    t = table(df, by, threshold, threshold_metric)
+    out.mkdir(parents=True, exist_ok=True)
+    md = to_markdown(t)
+    tables = [out / "summary.csv", out / "summary.md", out / "summary.tex"]
+    t.to_csv(tables[0], index=False)
+    tables[1].write_text(md)
+    tables[2].write_text(to_latex(t))
+    echo("\n" + md)
+
+    plots = []
+    for metric in metrics:
+        try:
+            fig = plot_curves(df, metric, by, style, panels)
+        except ValueError as e:
+            if str(e).startswith("--"):
+                raise AnalysisError(str(e)) from None
+            echo(f"no plot of {metric}: {e}")
+            continue
+        plots += save_figure(fig, out / metric, formats)
+
+    problems = df.drop_duplicates("run_dir").query("problem != ''")
+    if len(problems):
+        echo(f"{len(problems)} run(s) with problems (their metrics are skipped or partial):")
+        for r in problems.itertuples(index=False):
+            echo(f"  {r.run_dir}: {r.problem}")
+    todo = reruns(df, by)
+    if todo:
+        echo(f"{len(todo)} run(s) failed or missing; re-run just them with:")
+        for why, cmd in todo:
+            echo(f"  # {why}\n  {cmd}")
+        script = out / "rerun.sh"
+        script.write_text("#!/bin/sh\n" + "".join(f"# {w}\n{c}\n" for w, c in todo))
+        tables.append(script)
+    elif (out / "rerun.sh").exists():
+        (out / "rerun.sh").unlink()  # our own output from an earlier analysis, now stale
+    running = df.drop_duplicates("run_dir").query("status == 'running'")
+    if len(running):
+        echo(f"{len(running)} run(s) still running (analysed as they are now)")
+    first = [p for p in plots if p.suffix == f".{formats[0]}"] if formats else []
+    echo(f"plots ({', '.join(formats)}): {' '.join(map(str, first)) or '(none)'}")
+    echo(f"tables (csv, md, tex): {tables[1]}" + (f"\nre-run script: {tables[3]}" if todo else ""))
+    return {"table": t, "plots": plots, "tables": tables, "data": df}
+
+
+def _csv(text: str) -> list[str]:
+    return [s.strip() for s in text.split(",") if s.strip()]
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="rnn-analyze",
+        description="Seed-averaged plots (mean ± std) and comparison tables from run folders.",
+        epilog="example: python -m rnn_experiments.analysis multirun/2026-11-25/12-00-00-000000_demo "
+               "--by model.name --threshold 0.95")
+    p.add_argument("paths", nargs="+", metavar="PATH",
+                   help="a multirun folder, a run folder, or a glob (quote it) of either")
+    p.add_argument("--metrics", type=_csv, default=list(DEFAULT_METRICS), metavar="M1,M2",
+                   help="metrics.csv columns to plot, one figure each (default: %(default)s)")
+    p.add_argument("--by", type=_csv, default=None, metavar="KEY1,KEY2",
+                   help="config keys that define a group (default: every key that varies, except seed)")
+    p.add_argument("--style", default="auto", metavar="KEY",
+                   help="group key drawn as line style; 'none' for colour only (default: "
+                        "dataset.seq_length when it is one of several group keys)")
+    p.add_argument("--panels", default=None, metavar="KEY",
+                   help="group key drawn as side-by-side panels, one per value (default: none)")
+    p.add_argument("--threshold", type=float, default=0.99,
+                   help="'steps to reach' counts the first step with accuracy >= this (default: %(default)s)")
+    p.add_argument("--threshold-metric", default="accuracy", metavar="M",
+                   help="metric the threshold applies to (default: %(default)s)")
+    p.add_argument("--out", type=Path, default=None, metavar="DIR",
+                   help="output folder (default: PATH/analysis/ for one multirun folder or a folder of "
+                        "them; needed for a run folder, a glob or several PATHs inside one sweep)")
+    p.add_argument("--formats", type=_csv, default=["png", "pdf"], metavar="F1,F2",
+                   help="figure formats (default: png,pdf)")
+    return p
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    style = None if args.style.lower() == "none" else args.style
+    metrics = tuple(args.metrics) if args.metrics != list(DEFAULT_METRICS) else DEFAULT_METRICS
+    try:
+        analyze(args.paths, metrics, args.by, style, args.threshold, args.threshold_metric,
+                args.out, tuple(args.formats), args.panels)
+    except AnalysisError as e:
+        print(f"rnn-analyze: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,105 @@
+"""Runs to do again: failed/crashed/interrupted runs and jobs of a sweep that never started,
+each with the exact command that re-runs just it.
+
+A sweep's job list is rebuilt from its multirun.yaml the way Hydra's BasicSweeper builds it
+(sweeper params + command-line overrides -> cartesian product), and matched to the run folders
+by their .hydra/overrides.yaml. Without a multirun.yaml, a group missing some of the seeds seen
+in other groups gets one command per missing seed.
+"""
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from rnn_experiments.analysis.collect import _Loader, config_keys, runs_of
+
+TRAIN = "python -m rnn_experiments.train"
+RERUN_STATUSES = ("failed", "crashed", "interrupted")
+
+
+def command(overrides: list[str], run_dir: str | Path | None = None) -> str:
+    args = list(overrides) + ([f"hydra.run.dir={run_dir}"] if run_dir is not None else [])
+    return " ".join([TRAIN] + [shlex.quote(a) for a in args])
+
+
+def expected_jobs(sweep_dir: Path) -> list[list[str]] | None:
+    """The override lists of every job of a BasicSweeper sweep, in job-number order (None if
+    the sweep's job list cannot be rebuilt)."""
+    try:
+        cfg = yaml.safe_load((Path(sweep_dir) / "multirun.yaml").read_text())
+        h = cfg["hydra"]
+        if not h["sweeper"]["_target_"].endswith("BasicSweeper"):
+            return None
+        from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+        from hydra.core.override_parser.overrides_parser import OverridesParser
+        params = [f"{k}={v}" for k, v in (h["sweeper"].get("params") or {}).items()]
+        overrides = OverridesParser.create().parse_overrides(params + list(h["overrides"]["task"]))
+        return [job for batch in BasicSweeper.split_arguments(overrides, None) for job in batch]
+    except Exception:  # an unreadable or unusual multirun.yaml: fall back to the seed check
+        return None
+
+
+def _overrides(run_dir: Path) -> list[str]:
+    try:
+        return list(yaml.load((run_dir / ".hydra" / "overrides.yaml").read_text(), Loader=_Loader) or [])
+    except (OSError, yaml.YAMLError):
+        return []
+
+
+def _rerun_failed(runs: pd.DataFrame, with_metrics: set[str]) -> list[tuple[str, str]]:
+    out = []
+    for r in runs.itertuples(index=False):
+        usable = r.run_dir in with_metrics
+        if r.status in RERUN_STATUSES or (not usable and r.status != "running"):
+            why = r.status + (f": {r.problem}" if r.problem else "")
+            out.append((f"{r.run_dir} ({why})", command(r.overrides.split(), r.run_dir)))
+    return out
+
+
+def _missing_in_sweeps(runs: pd.DataFrame) -> tuple[list[tuple[str, str]], set[str]]:
+    out, covered = [], set()
+    parents = {str(Path(d).parent) for d in runs["run_dir"]}
+    for sweep in sorted(p for p in parents if (Path(p) / "multirun.yaml").is_file()):
+        jobs = expected_jobs(Path(sweep))
+        if jobs is None:
+            continue
+        covered.add(sweep)
+        # every job folder on disk counts, collected or not (PATH may name just some of them)
+        have = {frozenset(_overrides(d)) for d in Path(sweep).iterdir() if d.is_dir()}
+        for num, job in enumerate(jobs):
+            if frozenset(job) not in have:
+                run_dir = Path(sweep) / str(num)
+                out.append((f"{run_dir} (job #{num} of {sweep}: no run folder; not started yet or lost)", command(job, run_dir)))
+    return out, covered
+
+
+def _missing_seeds(runs: pd.DataFrame, by: list[str]) -> list[tuple[str, str]]:
+    if "seed" not in runs or runs.empty:
+        return []
+    seeds = sorted(runs["seed"].dropna().unique())
+    out = []
+    groups = runs.groupby(by, dropna=False) if by else [((), runs)]
+    for key, g in groups:
+        template = g.iloc[0]["overrides"].split()
+        for s in seeds:
+            if s not in set(g["seed"]):
+                args = [o for o in template if not o.lstrip("+~").startswith("seed=")] + [f"seed={s}"]
+                key_t = key if isinstance(key, tuple) else (key,)
+                label = ", ".join(f"{k}={v}" for k, v in zip(by, key_t)) or "all runs"
+                out.append((f"{label}: seed {s} missing", command(args)))
+    return out
+
+
+def reruns(df: pd.DataFrame, by: list[str]) -> list[tuple[str, str]]:
+    """[(what is wrong, command that re-runs it)] for failed runs, missing jobs, missing seeds."""
+    runs = runs_of(df)
+    with_metrics = set(df.loc[df["step"].notna(), "run_dir"]) if "step" in df else set()
+    out = _rerun_failed(runs, with_metrics)
+    missing, covered = _missing_in_sweeps(runs)
+    out += missing
+    loose = runs[~runs["run_dir"].map(lambda d: str(Path(d).parent)).isin(covered)]
+    out += _missing_seeds(loose, [k for k in by if k in config_keys(df)])
+    return out

@@ -1,0 +1,243 @@
+"""rnn_experiments.analysis on synthetic run folders with known numbers, plus one real sweep."""
+from __future__ import annotations
+
+import hashlib
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from rnn_experiments.analysis import (AnalysisError, aggregate, collect, group_keys, plot_curves,
+                                      save_figure, table, to_latex, to_markdown)
+from rnn_experiments.analysis.cli import analyze, main
+from rnn_experiments.analysis.rerun import reruns
+from rnn_experiments.analysis.synthetic import config, metrics_frame, write_run
+
+ROOT = Path(__file__).resolve().parent.parent
+STEPS = [10, 20, 30, 40]
+# training accuracy per step of three LSTM seeds and three peephole-LSTM seeds
+ACC = {
+    ("lstm", 0): [0.5, 0.6, 0.9, 1.0],    # reaches 0.9 at step 30
+    ("lstm", 1): [0.5, 0.7, 0.8, 0.95],   # ... at step 40
+    ("lstm", 2): [0.6, 0.6, 0.7, 0.8],    # never
+    ("peep_lstm", 0): [0.9, 1.0, 1.0, 1.0],   # step 10
+    ("peep_lstm", 1): [0.7, 0.95, 1.0, 1.0],  # step 20
+    ("peep_lstm", 2): [0.5, 0.8, 0.92, 0.99],  # step 30
+}
+WALL = {0: 10.0, 1: 12.0, 2: 17.0}
+
+
+def _sweep(root: Path, acc=ACC, seq_length=10) -> Path:
+    for num, ((model, seed), a) in enumerate(acc.items()):
+        cfg = config(**{"model.name": model, "seed": seed, "dataset.seq_length": seq_length})
+        write_run(root / str(num), cfg, metrics_frame(STEPS, a), wall_time_s=WALL[seed])
+    return root
+
+
+def _tree_digest(root: Path) -> dict:
+    """Every file under root except our output folder root/analysis."""
+    return {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*"))
+            if p.is_file() and "analysis" not in p.relative_to(root).parts}
+
+
+def test_collect_one_row_per_run_and_step(tmp_path):
+    df = collect(_sweep(tmp_path / "sweep"))
+    assert len(df) == len(ACC) * len(STEPS)
+    for col in ("model.name", "dataset.seq_length", "train.lr", "seed", "run_dir", "status", "step"):
+        assert col in df.columns
+    assert set(df["status"]) == {"completed"}
+    row = df[(df["model.name"] == "lstm") & (df["seed"] == 1) & (df["step"] == 40)].iloc[0]
+    assert row["accuracy"] == 0.95 and row["dataset.seq_length"] == 10
+
+
+def test_table_equals_hand_computed_mean_std_and_steps_to_threshold(tmp_path):
+    df = collect(_sweep(tmp_path / "sweep"))
+    t = table(df, threshold=0.9).set_index("model.name")
+    for model, reach, never in (("lstm", [30, 40], 1), ("peep_lstm", [10, 20, 30], 0)):
+        finals = [ACC[(model, s)][-1] for s in range(3)]
+        bests = [max(ACC[(model, s)]) for s in range(3)]
+        row = t.loc[model]
+        assert row["seeds"] == 3 and row["finished"] == 3
+        assert row["final_accuracy_mean"] == pytest.approx(statistics.mean(finals))
+        assert row["final_accuracy_std"] == pytest.approx(statistics.stdev(finals))
+        assert row["best_accuracy_mean"] == pytest.approx(statistics.mean(bests))
+        assert row["final_loss_mean"] == pytest.approx(statistics.mean(1 - f for f in finals))
+        assert row["steps_to_threshold_mean"] == pytest.approx(statistics.mean(reach))
+        assert row["steps_to_threshold_std"] == pytest.approx(statistics.stdev(reach))
+        assert row["never_reached"] == never
+        assert row["wall_time_s"] == pytest.approx(statistics.mean(WALL.values()))
+    # lstm: final 0.917 ± 0.104, steps 35 ± 7 with one run never reaching 0.9
+    md = to_markdown(table(df, threshold=0.9))
+    assert "| lstm | 3 (3) | 0.917 ± 0.104 |" in md and "35 ± 7 (1 never)" in md
+    tex = to_latex(table(df, threshold=0.9))
+    assert r"\toprule" in tex and r"\bottomrule" in tex and r"peep\_lstm" in tex and r"$\pm$" in tex
+
+
+def test_threshold_never_reached_by_anyone(tmp_path):
+    t = table(collect(_sweep(tmp_path / "sweep")), threshold=1.01)
+    assert t["steps_to_threshold_mean"].isna().all() and list(t["never_reached"]) == [3, 3]
+    assert "– (3 never)" in to_markdown(t)
+
+
+def test_grouping_picks_exactly_the_varying_keys(tmp_path):
+    _sweep(tmp_path / "a", seq_length=10)
+    _sweep(tmp_path / "b", seq_length=20)
+    df = collect([tmp_path / "a", tmp_path / "b"])
+    assert group_keys(df) == ["model.name", "dataset.seq_length"]   # seed varies too, never a group
+    assert group_keys(collect(tmp_path / "a")) == ["model.name"]
+    with pytest.raises(AnalysisError, match="seed"):
+        table(df, by=["seed"])
+    with pytest.raises(AnalysisError, match="model.nme"):
+        table(df, by=["model.nme"])
+
+    # only seeds differ: one group; experiment_name is dropped when the model already tells it
+    for s in range(2):
+        write_run(tmp_path / "c" / str(s), config(seed=s), metrics_frame(STEPS, ACC[("lstm", s)]))
+        write_run(tmp_path / "d" / str(s), config(**{"seed": s, "model.name": "peep_lstm",
+                                                     "experiment_name": "peep", "train.lr": 1e-3}),
+                  metrics_frame(STEPS, ACC[("lstm", s)]))
+    assert group_keys(collect(tmp_path / "c")) == []
+    assert group_keys(collect([tmp_path / "c", tmp_path / "d"])) == ["model.name", "train.lr"]
+
+
+def test_runs_of_different_lengths_align_on_step(tmp_path):
+    acc = {("lstm", 0): [0.5, 0.6, 0.9, 1.0], ("lstm", 1): [0.7, 0.8]}  # seed 1 stopped at step 20
+    for num, ((m, s), a) in enumerate(acc.items()):
+        write_run(tmp_path / str(num), config(seed=s), metrics_frame(STEPS[:len(a)], a))
+    agg = aggregate(collect(tmp_path), metric="accuracy").set_index("step")
+    assert list(agg["n"]) == [2, 2, 1, 1]
+    assert agg.loc[20, "mean"] == pytest.approx(0.7) and agg.loc[20, "std"] == pytest.approx(np.std([0.6, 0.8], ddof=1))
+    assert agg.loc[40, "mean"] == pytest.approx(1.0) and np.isnan(agg.loc[40, "std"])
+
+
+def test_plot_lines_are_the_aggregated_means_and_files_are_valid(tmp_path):
+    _sweep(tmp_path / "a", seq_length=10)
+    _sweep(tmp_path / "b", seq_length=20, acc={k: [v * 0.9 for v in a] for k, a in ACC.items()})
+    df = collect([tmp_path / "a", tmp_path / "b"])
+    fig = plot_curves(df, "accuracy")
+    ax = fig.axes[0]
+    lines = [ln for ln in ax.lines if len(ln.get_xdata())]          # legend handles are empty
+    agg = aggregate(df, metric="accuracy")
+    groups = list(agg.groupby(["model.name", "dataset.seq_length"]))
+    assert len(lines) == len(groups) == 4
+    for _, g in groups:
+        assert sum(np.allclose(ln.get_xdata(), g["step"]) and np.allclose(ln.get_ydata(), g["mean"])
+                   for ln in lines) == 1
+    assert {ln.get_linestyle() for ln in lines} == {"-", "--"}      # seq_length as line style
+    assert ax.get_legend().get_title().get_text() == "mean ± std over 3 seeds"
+    assert "step" in ax.get_xlabel() and "fraction" in ax.get_ylabel()
+    png, pdf = save_figure(fig, tmp_path / "out" / "accuracy", ("png", "pdf"))
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and pdf.read_bytes()[:5] == b"%PDF-"
+
+    # one panel per sequence length, a line per model in each, the same means
+    fig = plot_curves(df, "accuracy", panels="dataset.seq_length")
+    assert [a.get_title() for a in fig.axes] == ["seq_length = 10", "seq_length = 20"]
+    for a, L in zip(fig.axes, (10, 20)):
+        lines = [ln for ln in a.lines if len(ln.get_xdata())]
+        for _, g in agg[agg["dataset.seq_length"] == L].groupby("model.name"):
+            assert sum(np.allclose(ln.get_ydata(), g["mean"]) for ln in lines) == 1
+        assert len(lines) == 2
+
+
+def test_partial_crashed_corrupt_runs_are_reported_not_fatal(tmp_path):
+    sweep = _sweep(tmp_path / "sweep", acc={k: v for k, v in ACC.items() if k[0] == "lstm"})
+    peep = lambda s: config(**{"model.name": "peep_lstm", "seed": s})  # noqa: E731
+    # crashed: metrics but no summary.json, last line half-written
+    crashed = write_run(sweep / "3", peep(0), metrics_frame(STEPS, ACC[("peep_lstm", 0)]), status=None)
+    with open(crashed / "metrics.csv", "a") as f:
+        f.write("50,0.01,0.99")
+    # failed before logging anything: no metrics.csv
+    failed = write_run(sweep / "4", peep(1), None, status="failed")
+    # corrupt metrics.csv (not a table of numbers)
+    corrupt = write_run(sweep / "5", peep(2), metrics_frame(STEPS, ACC[("peep_lstm", 2)]))
+    (corrupt / "metrics.csv").write_text("step,loss,accuracy\n10,0.5,garbage\n")
+    before = _tree_digest(sweep)
+
+    lines = []
+    res = analyze([sweep], threshold=0.9, echo=lines.append, formats=("png",))
+    text = "\n".join(lines)
+    assert _tree_digest(sweep) == before                      # run folders untouched
+    t = res["table"].set_index("model.name")
+    assert (t.loc["lstm", "seeds"], t.loc["lstm", "finished"]) == (3, 3)
+    assert (t.loc["peep_lstm", "runs"], t.loc["peep_lstm", "seeds"], t.loc["peep_lstm", "finished"]) == (3, 1, 0)
+    assert t.loc["peep_lstm", "final_accuracy_mean"] == 1.0   # the crashed run, its partial line dropped
+    assert f"{corrupt / 'metrics.csv'}" in text               # reported by path
+    for run, status, seed in ((crashed, "crashed", 0), (failed, "failed", 1), (corrupt, "completed", 2)):
+        assert f"# {run} ({status}" in text
+        assert (f"python -m rnn_experiments.train model=peep_lstm seed={seed} dataset.seq_length=10 "
+                f"hydra.run.dir={run}") in text
+    assert (sweep / "analysis" / "accuracy.png").is_file() and (sweep / "analysis" / "rerun.sh").is_file()
+
+
+def test_missing_jobs_from_multirun_yaml(tmp_path):
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+    (sweep / "multirun.yaml").write_text(yaml.safe_dump({"hydra": {
+        "sweeper": {"_target_": "hydra._internal.core_plugins.basic_sweeper.BasicSweeper",
+                    "params": {"model": "lstm,peep_lstm", "seed": "0,1"}},
+        "overrides": {"task": ["+experiment=demo"]}}}))
+    jobs = [("lstm", 0), ("lstm", 1), ("peep_lstm", 0)]                  # job #3 never started
+    for num, (m, s) in enumerate(jobs):
+        write_run(sweep / str(num), config(**{"model.name": m, "seed": s}), metrics_frame(STEPS, ACC[(m, s)]),
+                  overrides=[f"model={m}", f"seed={s}", "+experiment=demo"])
+    df = collect(sweep)
+    todo = reruns(df, group_keys(df))
+    assert [cmd for _, cmd in todo] == [
+        f"python -m rnn_experiments.train model=peep_lstm seed=1 +experiment=demo hydra.run.dir={sweep / '3'}"]
+
+
+def test_missing_seed_without_multirun_yaml(tmp_path):
+    acc = {k: v for k, v in ACC.items() if k != ("peep_lstm", 2)}
+    df = collect(_sweep(tmp_path / "runs", acc=acc))
+    todo = reruns(df, group_keys(df))
+    assert todo == [("model.name=peep_lstm: seed 2 missing",
+                     "python -m rnn_experiments.train model=peep_lstm dataset.seq_length=10 seed=2")]
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["{tmp}/nope"], "{tmp}/nope: no such folder"),
+    (["{tmp}/empty"], "{tmp}/empty: no run folders found"),
+    (["{tmp}/empty/*"], "{tmp}/empty/*: the pattern matches nothing"),
+    (["{tmp}/sweep", "--by", "model.nme"], "--by: 'model.nme' is not a config key"),
+    (["{tmp}/sweep", "--metrics", "acc"], "--metrics: 'acc' is not a column of metrics.csv"),
+    (["{tmp}/sweep/0"], "--out is needed for {tmp}/sweep/0"),   # never writes into a run folder
+])
+def test_bad_input_one_line_error(tmp_path, capsys, args, expected):
+    (tmp_path / "empty").mkdir()
+    _sweep(tmp_path / "sweep")
+    rc = main([a.format(tmp=tmp_path) for a in args] + ["--formats", "png"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1
+    assert err.startswith("rnn-analyze: error: " + expected.format(tmp=tmp_path))
+
+
+def test_end_to_end_real_sweep_then_analysis_command(tmp_path):
+    """The demo preset as a tiny real -m sweep: its callback analyses it; then the command does."""
+    sweep = tmp_path / "sweep"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    run = subprocess.run(
+        [sys.executable, "-m", "rnn_experiments.train", "-m", "+experiment=demo", "model=lstm",
+         "seed=0,1", "model.hidden_size=8", "model.embedding_dim=4", "dataset.seq_length=3",
+         "train.steps=20", "train.batch_size=16", "train.log_every=5", "train.eval_every=10",
+         "train.eval_size=64", "train.threads=1", "device=cpu", f"hydra.sweep.dir={sweep}"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert f"plots (png, pdf): {sweep / 'analysis' / 'accuracy.png'}" in run.stdout   # the callback
+    assert (sweep / "analysis" / "summary.tex").is_file()
+
+    out = tmp_path / "out"
+    res = subprocess.run([sys.executable, "-m", "rnn_experiments.analysis", str(sweep), "--out", str(out),
+                          "--formats", "png"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr[-2000:]
+    t = pd.read_csv(out / "summary.csv")
+    assert len(t) == 1 and (t["seeds"].iloc[0], t["finished"].iloc[0]) == (2, 2)   # one group: seeds only
+    df = collect(sweep)
+    finals = df.sort_values("step").groupby("run_dir")["accuracy"].last()
+    assert t["final_accuracy_mean"].iloc[0] == pytest.approx(finals.mean())
+    assert "failed or missing" not in res.stdout and (out / "accuracy.png").is_file()
