@@ -14,7 +14,7 @@ from rnn_experiments.gradients import grad_norms_per_step
 from rnn_experiments.gradients.plot import load_gradients, plot_gradients
 from rnn_experiments.gradients.study import run_study, study_schema
 from rnn_experiments.models import RNN
-from tests.conftest import CONF_DIR, TINY
+from tests.conftest import CONF_DIR, ROOT, TINY
 
 
 def _rnn(recurrent_scale=None, seed=0, V=3, C=2, E=4, H=6):
@@ -107,3 +107,18 @@ def test_load_gradients_names_a_missing_folder(tmp_path):
         load_gradients([tmp_path / "nowhere"])
     with pytest.raises(FileNotFoundError, match="no gradients.csv"):
         load_gradients([tmp_path])
+
+
+def test_command_line_multirun_writes_one_csv_per_run(tmp_path):
+    import subprocess
+    import sys
+    cmd = [sys.executable, "-m", "rnn_experiments.gradients", "-m", "model=rnn,lstm", "seed=0",
+           "dataset.seq_length=2", "gradients.steps=[0,2]", "gradients.batch_size=8", *TINY,
+           f"hydra.sweep.dir={tmp_path}"]
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    df = load_gradients([tmp_path])
+    assert sorted(df["model"].unique()) == ["lstm", "rnn"] and len(df) == 2 * 2 * 9
+    bad = subprocess.run(cmd[:3] + ["model=bilstm", f"hydra.run.dir={tmp_path}/bad"],
+                         capture_output=True, text=True, cwd=ROOT)
+    assert bad.returncode == 2 and "model.name='bilstm' is invalid" in bad.stderr

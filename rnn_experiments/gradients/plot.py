@@ -4,8 +4,9 @@
         --out gradients.png
 
 Every `gradients.csv` under the given folders is read; one panel per (quantity, training step),
-a line per model (mean over seeds, band: ± one standard deviation). Zero norms (the peephole
-LSTM's ∂L/∂h_t, see measure.py) cannot be drawn on a log axis and are left out.
+a line per model: the mean over seeds, with the range over seeds as a band (a ± sd band would
+cross zero on the log axis). Zero norms (the peephole LSTM's ∂L/∂h_t for t < T, see measure.py)
+cannot be drawn on a log axis and are left out.
 """
 from __future__ import annotations
 
@@ -44,7 +45,7 @@ def plot_gradients(df: pd.DataFrame, out, quantities=tuple(QUANTITIES)):
     long = long[long["norm"] > 0]
     long["quantity"] = long["quantity"].map(QUANTITIES)
     grid = sns.relplot(data=long, x="distance", y="norm", hue="model", row="quantity", col="step",
-                       kind="line", errorbar="sd", height=3, aspect=1.2,
+                       kind="line", errorbar=("pi", 100), height=3, aspect=1.2,
                        facet_kws={"sharey": "row"})
     grid.set(yscale="log")
     grid.set_axis_labels("distance T − t", "mean gradient norm")
