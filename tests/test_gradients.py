@@ -2,7 +2,6 @@
 for a contracting vanilla RNN, the Hydra config, the study's CSV and the plot."""
 from __future__ import annotations
 
-import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
