@@ -6,11 +6,15 @@ generator), `eval_x, eval_y` (a fixed held-out set), `vocab_size`, `num_classes`
 """
 from __future__ import annotations
 
+from rnn_experiments.data.baum_sweet import BaumSweetDataset
 from rnn_experiments.data.palindrome import PalindromeDataset
+from rnn_experiments.data.random_comb import RandomCombinationsDataset
 from rnn_experiments.data.text import TextDataset
 
 DATASETS = {
     "palindrome": PalindromeDataset,
+    "baum_sweet": BaumSweetDataset,
+    "random_comb": RandomCombinationsDataset,
     "text": TextDataset,     # any UTF-8 .txt file (dataset.path)
     "grimm": TextDataset,    # the same, preset to Grimms' Fairy Tales
 }

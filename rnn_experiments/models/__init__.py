@@ -2,13 +2,19 @@
 from __future__ import annotations
 
 from rnn_experiments.models.base import RecurrentClassifier, count_params
+from rnn_experiments.models.bilstm import BiLSTM
+from rnn_experiments.models.gru import GRU
 from rnn_experiments.models.generator import TextGenerator
 from rnn_experiments.models.lstm import LSTM
 from rnn_experiments.models.peep_lstm import PeepLSTM
+from rnn_experiments.models.rnn import RNN
 
 MODELS = {
     "lstm": LSTM,
     "peep_lstm": PeepLSTM,
+    "rnn": RNN,
+    "gru": GRU,
+    "bilstm": BiLSTM,
     "generator": TextGenerator,  # character LSTM for text (forward -> (B, T, V))
 }
 
@@ -24,4 +30,5 @@ def build_model(model_cfg, vocab_size: int, num_classes: int):
     )
 
 
-__all__ = ["MODELS", "build_model", "count_params", "RecurrentClassifier", "LSTM", "PeepLSTM", "TextGenerator"]
+__all__ = ["MODELS", "build_model", "count_params", "RecurrentClassifier", "LSTM", "PeepLSTM", "RNN", "GRU",
+           "BiLSTM", "TextGenerator"]

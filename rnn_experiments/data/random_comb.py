@@ -1,0 +1,46 @@
+"""Random combinations: which number of 0..L-1 is missing?
+
+As in the course: draw a uniformly random permutation of 0..L-1; the input is its first L-1
+numbers, the label is the last one (L classes). Permutations are the argsort of uniform noise,
+a whole batch in one call.
+"""
+from __future__ import annotations
+
+import torch
+
+
+def random_permutations(L: int, batch_size: int, generator: torch.Generator) -> torch.Tensor:
+    """(B, L) long tensor, each row a uniformly random permutation of 0..L-1."""
+    return torch.rand(batch_size, L, generator=generator).argsort(dim=1)          # (B, L)
+
+
+class RandomCombinationsDataset:
+    """Fresh training batches from a seeded generator, plus a fixed held-out set."""
+
+    def __init__(self, cfg, seed: int, device: torch.device, eval_size: int):
+        self.L = cfg.seq_length
+        self.vocab_size = self.num_classes = self.L  # tokens are the numbers 0..L-1
+        self.device = device
+        self.generator = torch.Generator().manual_seed(seed)
+        held_out = random_permutations(self.L, eval_size, torch.Generator().manual_seed(cfg.eval_seed))
+        self.eval_x, self.eval_y = held_out[:, :-1].to(device), held_out[:, -1].to(device)
+
+    @staticmethod
+    def validate(cfg) -> None:
+        from rnn_experiments.config import _check
+        d = cfg.dataset
+        _check(d.seq_length >= 2, "dataset.seq_length", d.seq_length,
+               "an integer >= 2 for random combinations")
+        _check(d.num_classes == d.seq_length, "dataset.num_classes", d.num_classes,
+               f"equal to dataset.seq_length ({d.seq_length}) for random combinations")
+
+    def sample(self, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """x: (B, L-1) numbers, y: (B,) the missing one."""
+        perm = random_permutations(self.L, batch_size, self.generator).to(self.device)
+        return perm[:, :-1], perm[:, -1]
+
+    def state_dict(self) -> dict:
+        return {"generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.generator.set_state(state["generator"])

@@ -1,0 +1,72 @@
+"""Plot a gradient-flow study: seed-averaged gradient norm against the distance T - t, log y.
+
+    python -m rnn_experiments.gradients.plot multirun/<date>/<time>_gradients [more folders] \
+        --out gradients.png
+
+Every `gradients.csv` under the given folders is read; one panel per (quantity, training step),
+a line per model: the mean over seeds, with the range over seeds as a band (a ± sd band would
+cross zero on the log axis). Zero norms (the peephole LSTM's ∂L/∂h_t for t < T, see measure.py)
+cannot be drawn on a log axis and are left out.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+QUANTITIES = {"grad_norm": "‖∂L/∂h_t‖", "input_grad_norm": "‖∂L/∂x_t‖"}
+
+
+def load_gradients(paths) -> pd.DataFrame:
+    """All gradients.csv files under `paths` (folders or files), concatenated."""
+    files = []
+    for p in map(Path, paths):
+        if p.is_file():
+            files.append(p)
+        elif p.is_dir():
+            files += sorted(p.rglob("gradients.csv"))
+        else:
+            raise FileNotFoundError(f"{p}: no such file or folder")
+    if not files:
+        raise FileNotFoundError(f"no gradients.csv under {', '.join(map(str, paths))}")
+    return pd.concat([pd.read_csv(f) for f in files], ignore_index=True)
+
+
+def plot_gradients(df: pd.DataFrame, out, quantities=tuple(QUANTITIES)):
+    """df: rows of gradients.csv -> a PNG at `out`; returns the seaborn FacetGrid."""
+    long = df.melt(id_vars=["step", "distance", "model", "seed"], value_vars=list(quantities),
+                   var_name="quantity", value_name="norm")
+    long = long[long["norm"] > 0]
+    long["quantity"] = long["quantity"].map(QUANTITIES)
+    grid = sns.relplot(data=long, x="distance", y="norm", hue="model", row="quantity", col="step",
+                       kind="line", errorbar=("pi", 100), height=3, aspect=1.2,
+                       facet_kws={"sharey": "row"})
+    grid.set(yscale="log")
+    grid.set_axis_labels("distance T − t", "mean gradient norm")
+    grid.set_titles("{row_name}, step {col_name}")
+    grid.savefig(out, dpi=120)
+    return grid
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("paths", nargs="+", help="run or sweep folders holding gradients.csv")
+    ap.add_argument("--out", default="gradients.png", help="PNG to write")
+    args = ap.parse_args(argv)
+    try:
+        df = load_gradients(args.paths)
+    except FileNotFoundError as e:
+        print(f"gradients.plot: error: {e}", file=sys.stderr)
+        sys.exit(2)
+    plot_gradients(df, args.out)
+    print(f"wrote {args.out} ({df['model'].nunique()} models, {df['seed'].nunique()} seeds)")
+
+
+if __name__ == "__main__":
+    main()

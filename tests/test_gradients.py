@@ -1,0 +1,123 @@
+"""The gradient-flow study: per-timestep norms against a hand-derived backward pass, their decay
+for a contracting vanilla RNN, the Hydra config, the study's CSV and the plot."""
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+
+from rnn_experiments.config import ConfigError
+from rnn_experiments.gradients import grad_norms_per_step
+from rnn_experiments.gradients.plot import load_gradients, plot_gradients
+from rnn_experiments.gradients.study import run_study, study_schema
+from rnn_experiments.models import RNN
+from tests.conftest import CONF_DIR, ROOT, TINY
+
+
+def _rnn(recurrent_scale=None, seed=0, V=3, C=2, E=4, H=6):
+    torch.manual_seed(seed)
+    model = RNN(vocab_size=V, num_classes=C, embedding_dim=E, hidden_size=H).double()
+    if recurrent_scale is not None:
+        with torch.no_grad():
+            q, _ = torch.linalg.qr(torch.randn(H, H, dtype=torch.double))
+            model.W_hh.copy_(recurrent_scale * q)              # all singular values = scale
+    return model
+
+
+def test_rnn_norms_equal_the_hand_derived_backward_pass():
+    """δ_T = W_phᵀ(softmax(p) − onehot(y)),  δ_{t−1} = W_hhᵀ((1 − h_t²) ⊙ δ_t),  per example."""
+    model = _rnn()
+    x = torch.randint(0, 3, (5, 9), generator=torch.Generator().manual_seed(1))
+    y = torch.tensor([0, 1, 1, 0, 1])
+    got = grad_norms_per_step(model, x, y)
+    with torch.no_grad():
+        e = model.embedding(x)
+        hs = model.recurrence(e)
+        p = F.linear(hs[-1], model.W_ph, model.b_p)
+        delta = (F.softmax(p, 1) - F.one_hot(y, 2)) @ model.W_ph   # (B, H) = ∂L_b/∂h_T
+        norms, input_norms = [None] * 9, [None] * 9
+        for t in range(8, -1, -1):
+            norms[t] = delta.norm(dim=1).mean()
+            pre = delta * (1 - hs[t] ** 2)                         # ∂L_b/∂(pre-activation at t)
+            input_norms[t] = (pre @ model.W_hx).norm(dim=1).mean()
+            delta = pre @ model.W_hh
+    torch.testing.assert_close(got["grad_norm"], torch.stack(norms))
+    torch.testing.assert_close(got["input_grad_norm"], torch.stack(input_norms))
+    assert got["loss"] == pytest.approx(F.cross_entropy(p, y).item())
+
+
+def test_rnn_with_small_recurrent_weights_loses_gradient_with_distance():
+    model = _rnn(recurrent_scale=0.5, H=16)
+    x = torch.randint(0, 3, (32, 20), generator=torch.Generator().manual_seed(2))
+    norms = grad_norms_per_step(model, x, torch.randint(0, 2, (32,)))["grad_norm"]  # t = 1..T
+    assert torch.all(norms[:-1] < norms[1:])                     # falls as T − t grows
+    assert norms[0] < 0.5 ** 19 * norms[-1] * 1.0001             # at least as fast as 0.5^(T−t)
+
+
+def compose_study(*overrides):
+    GlobalHydra.instance().clear()
+    with study_schema(), initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        return compose(config_name="gradients", overrides=TINY + list(overrides))
+
+
+def test_study_config_is_the_main_tree_plus_a_gradients_section():
+    cfg = compose_study("model=peep_lstm", "gradients.steps=[0,3]")
+    assert cfg.model.name == "peep_lstm" and cfg.dataset.name == "palindrome"
+    assert list(cfg.gradients.steps) == [0, 3] and cfg.experiment_name == "gradients"
+    with pytest.raises(Exception, match="gradients.stepz"):
+        compose_study("gradients.stepz=1")
+
+
+@pytest.mark.parametrize("overrides, key", [(["model=bilstm"], "model.name"),
+                                            (["gradients.steps=[]"], "gradients.steps"),
+                                            (["gradients.steps=[-1,2]"], "gradients.steps"),
+                                            (["gradients.batch_size=100000"], "gradients.batch_size")])
+def test_study_rejects_bad_settings_naming_the_key(tmp_path, overrides, key):
+    with pytest.raises(ConfigError, match=key):
+        run_study(compose_study(*overrides), tmp_path)
+    assert not (tmp_path / "gradients.csv").exists()
+
+
+def test_study_writes_csv_per_step_and_timestep_and_plots(tmp_path):
+    for model in ("rnn", "lstm", "peep_lstm"):
+        cfg = compose_study(f"model={model}", "dataset.seq_length=2", "gradients.steps=[0,3]",
+                            "gradients.batch_size=16", "train.threads=1")
+        run_study(cfg, tmp_path / model)
+    df = load_gradients([tmp_path])
+    T = 9                                                        # palindrome L=2: 4L+2 = 10 digits
+    assert len(df) == 3 * 2 * T
+    assert set(df.columns) >= {"step", "t", "distance", "grad_norm", "input_grad_norm", "model", "seed"}
+    assert (df["distance"] == T - df["t"]).all()
+    assert set(df["step"]) == {0, 3}
+    peep = df[df["model"] == "peep_lstm"]                        # h_t does not feed its recurrence
+    assert (peep[peep["distance"] > 0]["grad_norm"] == 0).all()
+    assert (peep["input_grad_norm"] > 0).all()
+    # the model trains between measurements: step 3's numbers differ from step 0's
+    rnn = df[df["model"] == "rnn"].set_index(["step", "t"])["grad_norm"]
+    assert not torch.allclose(torch.tensor(rnn[0].values), torch.tensor(rnn[3].values))
+    plot_gradients(df, tmp_path / "g.png")
+    assert (tmp_path / "g.png").stat().st_size > 10_000
+
+
+def test_load_gradients_names_a_missing_folder(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        load_gradients([tmp_path / "nowhere"])
+    with pytest.raises(FileNotFoundError, match="no gradients.csv"):
+        load_gradients([tmp_path])
+
+
+def test_command_line_multirun_writes_one_csv_per_run(tmp_path):
+    import subprocess
+    import sys
+    cmd = [sys.executable, "-m", "rnn_experiments.gradients", "-m", "model=rnn,lstm", "seed=0",
+           "dataset.seq_length=2", "gradients.steps=[0,2]", "gradients.batch_size=8", *TINY,
+           f"hydra.sweep.dir={tmp_path}"]
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    df = load_gradients([tmp_path])
+    assert sorted(df["model"].unique()) == ["lstm", "rnn"] and len(df) == 2 * 2 * 9
+    bad = subprocess.run(cmd[:3] + ["model=bilstm", f"hydra.run.dir={tmp_path}/bad"],
+                         capture_output=True, text=True, cwd=ROOT)
+    assert bad.returncode == 2 and "model.name='bilstm' is invalid" in bad.stderr
