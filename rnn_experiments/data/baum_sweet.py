@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import torch
 
+from rnn_experiments.data.base import SeededBatches
+
 PAD = 2
 LOW = 10                # the course draws from randint(10, 10**L)
 KEEP_LABEL_0 = 0.016724  # probability of keeping a label-0 draw (the course's constant)
@@ -62,7 +64,7 @@ def encode(n: torch.Tensor, L: int) -> torch.Tensor:
     return torch.where(prefix > 0, prefix & 1, torch.full_like(prefix, PAD))     # (B, 4L)
 
 
-class BaumSweetDataset:
+class BaumSweetDataset(SeededBatches):
     """Fresh training batches from a seeded generator, plus a fixed held-out set."""
 
     vocab_size = 3  # digits 0, 1 and PAD
@@ -70,8 +72,7 @@ class BaumSweetDataset:
     def __init__(self, cfg, seed: int, device: torch.device, eval_size: int):
         self.L = cfg.seq_length
         self.num_classes = 2
-        self.device = device
-        self.generator = torch.Generator().manual_seed(seed)
+        super().__init__(seed, device)
         n, y = sample_integers(self.L, eval_size, torch.Generator().manual_seed(cfg.eval_seed))
         self.eval_x, self.eval_y = encode(n, self.L).to(device), y.to(device)
 
@@ -87,9 +88,3 @@ class BaumSweetDataset:
         """x: (B, 4L) tokens, y: (B,) Baum-Sweet labels."""
         n, y = sample_integers(self.L, batch_size, self.generator)
         return encode(n, self.L).to(self.device), y.to(self.device)
-
-    def state_dict(self) -> dict:
-        return {"generator": self.generator.get_state()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.generator.set_state(state["generator"])

@@ -18,6 +18,8 @@ import math
 
 import torch
 
+from rnn_experiments.data.base import SeededBatches
+
 PAD = 2
 MAX_INT = 8  # integers are drawn from 0..MAX_INT
 BITS = 4     # binary digits needed for MAX_INT
@@ -50,7 +52,7 @@ def binary_palindromes(L: int, batch_size: int, generator: torch.Generator) -> t
     return out
 
 
-class PalindromeDataset:
+class PalindromeDataset(SeededBatches):
     """Fresh training batches from a seeded generator, plus a fixed held-out set."""
 
     vocab_size = 3  # digits 0, 1 and PAD
@@ -58,8 +60,7 @@ class PalindromeDataset:
     def __init__(self, cfg, seed: int, device: torch.device, eval_size: int):
         self.L = cfg.seq_length
         self.num_classes = 2
-        self.device = device
-        self.generator = torch.Generator().manual_seed(seed)
+        super().__init__(seed, device)
         held_out = binary_palindromes(self.L, eval_size, torch.Generator().manual_seed(cfg.eval_seed))
         self.eval_x, self.eval_y = held_out[:, :-1].to(device), held_out[:, -1].to(device)
 
@@ -74,9 +75,3 @@ class PalindromeDataset:
         seqs = binary_palindromes(self.L, batch_size, self.generator)
         seqs = seqs.to(self.device, non_blocking=True)
         return seqs[:, :-1], seqs[:, -1]
-
-    def state_dict(self) -> dict:
-        return {"generator": self.generator.get_state()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.generator.set_state(state["generator"])

@@ -8,20 +8,21 @@ from __future__ import annotations
 
 import torch
 
+from rnn_experiments.data.base import SeededBatches
+
 
 def random_permutations(L: int, batch_size: int, generator: torch.Generator) -> torch.Tensor:
     """(B, L) long tensor, each row a uniformly random permutation of 0..L-1."""
     return torch.rand(batch_size, L, generator=generator).argsort(dim=1)          # (B, L)
 
 
-class RandomCombinationsDataset:
+class RandomCombinationsDataset(SeededBatches):
     """Fresh training batches from a seeded generator, plus a fixed held-out set."""
 
     def __init__(self, cfg, seed: int, device: torch.device, eval_size: int):
         self.L = cfg.seq_length
         self.vocab_size = self.num_classes = self.L  # tokens are the numbers 0..L-1
-        self.device = device
-        self.generator = torch.Generator().manual_seed(seed)
+        super().__init__(seed, device)
         held_out = random_permutations(self.L, eval_size, torch.Generator().manual_seed(cfg.eval_seed))
         self.eval_x, self.eval_y = held_out[:, :-1].to(device), held_out[:, -1].to(device)
 
@@ -38,9 +39,3 @@ class RandomCombinationsDataset:
         """x: (B, L-1) numbers, y: (B,) the missing one."""
         perm = random_permutations(self.L, batch_size, self.generator).to(self.device)
         return perm[:, :-1], perm[:, -1]
-
-    def state_dict(self) -> dict:
-        return {"generator": self.generator.get_state()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.generator.set_state(state["generator"])
