@@ -35,6 +35,7 @@ class DatasetConfig:
     num_classes: int = 2
     eval_seed: int = 1234        # seed of the fixed held-out set (shared by all runs)
     path: Optional[str] = None   # text datasets: a UTF-8 .txt file
+    gutenberg: bool = False      # text datasets: keep only the book between the *** START/END lines
 
 
 @dataclass

@@ -312,8 +312,10 @@ def test_grimm_preset_composes_the_report_settings(make_cfg):
 def test_the_grimm_book_loads(make_cfg, tmp_path):
     cfg = make_cfg(*text_overrides(BOOK, "dataset=grimm", "dataset.seq_length=30", "train.steps=2"))
     data = TextDataset(cfg.dataset, seed=0, device=torch.device("cpu"), eval_size=16)
-    assert len(data.vocab) == 86 and "\ufeff" not in data.vocab.chars  # 87 distinct chars less the BOM
-    assert data.vocab.decode(data.data[:40]).startswith("The Project Gutenberg EBook of Grimms")
+    # dataset=grimm cuts the Project Gutenberg header and licence: 80 distinct characters remain
+    assert len(data.vocab) == 80 and "\ufeff" not in data.vocab.chars
+    assert data.vocab.decode(data.data[:40]).startswith("Produced by Emma Dudding")
+    assert "Gutenberg" not in data.vocab.decode(data.eval_x[:, :].reshape(-1))
     assert train(cfg, tmp_path)["status"] == "completed"
 
 
@@ -326,3 +328,11 @@ def test_generate_command_bad_input_is_one_line(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr == f"rnn-generate: error: {ckpt}: no such checkpoint\n" and proc.stdout == ""
     assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+def test_gutenberg_header_and_licence_are_cut(tmp_path):
+    from rnn_experiments.data.text import TextDataError, strip_gutenberg
+    text = "Title\n*** START OF THIS PROJECT GUTENBERG EBOOK X ***\n\nOnce upon a time.\n*** END OF THIS PROJECT GUTENBERG EBOOK X ***\nLicence"
+    assert strip_gutenberg(text, "book.txt") == "Once upon a time.\n"
+    with pytest.raises(TextDataError, match="book.txt: no '\\*\\*\\* START OF'"):
+        strip_gutenberg("just a text", "book.txt")

@@ -5,7 +5,8 @@
     window  = data[o : o + T + 1]  at random o       T = dataset.seq_length
     x, y    = window[:-1], window[1:]                target = input shifted by one
 
-A whole batch of windows is gathered with one index tensor (B, T+1). The last 10% of the text
+With `dataset.gutenberg=true` (the Grimm preset) the Project Gutenberg header and licence are cut
+off first. A whole batch of windows is gathered with one index tensor (B, T+1). The last 10% of the text
 (when it holds enough windows) is held out: the fixed eval windows come from it (drawn with
 `dataset.eval_seed`), training windows from the rest. A text too short to split trains and
 evaluates on the whole text.
@@ -58,6 +59,15 @@ def read_text(path: str | Path, min_chars: int = 1) -> str:
     return text
 
 
+def strip_gutenberg(text: str, path) -> str:
+    """The book between Project Gutenberg's `*** START OF ...` and `*** END OF ...` lines."""
+    start, end = text.find("*** START OF"), text.find("*** END OF")
+    if start < 0 or end < start:
+        raise TextDataError(f"{path}: no '*** START OF' ... '*** END OF' Project Gutenberg lines "
+                            "(set dataset.gutenberg=false for a plain text)")
+    return text[text.index("\n", start) + 1:end].strip() + "\n"
+
+
 class Vocab:
     """Sorted distinct characters; `encode` / `decode` map between text and ids."""
 
@@ -102,6 +112,8 @@ class TextDataset:
         self.path = resolve_path(cfg.path)
         self.device = device
         text = read_text(self.path, min_chars=self.T + 1)
+        if cfg.get("gutenberg", False):  # without the licence, the held-out tail is the end of the book
+            text = strip_gutenberg(text, self.path)
         self.vocab = Vocab.from_text(text)
         self.vocab_size = self.num_classes = len(self.vocab)
         data = self.vocab.encode(text)                                          # (N,)
