@@ -89,7 +89,7 @@ def plot_curves(df: pd.DataFrame, metric: str = "accuracy", by=None, style: str 
         if "accuracy" in metric:  # a fraction: mean + std may pass 1, the axis need not
             axes[0].set_ylim(top=min(axes[0].get_ylim()[1], 1.02))
         sns.move_legend(axes[-1], "upper right" if "loss" in metric else "lower right",
-                        title=f"mean ± std over {n_text} seeds", fontsize=6, title_fontsize=6,
+                        title=f"mean ± std over {n_text} seed{'' if n_text == '1' else 's'}", fontsize=6, title_fontsize=6,
                         frameon=True)
     return fig
 
