@@ -20,6 +20,47 @@ from __future__ import annotations
 import torch
 
 
+BLOCK_BYTES = 16 * 2**20
+
+
+class _TimeBlocks:
+    """A (T, *shape) buffer held as blocks of at most 16 MiB along time, indexed by t.
+
+    malloc serves single allocations above 32 MiB with fresh pages on every call, and faulting
+    those pages in cost as much as the step's matrix products; blocks are reused from the heap.
+    """
+
+    def __init__(self, T: int, shape: tuple, like: torch.Tensor):
+        step_bytes = like.element_size() * torch.Size(shape).numel()
+        self.k = max(1, BLOCK_BYTES // step_bytes)          # timesteps per block
+        self.blocks = [like.new_empty(min(self.k, T - s), *shape) for s in range(0, T, self.k)]
+
+    def clone(self) -> "_TimeBlocks":
+        copy = object.__new__(_TimeBlocks)
+        copy.k, copy.blocks = self.k, [b.clone() for b in self.blocks]
+        return copy
+
+    def __getitem__(self, t: int) -> torch.Tensor:
+        return self.blocks[t // self.k][t % self.k]
+
+    def spans(self):
+        """(first timestep, block) pairs."""
+        return [(n * self.k, block) for n, block in enumerate(self.blocks)]
+
+
+def _take(ctx, name: str) -> _TimeBlocks:
+    """The forward's buffer, to be overwritten by the backward: the buffer itself when
+    reuse_buffers (backward runs once, as in training), else a copy (retain_graph, gradcheck)."""
+    blocks = getattr(ctx, name)
+    if blocks is None:
+        raise RuntimeError("backward ran twice on a graph built with reuse_buffers=True "
+                           "(pass reuse_buffers=False to backpropagate more than once)")
+    if ctx.reuse:
+        setattr(ctx, name, None)
+        return blocks
+    return blocks.clone()
+
+
 def _tanh_backward(grad, tanh_out, out=None):
     """grad ⊙ (1 - tanh²), one kernel."""
     if out is None:
@@ -48,14 +89,14 @@ class LSTMFunction(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, v, P, W_h):
+    def forward(ctx, v, P, W_h, reuse_buffers=True):
         T, B = v.shape
         H = W_h.shape[1]
         W_h_t = W_h.t()                                     # (H, 4H)
-        gates = P.new_empty(T, B, 4 * H)                    # g, i, f, o after tanh / σ
-        cs = P.new_zeros(T + 1, B, H)                       # c_0 .. c_T
-        hs = P.new_zeros(T + 1, B, H)                       # h_0 .. h_T
-        tanh_cs = P.new_empty(T, B, H)                      # tanh(c_1) .. tanh(c_T)
+        gates = _TimeBlocks(T, (B, 4 * H), P)               # g, i, f, o after tanh / σ
+        cs = P.new_empty(T + 1, B, H)                       # c_0 .. c_T
+        hs = P.new_empty(T + 1, B, H)                       # h_0 .. h_T
+        cs[0], hs[0] = 0, 0
         for t in range(T):
             a = torch.index_select(P, 0, v[t], out=gates[t])  # (B, 4H) = P[v_t]
             if t > 0:                                       # h_0 = 0
@@ -64,37 +105,43 @@ class LSTMFunction(torch.autograd.Function):
             a[:, H:].sigmoid_()
             g, i, f, o = a.chunk(4, dim=1)                  # 4 x (B, H)
             c = torch.mul(cs[t], f, out=cs[t + 1]).addcmul_(g, i)
-            torch.mul(torch.tanh(c, out=tanh_cs[t]), o, out=hs[t + 1])
-        ctx.save_for_backward(v, gates, cs, tanh_cs, hs, W_h)
-        ctx.num_tokens = P.shape[0]
+            torch.mul(torch.tanh(c), o, out=hs[t + 1])
+        ctx.save_for_backward(v, cs, hs, W_h)
+        ctx.gates, ctx.num_tokens, ctx.reuse = gates, P.shape[0], reuse_buffers
         return hs[T].clone()                                # (B, H)
 
     @staticmethod
+    @torch.autograd.function.once_differentiable
     def backward(ctx, dh_T):
-        v, gates, cs, tanh_cs, hs, W_h = ctx.saved_tensors
-        T, B, H4 = gates.shape
-        H = H4 // 4
-        dA = torch.empty_like(gates)                        # (T, B, 4H)
-        grad_ifo = gates.new_empty(B, 3 * H)                # dL/d(i, f, o) of one step
+        v, cs, hs, W_h = ctx.saved_tensors
+        gates = _take(ctx, "gates")                         # dA_t overwrites gates[t] below
+        T, B = v.shape
+        H = W_h.shape[1]
+        grad_ifo = hs.new_empty(B, 3 * H)                   # dL/d(i, f, o) of one step
         dh = dh_T.contiguous()                              # (B, H)
         dc_f = torch.zeros_like(dh)                         # dc_{t+1} ⊙ f_{t+1}
         for t in range(T - 1, -1, -1):
-            g, i, f, o = gates[t].chunk(4, dim=1)           # 4 x (B, H)
-            tanh_c = tanh_cs[t]
+            gates_t = gates[t]                              # (B, 4H), becomes dA_t
+            g, i, f, o = gates_t.chunk(4, dim=1)            # 4 x (B, H)
+            tanh_c = torch.tanh(cs[t + 1])
             dc = _tanh_backward(dh * o, tanh_c).add_(dc_f)                      # (B, H)
             torch.mul(dc, g, out=grad_ifo[:, :H])
             torch.mul(dc, cs[t], out=grad_ifo[:, H:2 * H])
             torch.mul(dh, tanh_c, out=grad_ifo[:, 2 * H:])
-            dA_t = dA[t]                                    # (B, 4H)
-            _tanh_backward(dc * i, g, out=dA_t[:, :H])
-            _sigmoid_backward(grad_ifo, gates[t, :, H:], out=dA_t[:, H:])
+            dc_i = dc * i
+            dc_f = dc.mul_(f)
+            _tanh_backward(dc_i, g, out=g)                                      # dA_t^g
+            _sigmoid_backward(grad_ifo, gates_t[:, H:], out=gates_t[:, H:])     # dA_t^{i,f,o}
             if t > 0:
-                dh = dA_t @ W_h                                                 # (B, H)
-                dc_f = dc.mul_(f)
-        dA_flat = dA.view(T * B, H4)
-        dW_h = dA_flat[B:].t() @ hs[1:T].reshape((T - 1) * B, H)               # (4H, H); h_0 = 0
-        dP = dA.new_zeros(ctx.num_tokens, H4).index_add_(0, v.reshape(-1), dA_flat)  # (V, 4H)
-        return None, dP, dW_h
+                dh = gates_t @ W_h                                              # (B, H)
+        dW_h = W_h.new_zeros(4 * H, H)
+        dP = W_h.new_zeros(ctx.num_tokens, 4 * H)
+        for s, dA in gates.spans():                         # dA: (n, B, 4H) for t = s .. s+n-1
+            n = dA.shape[0]
+            dA = dA.view(n * B, 4 * H)
+            dW_h.addmm_(dA.t(), hs[s:s + n].view(n * B, H))                    # Σ_t dA_t^T h_{t-1}
+            dP.index_add_(0, v[s:s + n].reshape(-1), dA)                       # Σ over v_tb = v
+        return None, dP, dW_h, None
 
 
 class PeepLSTMFunction(torch.autograd.Function):
@@ -111,13 +158,14 @@ class PeepLSTMFunction(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, v, P, Q, W_c):
+    def forward(ctx, v, P, Q, W_c, reuse_buffers=True):
         T, B = v.shape
         H = W_c.shape[1]
         W_c_t = W_c.t()                                     # (H, 3H)
-        gates = P.new_empty(T, B, 3 * H)                    # f, i, o after σ
-        cand = Q.new_empty(T, B, H)                         # q_t = Q[v_t]
-        cs = P.new_zeros(T + 1, B, H)                       # c_0 .. c_T
+        gates = _TimeBlocks(T, (B, 3 * H), P)               # f, i, o after σ
+        cand = _TimeBlocks(T, (B, H), Q)                    # q_t = Q[v_t]
+        cs = P.new_empty(T + 1, B, H)                       # c_0 .. c_T
+        cs[0] = 0
         for t in range(T):
             a = torch.index_select(P, 0, v[t], out=gates[t])  # (B, 3H) = P[v_t]
             if t > 0:                                       # c_0 = 0
@@ -126,32 +174,43 @@ class PeepLSTMFunction(torch.autograd.Function):
             q = torch.index_select(Q, 0, v[t], out=cand[t])  # (B, H)
             torch.mul(cs[t], f, out=cs[t + 1]).addcmul_(q, i)
         tanh_c = torch.tanh(cs[T])                          # (B, H)
-        ctx.save_for_backward(v, gates, cand, cs, tanh_c, W_c)
-        ctx.num_tokens = P.shape[0]
-        return tanh_c * gates[T - 1, :, 2 * H:]             # h_T = tanh(c_T) ⊙ o_T
+        ctx.save_for_backward(v, cs, tanh_c, W_c)
+        ctx.gates, ctx.cand, ctx.num_tokens, ctx.reuse = gates, cand, P.shape[0], reuse_buffers
+        return tanh_c * gates[T - 1][:, 2 * H:]             # h_T = tanh(c_T) ⊙ o_T
 
     @staticmethod
+    @torch.autograd.function.once_differentiable
     def backward(ctx, dh_T):
-        v, gates, cand, cs, tanh_c, W_c = ctx.saved_tensors
-        T, B, H3 = gates.shape
-        H = H3 // 3
-        dA = torch.zeros_like(gates)                        # (T, B, 3H); dA^o = 0 for t < T
-        dcand = torch.empty_like(cand)                      # (T, B, H)
-        grad_fi = gates.new_empty(B, 2 * H)                 # dL/d(f, i) of one step
-        o_T = gates[T - 1, :, 2 * H:]
-        dc = _tanh_backward(dh_T * o_T, tanh_c)             # (B, H) = dc_T
-        _sigmoid_backward(dh_T * tanh_c, o_T, out=dA[T - 1, :, 2 * H:])
+        v, cs, tanh_c, W_c = ctx.saved_tensors
+        gates, cand = _take(ctx, "gates"), _take(ctx, "cand")  # overwritten by dA_t, dq_t below
+        T, B = v.shape
+        H = W_c.shape[1]
+        grad_fi = cs.new_empty(B, 2 * H)                    # dL/d(f, i) of one step
+        dc = None
         for t in range(T - 1, -1, -1):
-            f, i = gates[t, :, :H], gates[t, :, H:2 * H]    # 2 x (B, H)
+            gates_t = gates[t]                              # (B, 3H), becomes dA_t
+            f, i, o = gates_t.chunk(3, dim=1)               # 3 x (B, H)
+            if t == T - 1:                                  # h_T = tanh(c_T) ⊙ o_T is read
+                dc = _tanh_backward(dh_T * o, tanh_c)       # (B, H) = dc_T
+                _sigmoid_backward(dh_T * tanh_c, o, out=o)  # dA_T^o
+            else:
+                o.zero_()                                   # dA_t^o = 0: h_t, t < T, unused
             torch.mul(dc, cs[t], out=grad_fi[:, :H])
             torch.mul(dc, cand[t], out=grad_fi[:, H:])
-            dA_t = dA[t]                                    # (B, 3H)
-            _sigmoid_backward(grad_fi, gates[t, :, :2 * H], out=dA_t[:, :2 * H])
-            torch.mul(dc, i, out=dcand[t])
+            torch.mul(dc, i, out=cand[t])                                       # dq_t
+            dc.mul_(f)                                                          # dc_t ⊙ f_t
+            _sigmoid_backward(grad_fi, gates_t[:, :2 * H], out=gates_t[:, :2 * H])  # dA_t^{f,i}
             if t > 0:
-                dc = torch.addmm(dc.mul_(f), dA_t, W_c)                         # dc_{t-1}
-        dA_flat, idx = dA.view(T * B, H3), v.reshape(-1)
-        dW_c = dA_flat[B:].t() @ cs[1:T].reshape((T - 1) * B, H)               # (3H, H); c_0 = 0
-        dP = dA.new_zeros(ctx.num_tokens, H3).index_add_(0, idx, dA_flat)      # (V, 3H)
-        dQ = dA.new_zeros(ctx.num_tokens, H).index_add_(0, idx, dcand.view(T * B, H))  # (V, H)
-        return None, dP, dQ, dW_c
+                dc = dc.addmm_(gates_t, W_c)                                    # dc_{t-1}
+        dW_c = W_c.new_zeros(3 * H, H)
+        dP = W_c.new_zeros(ctx.num_tokens, 3 * H)
+        dQ = W_c.new_zeros(ctx.num_tokens, H)
+        for s, dA in gates.spans():                         # dA: (n, B, 3H) for t = s .. s+n-1
+            n = dA.shape[0]
+            dA = dA.view(n * B, 3 * H)
+            dW_c.addmm_(dA.t(), cs[s:s + n].view(n * B, H))                    # Σ_t dA_t^T c_{t-1}
+            dP.index_add_(0, v[s:s + n].reshape(-1), dA)
+        for s, dq in cand.spans():
+            n = dq.shape[0]
+            dQ.index_add_(0, v[s:s + n].reshape(-1), dq.view(n * B, H))
+        return None, dP, dQ, dW_c, None
