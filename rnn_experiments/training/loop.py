@@ -80,9 +80,13 @@ def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: in
     return correct / y.numel()
 
 
+STOP_SIGNALS_EXTRA = (signal.SIGUSR2,) if hasattr(signal, "SIGUSR2") else ()
+
+
 @contextmanager
 def stop_on_signals():
-    """SIGTERM/SIGINT set a flag that the loop checks after each step (then it checkpoints)."""
+    """SIGTERM/SIGINT (and SIGUSR2, the time-limit/preemption signal of SLURM via submitit) set a
+    flag that the loop checks after each step (then it checkpoints)."""
     received: list[int] = []
 
     def handler(signum, frame):
@@ -92,7 +96,7 @@ def stop_on_signals():
 
     old = {}
     try:
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in (signal.SIGTERM, signal.SIGINT, *STOP_SIGNALS_EXTRA):
             old[sig] = signal.signal(sig, handler)
     except ValueError:  # not the main thread: leave signals alone
         pass
