@@ -16,6 +16,9 @@ Sections:
           Targets: >= 2000 characters/s; time(1000 chars) <= 12 x time(100 chars).
   data    producing a batch vs a training step consuming it. Target: >= 100x faster.
   memory  peak resident memory (ru_maxrss) of a short palindrome training run in a subprocess.
+  sweep   wall time of the small `+experiment=demo` sweep (4 runs) run one job at a time (basic
+          launcher, torch's default threads) vs 2 jobs at once (hydra/launcher=parallel, 1 thread
+          each). Not in the default set (minutes); ask for it with `--only sweep`.
 """
 from __future__ import annotations
 
@@ -53,8 +56,11 @@ class TorchLSTMClassifier(nn.Module):
         return F.log_softmax(self.out(h[:, -1]), dim=-1)      # (B, C)
 
 
-def interleaved(fns: dict, repeats: int, warmup: int = 1) -> dict:
-    """{name: median seconds}: every repeat runs each fn once, in turn."""
+MINIMA: dict = {}   # (section, name) -> fastest repeat, printed next to the medians
+
+
+def interleaved(fns: dict, repeats: int, warmup: int = 1, key: str = "") -> dict:
+    """{name: median seconds}: every repeat runs each fn once, in turn (minima kept in MINIMA)."""
     for fn in fns.values():
         for _ in range(warmup):
             fn()
@@ -64,6 +70,7 @@ def interleaved(fns: dict, repeats: int, warmup: int = 1) -> dict:
             t0 = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - t0)
+    MINIMA.update({(key, name): min(ts) for name, ts in times.items()})
     return {name: statistics.median(ts) for name, ts in times.items()}
 
 
@@ -97,10 +104,12 @@ def bench_train(device, repeats, sizes, with_plain: bool):
             models["lstm (autograd loop)"] = LSTM(3, 2, 64, H)
             models["lstm (autograd loop)"].fused = False
         fns = {k: train_step_fn(m.to(device), x, y, device) for k, m in models.items()}
-        med = interleaved(fns, repeats)
+        case = f"B={B} H={H} T={T}"
+        med = interleaved(fns, repeats, key=case)
         for name, t in med.items():
-            rows.append({"section": "train", "case": f"B={B} H={H} T={T}", "what": name,
+            rows.append({"section": "train", "case": case, "what": name,
                          "median_ms": t * 1e3, "ratio": t / med["nn.LSTM"],
+                         "min_ratio": MINIMA[case, name] / MINIMA[case, "nn.LSTM"],
                          "target": "<= 0.8" if (B, H) == (256, 256) and name in ("lstm", "peep_lstm") else ""})
     return rows
 
@@ -122,9 +131,9 @@ class StandInGenerator(nn.Module):
 def make_generator(vocab_size):
     try:
         from rnn_experiments.models.generator import TextGenerator
-        return TextGenerator(vocab_size, 64, 256, num_layers=2), "models.generator.TextGenerator"
+        return TextGenerator(vocab_size, 64, 256, num_layers=2), "TextGenerator(64->256, 2 layers)"
     except ImportError:
-        return StandInGenerator(vocab_size), "stand-in 2-layer nn.LSTM(64->256)"
+        return StandInGenerator(vocab_size), "stand-in 2-layer LSTM(64->256)"
 
 
 @torch.no_grad()
@@ -140,19 +149,29 @@ def greedy(model, n, device):
 
 
 def bench_gen(device, repeats, vocab_size=86):
+    """Greedy generation at torch's thread count and at 1 thread (batch 1 has little to share
+    between threads, and a busy machine makes every multi-threaded call wait for a core)."""
     torch.manual_seed(0)
     model, label = make_generator(vocab_size)
     model = model.to(device).eval()
-    med = interleaved({100: lambda: greedy(model, 100, device),
-                       1000: lambda: greedy(model, 1000, device)}, repeats)
-    return [
-        {"section": "gen", "case": label, "what": "100 chars", "median_ms": med[100] * 1e3,
-         "ratio": None, "target": ""},
-        {"section": "gen", "case": label, "what": "1000 chars", "median_ms": med[1000] * 1e3,
-         "ratio": med[1000] / med[100], "target": "<= 12 (x 100 chars)"},
-        {"section": "gen", "case": label, "what": "chars/s (1000)", "median_ms": None,
-         "ratio": 1000 / med[1000], "target": ">= 2000"},
-    ]
+    rows, threads = [], torch.get_num_threads()
+    for n in sorted({threads, 1}, reverse=True) if device.type == "cpu" else [threads]:
+        torch.set_num_threads(n)
+        key = f"gen{n}"
+        med = interleaved({100: lambda: greedy(model, 100, device),
+                           1000: lambda: greedy(model, 1000, device)}, repeats, key=key)
+        case = f"{label}, {n} thr"
+        rows += [
+            {"section": "gen", "case": case, "what": "100 chars", "median_ms": med[100] * 1e3,
+             "ratio": None, "target": ""},
+            {"section": "gen", "case": case, "what": "1000 chars", "median_ms": med[1000] * 1e3,
+             "ratio": med[1000] / med[100], "min_ratio": MINIMA[key, 1000] / MINIMA[key, 100],
+             "target": "<= 12 (x 100 chars)"},
+            {"section": "gen", "case": case, "what": "chars/s (1000)", "median_ms": None,
+             "ratio": 1000 / med[1000], "min_ratio": 1000 / MINIMA[key, 1000], "target": ">= 2000"},
+        ]
+    torch.set_num_threads(threads)
+    return rows
 
 
 def text_dataset(device):
@@ -235,24 +254,52 @@ def bench_memory(steps=20, seq_length=10):
              "target": "reported"}]
 
 
+def bench_sweep(steps: int, repeats: int):
+    """Wall time of the demo sweep, sequential vs 2-way parallel, alternating; medians."""
+    def run(parallel: bool):
+        with tempfile.TemporaryDirectory() as tmp:
+            cmd = [sys.executable, "-m", "rnn_experiments.train", "-m", "+experiment=demo",
+                   f"train.steps={steps}", "device=cpu", f"hydra.sweep.dir={tmp}/sweep",
+                   "hydra/job_logging=none", "hydra/hydra_logging=none"]
+            if parallel:
+                cmd += ["hydra/launcher=parallel", "hydra.launcher.n_jobs=2"]
+            t0 = time.perf_counter()
+            proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+            if proc.returncode != 0:
+                raise RuntimeError(f"sweep failed: {proc.stderr.strip()[-300:]}")
+            return time.perf_counter() - t0
+    med = interleaved({"sequential": lambda: run(False), "parallel": lambda: run(True)},
+                      repeats, warmup=0)
+    case = f"demo sweep: 4 runs x {steps} steps"
+    return [{"section": "sweep", "case": case, "what": "sequential (1 job)", "median_ms": med["sequential"] * 1e3,
+             "ratio": 1.0, "target": ""},
+            {"section": "sweep", "case": case, "what": "joblib 2 jobs x 1 thread", "median_ms": med["parallel"] * 1e3,
+             "ratio": med["parallel"] / med["sequential"], "target": "reported (< 1: faster)"}]
+
+
 def print_table(rows, header):
     print(header)
-    print(f"{'section':8s} {'case':38s} {'what':26s} {'median ms':>10s} {'ratio':>8s}  target")
+    print(f"{'section':8s} {'case':38s} {'what':26s} {'median ms':>10s} {'ratio':>8s} "
+          f"{'(of mins)':>9s}  target")
     for r in rows:
         ms = f"{r['median_ms']:10.2f}" if r["median_ms"] is not None else f"{'':10s}"
         ratio = f"{r['ratio']:8.2f}" if r["ratio"] is not None else f"{'':8s}"
-        print(f"{r['section']:8s} {r['case'][:38]:38s} {r['what'][:26]:26s} {ms} {ratio}  {r['target']}")
+        mins = f"{r['min_ratio']:9.2f}" if r.get("min_ratio") is not None else f"{'':9s}"
+        print(f"{r['section']:8s} {r['case'][:38]:38s} {r['what'][:26]:26s} {ms} {ratio} {mins}  {r['target']}")
+    print("ratio: of the medians over repeats (chars/s for gen); (of mins): of the fastest repeats, the less noisy "
+          "figure when other processes share the cores")
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--repeats", type=int, default=7, help="timed repeats per case (medians)")
     ap.add_argument("--quick", action="store_true", help="3 repeats, no T=81 case")
-    ap.add_argument("--only", choices=["train", "gen", "data", "memory"], action="append",
+    ap.add_argument("--only", choices=["train", "gen", "data", "memory", "sweep"], action="append",
                     help="run only these sections (repeatable)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     ap.add_argument("--device", default="cpu", help="cpu | cuda | auto")
     ap.add_argument("--plain", action="store_true", help="also time the plain autograd loop")
+    ap.add_argument("--sweep-steps", type=int, default=400, help="steps per run of the sweep section")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -274,6 +321,8 @@ def main(argv=None):
         rows += bench_data(device, repeats, rows)
     if "memory" in sections:
         rows += bench_memory()
+    if "sweep" in sections:
+        rows += bench_sweep(args.sweep_steps, 1 if args.quick else 2)
     print_table(rows, header)
     return rows
 
