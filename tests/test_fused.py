@@ -62,3 +62,13 @@ def test_recurrence_keeps_every_h_t_in_the_graph():
     assert len(hs) == 5 and all(h.requires_grad for h in hs)
     (g,) = torch.autograd.grad(hs[-1].sum(), hs[1], retain_graph=True)
     assert g.abs().sum() > 0                          # dh_T/dh_2 flows through the graph
+
+
+@pytest.mark.parametrize("cls", [LSTM, PeepLSTM])
+def test_evaluation_without_grad_gives_the_same_outputs(cls):
+    torch.manual_seed(0)
+    m = cls(3, 2, 8, 16)
+    x = torch.randint(0, 3, (5, 11))
+    with torch.no_grad():
+        lp_eval = m(x)                                  # one reused gate buffer
+    torch.testing.assert_close(lp_eval, m(x).detach(), atol=0, rtol=0)

@@ -48,6 +48,16 @@ class _TimeBlocks:
         return [(n * self.k, block) for n, block in enumerate(self.blocks)]
 
 
+class _OneStep:
+    """Stands in for _TimeBlocks when no backward will run (evaluation): one reused buffer."""
+
+    def __init__(self, T: int, shape: tuple, like: torch.Tensor):
+        self.buffer = like.new_empty(*shape)
+
+    def __getitem__(self, t: int) -> torch.Tensor:
+        return self.buffer
+
+
 def _take(ctx, name: str) -> _TimeBlocks:
     """The forward's buffer, to be overwritten by the backward: the buffer itself when
     reuse_buffers (backward runs once, as in training), else a copy (retain_graph, gradcheck)."""
@@ -89,11 +99,12 @@ class LSTMFunction(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, v, P, W_h, reuse_buffers=True):
+    def forward(ctx, v, P, W_h, reuse_buffers=True, keep=True):
         T, B = v.shape
         H = W_h.shape[1]
         W_h_t = W_h.t()                                     # (H, 4H)
-        gates = _TimeBlocks(T, (B, 4 * H), P)               # g, i, f, o after tanh / σ
+        Buffer = _TimeBlocks if keep else _OneStep          # keep=False: no backward to come
+        gates = Buffer(T, (B, 4 * H), P)                    # g, i, f, o after tanh / σ
         cs = P.new_empty(T + 1, B, H)                       # c_0 .. c_T
         hs = P.new_empty(T + 1, B, H)                       # h_0 .. h_T
         cs[0], hs[0] = 0, 0
@@ -141,7 +152,7 @@ class LSTMFunction(torch.autograd.Function):
             dA = dA.view(n * B, 4 * H)
             dW_h.addmm_(dA.t(), hs[s:s + n].view(n * B, H))                    # Σ_t dA_t^T h_{t-1}
             dP.index_add_(0, v[s:s + n].reshape(-1), dA)                       # Σ over v_tb = v
-        return None, dP, dW_h, None
+        return None, dP, dW_h, None, None
 
 
 class PeepLSTMFunction(torch.autograd.Function):
@@ -158,12 +169,13 @@ class PeepLSTMFunction(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, v, P, Q, W_c, reuse_buffers=True):
+    def forward(ctx, v, P, Q, W_c, reuse_buffers=True, keep=True):
         T, B = v.shape
         H = W_c.shape[1]
         W_c_t = W_c.t()                                     # (H, 3H)
-        gates = _TimeBlocks(T, (B, 3 * H), P)               # f, i, o after σ
-        cand = _TimeBlocks(T, (B, H), Q)                    # q_t = Q[v_t]
+        Buffer = _TimeBlocks if keep else _OneStep          # keep=False: no backward to come
+        gates = Buffer(T, (B, 3 * H), P)                    # f, i, o after σ
+        cand = Buffer(T, (B, H), Q)                         # q_t = Q[v_t]
         cs = P.new_empty(T + 1, B, H)                       # c_0 .. c_T
         cs[0] = 0
         for t in range(T):
@@ -213,4 +225,4 @@ class PeepLSTMFunction(torch.autograd.Function):
         for s, dq in cand.spans():
             n = dq.shape[0]
             dQ.index_add_(0, v[s:s + n].reshape(-1), dq.view(n * B, H))
-        return None, dP, dQ, dW_c, None
+        return None, dP, dQ, dW_c, None, None

@@ -54,7 +54,7 @@ class LSTM(RecurrentClassifier):
             return super().forward(x)
         W_x, W_h, b = self._stacked()
         P = torch.addmm(b, self.embedding.weight, W_x.t())              # (V, 4H): W_x e_v + b
-        h = LSTMFunction.apply(x.t().contiguous(), P, W_h)              # (B, H) = h_T
+        h = LSTMFunction.apply(x.t().contiguous(), P, W_h, True, torch.is_grad_enabled())  # h_T
         return F.log_softmax(F.linear(h, self.W_ph, self.b_p), dim=-1)  # (B, C)
 
     def recurrence(self, e: torch.Tensor, state=None) -> list[torch.Tensor]:

@@ -56,7 +56,8 @@ class PeepLSTM(RecurrentClassifier):
         W_x, W_c, b = self._stacked()
         P = torch.addmm(b, self.embedding.weight, W_x.t())              # (V, 4H): W_x e_v + b
         Q = torch.sigmoid(P[:, 3 * H:])                                 # (V, H): σ(W_cx e_v + b_c)
-        h = PeepLSTMFunction.apply(x.t().contiguous(), P[:, :3 * H], Q, W_c)  # (B, H) = h_T
+        h = PeepLSTMFunction.apply(x.t().contiguous(), P[:, :3 * H], Q, W_c, True,
+                                   torch.is_grad_enabled())                   # (B, H) = h_T
         return F.log_softmax(F.linear(h, self.W_ph, self.b_p), dim=-1)  # (B, C)
 
     def recurrence(self, e: torch.Tensor, state=None) -> list[torch.Tensor]:
