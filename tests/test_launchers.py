@@ -59,6 +59,18 @@ def test_submitit_local_runs_a_tiny_sweep_as_separate_processes(tmp_path):
     assert (tmp_path / "sweep" / ".submitit").is_dir()           # submitit's job folders
 
 
+def test_joblib_sweep_runs_jobs_in_parallel_with_threads_shared(tmp_path):
+    from rnn_experiments.launch import available_cores
+    cmd = [sys.executable, "-m", "rnn_experiments.train", "-m", *TINY, "seed=0,1",
+           "train.steps=20", "train.log_every=10", "train.eval_every=10", "train.checkpoint_every=0",
+           "hydra/launcher=parallel", "hydra.launcher.n_jobs=2", f"hydra.sweep.dir={tmp_path / 'sweep'}"]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    runs = [summary(tmp_path / "sweep" / str(i)) for i in (0, 1)]
+    assert [r["seed"] for r in runs] == [0, 1] and all(r["status"] == "completed" for r in runs)
+    assert all(r["threads"] == max(1, available_cores() // 2) for r in runs)   # 2 jobs x threads <= cores
+
+
 def descendants(pid: int) -> list[int]:
     out = []
     for task in Path(f"/proc/{pid}/task").iterdir():

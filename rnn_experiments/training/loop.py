@@ -143,7 +143,7 @@ def _train(cfg, out_dir: Path, summary: dict, hooks: list[Hook]) -> dict:
                  if t_cfg.lr_decay_every > 0 else None)
     summary.update(num_params=count_params(model),
                    num_params_embedding=count_params(model.embedding) if hasattr(model, "embedding") else 0,
-                   device=str(device), torch=torch.__version__)
+                   device=str(device), torch=torch.__version__, threads=torch.get_num_threads())
 
     ckpt_path = out_dir / "checkpoint.pt"
     step, rows, elapsed_before = 0, [], 0.0
