@@ -38,7 +38,9 @@ import torch.nn.functional as F
 from rnn_experiments.models import LSTM, PeepLSTM
 
 ROOT = Path(__file__).resolve().parent.parent
-BOOK = ROOT.parent / "shared" / "data" / "grimms_fairy_tales.txt"
+BOOKS = [ROOT.parent / "shared" / "data" / "grimms_fairy_tales.txt",          # /work/main
+         ROOT.parent.parent / "shared" / "data" / "grimms_fairy_tales.txt"]   # a worktree
+BOOK = next((b for b in BOOKS if b.exists()), BOOKS[0])
 
 
 class TorchLSTMClassifier(nn.Module):
@@ -173,19 +175,19 @@ def bench_gen(device, repeats, vocab_size=86):
     return rows
 
 
-def text_dataset(device):
+def text_dataset(device, book: Path = BOOK):
     """The text dataset of the project if there is one (built from the real config)."""
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
     from rnn_experiments.data import DATASETS, build_dataset
     names = [n for n in DATASETS if n != "palindrome"]
-    if not names or not BOOK.exists():
-        return None, "no text dataset registered" if not names else f"{BOOK} not found"
+    if not names or not book.exists():
+        return None, "no text dataset registered" if not names else f"{book} not found"
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-            cfg = compose(config_name="config", overrides=[f"dataset={names[0]}", f"dataset.path={BOOK}",
+            cfg = compose(config_name="config", overrides=[f"dataset={names[0]}", f"dataset.path={book}",
                                                             "device=cpu", "train.eval_size=256"])
         return build_dataset(cfg, device), names[0]
     except Exception as e:  # another engineer's module: report, do not fail the benchmark
@@ -194,7 +196,7 @@ def text_dataset(device):
         GlobalHydra.instance().clear()
 
 
-def bench_data(device, repeats, train_rows):
+def bench_data(device, repeats, train_rows, book: Path = BOOK):
     from types import SimpleNamespace
 
     from rnn_experiments.data.palindrome import PalindromeDataset
@@ -207,7 +209,7 @@ def bench_data(device, repeats, train_rows):
         rows.append({"section": "data", "case": f"palindrome L={L} B=256", "what": "batch",
                      "median_ms": t * 1e3, "ratio": ref / (t * 1e3) if ref else None,
                      "target": ">= 100 (step / batch)" if ref else "(no train step timed)"})
-    data, label = text_dataset(device)
+    data, label = text_dataset(device, book)
     if data is None:
         rows.append({"section": "data", "case": "text", "what": f"skipped: {label}",
                      "median_ms": None, "ratio": None, "target": ""})
@@ -311,6 +313,7 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     ap.add_argument("--device", default="cpu", help="cpu | cuda | auto")
     ap.add_argument("--plain", action="store_true", help="also time the plain autograd loop")
+    ap.add_argument("--book", type=Path, default=BOOK, help="text file for the text-data row")
     ap.add_argument("--sweep-steps", type=int, default=400, help="steps per run of the sweep section")
     args = ap.parse_args(argv)
     if args.threads:
@@ -330,7 +333,7 @@ def main(argv=None):
     if "gen" in sections:
         rows += bench_gen(device, repeats)
     if "data" in sections:
-        rows += bench_data(device, repeats, rows)
+        rows += bench_data(device, repeats, rows, args.book)
     if "memory" in sections:
         rows += bench_memory()
     if "sweep" in sections:
