@@ -3,15 +3,21 @@
 The models' `recurrence` is a plain autograd loop (every h_t is in the graph, which the
 gradient-flow study needs). When only h_T is read, `forward` calls the Functions below instead:
 the same equations, evaluated in a loop that writes into preallocated buffers without recording a
-graph, and a backward loop with one (B, 4H) x (4H, H) product per step. Two rearrangements make
+graph, and a backward loop with one (B, 4H) x (4H, H) product per step. These rearrangements make
 it cheaper than autograd's loop, without changing what is computed:
 
   * Inputs are tokens, x_t = Emb[v_t], so W_x x_t + b = P[v_t] with the (V, 4H) table
     P = Emb W_x^T + b: one tiny product, then a row lookup per step (V = 3 for palindromes, so
     this replaces a (T·B, E) x (E, 4H) product and its two backward products). Its gradient is
     dP[v] = Σ_{t,b: v_tb = v} dA_tb (an index_add), and autograd takes dP back to Emb, W_x, b.
-  * The recurrent weight gradient is ONE product over all timesteps after the loop:
+  * The recurrent weight gradient is formed after the loop, one product per block of
+    timesteps (all of them when T·B·4H floats fit in 16 MiB):
         dW_h = Σ_t dA_t^T h_{t-1} = dA^T H_prev      dA: (T·B, 4H), H_prev: (T·B, H)
+  * dA_t overwrites the step's gate activations once they are used (no second (T, B, 4H)
+    buffer), buffers come in blocks of at most 16 MiB (see _TimeBlocks), tanh(c_t) is recomputed.
+    So the backward can run once per forward (as in training); reuse_buffers=False copies the
+    buffers instead (gradcheck, retain_graph). keep=False (evaluation, no backward) keeps one
+    step's gates only.
 
 Notation: a_t are a step's pre-activations (B, 4H) and dA_t = dL/da_t; dA stacks them (T, B, 4H).
 """
