@@ -99,3 +99,27 @@ def test_preempted_submitit_job_checkpoints_requeues_and_resumes(tmp_path):
     assert s["resumed_from_step"] > 0                  # the requeued job went on from checkpoint.pt
     logs = "".join(p.read_text() for p in (tmp_path / "sweep" / ".submitit").rglob("*_log.*"))
     assert "requeueing through submitit" in logs and "Requeued job" in logs
+
+
+def test_slurm_preset_makes_an_sbatch_script_with_its_settings(tmp_path, monkeypatch):
+    """conf/hydra/launcher/slurm.yaml, passed to submitit the way hydra-submitit-launcher does
+    (no cluster needed: only the sbatch file is written)."""
+    import submitit
+    from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
+
+    from tests.conftest import compose_config
+    monkeypatch.setattr(submitit.SlurmExecutor, "affinity", staticmethod(lambda: 1))  # "srun" found
+    cfg = compose_config(["hydra/launcher=slurm", "hydra.launcher.partition=gpu",
+                          "hydra.launcher.gpus_per_node=1"], return_hydra_config=True)
+    params = OmegaConf.to_container(cfg.hydra.launcher, resolve=False)
+    params = {k: v for k, v in params.items() if k not in ("_target_", "submitit_folder", "name")}
+    executor = submitit.AutoExecutor(cluster="slurm", folder=tmp_path,
+                                     slurm_max_num_timeout=params.pop("max_num_timeout"))
+    base = set(OmegaConf.structured(BaseQueueConf).keys())
+    executor.update_parameters(**{k if k in base else f"slurm_{k}": v for k, v in params.items()})
+    script = executor._executor._make_submission_file_text("python -m rnn_experiments.train", "uid")
+    for line in ["--partition=gpu", "--time=120", "--cpus-per-task=4", "--gpus-per-node=1",
+                 "--mem=8GB", "--signal=USR2@120"]:
+        assert f"#SBATCH {line}" in script, line
+    assert executor._executor.max_num_timeout == 5
+    assert cfg.hydra.launcher.array_parallelism == 12
