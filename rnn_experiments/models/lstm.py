@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from rnn_experiments.models.base import RecurrentClassifier, init_weights
+from rnn_experiments.models.fused import LSTMFunction
 
 
 class LSTM(RecurrentClassifier):
@@ -21,6 +23,11 @@ class LSTM(RecurrentClassifier):
     with h_0 = c_0 = 0 and x_t the embedding of token t. The four gates are evaluated with one
     matrix product per step: all inputs' projections W_{gifo,x} x_t are computed for every t in a
     single product before the time loop.
+
+    `recurrence` is the plain autograd loop (every h_t stays in the graph). `forward` reads only
+    h_T, so it uses `LSTMFunction` (models/fused.py): the same equations with a hand-written
+    backward through time, and W_x x_t + b looked up from a (vocab, 4H) table instead of
+    multiplied per token. Set `model.fused = False` to make `forward` use `recurrence`.
     Parameters (embedding apart): 4(H·E + H·H + H) + C·H + C.
     """
 
@@ -33,13 +40,27 @@ class LSTM(RecurrentClassifier):
             setattr(self, f"W_{gate}h", nn.Parameter(torch.empty(H, H)))
             setattr(self, f"b_{gate}", nn.Parameter(torch.zeros(H)))
         init_weights(self, init)
+        self.fused = True
+
+    def _stacked(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        W_x = torch.cat([self.W_gx, self.W_ix, self.W_fx, self.W_ox])   # (4H, E)
+        W_h = torch.cat([self.W_gh, self.W_ih, self.W_fh, self.W_oh])   # (4H, H)
+        b = torch.cat([self.b_g, self.b_i, self.b_f, self.b_o])         # (4H,)
+        return W_x, W_h, b
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (B, T) token ids -> log-probabilities (B, C)."""
+        if not self.fused or type(self).readout_state is not RecurrentClassifier.readout_state:
+            return super().forward(x)
+        W_x, W_h, b = self._stacked()
+        P = torch.addmm(b, self.embedding.weight, W_x.t())              # (V, 4H): W_x e_v + b
+        h = LSTMFunction.apply(x.t().contiguous(), P, W_h, True, torch.is_grad_enabled())  # h_T
+        return F.log_softmax(F.linear(h, self.W_ph, self.b_p), dim=-1)  # (B, C)
 
     def recurrence(self, e: torch.Tensor, state=None) -> list[torch.Tensor]:
         B, T, _ = e.shape
         H = self.hidden_size
-        W_x = torch.cat([self.W_gx, self.W_ix, self.W_fx, self.W_ox])   # (4H, E)
-        W_h = torch.cat([self.W_gh, self.W_ih, self.W_fh, self.W_oh])   # (4H, H)
-        b = torch.cat([self.b_g, self.b_i, self.b_f, self.b_o])         # (4H,)
+        W_x, W_h, b = self._stacked()
         x_proj = torch.addmm(b, e.reshape(B * T, -1), W_x.t()).view(B, T, 4 * H)  # (B, T, 4H)
         h, c = state if state is not None else (e.new_zeros(B, H), e.new_zeros(B, H))
         W_h_t = W_h.t()                                                 # (H, 4H)

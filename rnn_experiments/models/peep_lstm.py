@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from rnn_experiments.models.base import RecurrentClassifier, init_weights
+from rnn_experiments.models.fused import PeepLSTMFunction
 
 
 class PeepLSTM(RecurrentClassifier):
@@ -19,6 +21,11 @@ class PeepLSTM(RecurrentClassifier):
 
     with c_0 = 0. σ(W_cx x_t + b_c) does not depend on the past, so it is computed for all t
     before the time loop, together with the gates' input projections (one product).
+
+    `recurrence` is the plain autograd loop (every h_t stays in the graph). `forward` reads only
+    h_T, so it uses `PeepLSTMFunction` (models/fused.py): the same equations with a hand-written
+    backward through time, and W_x x_t + b looked up from a (vocab, 4H) table instead of
+    multiplied per token. Set `model.fused = False` to make `forward` use `recurrence`.
     Parameters (embedding apart): 4(H·E + H) + 3·H·H + C·H + C.
     """
 
@@ -33,13 +40,30 @@ class PeepLSTM(RecurrentClassifier):
         self.W_cx = nn.Parameter(torch.empty(H, E))
         self.b_c = nn.Parameter(torch.zeros(H))
         init_weights(self, init)
+        self.fused = True
+
+    def _stacked(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        W_x = torch.cat([self.W_fx, self.W_ix, self.W_ox, self.W_cx])   # (4H, E)
+        W_c = torch.cat([self.W_fh, self.W_ih, self.W_oh])              # (3H, H)
+        b = torch.cat([self.b_f, self.b_i, self.b_o, self.b_c])         # (4H,)
+        return W_x, W_c, b
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (B, T) token ids -> log-probabilities (B, C)."""
+        if not self.fused or type(self).readout_state is not RecurrentClassifier.readout_state:
+            return super().forward(x)
+        H = self.hidden_size
+        W_x, W_c, b = self._stacked()
+        P = torch.addmm(b, self.embedding.weight, W_x.t())              # (V, 4H): W_x e_v + b
+        Q = torch.sigmoid(P[:, 3 * H:])                                 # (V, H): σ(W_cx e_v + b_c)
+        h = PeepLSTMFunction.apply(x.t().contiguous(), P[:, :3 * H], Q, W_c, True,
+                                   torch.is_grad_enabled())                   # (B, H) = h_T
+        return F.log_softmax(F.linear(h, self.W_ph, self.b_p), dim=-1)  # (B, C)
 
     def recurrence(self, e: torch.Tensor, state=None) -> list[torch.Tensor]:
         B, T, _ = e.shape
         H = self.hidden_size
-        W_x = torch.cat([self.W_fx, self.W_ix, self.W_ox, self.W_cx])   # (4H, E)
-        W_c = torch.cat([self.W_fh, self.W_ih, self.W_oh])              # (3H, H)
-        b = torch.cat([self.b_f, self.b_i, self.b_o, self.b_c])         # (4H,)
+        W_x, W_c, b = self._stacked()
         x_proj = torch.addmm(b, e.reshape(B * T, -1), W_x.t()).view(B, T, 4 * H)  # (B, T, 4H)
         gate_x = x_proj[..., : 3 * H].unbind(1)                         # T x (B, 3H)
         cand = torch.sigmoid(x_proj[..., 3 * H:]).unbind(1)             # T x (B, H)

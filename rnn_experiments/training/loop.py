@@ -81,9 +81,13 @@ def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: in
     return correct / y.numel()
 
 
+STOP_SIGNALS_EXTRA = (signal.SIGUSR2,) if hasattr(signal, "SIGUSR2") else ()
+
+
 @contextmanager
 def stop_on_signals():
-    """SIGTERM/SIGINT set a flag that the loop checks after each step (then it checkpoints)."""
+    """SIGTERM/SIGINT (and SIGUSR2, the time-limit/preemption signal of SLURM via submitit) set a
+    flag that the loop checks after each step (then it checkpoints)."""
     received: list[int] = []
 
     def handler(signum, frame):
@@ -93,7 +97,7 @@ def stop_on_signals():
 
     old = {}
     try:
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in (signal.SIGTERM, signal.SIGINT, *STOP_SIGNALS_EXTRA):
             old[sig] = signal.signal(sig, handler)
     except ValueError:  # not the main thread: leave signals alone
         pass
@@ -142,7 +146,7 @@ def _train(cfg, out_dir: Path, summary: dict, hooks: list[Hook]) -> dict:
                  if t_cfg.lr_decay_every > 0 else None)
     summary.update(num_params=count_params(model),
                    num_params_embedding=count_params(model.embedding) if hasattr(model, "embedding") else 0,
-                   device=str(device), torch=torch.__version__)
+                   device=str(device), torch=torch.__version__, threads=torch.get_num_threads())
 
     ckpt_path = out_dir / "checkpoint.pt"
     step, rows, elapsed_before = 0, [], 0.0

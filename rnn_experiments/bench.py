@@ -1,0 +1,346 @@
+"""Speed benchmark: one command, a table of medians over repeats and the ratios the targets name.
+
+    python -m rnn_experiments.bench                  # everything (a few minutes on 2 CPU cores)
+    python -m rnn_experiments.bench --quick          # fewer repeats, for a smoke test
+    python -m rnn_experiments.bench --only train --threads 1
+    python -m rnn_experiments.bench --device cuda    # where there is a GPU
+
+Sections:
+  train   one training step (forward + NLL + backward + clip + Adam) of our LSTM and peephole LSTM
+          against torch.nn.LSTM of the same sizes (embedding 64); the models are timed
+          interleaved, repeat after repeat, so a busy machine slows all of them alike.
+          Target: ratio <= 0.8 at batch 256, hidden 256, input lengths 41 and 81.
+  gen     greedy generation, batch 1, state carried from character to character, with the
+          2-layer text generator (rnn_experiments.models.generator if present, otherwise a
+          stand-in with the same layers: Embedding 64 -> nn.LSTM(64, 256, 2) -> Linear).
+          Targets: >= 2000 characters/s; time(1000 chars) <= 12 x time(100 chars).
+  data    producing a batch vs a training step consuming it. Target: >= 100x faster.
+  memory  peak resident memory (VmHWM) of a short palindrome training run in a subprocess.
+  sweep   wall time of the small `+experiment=demo` sweep (4 runs) run one job at a time (basic
+          launcher, torch's default threads) vs 2 jobs at once (hydra/launcher=parallel, 1 thread
+          each). Not in the default set (minutes); ask for it with `--only sweep`.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from rnn_experiments.models import LSTM, PeepLSTM
+
+ROOT = Path(__file__).resolve().parent.parent
+BOOKS = [ROOT.parent / "shared" / "data" / "grimms_fairy_tales.txt",          # /work/main
+         ROOT.parent.parent / "shared" / "data" / "grimms_fairy_tales.txt"]   # a worktree
+BOOK = next((b for b in BOOKS if b.exists()), BOOKS[0])
+
+
+class TorchLSTMClassifier(nn.Module):
+    """The baseline: the same classifier around torch.nn.LSTM."""
+
+    def __init__(self, vocab_size, num_classes, embedding_dim, hidden_size):
+        super().__init__()
+        self.embedding = nn.Embedding(vocab_size, embedding_dim)
+        self.lstm = nn.LSTM(embedding_dim, hidden_size, batch_first=True)
+        self.out = nn.Linear(hidden_size, num_classes)
+
+    def forward(self, x):
+        h, _ = self.lstm(self.embedding(x))                   # (B, T, H)
+        return F.log_softmax(self.out(h[:, -1]), dim=-1)      # (B, C)
+
+
+MINIMA: dict = {}   # (section, name) -> fastest repeat, printed next to the medians
+
+
+def interleaved(fns: dict, repeats: int, warmup: int = 1, key: str = "") -> dict:
+    """{name: median seconds}: every repeat runs each fn once, in turn (minima kept in MINIMA)."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    times = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    MINIMA.update({(key, name): min(ts) for name, ts in times.items()})
+    return {name: statistics.median(ts) for name, ts in times.items()}
+
+
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def train_step_fn(model, x, y, device):
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+
+    def step():
+        loss = F.nll_loss(model(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), 10.0)
+        opt.step()
+        sync(device)
+    return step
+
+
+def bench_train(device, repeats, sizes, with_plain: bool):
+    rows = []
+    for B, H, T in sizes:
+        torch.manual_seed(0)
+        x = torch.randint(0, 3, (B, T), device=device)
+        y = torch.randint(0, 2, (B,), device=device)
+        models = {"nn.LSTM": TorchLSTMClassifier(3, 2, 64, H), "lstm": LSTM(3, 2, 64, H),
+                  "peep_lstm": PeepLSTM(3, 2, 64, H)}
+        if with_plain:
+            models["lstm (autograd loop)"] = LSTM(3, 2, 64, H)
+            models["lstm (autograd loop)"].fused = False
+        fns = {k: train_step_fn(m.to(device), x, y, device) for k, m in models.items()}
+        case = f"B={B} H={H} T={T}"
+        med = interleaved(fns, repeats, key=case)
+        for name, t in med.items():
+            rows.append({"section": "train", "case": case, "what": name,
+                         "median_ms": t * 1e3, "ratio": t / med["nn.LSTM"],
+                         "min_ratio": MINIMA[case, name] / MINIMA[case, "nn.LSTM"],
+                         "target": "<= 0.8" if (B, H) == (256, 256) and name in ("lstm", "peep_lstm") else ""})
+    return rows
+
+
+class StandInGenerator(nn.Module):
+    """Embedding -> nn.LSTM(E, H, 2) -> Linear; `step` carries the state like the real one."""
+
+    def __init__(self, vocab_size, embedding_dim=64, hidden_size=256, num_layers=2):
+        super().__init__()
+        self.embedding = nn.Embedding(vocab_size, embedding_dim)
+        self.lstm = nn.LSTM(embedding_dim, hidden_size, num_layers, batch_first=True)
+        self.head = nn.Linear(hidden_size, vocab_size)
+
+    def step(self, x_t, state=None):
+        out, state = self.lstm(self.embedding(x_t.unsqueeze(1)), state)   # (B, 1, H)
+        return self.head(out[:, 0]), state                                # (B, V)
+
+
+def make_generator(vocab_size):
+    try:
+        from rnn_experiments.models.generator import TextGenerator
+        return TextGenerator(vocab_size, 64, 256, num_layers=2), "TextGenerator(64->256, 2 layers)"
+    except ImportError:
+        return StandInGenerator(vocab_size), "stand-in 2-layer LSTM(64->256)"
+
+
+@torch.no_grad()
+def greedy(model, n, device):
+    x, state = torch.zeros(1, dtype=torch.long, device=device), None
+    out = []
+    for _ in range(n):
+        logits, state = model.step(x, state)                  # (1, V)
+        x = logits.argmax(-1)                                 # (1,)
+        out.append(x)
+    torch.cat(out).tolist()                                   # one transfer at the end
+    sync(device)
+
+
+def bench_gen(device, repeats, vocab_size=86):
+    """Greedy generation at torch's thread count and at 1 thread (batch 1 has little to share
+    between threads, and a busy machine makes every multi-threaded call wait for a core)."""
+    torch.manual_seed(0)
+    model, label = make_generator(vocab_size)
+    model = model.to(device).eval()
+    rows, threads = [], torch.get_num_threads()
+    for n in sorted({threads, 1}, reverse=True) if device.type == "cpu" else [threads]:
+        torch.set_num_threads(n)
+        key = f"gen{n}"
+        med = interleaved({100: lambda: greedy(model, 100, device),
+                           1000: lambda: greedy(model, 1000, device)}, repeats, key=key)
+        case = f"{label}, {n} thr"
+        rows += [
+            {"section": "gen", "case": case, "what": "100 chars", "median_ms": med[100] * 1e3,
+             "ratio": None, "target": ""},
+            {"section": "gen", "case": case, "what": "1000 chars", "median_ms": med[1000] * 1e3,
+             "ratio": med[1000] / med[100], "min_ratio": MINIMA[key, 1000] / MINIMA[key, 100],
+             "target": "<= 12 (x 100 chars)"},
+            {"section": "gen", "case": case, "what": "chars/s (1000)", "median_ms": None,
+             "ratio": 1000 / med[1000], "min_ratio": 1000 / MINIMA[key, 1000], "target": ">= 2000"},
+        ]
+    torch.set_num_threads(threads)
+    return rows
+
+
+def text_dataset(device, book: Path = BOOK):
+    """The text dataset of the project if there is one (built from the real config)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from rnn_experiments.data import DATASETS, build_dataset
+    names = [n for n in DATASETS if n != "palindrome"]
+    if not names or not book.exists():
+        return None, "no text dataset registered" if not names else f"{book} not found"
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+            cfg = compose(config_name="config", overrides=[f"dataset={names[0]}", f"dataset.path={book}",
+                                                            "device=cpu", "train.eval_size=256"])
+        return build_dataset(cfg, device), names[0]
+    except Exception as e:  # another engineer's module: report, do not fail the benchmark
+        return None, f"{type(e).__name__}: {e}"
+    finally:
+        GlobalHydra.instance().clear()
+
+
+def bench_data(device, repeats, train_rows, book: Path = BOOK):
+    from types import SimpleNamespace
+
+    from rnn_experiments.data.palindrome import PalindromeDataset
+    rows = []
+    step_ms = {r["case"]: r["median_ms"] for r in train_rows if r["what"] == "lstm"}
+    for L, case in ((10, "B=256 H=256 T=41"), (20, "B=256 H=256 T=81")):
+        data = PalindromeDataset(SimpleNamespace(seq_length=L, eval_seed=1234, num_classes=2), seed=0, device=device, eval_size=16)
+        t = interleaved({"sample": lambda: (data.sample(256), sync(device))}, repeats * 5)["sample"]
+        ref = step_ms.get(case)
+        rows.append({"section": "data", "case": f"palindrome L={L} B=256", "what": "batch",
+                     "median_ms": t * 1e3, "ratio": ref / (t * 1e3) if ref else None,
+                     "target": ">= 100 (step / batch)" if ref else "(no train step timed)"})
+    data, label = text_dataset(device, book)
+    if data is None:
+        rows.append({"section": "data", "case": "text", "what": f"skipped: {label}",
+                     "median_ms": None, "ratio": None, "target": ""})
+    else:
+        t = interleaved({"sample": lambda: (data.sample(64), sync(device))}, repeats * 5)["sample"]
+        gen, _ = make_generator(data.vocab_size)
+        gen = gen.to(device)
+        x, y = data.sample(64)
+        opt = torch.optim.Adam(gen.parameters(), lr=1e-3)
+
+        def text_step():
+            if hasattr(gen, "forward") and not isinstance(gen, StandInGenerator):
+                log_probs = gen(x)                                        # (B, T, V)
+            else:
+                out, _ = gen.lstm(gen.embedding(x))
+                log_probs = F.log_softmax(gen.head(out), -1)
+            loss = F.nll_loss(log_probs.reshape(-1, log_probs.shape[-1]), y.reshape(-1))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sync(device)
+        step = interleaved({"step": text_step}, repeats)["step"]
+        rows.append({"section": "data", "case": f"{label} B=64 T={x.shape[1]}", "what": "batch",
+                     "median_ms": t * 1e3, "ratio": step / t, "target": ">= 100 (step / batch)"})
+    return rows
+
+
+PEAK_CODE = """
+import runpy, sys
+sys.argv = ["rnn-train"] + sys.argv[1:]
+try:
+    runpy.run_module("rnn_experiments.train", run_name="__main__")
+finally:
+    hwm = [line.split()[1] for line in open("/proc/self/status") if line.startswith("VmHWM")]
+    print("VmHWM_KIB", hwm[0] if hwm else "", file=sys.stderr)
+"""
+
+
+def bench_memory(steps=20, seq_length=10):
+    """Peak resident memory (VmHWM) of a palindrome training run (batch 256, hidden 256) in a
+    subprocess. Read in the child: the parent's getrusage would count a forked copy of itself."""
+    with tempfile.TemporaryDirectory() as tmp:
+        args = [f"dataset.seq_length={seq_length}", f"train.steps={steps}", "train.eval_every=10",
+                "train.checkpoint_every=0", f"hydra.run.dir={tmp}/run", "hydra/job_logging=none",
+                "hydra/hydra_logging=none"]
+        proc = subprocess.run([sys.executable, "-c", PEAK_CODE, *args], cwd=ROOT,
+                              capture_output=True, text=True)
+    peak = [line.split()[1] for line in proc.stderr.splitlines()
+            if line.startswith("VmHWM_KIB") and len(line.split()) > 1]
+    if proc.returncode != 0 or not peak:
+        last = (proc.stderr.strip().splitlines() or ["no output"])[-1][:80]
+        return [{"section": "memory", "case": "palindrome run", "what": f"failed: {last}",
+                 "median_ms": None, "ratio": None, "target": ""}]
+    return [{"section": "memory", "case": f"palindrome L={seq_length} B=256 H=256, {steps} steps",
+             "what": f"peak RSS {int(peak[0]) / 1024:.0f} MiB", "median_ms": None, "ratio": None,
+             "target": "reported"}]
+
+
+def bench_sweep(steps: int, repeats: int):
+    """Wall time of the demo sweep, sequential vs 2-way parallel, alternating; medians."""
+    def run(parallel: bool):
+        with tempfile.TemporaryDirectory() as tmp:
+            cmd = [sys.executable, "-m", "rnn_experiments.train", "-m", "+experiment=demo",
+                   f"train.steps={steps}", "device=cpu", f"hydra.sweep.dir={tmp}/sweep",
+                   "hydra/job_logging=none", "hydra/hydra_logging=none"]
+            if parallel:
+                cmd += ["hydra/launcher=parallel", "hydra.launcher.n_jobs=2"]
+            t0 = time.perf_counter()
+            proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+            if proc.returncode != 0:
+                raise RuntimeError(f"sweep failed: {proc.stderr.strip()[-300:]}")
+            return time.perf_counter() - t0
+    med = interleaved({"sequential": lambda: run(False), "parallel": lambda: run(True)},
+                      repeats, warmup=0)
+    case = f"demo sweep: 4 runs x {steps} steps"
+    return [{"section": "sweep", "case": case, "what": "sequential (1 job)", "median_ms": med["sequential"] * 1e3,
+             "ratio": 1.0, "target": ""},
+            {"section": "sweep", "case": case, "what": "joblib 2 jobs x 1 thread", "median_ms": med["parallel"] * 1e3,
+             "ratio": med["parallel"] / med["sequential"], "target": "reported (< 1: faster)"}]
+
+
+def print_table(rows, header):
+    print(header)
+    print(f"{'section':8s} {'case':38s} {'what':26s} {'median ms':>10s} {'ratio':>8s} "
+          f"{'(of mins)':>9s}  target")
+    for r in rows:
+        ms = f"{r['median_ms']:10.2f}" if r["median_ms"] is not None else f"{'':10s}"
+        ratio = f"{r['ratio']:8.2f}" if r["ratio"] is not None else f"{'':8s}"
+        mins = f"{r['min_ratio']:9.2f}" if r.get("min_ratio") is not None else f"{'':9s}"
+        print(f"{r['section']:8s} {r['case'][:38]:38s} {r['what'][:26]:26s} {ms} {ratio} {mins}  {r['target']}")
+    print("ratio: of the medians over repeats (chars/s for gen); (of mins): of the fastest repeats, the less noisy "
+          "figure when other processes share the cores")
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--repeats", type=int, default=7, help="timed repeats per case (medians)")
+    ap.add_argument("--quick", action="store_true", help="3 repeats, no T=81 case")
+    ap.add_argument("--only", choices=["train", "gen", "data", "memory", "sweep"], action="append",
+                    help="run only these sections (repeatable)")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    ap.add_argument("--device", default="cpu", help="cpu | cuda | auto")
+    ap.add_argument("--plain", action="store_true", help="also time the plain autograd loop")
+    ap.add_argument("--book", type=Path, default=BOOK, help="text file for the text-data row")
+    ap.add_argument("--sweep-steps", type=int, default=400, help="steps per run of the sweep section")
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available()
+                          else ("cpu" if args.device == "auto" else args.device))
+    repeats = 3 if args.quick else args.repeats
+    sections = args.only or ["train", "gen", "data", "memory"]
+    sizes = [(256, 256, 41), (32, 64, 41)] if args.quick else [(256, 256, 41), (256, 256, 81), (32, 64, 41)]
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {os.cpu_count()} cores"
+    header = (f"rnn_experiments.bench: {name}, torch {torch.__version__}, "
+              f"{torch.get_num_threads()} threads, medians of {repeats} repeats, "
+              f"load average {os.getloadavg()[0]:.1f}")
+    rows = []
+    if "train" in sections or "data" in sections:
+        rows += bench_train(device, repeats, sizes if "train" in sections else sizes[:1], args.plain)
+    if "gen" in sections:
+        rows += bench_gen(device, repeats)
+    if "data" in sections:
+        rows += bench_data(device, repeats, rows, args.book)
+    if "memory" in sections:
+        rows += bench_memory()
+    if "sweep" in sections:
+        rows += bench_sweep(args.sweep_steps, 1 if args.quick else 2)
+    print_table(rows, header)
+    return rows
+
+
+if __name__ == "__main__":
+    main()

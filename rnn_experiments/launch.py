@@ -1,0 +1,80 @@
+"""What a sweep job does differently under Hydra's launchers (conf/hydra/launcher/).
+
+* Threads. Jobs run side by side (joblib) must not each start one torch thread per core:
+  `job_threads` gives each job cores // n_jobs threads (at least 1), or the launcher's
+  cpus_per_task (submitit), unless `train.threads` is set explicitly.
+* Preemption and time limits (submitit). SLURM sends SIGUSR2 before a job's time limit (and on
+  preemption where the cluster is set up so). The training loop treats it like SIGTERM: it
+  finishes the step, saves checkpoint.pt and stops. `requeue_if_preempted` then hands the signal
+  back to submitit's handler, which calls the Hydra launcher's `checkpoint` (resubmit the same
+  job: same overrides, same folder) and requeues; the requeued run resumes from checkpoint.pt
+  because `train.resume` is true.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def _launcher_cfg():
+    from hydra.core.hydra_config import HydraConfig
+    if not HydraConfig.initialized():
+        return None
+    return HydraConfig.get().get("launcher")
+
+
+def job_threads(cfg, cores: int | None = None) -> int:
+    """torch threads for this job: train.threads if > 0, else what the launcher leaves per job
+    (0: leave torch's default, e.g. for a single run)."""
+    if cfg.train.threads > 0:
+        return cfg.train.threads
+    launcher = _launcher_cfg()
+    if launcher is None:
+        return 0
+    cores = cores or available_cores()
+    n_jobs = launcher.get("n_jobs")
+    if isinstance(n_jobs, int) and n_jobs != 0:           # joblib: -1 = all cores, -2 = all but one
+        n_jobs = n_jobs if n_jobs > 0 else max(1, cores + 1 + n_jobs)
+        return max(1, cores // n_jobs)
+    cpus = launcher.get("cpus_per_task")
+    return int(cpus) if cpus else 0
+
+
+def preempt_signal() -> signal.Signals:
+    """The signal submitit treats as 'preempted or timed out' ($SUBMITIT_PREEMPT_SIGNAL, USR2)."""
+    return getattr(signal, "SIG" + os.environ.get("SUBMITIT_PREEMPT_SIGNAL", "USR2"))
+
+
+def in_submitit_job() -> bool:
+    try:
+        import submitit
+    except ImportError:
+        return False
+    return submitit.JobEnvironment().activated()
+
+
+def requeue_if_preempted(out_dir: Path) -> None:
+    """After the loop stopped on submitit's preemption signal (its checkpoint is saved), raise
+    the signal again so submitit's handler resubmits the job and exits. Returns otherwise."""
+    try:
+        summary = json.loads((Path(out_dir) / "summary.json").read_text())
+    except (OSError, ValueError):
+        return
+    sig = preempt_signal()
+    if summary.get("signal") != sig.name or not in_submitit_job():
+        return
+    log.warning("stopped by %s at step %s with checkpoint saved: requeueing through submitit",
+                sig.name, summary.get("step"))
+    os.kill(os.getpid(), sig)   # submitit's handler (restored by the loop) requeues and exits

@@ -1,0 +1,74 @@
+"""The fused Functions (hand-written backward through time) against autograd."""
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import rnn_experiments.models.fused as fused
+from rnn_experiments.models import LSTM, PeepLSTM
+from rnn_experiments.models.fused import LSTMFunction, PeepLSTMFunction
+
+
+def test_lstm_function_gradcheck():
+    T, B, H, V = 4, 3, 5, 3
+    v = torch.randint(0, V, (T, B), generator=torch.Generator().manual_seed(0))
+    P = torch.randn(V, 4 * H, dtype=torch.double, requires_grad=True)
+    W_h = torch.randn(4 * H, H, dtype=torch.double, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda P, W: LSTMFunction.apply(v, P, W, False), (P, W_h))
+
+
+def test_peep_lstm_function_gradcheck():
+    T, B, H, V = 4, 3, 5, 3
+    v = torch.randint(0, V, (T, B), generator=torch.Generator().manual_seed(0))
+    P = torch.randn(V, 4 * H, dtype=torch.double)[:, :3 * H].requires_grad_()  # strided, as in use
+    Q = torch.rand(V, H, dtype=torch.double, requires_grad=True)
+    W_c = torch.randn(3 * H, H, dtype=torch.double, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda P, Q, W: PeepLSTMFunction.apply(v, P, Q, W, False),
+                                    (P, Q, W_c))
+
+
+@pytest.mark.parametrize("cls", [LSTM, PeepLSTM])
+@pytest.mark.parametrize("T", [1, 13])
+def test_fused_forward_equals_the_autograd_recurrence(cls, T, monkeypatch):
+    monkeypatch.setattr(fused, "BLOCK_BYTES", 3000)  # several time blocks, uneven last one
+    torch.manual_seed(0)
+    m = cls(3, 2, 8, 16, init="kaiming_normal").double()
+    x, y = torch.randint(0, 3, (6, T)), torch.randint(0, 2, (6,))
+    results = []
+    for use_fused in (True, False):
+        m.fused = use_fused
+        m.zero_grad()
+        logp = m(x)
+        F.nll_loss(logp, y).backward()
+        results.append((logp.detach(), {n: p.grad.clone() for n, p in m.named_parameters()}))
+    (lp_f, g_f), (lp_a, g_a) = results
+    torch.testing.assert_close(lp_f, lp_a, atol=1e-12, rtol=0)
+    for name in g_a:
+        torch.testing.assert_close(g_f[name], g_a[name], atol=1e-12, rtol=0, msg=name)
+
+
+def test_second_backward_through_reused_buffers_is_one_clear_error():
+    m = LSTM(3, 2, 4, 6)
+    loss = m(torch.randint(0, 3, (2, 5))).sum()
+    loss.backward(retain_graph=True)
+    with pytest.raises(RuntimeError, match="reuse_buffers"):
+        loss.backward()
+
+
+def test_recurrence_keeps_every_h_t_in_the_graph():
+    m = LSTM(3, 2, 4, 6)
+    hs = m.recurrence(m.embedding(torch.randint(0, 3, (2, 5))))
+    assert len(hs) == 5 and all(h.requires_grad for h in hs)
+    (g,) = torch.autograd.grad(hs[-1].sum(), hs[1], retain_graph=True)
+    assert g.abs().sum() > 0                          # dh_T/dh_2 flows through the graph
+
+
+@pytest.mark.parametrize("cls", [LSTM, PeepLSTM])
+def test_evaluation_without_grad_gives_the_same_outputs(cls):
+    torch.manual_seed(0)
+    m = cls(3, 2, 8, 16)
+    x = torch.randint(0, 3, (5, 11))
+    with torch.no_grad():
+        lp_eval = m(x)                                  # one reused gate buffer
+    torch.testing.assert_close(lp_eval, m(x).detach(), atol=0, rtol=0)
