@@ -12,6 +12,7 @@ class LSTMDirection(nn.Module):
     """The gate parameters of one direction; its recurrence is `LSTM.recurrence`, reused as is."""
 
     recurrence = LSTM.recurrence
+    _stacked = LSTM._stacked
 
     def __init__(self, embedding_dim: int, hidden_size: int):
         super().__init__()
