@@ -11,8 +11,8 @@ Sections:
           interleaved, repeat after repeat, so a busy machine slows all of them alike.
           Target: ratio <= 0.8 at batch 256, hidden 256, input lengths 41 and 81.
   gen     greedy generation, batch 1, state carried from character to character, with the
-          2-layer text generator (rnn_experiments.models.generator if present, otherwise a
-          stand-in with the same layers: Embedding 64 -> nn.LSTM(64, 256, 2) -> Linear).
+          2-layer text generator (rnn_experiments.models.generator: Embedding 64 ->
+          nn.LSTM(64, 256, 2) -> Linear).
           Targets: >= 2000 characters/s; time(1000 chars) <= 12 x time(100 chars).
   data    producing a batch vs a training step consuming it. Target: >= 100x faster.
   memory  peak resident memory (VmHWM) of a short palindrome training run in a subprocess.
@@ -115,26 +115,9 @@ def bench_train(device, repeats, sizes, with_plain: bool):
     return rows
 
 
-class StandInGenerator(nn.Module):
-    """Embedding -> nn.LSTM(E, H, 2) -> Linear; `step` carries the state like the real one."""
-
-    def __init__(self, vocab_size, embedding_dim=64, hidden_size=256, num_layers=2):
-        super().__init__()
-        self.embedding = nn.Embedding(vocab_size, embedding_dim)
-        self.lstm = nn.LSTM(embedding_dim, hidden_size, num_layers, batch_first=True)
-        self.head = nn.Linear(hidden_size, vocab_size)
-
-    def step(self, x_t, state=None):
-        out, state = self.lstm(self.embedding(x_t.unsqueeze(1)), state)   # (B, 1, H)
-        return self.head(out[:, 0]), state                                # (B, V)
-
-
 def make_generator(vocab_size):
-    try:
-        from rnn_experiments.models.generator import TextGenerator
-        return TextGenerator(vocab_size, 64, 256, num_layers=2), "TextGenerator(64->256, 2 layers)"
-    except ImportError:
-        return StandInGenerator(vocab_size), "stand-in 2-layer LSTM(64->256)"
+    from rnn_experiments.models.generator import TextGenerator
+    return TextGenerator(vocab_size, 64, 256, num_layers=2), "TextGenerator(64->256, 2 layers)"
 
 
 @torch.no_grad()
@@ -176,22 +159,20 @@ def bench_gen(device, repeats, vocab_size=86):
 
 
 def text_dataset(device, book: Path = BOOK):
-    """The text dataset of the project if there is one (built from the real config)."""
+    """`dataset=text` on the book, built from the real config (None and why if the book is absent)."""
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
-    from rnn_experiments.data import DATASETS, build_dataset
-    names = [n for n in DATASETS if n != "palindrome"]
-    if not names or not book.exists():
-        return None, "no text dataset registered" if not names else f"{book} not found"
+    from rnn_experiments.data import build_dataset
+    if not book.exists():
+        return None, f"{book} not found (--book PATH)"
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-            cfg = compose(config_name="config", overrides=[f"dataset={names[0]}", f"dataset.path={book}",
-                                                            "device=cpu", "train.eval_size=256"])
-        return build_dataset(cfg, device), names[0]
-    except Exception as e:  # another engineer's module: report, do not fail the benchmark
-        return None, f"{type(e).__name__}: {e}"
+            cfg = compose(config_name="config", overrides=["model=generator", "dataset=text",
+                                                            f"dataset.path={book}", "device=cpu",
+                                                            "train.eval_size=256"])
+        return build_dataset(cfg, device), "text"
     finally:
         GlobalHydra.instance().clear()
 
@@ -221,11 +202,7 @@ def bench_data(device, repeats, train_rows, book: Path = BOOK):
         opt = torch.optim.Adam(gen.parameters(), lr=1e-3)
 
         def text_step():
-            if hasattr(gen, "forward") and not isinstance(gen, StandInGenerator):
-                log_probs = gen(x)                                        # (B, T, V)
-            else:
-                out, _ = gen.lstm(gen.embedding(x))
-                log_probs = F.log_softmax(gen.head(out), -1)
+            log_probs = gen(x)                                            # (B, T, V)
             loss = F.nll_loss(log_probs.reshape(-1, log_probs.shape[-1]), y.reshape(-1))
             opt.zero_grad()
             loss.backward()

@@ -117,4 +117,8 @@ def validate(cfg) -> None:
     _check(t.lr_decay_every >= 0, "train.lr_decay_every", t.lr_decay_every, "an integer >= 0")
     _check(0 < t.lr_decay <= 1, "train.lr_decay", t.lr_decay, "0 < lr_decay <= 1")
     _check(t.threads >= 0, "train.threads", t.threads, "an integer >= 0")
+    text_data = d.name in ("text", "grimm")
+    _check((m.name == "generator") == text_data, "model.name", m.name,
+           "generator for a text dataset" if text_data else
+           f"a sequence classifier for dataset={d.name} (model=generator needs dataset=text or grimm)")
     DATASETS[d.name].validate(cfg)

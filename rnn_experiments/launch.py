@@ -38,7 +38,7 @@ def _launcher_cfg():
 def job_threads(cfg, cores: int | None = None) -> int:
     """torch threads for this job: train.threads if > 0, else what the launcher leaves per job
     (0: leave torch's default, e.g. for a single run)."""
-    if cfg.train.threads > 0:
+    if cfg.train.threads != 0:  # a negative value is left for validate() to report
         return cfg.train.threads
     launcher = _launcher_cfg()
     if launcher is None:

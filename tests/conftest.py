@@ -11,7 +11,6 @@ import rnn_experiments.config  # noqa: F401  (registers the structured configs)
 
 ROOT = Path(__file__).resolve().parent.parent
 CONF_DIR = str(ROOT / "conf")
-SHARED_BOOK = ROOT.parent / "shared" / "data" / "grimms_fairy_tales.txt"
 
 # Small enough to train in a second or two on 2 CPU cores.
 TINY = [

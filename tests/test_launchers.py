@@ -123,3 +123,11 @@ def test_slurm_preset_makes_an_sbatch_script_with_its_settings(tmp_path, monkeyp
         assert f"#SBATCH {line}" in script, line
     assert executor._executor.max_num_timeout == 5
     assert cfg.hydra.launcher.array_parallelism == 12
+
+
+def test_bench_data_section_runs(capsys):
+    """The benchmark command itself (its data rows need the text dataset and the generator)."""
+    from rnn_experiments import bench
+    bench.main(["--quick", "--only", "data", "--threads", "1"])
+    out = capsys.readouterr().out
+    assert "palindrome L=10 B=256" in out and "text B=64 T=30" in out

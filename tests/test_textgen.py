@@ -336,3 +336,26 @@ def test_gutenberg_header_and_licence_are_cut(tmp_path):
     assert strip_gutenberg(text, "book.txt") == "Once upon a time.\n"
     with pytest.raises(TextDataError, match="book.txt: no '\\*\\*\\* START OF'"):
         strip_gutenberg("just a text", "book.txt")
+
+
+def test_resumed_run_does_not_repeat_samples(make_cfg, tiny_text, tmp_path):
+    import json
+    import shutil
+
+    overrides = text_overrides(tiny_text, "train.steps=30", "train.checkpoint_every=10",
+                               "sample.enabled=true", "sample.at_fractions=[0.5,1.0]", "sample.starts=[t,c]",
+                               "sample.temperatures=[1.0]", "sample.temperature_length=10")
+
+    def keep_step_20_checkpoint(step, model, data, out_dir):
+        if step == 21:  # the checkpoint on disk is the one of step 20
+            shutil.copy(out_dir / "checkpoint.pt", out_dir / "step20.pt")
+
+    train(make_cfg(*overrides), tmp_path, hooks=[keep_step_20_checkpoint])
+    straight = (tmp_path / "samples.jsonl").read_text()
+    # as if killed at step 29: back to the step-20 checkpoint, then the same command again
+    shutil.copy(tmp_path / "step20.pt", tmp_path / "checkpoint.pt")
+    assert train(make_cfg(*overrides), tmp_path)["resumed_from_step"] == 20
+    assert (tmp_path / "samples.jsonl").read_text() == straight
+    steps = [json.loads(line)["step"] for line in straight.splitlines()]
+    assert steps.count(15) == 2 and steps.count(30) == 4  # greedy at 15 and 30, T=1 at 30
+    assert (tmp_path / "samples.md").read_text().count("## step 30") == 1

@@ -17,6 +17,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import socket
 import re
 from pathlib import Path
 
@@ -143,6 +144,8 @@ def read_run(run_dir: Path) -> tuple[dict, dict, pd.DataFrame | None]:
         if metrics is not None and metrics.empty:
             metrics = None
     status = summary.get("status") or ("crashed" if metrics_path.is_file() else "failed")
+    if status == "running" and not _alive(summary):
+        status = "crashed"  # killed (SIGKILL, out of memory, ...) before it could say so
     wall = summary.get("wall_time_s")
     if wall is None and metrics is not None and "elapsed_s" in metrics:
         wall = metrics["elapsed_s"].max()
@@ -150,6 +153,20 @@ def read_run(run_dir: Path) -> tuple[dict, dict, pd.DataFrame | None]:
             "wall_time_s": float(wall) if wall is not None else np.nan,
             "overrides": " ".join(map(str, overrides))}
     return config, info, metrics
+
+
+def _alive(summary: dict) -> bool:
+    """False when the run's process is known to be gone: same host, no such pid."""
+    pid, host = summary.get("pid"), summary.get("host")
+    if not isinstance(pid, int) or host != socket.gethostname():
+        return True  # another machine (a cluster node): cannot tell, trust the summary
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def collect(paths) -> pd.DataFrame:

@@ -5,7 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from rnn_experiments.data.download import DEFAULT_DIR, SOURCES, DownloadError, download
+from rnn_experiments.data.download import DEFAULT_DIR, SOURCES, DownloadError, download, sha256_of
 
 
 def main(argv=None) -> int:
@@ -19,7 +19,8 @@ def main(argv=None) -> int:
     dl.add_argument("--no-verify", action="store_true", help="keep the file even if its sha256 differs")
     dl.add_argument("--force", action="store_true", help="download again even if a verified copy exists")
     args = parser.parse_args(argv)
-    existed = (Path(args.dir) / SOURCES[args.name].filename).exists() and not args.force
+    target = Path(args.dir) / SOURCES[args.name].filename
+    existed = target.exists() and not args.force and sha256_of(target.read_bytes()) == SOURCES[args.name].sha256
     try:
         path = download(args.name, args.dir, url=args.url, verify=not args.no_verify, force=args.force)
     except DownloadError as e:

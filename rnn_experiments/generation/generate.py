@@ -51,8 +51,11 @@ def generate(model, vocab: Vocab, prompts: list[str], length: int, strategy: str
 
 
 def load_generator(path: str | Path, device: str | torch.device = "cpu"):
-    """A checkpoint of a text run -> (model in eval mode, Vocab, the run's config)."""
-    state = checkpoint.load(path, map_location=device)
+    """A checkpoint (or a run folder holding checkpoint.pt) -> (model in eval mode, Vocab, config)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "checkpoint.pt"
+    state = checkpoint.load(path, map_location="cpu")
     data_state = state.get("data") or {}
     if "vocab" not in data_state or "config" not in state:
         raise checkpoint.CheckpointError(f"{path}: not a text-generation checkpoint (no vocabulary "

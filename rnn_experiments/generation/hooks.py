@@ -29,6 +29,7 @@ class SampleHook:
                 raise ConfigError(f"sample.starts={list(s.starts)!r} is invalid: expected characters "
                                   f"of the text (not in its vocabulary: {''.join(unknown)!r})")
             self.checked = True
+            restart_files(Path(out_dir), first_step=step)  # a resumed run replays later steps
         records = []
         if step in self.at:
             texts = generate(model, data.vocab, list(s.starts), s.length, strategy="greedy")
@@ -62,6 +63,24 @@ def write_records(out_dir: Path, records: list[dict]) -> None:
             T = "" if r["temperature"] is None else f"{r['temperature']:g}"
             text = r["text"].replace("\\", "\\\\").replace("|", "\\|").replace("\n", "⏎")
             f.write(f"| {r['strategy']} | {T} | `{r['start']}` | {text} |\n")
+
+
+def restart_files(out_dir: Path, first_step: int) -> None:
+    """Keep only the samples of steps before `first_step`; a resumed run writes the rest again."""
+    path = out_dir / "samples.jsonl"
+    kept = []
+    if path.exists():
+        for line in path.read_text().splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:  # the partial last line of a killed process
+                continue
+            if record["step"] < first_step:
+                kept.append(record)
+    for p in (path, out_dir / "samples.md"):
+        p.unlink(missing_ok=True)
+    for step in sorted({r["step"] for r in kept}):
+        write_records(out_dir, [r for r in kept if r["step"] == step])
 
 
 def validate_sample(cfg) -> None:

@@ -16,6 +16,7 @@ import math
 import os
 import random
 import signal
+import socket
 import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -47,6 +48,9 @@ def seed_everything(seed: int) -> None:
 
 
 def resolve_device(name: str) -> torch.device:
+    if name not in ("auto", "cpu", "cuda"):
+        from rnn_experiments.config import ConfigError
+        raise ConfigError(f"device={name!r} is invalid: expected auto, cpu or cuda")
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
@@ -121,7 +125,8 @@ def train(cfg, out_dir: str | Path | None = None, hooks: Iterable[Hook] = ()) ->
     out_dir.mkdir(parents=True, exist_ok=True)
     summary = {"status": "running", "seed": cfg.seed, "model": cfg.model.name,
                "dataset": cfg.dataset.name, "experiment": cfg.experiment_name,
-               "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+               "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+               "host": socket.gethostname(), "pid": os.getpid()}  # lets the analysis spot dead runs
     try:
         validate(cfg)
         return _train(cfg, out_dir, summary, list(hooks) + hooks_from_config(cfg))
@@ -152,7 +157,7 @@ def _train(cfg, out_dir: Path, summary: dict, hooks: list[Hook]) -> dict:
     step, rows, elapsed_before = 0, [], 0.0
     window = {"loss": 0.0, "correct": 0.0, "n": 0, "examples": 0}
     if t_cfg.resume and ckpt_path.exists():
-        state = checkpoint.load(ckpt_path, map_location=device)
+        state = checkpoint.load(ckpt_path, map_location="cpu")  # RNG states must stay CPU tensors
         checkpoint.check_same_run(state, cfg, ckpt_path)
         data.load_state_dict(state["data"])  # first: a text dataset checks its vocabulary here
         model.load_state_dict(state["model"])
