@@ -241,3 +241,16 @@ def test_end_to_end_real_sweep_then_analysis_command(tmp_path):
     finals = df.sort_values("step").groupby("run_dir")["accuracy"].last()
     assert t["final_accuracy_mean"].iloc[0] == pytest.approx(finals.mean())
     assert "failed or missing" not in res.stdout and (out / "accuracy.png").is_file()
+
+
+def test_max_step_zooms_the_plots_not_the_table(tmp_path, monkeypatch):
+    import rnn_experiments.analysis.cli as cli
+    sweep = _sweep(tmp_path / "sweep")
+    full = analyze([sweep], out=tmp_path / "full", formats=("png",), echo=lambda *a: None)
+    plotted = []
+    real_plot = cli.plot_curves
+    monkeypatch.setattr(cli, "plot_curves", lambda df, *a, **k: plotted.append(df) or real_plot(df, *a, **k))
+    zoom = analyze([sweep], out=tmp_path / "zoom", formats=("png",), echo=lambda *a: None,
+                   max_step=20)
+    pd.testing.assert_frame_equal(full["table"], zoom["table"])
+    assert plotted and all(set(df["step"]) == {10, 20} for df in plotted)

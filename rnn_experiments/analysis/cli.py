@@ -37,7 +37,7 @@ def default_out(paths) -> Path:
 
 def analyze(paths, metrics=DEFAULT_METRICS, by=None, style="auto", threshold=0.99,
             threshold_metric="accuracy", out=None, formats=("png", "pdf"), panels=None,
-            echo=print) -> dict:
+            echo=print, max_step=None) -> dict:
     """Collect, tabulate, plot and report; returns {"table": DataFrame, "plots": [...], "tables": [...]}."""
     paths = [str(p) for p in ([paths] if isinstance(paths, (str, Path)) else paths)]
     out = Path(out) if out is not None else default_out(paths)
@@ -58,9 +58,10 @@ def analyze(paths, metrics=DEFAULT_METRICS, by=None, style="auto", threshold=0.9
     echo("\n" + md)
 
     plots = []
+    plot_df = df if max_step is None else df[df["step"] <= max_step]  # zoom; the table keeps all
     for metric in metrics:
         try:
-            fig = plot_curves(df, metric, by, style, panels)
+            fig = plot_curves(plot_df, metric, by, style, panels)
         except ValueError as e:
             if str(e).startswith("--"):
                 raise AnalysisError(str(e)) from None
@@ -120,6 +121,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=None, metavar="DIR",
                    help="output folder (default: PATH/analysis/ for one multirun folder or a folder of "
                         "them; needed for a run folder, a glob or several PATHs inside one sweep)")
+    p.add_argument("--max-step", type=int, default=None, metavar="N",
+                   help="plot only steps <= N (the tables still use every step)")
     p.add_argument("--formats", type=_csv, default=["png", "pdf"], metavar="F1,F2",
                    help="figure formats (default: png,pdf)")
     return p
@@ -131,7 +134,7 @@ def main(argv=None) -> int:
     metrics = tuple(args.metrics) if args.metrics != list(DEFAULT_METRICS) else DEFAULT_METRICS
     try:
         analyze(args.paths, metrics, args.by, style, args.threshold, args.threshold_metric,
-                args.out, tuple(args.formats), args.panels)
+                args.out, tuple(args.formats), args.panels, max_step=args.max_step)
     except AnalysisError as e:
         print(f"rnn-analyze: error: {e}", file=sys.stderr)
         return 2
