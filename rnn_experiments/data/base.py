@@ -5,11 +5,26 @@ import torch
 
 
 class SeededBatches:
-    """Holds the training-batch generator; its state goes into checkpoints for exact resume."""
+    """A synthetic task defines `draw(batch_size, generator) -> (x, y)` (CPU tensors).
 
-    def __init__(self, seed: int, device: torch.device):
+    From it, this base makes fresh training batches from the run's seed (`sample`) and a fixed
+    held-out set from `dataset.eval_seed` (`eval_x`, `eval_y`). The training generator's state
+    goes into checkpoints for exact resume. Subclasses set their own attributes (L, ...) before
+    calling `super().__init__`.
+    """
+
+    def __init__(self, cfg, seed: int, device: torch.device, eval_size: int):
         self.device = device
         self.generator = torch.Generator().manual_seed(seed)
+        x, y = self.draw(eval_size, torch.Generator().manual_seed(cfg.eval_seed))
+        self.eval_x, self.eval_y = x.to(device), y.to(device)
+
+    def draw(self, batch_size: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    def sample(self, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        x, y = self.draw(batch_size, self.generator)
+        return x.to(self.device), y.to(self.device)
 
     def state_dict(self) -> dict:
         return {"generator": self.generator.get_state()}

@@ -72,9 +72,7 @@ class BaumSweetDataset(SeededBatches):
     def __init__(self, cfg, seed: int, device: torch.device, eval_size: int):
         self.L = cfg.seq_length
         self.num_classes = 2
-        super().__init__(seed, device)
-        n, y = sample_integers(self.L, eval_size, torch.Generator().manual_seed(cfg.eval_seed))
-        self.eval_x, self.eval_y = encode(n, self.L).to(device), y.to(device)
+        super().__init__(cfg, seed, device, eval_size)
 
     @staticmethod
     def validate(cfg) -> None:
@@ -84,7 +82,7 @@ class BaumSweetDataset(SeededBatches):
         _check(d.seq_length <= MAX_L, "dataset.seq_length", d.seq_length,
                f"an integer from 1 to {MAX_L} for Baum-Sweet (integers up to 10^L)")
 
-    def sample(self, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def draw(self, batch_size: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """x: (B, 4L) tokens, y: (B,) Baum-Sweet labels."""
-        n, y = sample_integers(self.L, batch_size, self.generator)
-        return encode(n, self.L).to(self.device), y.to(self.device)
+        n, y = sample_integers(self.L, batch_size, generator)
+        return encode(n, self.L), y

@@ -60,9 +60,7 @@ class PalindromeDataset(SeededBatches):
     def __init__(self, cfg, seed: int, device: torch.device, eval_size: int):
         self.L = cfg.seq_length
         self.num_classes = 2
-        super().__init__(seed, device)
-        held_out = binary_palindromes(self.L, eval_size, torch.Generator().manual_seed(cfg.eval_seed))
-        self.eval_x, self.eval_y = held_out[:, :-1].to(device), held_out[:, -1].to(device)
+        super().__init__(cfg, seed, device, eval_size)
 
     @staticmethod
     def validate(cfg) -> None:
@@ -70,8 +68,7 @@ class PalindromeDataset(SeededBatches):
         _check(cfg.dataset.num_classes == 2, "dataset.num_classes", cfg.dataset.num_classes,
                "2 for binary palindromes")
 
-    def sample(self, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def draw(self, batch_size: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """x: (B, P-1) tokens, y: (B,) last digit."""
-        seqs = binary_palindromes(self.L, batch_size, self.generator)
-        seqs = seqs.to(self.device, non_blocking=True)
+        seqs = binary_palindromes(self.L, batch_size, generator)                  # (B, P)
         return seqs[:, :-1], seqs[:, -1]

@@ -22,9 +22,7 @@ class RandomCombinationsDataset(SeededBatches):
     def __init__(self, cfg, seed: int, device: torch.device, eval_size: int):
         self.L = cfg.seq_length
         self.vocab_size = self.num_classes = self.L  # tokens are the numbers 0..L-1
-        super().__init__(seed, device)
-        held_out = random_permutations(self.L, eval_size, torch.Generator().manual_seed(cfg.eval_seed))
-        self.eval_x, self.eval_y = held_out[:, :-1].to(device), held_out[:, -1].to(device)
+        super().__init__(cfg, seed, device, eval_size)
 
     @staticmethod
     def validate(cfg) -> None:
@@ -35,7 +33,7 @@ class RandomCombinationsDataset(SeededBatches):
         _check(d.num_classes == d.seq_length, "dataset.num_classes", d.num_classes,
                f"equal to dataset.seq_length ({d.seq_length}) for random combinations")
 
-    def sample(self, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def draw(self, batch_size: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """x: (B, L-1) numbers, y: (B,) the missing one."""
-        perm = random_permutations(self.L, batch_size, self.generator).to(self.device)
+        perm = random_permutations(self.L, batch_size, generator)                 # (B, L)
         return perm[:, :-1], perm[:, -1]

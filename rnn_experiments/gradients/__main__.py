@@ -14,7 +14,7 @@ import hydra
 from omegaconf import DictConfig
 
 from rnn_experiments.config import ConfigError
-from rnn_experiments.gradients.study import GradientsStudyConfig, run_study
+from rnn_experiments.gradients.study import run_study, study_schema
 from rnn_experiments.train import CONF_DIR
 
 
@@ -29,6 +29,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    from hydra.core.config_store import ConfigStore
-    ConfigStore.instance().store(name="base_config", node=GradientsStudyConfig)  # adds `gradients:`
-    main()
+    with study_schema():  # the main schema plus the `gradients:` section
+        main()
