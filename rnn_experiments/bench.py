@@ -16,9 +16,14 @@ Sections:
           Targets: >= 2000 characters/s; time(1000 chars) <= 12 x time(100 chars).
   data    producing a batch vs a training step consuming it. Target: >= 100x faster.
   memory  peak resident memory (VmHWM) of a short palindrome training run in a subprocess.
+  analysis  collecting and tabulating 1,000 synthetic run folders of the palindrome study's shape
+          (300 metrics rows each). Target: under 5 s.
   sweep   wall time of the small `+experiment=demo` sweep (4 runs) run one job at a time (basic
           launcher, torch's default threads) vs 2 jobs at once (hydra/launcher=parallel, 1 thread
           each). Not in the default set (minutes); ask for it with `--only sweep`.
+
+Every trained model is built by `rnn_experiments.training.setup` from the real config and timed
+through `rnn_experiments.training.step.train_step`, the step the training loop takes.
 """
 from __future__ import annotations
 
@@ -35,12 +40,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from rnn_experiments.models import LSTM, PeepLSTM
+from rnn_experiments.config import compose
+from rnn_experiments.training.setup import setup
+from rnn_experiments.training.step import train_step
 
-ROOT = Path(__file__).resolve().parent.parent
-BOOKS = [ROOT.parent / "shared" / "data" / "grimms_fairy_tales.txt",          # /work/main
-         ROOT.parent.parent / "shared" / "data" / "grimms_fairy_tales.txt"]   # a worktree
-BOOK = next((b for b in BOOKS if b.exists()), BOOKS[0])
+BOOK = Path("data/grimms_fairy_tales.txt")  # where `python -m rnn_experiments.download grimm` puts it
 
 
 class TorchLSTMClassifier(nn.Module):
@@ -80,32 +84,34 @@ def sync(device):
         torch.cuda.synchronize()
 
 
-def train_step_fn(model, x, y, device):
-    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
-
+def step_fn(model, optimizer, x, y, max_norm, device):
     def step():
-        loss = F.nll_loss(model(x), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), 10.0)
-        opt.step()
+        train_step(model, optimizer, x, y, max_norm)
         sync(device)
     return step
 
 
+def train_config(model: str, B: int, H: int, L: int, device, extra=()):
+    """The config of a palindrome run of this size (input length 4L+1), as the loop would get it."""
+    return compose([f"model={model}", f"model.hidden_size={H}", f"train.batch_size={B}",
+                    f"dataset.seq_length={L}", f"device={device.type}", "train.eval_size=16", *extra])
+
+
 def bench_train(device, repeats, sizes, with_plain: bool):
     rows = []
-    for B, H, T in sizes:
+    for B, H, L in sizes:
+        runs = {}
+        for name in ("lstm", "peep_lstm") + (("lstm (autograd loop)",) if with_plain else ()):
+            cfg = train_config(name.split()[0], B, H, L, device)
+            _, data, model, optimizer = setup(cfg)
+            model.fused = not name.endswith("loop)")
+            runs[name] = (model, optimizer)
+        x, y = data.sample(B)                                 # (B, 4L+1) palindromes, (B,) labels
         torch.manual_seed(0)
-        x = torch.randint(0, 3, (B, T), device=device)
-        y = torch.randint(0, 2, (B,), device=device)
-        models = {"nn.LSTM": TorchLSTMClassifier(3, 2, 64, H), "lstm": LSTM(3, 2, 64, H),
-                  "peep_lstm": PeepLSTM(3, 2, 64, H)}
-        if with_plain:
-            models["lstm (autograd loop)"] = LSTM(3, 2, 64, H)
-            models["lstm (autograd loop)"].fused = False
-        fns = {k: train_step_fn(m.to(device), x, y, device) for k, m in models.items()}
-        case = f"B={B} H={H} T={T}"
+        baseline = TorchLSTMClassifier(data.vocab_size, data.num_classes, cfg.model.embedding_dim, H).to(device)
+        runs = {"nn.LSTM": (baseline, torch.optim.Adam(baseline.parameters(), lr=cfg.train.lr)), **runs}
+        fns = {k: step_fn(m, opt, x, y, cfg.train.max_norm, device) for k, (m, opt) in runs.items()}
+        case = f"B={B} H={H} T={x.shape[1]}"
         med = interleaved(fns, repeats, key=case)
         for name, t in med.items():
             rows.append({"section": "train", "case": case, "what": name,
@@ -160,31 +166,20 @@ def bench_gen(device, repeats, vocab_size=86):
 
 def text_dataset(device, book: Path = BOOK):
     """`dataset=text` on the book, built from the real config (None and why if the book is absent)."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
     from rnn_experiments.data import build_dataset
     if not book.exists():
         return None, f"{book} not found (--book PATH)"
-    GlobalHydra.instance().clear()
-    try:
-        with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-            cfg = compose(config_name="config", overrides=["model=generator", "dataset=text",
-                                                            f"dataset.path={book}", "device=cpu",
-                                                            "train.eval_size=256"])
-        return build_dataset(cfg, device), "text"
-    finally:
-        GlobalHydra.instance().clear()
+    cfg = compose(["model=generator", "dataset=text", f"dataset.path={Path(book).resolve()}",
+                   "device=cpu", "train.eval_size=256"])
+    return build_dataset(cfg, device), "text"
 
 
 def bench_data(device, repeats, train_rows, book: Path = BOOK):
-    from types import SimpleNamespace
-
-    from rnn_experiments.data.palindrome import PalindromeDataset
     rows = []
     step_ms = {r["case"]: r["median_ms"] for r in train_rows if r["what"] == "lstm"}
-    for L, case in ((10, "B=256 H=256 T=41"), (20, "B=256 H=256 T=81")):
-        data = PalindromeDataset(SimpleNamespace(seq_length=L, eval_seed=1234, num_classes=2), seed=0, device=device, eval_size=16)
+    for L in (10, 20):
+        _, data, _, _ = setup(train_config("lstm", 256, 256, L, device))
+        case = f"B=256 H=256 T={4 * L + 1}"
         t = interleaved({"sample": lambda: (data.sample(256), sync(device))}, repeats * 5)["sample"]
         ref = step_ms.get(case)
         rows.append({"section": "data", "case": f"palindrome L={L} B=256", "what": "batch",
@@ -200,18 +195,28 @@ def bench_data(device, repeats, train_rows, book: Path = BOOK):
         gen = gen.to(device)
         x, y = data.sample(64)
         opt = torch.optim.Adam(gen.parameters(), lr=1e-3)
-
-        def text_step():
-            log_probs = gen(x)                                            # (B, T, V)
-            loss = F.nll_loss(log_probs.reshape(-1, log_probs.shape[-1]), y.reshape(-1))
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sync(device)
-        step = interleaved({"step": text_step}, repeats)["step"]
+        step = interleaved({"step": step_fn(gen, opt, x, y, 5.0, device)}, repeats)["step"]
         rows.append({"section": "data", "case": f"{label} B=64 T={x.shape[1]}", "what": "batch",
                      "median_ms": t * 1e3, "ratio": step / t, "target": ">= 100 (step / batch)"})
     return rows
+
+
+def bench_analysis(runs: int = 1000, steps: int = 3000, target_s: float = 5.0):
+    """Collect + tabulate `runs` synthetic run folders (300 metrics rows each at 3000 steps)."""
+    from rnn_experiments.analysis import collect, group_keys, table, to_markdown
+    from rnn_experiments.analysis.synthetic import fake_sweep
+    with tempfile.TemporaryDirectory() as tmp:
+        fake_sweep(Path(tmp) / "sweep", seeds=range(max(1, runs // 4)), steps=steps)  # 2 models x 2 L
+        t0 = time.perf_counter()
+        df = collect(Path(tmp) / "sweep")
+        t_collect = time.perf_counter() - t0
+        to_markdown(table(df, group_keys(df)))
+        total = time.perf_counter() - t0
+    case = f"{df['run_dir'].nunique()} runs x {steps // 10} rows"
+    return [{"section": "analysis", "case": case, "what": "collect", "median_ms": t_collect * 1e3,
+             "ratio": None, "target": ""},
+            {"section": "analysis", "case": case, "what": "collect + table", "median_ms": total * 1e3,
+             "ratio": total / target_s, "target": f"<= 1 (x {target_s:g} s)"}]
 
 
 PEAK_CODE = """
@@ -232,7 +237,7 @@ def bench_memory(steps=20, seq_length=10):
         args = [f"dataset.seq_length={seq_length}", f"train.steps={steps}", "train.eval_every=10",
                 "train.checkpoint_every=0", f"hydra.run.dir={tmp}/run", "hydra/job_logging=none",
                 "hydra/hydra_logging=none"]
-        proc = subprocess.run([sys.executable, "-c", PEAK_CODE, *args], cwd=ROOT,
+        proc = subprocess.run([sys.executable, "-c", PEAK_CODE, *args], cwd=tmp,
                               capture_output=True, text=True)
     peak = [line.split()[1] for line in proc.stderr.splitlines()
             if line.startswith("VmHWM_KIB") and len(line.split()) > 1]
@@ -255,7 +260,7 @@ def bench_sweep(steps: int, repeats: int):
             if parallel:
                 cmd += ["hydra/launcher=parallel", "hydra.launcher.n_jobs=2"]
             t0 = time.perf_counter()
-            proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+            proc = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True)
             if proc.returncode != 0:
                 raise RuntimeError(f"sweep failed: {proc.stderr.strip()[-300:]}")
             return time.perf_counter() - t0
@@ -285,7 +290,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--repeats", type=int, default=7, help="timed repeats per case (medians)")
     ap.add_argument("--quick", action="store_true", help="3 repeats, no T=81 case")
-    ap.add_argument("--only", choices=["train", "gen", "data", "memory", "sweep"], action="append",
+    ap.add_argument("--only", choices=["train", "gen", "data", "memory", "analysis", "sweep"], action="append",
                     help="run only these sections (repeatable)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     ap.add_argument("--device", default="cpu", help="cpu | cuda | auto")
@@ -298,8 +303,8 @@ def main(argv=None):
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available()
                           else ("cpu" if args.device == "auto" else args.device))
     repeats = 3 if args.quick else args.repeats
-    sections = args.only or ["train", "gen", "data", "memory"]
-    sizes = [(256, 256, 41), (32, 64, 41)] if args.quick else [(256, 256, 41), (256, 256, 81), (32, 64, 41)]
+    sections = args.only or ["train", "gen", "data", "memory", "analysis"]
+    sizes = [(256, 256, 10), (32, 64, 10)] if args.quick else [(256, 256, 10), (256, 256, 20), (32, 64, 10)]  # B, H, L
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {os.cpu_count()} cores"
     header = (f"rnn_experiments.bench: {name}, torch {torch.__version__}, "
               f"{torch.get_num_threads()} threads, medians of {repeats} repeats, "
@@ -313,6 +318,8 @@ def main(argv=None):
         rows += bench_data(device, repeats, rows, args.book)
     if "memory" in sections:
         rows += bench_memory()
+    if "analysis" in sections:
+        rows += bench_analysis()
     if "sweep" in sections:
         rows += bench_sweep(args.sweep_steps, 1 if args.quick else 2)
     print_table(rows, header)

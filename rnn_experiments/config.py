@@ -1,21 +1,32 @@
-"""Structured-config schema and value checks.
+"""The configs: where they are, their structured schema, and `validate`, the one place that
+checks their values.
 
 The dataclasses below are registered in Hydra's ConfigStore as `base_config`; `conf/config.yaml`
 puts that node first in its defaults list, so every YAML file and every command-line override is
-merged onto typed fields: `train.lr=abc` or an unknown key fails while composing. Ranges and
-names (lr > 0, model.name in the registry, ...) are checked by `validate(cfg)` before any work.
+merged onto typed fields: `train.lr=abc` or an unknown key fails while composing. Ranges, names
+and combinations (lr > 0, model.name in the registry, a model the dataset accepts, ...) are
+checked by `validate(cfg)` before any work; each dataset class declares what it accepts
+(`model_kind`, `seq_length_range`, `required`), so no rule is written twice.
 """
 from __future__ import annotations
 
+import math
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, List, Optional
+from pathlib import Path
+from typing import List, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
+from rnn_experiments.data import DATASETS
+from rnn_experiments.errors import ConfigError, check
+from rnn_experiments.models import MODELS
 
-class ConfigError(ValueError):
-    """A config value is out of its allowed range; the message is one line naming the key."""
+
+def conf_dir() -> Path:
+    """The folder of the project's YAML configs (`conf/`), the one place every command finds it."""
+    return Path(__file__).resolve().parent.parent / "conf"
 
 
 @dataclass
@@ -32,7 +43,6 @@ class ModelConfig:
 class DatasetConfig:
     name: str = MISSING          # registry name, see rnn_experiments.data.DATASETS
     seq_length: int = 10
-    num_classes: int = 2
     eval_seed: int = 1234        # seed of the fixed held-out set (shared by all runs)
     path: Optional[str] = None   # text datasets: a UTF-8 .txt file
     gutenberg: bool = False      # text datasets: keep only the book between the *** START/END lines
@@ -79,46 +89,118 @@ class Config:
     experiment_name: str = "default"  # set by experiment presets; recorded in summary.json
 
 
+@dataclass
+class GradientsConfig:
+    """The gradient-flow study's section (conf/gradients.yaml, rnn_experiments/gradients/)."""
+    steps: List[int] = field(default_factory=lambda: [0, 100, 500])  # 0: at initialisation
+    batch_size: int = 256        # examples of the held-out set to measure on
+
+
+@dataclass
+class GradientsStudyConfig(Config):
+    gradients: GradientsConfig = field(default_factory=GradientsConfig)
+
+
 def register_configs() -> None:
-    cs = ConfigStore.instance()
-    cs.store(name="base_config", node=Config)
+    ConfigStore.instance().store(name="base_config", node=Config)
 
 
 register_configs()
 
 
-def _check(ok: bool, key: str, value: Any, allowed: str) -> None:
-    if not ok:
-        raise ConfigError(f"{key}={value!r} is invalid: expected {allowed}")
+@contextmanager
+def study_schema():
+    """Within: the main tree's `base_config` schema has the `gradients:` section too."""
+    cs = ConfigStore.instance()
+    cs.store(name="base_config", node=GradientsStudyConfig)
+    try:
+        yield
+    finally:
+        cs.store(name="base_config", node=Config)
+
+
+def compose(overrides=(), config_name: str = "config"):
+    """The config a command would compose from conf/ with these overrides (Hydra's compose API)."""
+    from hydra import compose as hydra_compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+            return hydra_compose(config_name=config_name, overrides=list(overrides))
+    finally:
+        GlobalHydra.instance().clear()
+
+
+def models_of_kind(kind: str) -> list[str]:
+    return sorted(name for name, cls in MODELS.items() if cls.kind == kind)
 
 
 def validate(cfg) -> None:
     """Check every value that types alone cannot check. Raises ConfigError (one line)."""
-    from rnn_experiments.data import DATASETS
-    from rnn_experiments.models import MODELS
-
     m, d, t = cfg.model, cfg.dataset, cfg.train
-    _check(m.name in MODELS, "model.name", m.name, f"one of {sorted(MODELS)}")
-    _check(d.name in DATASETS, "dataset.name", d.name, f"one of {sorted(DATASETS)}")
-    _check(cfg.device in ("auto", "cpu", "cuda"), "device", cfg.device, "auto, cpu or cuda")
-    _check(cfg.seed >= 0, "seed", cfg.seed, "an integer >= 0")
+    check(m.name in MODELS, "model.name", m.name, f"one of {sorted(MODELS)}")
+    check(d.name in DATASETS, "dataset.name", d.name, f"one of {sorted(DATASETS)}")
+    check(cfg.device in ("auto", "cpu", "cuda"), "device", cfg.device, "auto, cpu or cuda")
+    check(cfg.seed >= 0, "seed", cfg.seed, "an integer >= 0")
     for key in ("hidden_size", "embedding_dim", "num_layers"):
-        _check(m[key] >= 1, f"model.{key}", m[key], "an integer >= 1")
-    _check(0.0 <= m.dropout < 1.0, "model.dropout", m.dropout, "0 <= dropout < 1")
-    _check(m.init in ("kaiming_normal", "xavier_uniform", "uniform"), "model.init", m.init,
-           "kaiming_normal, xavier_uniform or uniform")
-    _check(d.seq_length >= 1, "dataset.seq_length", d.seq_length, "an integer >= 1")
-    _check(d.num_classes >= 2, "dataset.num_classes", d.num_classes, "an integer >= 2")
+        check(m[key] >= 1, f"model.{key}", m[key], "an integer >= 1")
+    check(0.0 <= m.dropout < 1.0, "model.dropout", m.dropout, "0 <= dropout < 1")
+    check(m.init in ("kaiming_normal", "xavier_uniform", "uniform"), "model.init", m.init,
+          "kaiming_normal, xavier_uniform or uniform")
     for key in ("steps", "batch_size", "log_every", "eval_every", "eval_size"):
-        _check(t[key] >= 1, f"train.{key}", t[key], "an integer >= 1")
-    _check(t.lr > 0, "train.lr", t.lr, "a number > 0")
-    _check(t.max_norm > 0, "train.max_norm", t.max_norm, "a number > 0")
-    _check(t.checkpoint_every >= 0, "train.checkpoint_every", t.checkpoint_every, "an integer >= 0")
-    _check(t.lr_decay_every >= 0, "train.lr_decay_every", t.lr_decay_every, "an integer >= 0")
-    _check(0 < t.lr_decay <= 1, "train.lr_decay", t.lr_decay, "0 < lr_decay <= 1")
-    _check(t.threads >= 0, "train.threads", t.threads, "an integer >= 0")
-    text_data = d.name in ("text", "grimm")
-    _check((m.name == "generator") == text_data, "model.name", m.name,
-           "generator for a text dataset" if text_data else
-           f"a sequence classifier for dataset={d.name} (model=generator needs dataset=text or grimm)")
-    DATASETS[d.name].validate(cfg)
+        check(t[key] >= 1, f"train.{key}", t[key], "an integer >= 1")
+    check(t.lr > 0, "train.lr", t.lr, "a number > 0")
+    check(t.max_norm > 0, "train.max_norm", t.max_norm, "a number > 0")
+    check(t.checkpoint_every >= 0, "train.checkpoint_every", t.checkpoint_every, "an integer >= 0")
+    check(t.lr_decay_every >= 0, "train.lr_decay_every", t.lr_decay_every, "an integer >= 0")
+    check(0 < t.lr_decay <= 1, "train.lr_decay", t.lr_decay, "0 < lr_decay <= 1")
+    check(t.threads >= 0, "train.threads", t.threads, "an integer >= 0")
+    _validate_dataset(cfg)
+    if cfg.get("sample") is not None and cfg.sample.enabled:
+        _validate_sample(cfg)
+    if cfg.get("gradients") is not None:
+        _validate_gradients(cfg)
+
+
+def _validate_dataset(cfg) -> None:
+    """What the dataset class declares: the kind of model it feeds, its lengths, required keys."""
+    m, d = cfg.model, cfg.dataset
+    dataset = DATASETS[d.name]
+    kind = dataset.model_kind
+    check(MODELS[m.name].kind == kind, "model.name", m.name,
+          f"a {kind} for dataset={d.name}: one of {models_of_kind(kind)}")
+    low, high = dataset.seq_length_range
+    allowed = f"an integer >= {low}" if high is None else f"an integer from {low} to {high}"
+    check(low <= d.seq_length and (high is None or d.seq_length <= high), "dataset.seq_length",
+          d.seq_length, f"{allowed} for dataset={d.name}")
+    for key in dataset.required:
+        check(d.get(key) not in (None, ""), f"dataset.{key}", d.get(key),
+              f"a value for dataset={d.name} (dataset.{key}=...)")
+
+
+def _validate_sample(cfg) -> None:
+    s = cfg.sample
+    check(MODELS[cfg.model.name].kind == "generator", "model.name", cfg.model.name,
+          f"a generator when sample.enabled=true: one of {models_of_kind('generator')}")
+    check(len(s.at_fractions) > 0 or len(s.temperatures) > 0, "sample.at_fractions",
+          list(s.at_fractions), "a non-empty list (or set sample.temperatures)")
+    check(all(0 < f <= 1 for f in s.at_fractions), "sample.at_fractions", list(s.at_fractions),
+          "fractions of training in (0, 1]")
+    check(len(s.starts) > 0 and all(len(x) > 0 for x in s.starts), "sample.starts",
+          list(s.starts), "a non-empty list of non-empty strings")
+    check(all(T > 0 and math.isfinite(T) for T in s.temperatures), "sample.temperatures",
+          list(s.temperatures), "numbers > 0 (greedy samples come from sample.at_fractions)")
+    for key in ("length", "temperature_length"):
+        check(s[key] >= 1, f"sample.{key}", s[key], "an integer >= 1")
+    check(s.top_k >= 0, "sample.top_k", s.top_k, "an integer >= 0 (0: all characters)")
+
+
+def _validate_gradients(cfg) -> None:
+    g, name = cfg.gradients, cfg.model.name
+    check(MODELS[name].kind == "classifier" and MODELS[name].one_directional, "model.name", name,
+          "a one-directional classifier (it reads h_T), e.g. rnn, gru, lstm, peep_lstm")
+    check(len(g.steps) > 0 and min(g.steps) >= 0, "gradients.steps", list(g.steps),
+          "a non-empty list of training steps >= 0")
+    check(1 <= g.batch_size <= cfg.train.eval_size, "gradients.batch_size", g.batch_size,
+          f"an integer from 1 to train.eval_size ({cfg.train.eval_size})")

@@ -1,25 +1,25 @@
-"""Continue prompts with a trained character model: `python -m rnn_experiments.generate ...`.
+"""Continue prompts with a trained character model: `python -m rnn_experiments.generate ...`
+(or `rnn-generate`).
 
     python -m rnn_experiments.generate checkpoint=outputs/.../checkpoint.pt prompt="Once upon" length=200 temperature=0.5
     python -m rnn_experiments.generate checkpoint=PATH 'prompt="Sleeping beauty is "' strategy=greedy
     python -m rnn_experiments.generate checkpoint=PATH 'prompt=[t,a,u,v,g]' length=30 strategy=greedy
 
 Config: conf/generate.yaml. Prints one continuation per prompt (and sample); writes nothing.
+The decoding itself is rnn_experiments/generation/decode.py.
 """
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import hydra
 from hydra.utils import to_absolute_path
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from rnn_experiments.generation.generate import generate, load_generator
+from rnn_experiments.config import conf_dir
+from rnn_experiments.generation.decode import generate, load_generator
 from rnn_experiments.training.checkpoint import CheckpointError
-from rnn_experiments.training.loop import resolve_device
-
-CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+from rnn_experiments.training.setup import resolve_device
 
 
 def run(cfg) -> list[str]:
@@ -35,7 +35,7 @@ def run(cfg) -> list[str]:
                     cfg.temperature, cfg.top_k, cfg.seed)
 
 
-@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="generate")
+@hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="generate")
 def main(cfg: DictConfig) -> None:
     try:
         texts = run(cfg)

@@ -12,11 +12,9 @@
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 import signal
-from pathlib import Path
 
 log = logging.getLogger(__name__)
 
@@ -65,16 +63,12 @@ def in_submitit_job() -> bool:
     return submitit.JobEnvironment().activated()
 
 
-def requeue_if_preempted(out_dir: Path) -> None:
-    """After the loop stopped on submitit's preemption signal (its checkpoint is saved), raise
-    the signal again so submitit's handler resubmits the job and exits. Returns otherwise."""
-    try:
-        summary = json.loads((Path(out_dir) / "summary.json").read_text())
-    except (OSError, ValueError):
-        return
+def requeue_if_preempted(signal_name: str) -> None:
+    """After the loop stopped on `signal_name` with its checkpoint saved: if that is submitit's
+    preemption signal inside a submitit job, raise it again so that submitit's handler resubmits
+    the job and exits. Returns otherwise."""
     sig = preempt_signal()
-    if summary.get("signal") != sig.name or not in_submitit_job():
+    if signal_name != sig.name or not in_submitit_job():
         return
-    log.warning("stopped by %s at step %s with checkpoint saved: requeueing through submitit",
-                sig.name, summary.get("step"))
+    log.warning("stopped by %s with checkpoint saved: requeueing through submitit", sig.name)
     os.kill(os.getpid(), sig)   # submitit's handler (restored by the loop) requeues and exits

@@ -3,34 +3,38 @@
     python -m rnn_experiments.train model=peep_lstm dataset.seq_length=20 seed=1
     python -m rnn_experiments.train -m +experiment=palindrome_compare
     python -m rnn_experiments.train --cfg job          # print the composed config
+
+It runs the task-agnostic loop (rnn_experiments/training/loop.py) with the hooks the config asks
+for (text samples: rnn_experiments/generation/hooks.py) in Hydra's output folder.
 """
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-import rnn_experiments.config  # noqa: F401  (registers the structured configs)
-from rnn_experiments.config import ConfigError
+from rnn_experiments.config import conf_dir
+from rnn_experiments.errors import ConfigError
+from rnn_experiments.generation.hooks import hooks_from_config
 from rnn_experiments.launch import job_threads, requeue_if_preempted
 from rnn_experiments.training.checkpoint import CheckpointError
-from rnn_experiments.training.loop import _hydra_output_dir, train
+from rnn_experiments.training.loop import train
+from rnn_experiments.training.stop import Interrupted
 
-CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 
-
-@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
+@hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="config")
 def main(cfg: DictConfig) -> float | None:
     cfg.train.threads = job_threads(cfg)   # parallel sweep jobs share the cores (launch.py)
     try:
-        summary = train(cfg)
+        summary = train(cfg, HydraConfig.get().runtime.output_dir, hooks=hooks_from_config(cfg))
     except (ConfigError, CheckpointError) as e:
         print(f"rnn-train: error: {e}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt as e:
-        requeue_if_preempted(_hydra_output_dir())   # under submitit: requeue, resume later
+        if isinstance(e, Interrupted):
+            requeue_if_preempted(e.signal)   # under submitit: requeue, resume later
         print(f"rnn-train: interrupted: {e}", file=sys.stderr)
         sys.exit(130)
     # the return value is what Hydra's sweepers (e.g. Optuna) optimise

@@ -1,16 +1,26 @@
-"""Shared fixtures: compose the REAL config tree under conf/, then shrink it for fast tests."""
+"""Shared fixtures and constants: compose the REAL config tree under conf/, then shrink it for
+fast tests. Test modules import from here as `from conftest import ...`.
+
+Tests that start a subprocess are marked `slow`: `python -m pytest -q -m "not slow"` skips them.
+"""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 
-import rnn_experiments.config  # noqa: F401  (registers the structured configs)
+from rnn_experiments.config import compose, conf_dir
 
-ROOT = Path(__file__).resolve().parent.parent
-CONF_DIR = str(ROOT / "conf")
+ROOT = conf_dir().parent          # the project's root (subprocess tests run commands from here)
+CONF_DIR = str(conf_dir())
+
+# Grimms' Fairy Tales (../shared/data/ beside the project, or a worktree's ../../shared/data/,
+# or $RNN_EXPERIMENTS_BOOK); tests that need it skip when it is absent.
+BOOK = next((p for p in [Path(os.environ.get("RNN_EXPERIMENTS_BOOK", "/nonexistent")),
+                         ROOT / "data/grimms_fairy_tales.txt",
+                         ROOT.parent / "shared/data/grimms_fairy_tales.txt",
+                         ROOT.parent.parent / "shared/data/grimms_fairy_tales.txt"] if p.is_file()), None)
 
 # Small enough to train in a second or two on 2 CPU cores.
 TINY = [
@@ -25,16 +35,36 @@ TINY = [
     "device=cpu",
 ]
 
+REPETITIVE = "the cat sat on the mat. " * 40  # the next character is a function of a few before
+
 
 def compose_config(overrides=(), tiny=True, return_hydra_config=False):
     """The composed config of `python -m rnn_experiments.train <overrides>` (shrunk unless tiny=False)."""
+    overrides = (TINY if tiny else []) + list(overrides)
+    if not return_hydra_config:
+        return compose(overrides)
+    from hydra import compose as hydra_compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        return compose(config_name="config", overrides=(TINY if tiny else []) + list(overrides),
-                       return_hydra_config=return_hydra_config)
+        return hydra_compose(config_name="config", overrides=overrides, return_hydra_config=True)
+
+
+def text_overrides(path, *extra):
+    """A tiny character model on `path` (added to the TINY overrides)."""
+    return ["model=generator", "dataset=text", f"dataset.path={path}", "dataset.seq_length=12",
+            "model.num_layers=1", "model.hidden_size=32", "model.embedding_dim=8",
+            "train.lr=1e-2", "train.max_norm=5", "train.threads=1", *extra]
 
 
 @pytest.fixture
 def make_cfg():
     """make_cfg("model=peep_lstm", "dataset.seq_length=4") -> a tiny, fully composed config."""
     return lambda *overrides, tiny=True: compose_config(overrides, tiny=tiny)
+
+
+@pytest.fixture
+def tiny_text(tmp_path):
+    path = tmp_path / "tiny.txt"
+    path.write_text(REPETITIVE, encoding="utf-8")
+    return path

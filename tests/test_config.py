@@ -6,8 +6,10 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from conftest import CONF_DIR, ROOT, compose_config
-from rnn_experiments.config import ConfigError, validate
+from conftest import CONF_DIR, ROOT, compose_config, text_overrides
+from rnn_experiments.config import validate
+from rnn_experiments.errors import ConfigError
+from rnn_experiments.training.loop import train
 
 MODELS = sorted(p.stem for p in Path(CONF_DIR, "model").glob("*.yaml"))
 DATASETS = sorted(p.stem for p in Path(CONF_DIR, "dataset").glob("*.yaml"))
@@ -30,7 +32,7 @@ def test_every_model_and_dataset_composes(model, dataset, tmp_path):
     cfg = compose_config([f"model={model}", f"dataset={dataset}", f"dataset.path={book}",
                           "dataset.gutenberg=false"])
     assert cfg.model.name == model and cfg.dataset.name == dataset
-    if (model == "generator") == (dataset in ("text", "grimm")):
+    if (model == "generator") == (dataset in ("text", "grimm")):  # declared by the dataset classes
         validate(cfg)
     else:  # a character model needs text, a classifier a classification task: one clear line
         with pytest.raises(ConfigError, match="^model.name="):
@@ -78,7 +80,6 @@ def test_compare_preset_sweeps_both_models():
     ("model.init=orthogonal", "model.init"),
     ("device=tpu", "device"),
     ("train.threads=-1", "train.threads"),
-    ("dataset.num_classes=3", "dataset.num_classes"),
     ("seed=-1", "seed"),
 ])
 def test_bad_values_name_the_key(override, key):
@@ -89,11 +90,14 @@ def test_bad_values_name_the_key(override, key):
     assert message.startswith(f"{key}=") and "expected" in message and "\n" not in message
 
 
-def test_wrong_type_is_rejected_while_composing():
+def test_wrong_type_or_unknown_key_is_rejected_while_composing():
     with pytest.raises(Exception, match="train.lr"):
         compose_config(["train.lr=fast"])
+    with pytest.raises(Exception, match="num_classes"):  # the task knows its classes
+        compose_config(["dataset.num_classes=3"])
 
 
+@pytest.mark.slow
 def test_bad_value_on_the_command_line_gives_one_line_and_no_finished_run(tmp_path):
     run_dir = tmp_path / "run"
     proc = subprocess.run(
@@ -107,6 +111,7 @@ def test_bad_value_on_the_command_line_gives_one_line_and_no_finished_run(tmp_pa
     assert '"status": "failed"' in summary
 
 
+@pytest.mark.slow
 def test_cfg_job_prints_the_composed_config():
     proc = subprocess.run([sys.executable, "-m", "rnn_experiments.train", "model=peep_lstm",
                            "dataset.seq_length=20", "--cfg", "job"],
@@ -114,3 +119,22 @@ def test_cfg_job_prints_the_composed_config():
     assert proc.returncode == 0, proc.stderr
     cfg = OmegaConf.create(proc.stdout)
     assert cfg.model.name == "peep_lstm" and cfg.dataset.seq_length == 20
+
+
+def test_text_dataset_config_errors(make_cfg, tiny_text, tmp_path):
+    with pytest.raises(ConfigError, match="dataset.path"):
+        train(make_cfg("model=generator", "dataset=text"), tmp_path / "a")
+    with pytest.raises(ConfigError, match="model.name='lstm'"):
+        train(make_cfg("dataset=text", f"dataset.path={tiny_text}"), tmp_path / "b")
+    with pytest.raises(ConfigError, match="sample.temperatures"):
+        train(make_cfg(*text_overrides(tiny_text, "sample.enabled=true", "sample.temperatures=[1.0,0]")),
+              tmp_path / "c")
+
+
+def test_grimm_preset_composes_the_report_settings(make_cfg):
+    cfg = make_cfg("+experiment=grimm_textgen", tiny=False)
+    assert (cfg.model.name, cfg.model.num_layers, cfg.model.hidden_size, cfg.model.embedding_dim) == \
+        ("generator", 2, 256, 64)
+    assert (cfg.train.steps, cfg.train.batch_size, cfg.train.lr, cfg.train.max_norm) == (5000, 64, 2e-3, 5.0)
+    assert cfg.dataset.name == "grimm" and cfg.dataset.seq_length == 30
+    assert list(cfg.sample.starts) == list("tauvg") and list(cfg.sample.temperatures) == [2.0, 1.0, 0.5]

@@ -15,7 +15,7 @@ from rnn_experiments.training.metrics import COLUMNS
 BASE_CONFIG = {
     "model": {"name": "lstm", "hidden_size": 256, "embedding_dim": 64, "num_layers": 1,
               "dropout": 0.0, "init": "kaiming_normal"},
-    "dataset": {"name": "palindrome", "seq_length": 10, "num_classes": 2, "eval_seed": 1234,
+    "dataset": {"name": "palindrome", "seq_length": 10, "eval_seed": 1234,
                 "path": None},
     "train": {"steps": 3000, "batch_size": 256, "lr": 1.0e-4, "max_norm": 10.0, "log_every": 10,
               "eval_every": 100, "eval_size": 2048, "checkpoint_every": 500, "resume": True,

@@ -11,7 +11,15 @@ class SeededBatches:
     held-out set from `dataset.eval_seed` (`eval_x`, `eval_y`). The training generator's state
     goes into checkpoints for exact resume. Subclasses set their own attributes (L, ...) before
     calling `super().__init__`.
+
+    What a task accepts, read by `rnn_experiments.config.validate`: the kind of model it feeds
+    (`model_kind`), the range of `dataset.seq_length` (`seq_length_range`, None: no upper
+    bound) and the dataset keys it needs set (`required`).
     """
+
+    model_kind = "classifier"
+    seq_length_range: tuple[int, int | None] = (1, None)
+    required: tuple[str, ...] = ()
 
     def __init__(self, cfg, seed: int, device: torch.device, eval_size: int):
         self.device = device

@@ -68,19 +68,12 @@ class BaumSweetDataset(SeededBatches):
     """Fresh training batches from a seeded generator, plus a fixed held-out set."""
 
     vocab_size = 3  # digits 0, 1 and PAD
+    seq_length_range = (1, MAX_L)  # integers up to 10^L must fit int64
 
     def __init__(self, cfg, seed: int, device: torch.device, eval_size: int):
         self.L = cfg.seq_length
         self.num_classes = 2
         super().__init__(cfg, seed, device, eval_size)
-
-    @staticmethod
-    def validate(cfg) -> None:
-        from rnn_experiments.config import _check
-        d = cfg.dataset
-        _check(d.num_classes == 2, "dataset.num_classes", d.num_classes, "2 for Baum-Sweet")
-        _check(d.seq_length <= MAX_L, "dataset.seq_length", d.seq_length,
-               f"an integer from 1 to {MAX_L} for Baum-Sweet (integers up to 10^L)")
 
     def draw(self, batch_size: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """x: (B, 4L) tokens, y: (B,) Baum-Sweet labels."""

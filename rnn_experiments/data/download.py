@@ -1,7 +1,7 @@
 """Fetch a corpus into a local data folder and verify its sha256.
 
-    python -m rnn_experiments.data download grimm              # -> data/grimms_fairy_tales.txt
-    python -m rnn_experiments.data download grimm --dir /somewhere/else
+    python -m rnn_experiments.download grimm              # -> data/grimms_fairy_tales.txt
+    python -m rnn_experiments.download grimm --dir /somewhere/else
 
 The file is written atomically (temporary name, then rename) and only after its checksum matches
 the edition the project's results were made with; a failed download leaves nothing behind and

@@ -62,12 +62,6 @@ class PalindromeDataset(SeededBatches):
         self.num_classes = 2
         super().__init__(cfg, seed, device, eval_size)
 
-    @staticmethod
-    def validate(cfg) -> None:
-        from rnn_experiments.config import _check
-        _check(cfg.dataset.num_classes == 2, "dataset.num_classes", cfg.dataset.num_classes,
-               "2 for binary palindromes")
-
     def draw(self, batch_size: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """x: (B, P-1) tokens, y: (B,) last digit."""
         seqs = binary_palindromes(self.L, batch_size, generator)                  # (B, P)

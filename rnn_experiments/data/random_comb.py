@@ -19,19 +19,12 @@ def random_permutations(L: int, batch_size: int, generator: torch.Generator) -> 
 class RandomCombinationsDataset(SeededBatches):
     """Fresh training batches from a seeded generator, plus a fixed held-out set."""
 
+    seq_length_range = (2, None)  # a permutation of one number leaves nothing to predict
+
     def __init__(self, cfg, seed: int, device: torch.device, eval_size: int):
         self.L = cfg.seq_length
         self.vocab_size = self.num_classes = self.L  # tokens are the numbers 0..L-1
         super().__init__(cfg, seed, device, eval_size)
-
-    @staticmethod
-    def validate(cfg) -> None:
-        from rnn_experiments.config import _check
-        d = cfg.dataset
-        _check(d.seq_length >= 2, "dataset.seq_length", d.seq_length,
-               "an integer >= 2 for random combinations")
-        _check(d.num_classes == d.seq_length, "dataset.num_classes", d.num_classes,
-               f"equal to dataset.seq_length ({d.seq_length}) for random combinations")
 
     def draw(self, batch_size: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """x: (B, L-1) numbers, y: (B,) the missing one."""

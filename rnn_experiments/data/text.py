@@ -21,10 +21,10 @@ from pathlib import Path
 
 import torch
 
-from rnn_experiments.config import ConfigError
+from rnn_experiments.errors import ConfigError
 
 HELD_OUT = 0.1  # share of the text (its end) that only the eval windows see
-DOWNLOAD_HINT = "python -m rnn_experiments.data download grimm"
+DOWNLOAD_HINT = "python -m rnn_experiments.download grimm"
 
 
 class TextDataError(ConfigError):
@@ -107,6 +107,10 @@ def windows(data: torch.Tensor, offsets: torch.Tensor, T: int) -> tuple[torch.Te
 class TextDataset:
     """Random windows of a text file, whole batches at once, from a seeded generator."""
 
+    model_kind = "generator"         # what rnn_experiments.config.validate checks
+    seq_length_range = (1, None)
+    required = ("path",)             # dataset.path=FILE
+
     def __init__(self, cfg, seed: int, device: torch.device, eval_size: int):
         self.T = cfg.seq_length
         self.path = resolve_path(cfg.path)
@@ -127,16 +131,6 @@ class TextDataset:
         eval_gen = torch.Generator().manual_seed(cfg.eval_seed)
         offsets = torch.randint(0, len(eval_data) - self.T, (eval_size,), generator=eval_gen)
         self.eval_x, self.eval_y = (t.to(device) for t in windows(eval_data, offsets, self.T))
-
-    @staticmethod
-    def validate(cfg) -> None:
-        from rnn_experiments.config import _check
-        d = cfg.dataset
-        _check(d.path is not None and str(d.path) != "", "dataset.path", d.path,
-               "a UTF-8 .txt file (dataset.path=FILE)")
-        _check(cfg.model.name == "generator", "model.name", cfg.model.name,
-               "generator for a text dataset (model=generator)")
-        read_text(resolve_path(d.path), min_chars=d.seq_length + 1)  # the file's problems, early
 
     def sample(self, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
         """x, y: (B, T) character ids, y[:, t] = x[:, t+1] (y's last = the window's last char)."""

@@ -1,6 +1,6 @@
-"""Text generation: choosing characters (sampling.py), continuing prompts (generate.py) and
-sampling during training (hooks.py)."""
-from rnn_experiments.generation.generate import generate, load_generator
+"""Text generation: choosing characters (sampling.py), continuing prompts (decode.py) and
+sampling during training (hooks.py, passed to the training loop by the train command)."""
+from rnn_experiments.generation.decode import generate, load_generator
 from rnn_experiments.generation.hooks import SampleHook, hooks_from_config
 from rnn_experiments.generation.sampling import next_token, probabilities
 

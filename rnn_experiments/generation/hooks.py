@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from rnn_experiments.config import ConfigError, _check
-from rnn_experiments.generation.generate import generate
+from rnn_experiments.errors import ConfigError
+from rnn_experiments.generation.decode import generate
 
 
 class SampleHook:
@@ -83,27 +83,8 @@ def restart_files(out_dir: Path, first_step: int) -> None:
         write_records(out_dir, [r for r in kept if r["step"] == step])
 
 
-def validate_sample(cfg) -> None:
-    """ConfigError (one line) for `sample` values out of range."""
-    s = cfg.sample
-    _check(len(s.at_fractions) > 0 or len(s.temperatures) > 0, "sample.at_fractions",
-           list(s.at_fractions), "a non-empty list (or set sample.temperatures)")
-    _check(all(0 < f <= 1 for f in s.at_fractions), "sample.at_fractions", list(s.at_fractions),
-           "fractions of training in (0, 1]")
-    _check(len(s.starts) > 0 and all(len(x) > 0 for x in s.starts), "sample.starts",
-           list(s.starts), "a non-empty list of non-empty strings")
-    _check(all(T > 0 for T in s.temperatures), "sample.temperatures", list(s.temperatures),
-           "numbers > 0 (greedy samples come from sample.at_fractions)")
-    for key in ("length", "temperature_length"):
-        _check(s[key] >= 1, f"sample.{key}", s[key], "an integer >= 1")
-    _check(s.top_k >= 0, "sample.top_k", s.top_k, "an integer >= 0 (0: all characters)")
-    _check(cfg.model.name == "generator", "model.name", cfg.model.name,
-           "generator when sample.enabled=true")
-
-
 def hooks_from_config(cfg) -> list:
-    """The hooks the config asks for (none unless `sample.enabled`); checks their settings first."""
+    """The hooks a (validated) config asks for: text samples when `sample.enabled`."""
     if cfg.get("sample") is None or not cfg.sample.enabled:
         return []
-    validate_sample(cfg)
     return [SampleHook(cfg.sample, cfg.train.steps)]

@@ -2,9 +2,10 @@
 depend on the hidden state t steps back?
 
     measure.py   ||∂L^(T)/∂h^(t)|| and ||∂L^(T)/∂x^(t)|| for every t, for one batch
-    study.py     the study's config schema and loop: measure at chosen training steps
+    study.py     the study: measure at chosen training steps while training as the loop does
     plot.py      seed-averaged curves against the distance T - t, log-scale y axis
-    __main__.py  `python -m rnn_experiments.gradients -m model=rnn,lstm,peep_lstm seed=0,1,2`
+
+Commands: `python -m rnn_experiments.measure_gradients` and `python -m rnn_experiments.plot_gradients`.
 """
 from rnn_experiments.gradients.measure import grad_norms_per_step
 

@@ -1,6 +1,6 @@
 """Plot a gradient-flow study: seed-averaged gradient norm against the distance T - t, log y.
 
-    python -m rnn_experiments.gradients.plot multirun/<date>/<time>_gradients [more folders] \
+    python -m rnn_experiments.plot_gradients multirun/<date>/<time>_gradients [more folders] \
         --out gradients.png
 
 Every `gradients.csv` under the given folders is read; one panel per (quantity, training step),
@@ -10,8 +10,6 @@ cannot be drawn on a log axis and are left out.
 """
 from __future__ import annotations
 
-import argparse
-import sys
 from pathlib import Path
 
 import matplotlib
@@ -52,21 +50,3 @@ def plot_gradients(df: pd.DataFrame, out, quantities=tuple(QUANTITIES)):
     grid.set_titles("{row_name}, step {col_name}")
     grid.savefig(out, dpi=120)
     return grid
-
-
-def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("paths", nargs="+", help="run or sweep folders holding gradients.csv")
-    ap.add_argument("--out", default="gradients.png", help="PNG to write")
-    args = ap.parse_args(argv)
-    try:
-        df = load_gradients(args.paths)
-    except FileNotFoundError as e:
-        print(f"gradients.plot: error: {e}", file=sys.stderr)
-        sys.exit(2)
-    plot_gradients(df, args.out)
-    print(f"wrote {args.out} ({df['model'].nunique()} models, {df['seed'].nunique()} seeds)")
-
-
-if __name__ == "__main__":
-    main()

@@ -1,81 +1,38 @@
-"""The study: train with the usual step (Adam, NLL, gradient clipping) and, at the steps listed in
-`gradients.steps` (0 = at initialisation), measure the per-timestep gradient norms on a fixed
-batch (the first `gradients.batch_size` examples of the held-out set, the same for every seed and
-step). Writes `gradients.csv` into the run folder, a row per (step, t):
+"""The study: train exactly as the training loop does (`setup` and `train_step` of
+rnn_experiments/training) and, at the steps listed in `gradients.steps` (0 = at initialisation),
+measure the per-timestep gradient norms on a fixed batch (the first `gradients.batch_size`
+examples of the held-out set, the same for every seed and step). Writes `gradients.csv` into the
+run folder, a row per (step, t):
 
     step, t, distance (= T - t), grad_norm, input_grad_norm, loss, model, seed
 
 Training runs for max(gradients.steps) steps; `train.steps` is not used. The config is the main
-one (conf/config.yaml) plus a `gradients:` section: conf/gradients.yaml, with this schema.
+one (conf/config.yaml) plus a `gradients:` section (conf/gradients.yaml; schema and checks in
+rnn_experiments/config.py).
 """
 from __future__ import annotations
 
 import csv
 import logging
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
-from hydra.core.config_store import ConfigStore
-
-from rnn_experiments.config import Config, _check, validate
-from rnn_experiments.data import build_dataset
+from rnn_experiments.config import validate
 from rnn_experiments.gradients.measure import grad_norms_per_step
-from rnn_experiments.models import MODELS, RecurrentClassifier, build_model
-from rnn_experiments.training.loop import nll_and_accuracy, resolve_device, seed_everything
+from rnn_experiments.training.setup import make_scheduler, setup
+from rnn_experiments.training.step import train_step
 
 log = logging.getLogger(__name__)
 
 COLUMNS = ["step", "t", "distance", "grad_norm", "input_grad_norm", "loss", "model", "seed"]
 
 
-@dataclass
-class GradientsConfig:
-    steps: list[int] = field(default_factory=lambda: [0, 100, 500])  # 0: at initialisation
-    batch_size: int = 256        # examples of the held-out set to measure on
-
-
-@dataclass
-class GradientsStudyConfig(Config):
-    gradients: GradientsConfig = field(default_factory=GradientsConfig)
-
-
-@contextmanager
-def study_schema():
-    """Within: the main config tree's `base_config` schema has the `gradients:` section too."""
-    cs = ConfigStore.instance()
-    cs.store(name="base_config", node=GradientsStudyConfig)
-    try:
-        yield
-    finally:
-        cs.store(name="base_config", node=Config)
-
-
-def validate_study(cfg) -> None:
-    validate(cfg)
-    g, name = cfg.gradients, cfg.model.name
-    cls = MODELS[name]
-    _check(issubclass(cls, RecurrentClassifier) and cls.readout_state is RecurrentClassifier.readout_state,
-           "model.name", name, "a one-directional classifier (it reads h_T), e.g. rnn, gru, lstm, peep_lstm")
-    _check(len(g.steps) > 0 and min(g.steps) >= 0, "gradients.steps", list(g.steps),
-           "a non-empty list of training steps >= 0")
-    _check(1 <= g.batch_size <= cfg.train.eval_size, "gradients.batch_size", g.batch_size,
-           f"an integer from 1 to train.eval_size ({cfg.train.eval_size})")
-
-
 def run_study(cfg, out_dir) -> list[dict]:
     """Measure, train, measure, ...; return the rows also written to out_dir/gradients.csv."""
-    validate_study(cfg)
+    validate(cfg)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    if cfg.train.threads > 0:
-        torch.set_num_threads(cfg.train.threads)
-    seed_everything(cfg.seed)
-    device = resolve_device(cfg.device)
-    data = build_dataset(cfg, device)
-    model = build_model(cfg.model, data.vocab_size, data.num_classes).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.train.lr)
+    device, data, model, optimizer = setup(cfg)
+    scheduler = make_scheduler(optimizer, cfg.train)
     x, y = data.eval_x[: cfg.gradients.batch_size], data.eval_y[: cfg.gradients.batch_size]
     T = x.shape[1]
     measure_at = sorted(set(cfg.gradients.steps))
@@ -99,9 +56,7 @@ def run_study(cfg, out_dir) -> list[dict]:
             if step == measure_at[-1]:
                 break
             xb, yb = data.sample(cfg.train.batch_size)
-            loss, _ = nll_and_accuracy(model(xb), yb)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.max_norm)
-            optimizer.step()
+            train_step(model, optimizer, xb, yb, cfg.train.max_norm)
+            if scheduler is not None:
+                scheduler.step()
     return rows

@@ -15,6 +15,9 @@ import torch.nn.functional as F
 
 
 class RecurrentClassifier(nn.Module):
+    kind = "classifier"      # what a dataset's `model_kind` must be (rnn_experiments.config.validate)
+    one_directional = True   # reads h_T of a left-to-right recurrence (the gradient-flow study needs it)
+
     def __init__(self, vocab_size: int, num_classes: int, embedding_dim: int, hidden_size: int):
         super().__init__()
         self.hidden_size = hidden_size

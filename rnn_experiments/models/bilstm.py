@@ -38,6 +38,8 @@ class BiLSTM(RecurrentClassifier):
     Parameters (embedding apart): 2·4(H·E + H·H + H) + 2·C·H + C.
     """
 
+    one_directional = False
+
     def __init__(self, vocab_size: int, num_classes: int, embedding_dim: int = 64,
                  hidden_size: int = 256, init: str = "kaiming_normal"):
         super().__init__(vocab_size, num_classes, embedding_dim, hidden_size)

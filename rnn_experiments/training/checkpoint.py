@@ -37,6 +37,33 @@ def load(path: Path, map_location="cpu") -> dict:
     return state
 
 
+def save_run(path: Path, *, step: int, model, optimizer, scheduler, data, rows: list[dict],
+             window: dict, elapsed_s: float, cfg) -> None:
+    """Everything an exact resume needs, saved atomically to `path`."""
+    from omegaconf import OmegaConf
+    save_atomic({
+        "step": step, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict() if scheduler is not None else None,
+        "data": data.state_dict(), "rng": rng_state(), "metrics": list(rows),
+        "window": window, "elapsed_s": elapsed_s,
+        "config": OmegaConf.to_container(cfg, resolve=True),
+    }, path)
+
+
+def restore_run(path: Path, cfg, model, optimizer, scheduler, data) -> dict:
+    """Load `path` into the run's objects (refusing another run's checkpoint); returns the state
+    (step, metrics, window, elapsed_s, ...)."""
+    state = load(path, map_location="cpu")  # RNG states must stay CPU tensors
+    check_same_run(state, cfg, path)
+    data.load_state_dict(state["data"])  # first: a text dataset checks its vocabulary here
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    if scheduler is not None and state.get("scheduler"):
+        scheduler.load_state_dict(state["scheduler"])
+    set_rng_state(state["rng"])
+    return state
+
+
 # Keys that may change between an interrupted run and its resumption (also any sample.*).
 RESUMABLE_CHANGES = {"train.steps", "train.resume", "train.checkpoint_every", "train.threads", "device"}
 
@@ -55,7 +82,8 @@ def check_same_run(state: dict, cfg, path: Path) -> None:
     old = dict(flat(state.get("config", {})))
     new = dict(flat(OmegaConf.to_container(cfg, resolve=True)))
     for key in sorted(set(old) | set(new)):
-        if key not in RESUMABLE_CHANGES and not key.startswith("sample.") and key in old and old.get(key) != new.get(key):
+        if key not in RESUMABLE_CHANGES and not key.startswith("sample.") and key in old and key in new \
+                and old[key] != new[key]:
             raise CheckpointError(
                 f"{path}: made with {key}={old.get(key)!r}, but this run has {key}={new.get(key)!r}; "
                 "use another run folder or train.resume=false")

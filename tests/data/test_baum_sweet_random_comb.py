@@ -4,7 +4,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rnn_experiments.config import ConfigError, validate
+from rnn_experiments.config import validate
+from rnn_experiments.errors import ConfigError
 from rnn_experiments.data import build_dataset
 from rnn_experiments.data.baum_sweet import KEEP_LABEL_0, PAD, baum_sweet_label, encode
 
@@ -88,17 +89,19 @@ def test_same_seed_same_batches_and_resume(make_cfg, name):
     assert torch.equal(b.sample(32)[0], nxt[0])
 
 
-def test_random_comb_num_classes_follows_seq_length_in_sweeps(make_cfg):
+def test_random_comb_classes_follow_seq_length_in_sweeps(make_cfg):
+    from rnn_experiments.training.setup import setup
     cfg = make_cfg("dataset=random_comb", "dataset.seq_length=15")
-    assert cfg.dataset.num_classes == 15
     validate(cfg)
+    _, data, model, _ = setup(cfg)
+    assert data.num_classes == data.vocab_size == 15
+    assert model(data.eval_x[:4]).shape == (4, 15)
 
 
 @pytest.mark.parametrize("overrides, key", [
-    (["dataset=random_comb", "dataset.seq_length=5", "dataset.num_classes=4"], "dataset.num_classes"),
-    (["dataset=random_comb", "dataset.seq_length=1"], "dataset.num_classes=1"),  # follows L
-    (["dataset=baum_sweet", "dataset.num_classes=3"], "dataset.num_classes"),
-    (["dataset=baum_sweet", "dataset.seq_length=16"], "dataset.seq_length"),
+    (["dataset=random_comb", "dataset.seq_length=1"], "dataset.seq_length=1 .*>= 2 for dataset=random_comb"),
+    (["dataset=baum_sweet", "dataset.seq_length=16"], "dataset.seq_length=16 .*from 1 to 15"),
+    (["dataset=baum_sweet", "model=generator"], "model.name='generator' .*a classifier for dataset=baum_sweet"),
 ])
 def test_bad_task_settings_name_the_key(make_cfg, overrides, key):
     with pytest.raises(ConfigError, match=key):

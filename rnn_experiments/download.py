@@ -1,4 +1,5 @@
-"""`python -m rnn_experiments.data download grimm [--dir DIR] [--url URL] [--no-verify] [--force]`"""
+"""`python -m rnn_experiments.download grimm [--dir DIR] [--url URL] [--no-verify] [--force]` (or
+`rnn-download`): fetch a corpus for the text experiments (rnn_experiments/data/download.py)."""
 from __future__ import annotations
 
 import argparse
@@ -9,16 +10,14 @@ from rnn_experiments.data.download import DEFAULT_DIR, SOURCES, DownloadError, d
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m rnn_experiments.data",
-                                     description="Fetch a corpus for the text experiments.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    dl = sub.add_parser("download", help="download and verify a corpus")
+    dl = argparse.ArgumentParser(prog="rnn-download", description="Download and verify a corpus "
+                                 "for the text experiments.")
     dl.add_argument("name", choices=sorted(SOURCES), help="which corpus")
     dl.add_argument("--dir", default=DEFAULT_DIR, help=f"target folder (default: ./{DEFAULT_DIR})")
     dl.add_argument("--url", default=None, help="fetch from here instead (a mirror, file://...)")
     dl.add_argument("--no-verify", action="store_true", help="keep the file even if its sha256 differs")
     dl.add_argument("--force", action="store_true", help="download again even if a verified copy exists")
-    args = parser.parse_args(argv)
+    args = dl.parse_args(argv)
     target = Path(args.dir) / SOURCES[args.name].filename
     existed = target.exists() and not args.force and sha256_of(target.read_bytes()) == SOURCES[args.name].sha256
     try:

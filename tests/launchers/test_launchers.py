@@ -50,6 +50,7 @@ def summary(run_dir: Path) -> dict:
     return json.loads((run_dir / "summary.json").read_text())
 
 
+@pytest.mark.slow
 def test_submitit_local_runs_a_tiny_sweep_as_separate_processes(tmp_path):
     sweep(tmp_path, "model=lstm,peep_lstm", "train.steps=30", "train.log_every=10",
           "train.eval_every=10", "train.checkpoint_every=0")
@@ -59,6 +60,7 @@ def test_submitit_local_runs_a_tiny_sweep_as_separate_processes(tmp_path):
     assert (tmp_path / "sweep" / ".submitit").is_dir()           # submitit's job folders
 
 
+@pytest.mark.slow
 def test_joblib_sweep_runs_jobs_in_parallel_with_threads_shared(tmp_path):
     from rnn_experiments.launch import available_cores
     cmd = [sys.executable, "-m", "rnn_experiments.train", "-m", *TINY, "seed=0,1",
@@ -79,6 +81,7 @@ def descendants(pid: int) -> list[int]:
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs /proc")
 def test_preempted_submitit_job_checkpoints_requeues_and_resumes(tmp_path):
     proc = sweep(tmp_path, "train.steps=2000", "train.log_every=50", "train.eval_every=1000",
@@ -123,12 +126,3 @@ def test_slurm_preset_makes_an_sbatch_script_with_its_settings(tmp_path, monkeyp
         assert f"#SBATCH {line}" in script, line
     assert executor._executor.max_num_timeout == 5
     assert cfg.hydra.launcher.array_parallelism == 12
-
-
-def test_bench_data_section_runs(capsys):
-    """The benchmark command itself (its data rows need the text dataset and the generator)."""
-    from rnn_experiments import bench
-    bench.main(["--quick", "--only", "data", "--threads", "1"])
-    out = capsys.readouterr().out
-    assert "palindrome L=10 B=256" in out
-    assert ("text B=64 T=30" if bench.BOOK.exists() else "skipped") in out  # the book is in ../shared

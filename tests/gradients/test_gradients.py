@@ -5,15 +5,14 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 
-from rnn_experiments.config import ConfigError
+from conftest import ROOT, TINY
+from rnn_experiments.config import compose, study_schema
+from rnn_experiments.errors import ConfigError
 from rnn_experiments.gradients import grad_norms_per_step
 from rnn_experiments.gradients.plot import load_gradients, plot_gradients
-from rnn_experiments.gradients.study import run_study, study_schema
+from rnn_experiments.gradients.study import run_study
 from rnn_experiments.models import RNN
-from tests.conftest import CONF_DIR, ROOT, TINY
 
 
 def _rnn(recurrent_scale=None, seed=0, V=3, C=2, E=4, H=6):
@@ -57,9 +56,8 @@ def test_rnn_with_small_recurrent_weights_loses_gradient_with_distance():
 
 
 def compose_study(*overrides):
-    GlobalHydra.instance().clear()
-    with study_schema(), initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        return compose(config_name="gradients", overrides=TINY + list(overrides))
+    with study_schema():
+        return compose(TINY + list(overrides), config_name="gradients")
 
 
 def test_study_config_is_the_main_tree_plus_a_gradients_section():
@@ -108,10 +106,11 @@ def test_load_gradients_names_a_missing_folder(tmp_path):
         load_gradients([tmp_path])
 
 
+@pytest.mark.slow
 def test_command_line_multirun_writes_one_csv_per_run(tmp_path):
     import subprocess
     import sys
-    cmd = [sys.executable, "-m", "rnn_experiments.gradients", "-m", "model=rnn,lstm", "seed=0",
+    cmd = [sys.executable, "-m", "rnn_experiments.measure_gradients", "-m", "model=rnn,lstm", "seed=0",
            "dataset.seq_length=2", "gradients.steps=[0,2]", "gradients.batch_size=8", *TINY,
            f"hydra.sweep.dir={tmp_path}"]
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)

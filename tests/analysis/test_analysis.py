@@ -13,13 +13,13 @@ import pandas as pd
 import pytest
 import yaml
 
+from conftest import ROOT
 from rnn_experiments.analysis import (AnalysisError, aggregate, collect, group_keys, plot_curves,
                                       save_figure, table, to_latex, to_markdown)
 from rnn_experiments.analysis.cli import analyze, main
 from rnn_experiments.analysis.rerun import reruns
 from rnn_experiments.analysis.synthetic import config, metrics_frame, write_run
 
-ROOT = Path(__file__).resolve().parent.parent
 STEPS = [10, 20, 30, 40]
 # training accuracy per step of three LSTM seeds and three peephole-LSTM seeds
 ACC = {
@@ -217,6 +217,7 @@ def test_bad_input_one_line_error(tmp_path, capsys, args, expected):
     assert err.startswith("rnn-analyze: error: " + expected.format(tmp=tmp_path))
 
 
+@pytest.mark.slow
 def test_end_to_end_real_sweep_then_analysis_command(tmp_path):
     """The demo preset as a tiny real -m sweep: its callback analyses it; then the command does."""
     sweep = tmp_path / "sweep"

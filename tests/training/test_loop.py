@@ -46,6 +46,7 @@ def test_summary_records_parameter_count(make_cfg, tmp_path):
     assert summary["num_params_embedding"] == 3 * E
 
 
+@pytest.mark.slow
 def test_multirun_sweep_of_two_seeds(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "rnn_experiments.train", "-m", "seed=0,1", "model.hidden_size=8",

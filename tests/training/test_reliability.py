@@ -53,6 +53,7 @@ def status(run_dir):
     return json.loads((run_dir / "summary.json").read_text())
 
 
+@pytest.mark.slow
 def test_sigterm_checkpoints_then_resume_is_exact(tmp_path, uninterrupted):
     run_dir = tmp_path / "run"
     proc = start(run_dir)
@@ -75,6 +76,7 @@ def test_sigterm_checkpoints_then_resume_is_exact(tmp_path, uninterrupted):
     pd.testing.assert_frame_equal(final_metrics(run_dir), uninterrupted)
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_from_last_checkpoint_is_exact(tmp_path, uninterrupted):
     run_dir = tmp_path / "run"
     proc = start(run_dir, "train.checkpoint_every=70")

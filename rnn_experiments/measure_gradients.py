@@ -1,0 +1,38 @@
+"""`python -m rnn_experiments.measure_gradients [overrides]` (or `rnn-measure-gradients`): the
+gradient-flow study, a Hydra app (rnn_experiments/gradients/).
+
+    python -m rnn_experiments.measure_gradients -m model=rnn,lstm,peep_lstm seed=0,1,2
+    python -m rnn_experiments.measure_gradients model=rnn 'gradients.steps=[0,50]' dataset.seq_length=5
+    python -m rnn_experiments.plot_gradients multirun/<date>/<time>_gradients --out gradients.png
+
+Config: conf/gradients.yaml (the main config tree plus a `gradients:` section).
+"""
+from __future__ import annotations
+
+import sys
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from rnn_experiments.config import conf_dir, study_schema
+from rnn_experiments.errors import ConfigError
+from rnn_experiments.gradients.study import run_study
+
+
+@hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="gradients")
+def _main(cfg: DictConfig) -> None:
+    try:
+        run_study(cfg, HydraConfig.get().runtime.output_dir)
+    except ConfigError as e:
+        print(f"rnn-measure-gradients: error: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
+def main() -> None:
+    with study_schema():  # the main schema plus the `gradients:` section
+        _main()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,28 @@
+"""`python -m rnn_experiments.plot_gradients PATH [PATH ...] --out gradients.png` (or
+`rnn-plot-gradients`): seed-averaged gradient norms against the distance T - t, log scale, from
+the gradients.csv files of a gradient-flow study (rnn_experiments/gradients/plot.py).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from rnn_experiments.plot_gradients import load_gradients, plot_gradients
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(prog="rnn-plot-gradients", description="Plot a gradient-flow study.")
+    ap.add_argument("paths", nargs="+", help="run or sweep folders holding gradients.csv")
+    ap.add_argument("--out", default="gradients.png", help="PNG to write")
+    args = ap.parse_args(argv)
+    try:
+        df = load_gradients(args.paths)
+    except FileNotFoundError as e:
+        print(f"rnn-plot-gradients: error: {e}", file=sys.stderr)
+        sys.exit(2)
+    plot_gradients(df, args.out)
+    print(f"wrote {args.out} ({df['model'].nunique()} models, {df['seed'].nunique()} seeds)")
+
+
+if __name__ == "__main__":
+    main()

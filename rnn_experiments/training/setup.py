@@ -1,0 +1,51 @@
+"""What every trainer builds before its first step: seeds, device, data, model, optimiser.
+
+The training loop, the gradient-flow study and the benchmark all call `setup(cfg)`, so they train
+exactly the same model on exactly the same batches.
+"""
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import torch
+
+from rnn_experiments.data import build_dataset
+from rnn_experiments.errors import ConfigError
+from rnn_experiments.models import build_model
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def resolve_device(name: str) -> torch.device:
+    """`device=auto|cpu|cuda` -> a torch.device; ConfigError if CUDA is asked for and absent."""
+    if name not in ("auto", "cpu", "cuda"):
+        raise ConfigError(f"device={name!r} is invalid: expected auto, cpu or cuda")
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device='cuda' is invalid: no CUDA device is available (use auto or cpu)")
+    return torch.device(name)
+
+
+def setup(cfg):
+    """-> (device, data, model, optimizer) for a validated config; seeds everything first."""
+    if cfg.train.threads > 0:
+        torch.set_num_threads(cfg.train.threads)
+    seed_everything(cfg.seed)
+    device = resolve_device(cfg.device)
+    data = build_dataset(cfg, device)
+    model = build_model(cfg.model, data.vocab_size, data.num_classes).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.train.lr)
+    return device, data, model, optimizer
+
+
+def make_scheduler(optimizer, train_cfg):
+    """Step decay (lr *= lr_decay every lr_decay_every steps), or None when it is off."""
+    if train_cfg.lr_decay_every <= 0:
+        return None
+    return torch.optim.lr_scheduler.StepLR(optimizer, train_cfg.lr_decay_every, train_cfg.lr_decay)

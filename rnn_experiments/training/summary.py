@@ -1,0 +1,43 @@
+"""summary.json: what a run is (status, seed, model, ...) and what it reached, written atomically.
+
+status: running | completed | failed (+ error) | interrupted (+ signal) | diverged (+ step).
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+from datetime import datetime, timezone
+from pathlib import Path
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def new_summary(cfg) -> dict:
+    """The summary of a run that starts now; host and pid let the analysis spot dead runs."""
+    return {"status": "running", "seed": cfg.seed, "model": cfg.model.name,
+            "dataset": cfg.dataset.name, "experiment": cfg.experiment_name, "started": now(),
+            "host": socket.gethostname(), "pid": os.getpid()}
+
+
+def write_summary(out_dir: Path, summary: dict) -> None:
+    """summary.json, written atomically."""
+    path = Path(out_dir) / "summary.json"
+    tmp = path.with_name("summary.json.tmp")
+    tmp.write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    os.replace(tmp, path)
+
+
+def final_metrics(rows: list[dict]) -> dict:
+    """Last and best values of the metrics.csv rows."""
+    if not rows:
+        return {}
+    evals = [float(r["eval_accuracy"]) for r in rows if r["eval_accuracy"] != ""]
+    last = rows[-1]
+    out = {"final_loss": float(last["loss"]), "final_accuracy": float(last["accuracy"]),
+           "best_accuracy": max(float(r["accuracy"]) for r in rows)}
+    if evals:
+        out.update(final_eval_accuracy=evals[-1], best_eval_accuracy=max(evals))
+    return out

@@ -1,0 +1,99 @@
+"""Character data: windows, vocabulary, reproducible batches, bad files, the Gutenberg cut and
+the Grimm book."""
+from __future__ import annotations
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from conftest import BOOK, text_overrides
+from rnn_experiments.data.text import TextDataError, TextDataset, Vocab, read_text, strip_gutenberg
+from rnn_experiments.errors import ConfigError
+from rnn_experiments.training.loop import train
+
+
+def tiny_dataset(path, seed=0, T=12):
+    cfg = OmegaConf.create({"seq_length": T, "path": str(path), "eval_seed": 1234})
+    return TextDataset(cfg, seed=seed, device=torch.device("cpu"), eval_size=32)
+
+
+# ---------------------------------------------------------------- data
+def test_windows_target_is_input_shifted_by_one(tiny_text):
+    data = tiny_dataset(tiny_text)
+    x, y = data.sample(64)
+    assert x.shape == y.shape == (64, 12)
+    assert torch.equal(y[:, :-1], x[:, 1:])
+    full = data.vocab.decode(data.data)  # the training part of the text
+    for row_x, row_y in zip(x, y):  # each window is a real substring: x = text[o:o+T], y = text[o+1:o+T+1]
+        s = data.vocab.decode(row_x) + data.vocab.decode(row_y)[-1]
+        assert s in full
+    assert torch.equal(data.eval_y[:, :-1], data.eval_x[:, 1:])
+
+
+def test_vocabulary_is_sorted_distinct_chars_and_round_trips():
+    text = "Hänsel & Gretel: 'Knusper, knusper, Knäuschen!'\n"
+    vocab = Vocab.from_text(text)
+    assert vocab.chars == "".join(sorted(set(text)))
+    assert vocab.decode(vocab.encode(text)) == text
+    assert Vocab(vocab.chars) == vocab
+    with pytest.raises(ValueError, match="not in the vocabulary: 'Zab'"):
+        vocab.encode("Zauber")
+
+
+def test_batches_are_reproducible_from_the_seed(tiny_text):
+    a, b, c = tiny_dataset(tiny_text, seed=3), tiny_dataset(tiny_text, seed=3), tiny_dataset(tiny_text, seed=4)
+    xa, xb, xc = a.sample(32)[0], b.sample(32)[0], c.sample(32)[0]
+    assert torch.equal(xa, xb) and not torch.equal(xa, xc)
+    assert torch.equal(a.eval_x, c.eval_x)  # the eval windows depend on eval_seed only
+    state = a.state_dict()  # resume: the generator state continues the same stream
+    expected = a.sample(8)[0]
+    b2 = tiny_dataset(tiny_text, seed=99)
+    b2.load_state_dict(state)
+    assert torch.equal(b2.sample(8)[0], expected)
+
+
+def test_a_text_of_exactly_one_window(tmp_path):
+    path = tmp_path / "one.txt"
+    path.write_text("abcdefghijklm")  # 13 characters = seq_length + 1
+    x, y = tiny_dataset(path).sample(4)
+    vocab = Vocab("abcdefghijklm")
+    assert [vocab.decode(r) for r in x] == ["abcdefghijkl"] * 4
+    assert [vocab.decode(r) for r in y] == ["bcdefghijklm"] * 4
+
+
+@pytest.mark.parametrize("content, problem", [
+    (None, "no such file"),
+    (b"", "empty"),
+    (b"short", "too short"),
+    (b"caf\xe9 au lait, " * 5, "not UTF-8"),
+])
+def test_bad_text_files_give_one_line_naming_the_path(tmp_path, make_cfg, content, problem):
+    path = tmp_path / "book.txt"
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(TextDataError, match=problem) as err:
+        read_text(path, min_chars=13)
+    assert str(path) in str(err.value) and "\n" not in str(err.value)
+    cfg = make_cfg(*text_overrides(path))
+    with pytest.raises(ConfigError, match=problem):  # train() checks before it writes anything
+        train(cfg, tmp_path / "run")
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()
+
+
+def test_gutenberg_header_and_licence_are_cut(tmp_path):
+    from rnn_experiments.data.text import TextDataError, strip_gutenberg
+    text = "Title\n*** START OF THIS PROJECT GUTENBERG EBOOK X ***\n\nOnce upon a time.\n*** END OF THIS PROJECT GUTENBERG EBOOK X ***\nLicence"
+    assert strip_gutenberg(text, "book.txt") == "Once upon a time.\n"
+    with pytest.raises(TextDataError, match="book.txt: no '\\*\\*\\* START OF'"):
+        strip_gutenberg("just a text", "book.txt")
+
+
+@pytest.mark.skipif(BOOK is None, reason="../shared/data/grimms_fairy_tales.txt not present")
+def test_the_grimm_book_loads(make_cfg, tmp_path):
+    cfg = make_cfg(*text_overrides(BOOK, "dataset=grimm", "dataset.seq_length=30", "train.steps=2"))
+    data = TextDataset(cfg.dataset, seed=0, device=torch.device("cpu"), eval_size=16)
+    # dataset=grimm cuts the Project Gutenberg header and licence: 80 distinct characters remain
+    assert len(data.vocab) == 80 and "\ufeff" not in data.vocab.chars
+    assert data.vocab.decode(data.data[:40]).startswith("Produced by Emma Dudding")
+    assert "Gutenberg" not in data.vocab.decode(data.eval_x[:, :].reshape(-1))
+    assert train(cfg, tmp_path)["status"] == "completed"
