@@ -27,7 +27,8 @@ if importlib.util.find_spec("triton") is None:
 from rnn_experiments.models import LSTM  # noqa: E402
 from rnn_experiments.models import triton_cells  # noqa: E402  (imports no triton)
 from rnn_experiments.models.fused import LSTMFunction, PeepLSTMFunction  # noqa: E402
-from rnn_experiments.models.triton_cells import LSTMTritonFunction, PeepLSTMTritonFunction  # noqa: E402
+from rnn_experiments.models.triton_cells import (  # noqa: E402
+    LSTMTritonFunction, PeepLSTMTritonFunction)
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -19,13 +19,18 @@ element-wise maths happen in one kernel, forward and backward:
 Cost per step and direction: 2·B·H·4H flops (LSTM; 3H peephole) in fp32 IEEE dots (FMA units,
 not TF32 tensor cores), plus reading W_h once per row of tiles (⌈B/BLOCK_B⌉ × 16H² bytes, from
 L2). At B = H = 256 that is 134 MFLOP over 128 programs, a few µs: the time loop is bound by
-launch latency (2T launches) unless the step is replayed from a CUDA graph. Nothing here syncs
-with the host or allocates by data, and block sizes come from B and H alone (no autotuning), so
-forward and backward can be captured in a CUDA graph (kernels compile at the first call).
+launch latency (2T launches) unless the step is replayed from a CUDA graph. Measured on an H200
+(torch 2.11, triton 3.6), forward + backward, B = H = 256, T = 41, LSTM: 3.2 ms eager and
+1.17 ms from a CUDA graph, against 12.3 and 2.5 ms for LSTMFunction (T = 81: 5.5 / 2.3 ms
+against 19.5 / 5.0 ms; the peephole LSTM: 3.7 / 0.95 ms against 8.8 / 1.9 ms at T = 41).
+Nothing here syncs with the host or allocates by data, and block sizes come from B and H alone
+(no autotuning), so forward and backward can be captured in a CUDA graph (replaying one matched
+eager results exactly); kernels compile at the first call, so run one step before capturing.
 
-Triton is imported at the first call (it is not a dependency on CPU machines), and kernels are
-wrapped then: with TRITON_INTERPRET=1 set before that call, they run on CPU tensors through
-Triton's interpreter (the tests do that). fp32 only.
+Triton is imported at the first call (it is not a dependency on CPU machines). With
+TRITON_INTERPRET=1 set before triton is first imported in the process (Triton reads it then),
+the kernels run on CPU tensors through Triton's interpreter (the tests do so in a child
+process). fp32 only.
 """
 from __future__ import annotations
 
@@ -56,12 +61,13 @@ def _blocks(B: int, H: int) -> dict:
 
 # ---------------------------------------------------------------------------------------------
 # Kernels (plain functions, wrapped by triton.jit in _kernels). Pointers are to one timestep's
-# rows; row-major (B, nH) buffers, k runs over the product's inner dimension.
+# rows; row-major (B, nH) buffers, k runs over the product's inner dimension. H is a compile-time
+# constant (one compilation per hidden size; static loop bounds, folded index maths).
 
-def _lstm_forward_step(v_t, P, W_hT, h_prev, c_prev, gates_t, c_t, h_t, B, H, stride_P,
-                       FIRST: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr,
+def _lstm_forward_step(v_t, P, W_hT, h_prev, c_prev, gates_t, c_t, h_t, B, H: tl.constexpr,
+                       stride_P, FIRST: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr,
                        BLOCK_K: tl.constexpr):
-    """a_t = P[v_t] + h_{t-1} W_h^T for the tile's units in all 4 gates, then g, i, f, o, c_t, h_t."""
+    """a_t = P[v_t] + h_{t-1} W_h^T for the tile's units of all 4 gates; g, i, f, o, c_t, h_t."""
     b = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)              # batch rows
     j = tl.program_id(1) * BLOCK_H + tl.arange(0, BLOCK_H)              # hidden units
     rows, units = b < B, j < H
@@ -104,10 +110,10 @@ def _lstm_forward_step(v_t, P, W_hT, h_prev, c_prev, gates_t, c_t, h_t, B, H, st
     tl.store(h_t + b[:, None] * H + j[None, :], h, mask=tile)
 
 
-def _lstm_backward_step(dA_next, W_h, dh_T, gates_t, c_prev, c_t, dc_f, B, H,
+def _lstm_backward_step(dA_next, W_h, dh_T, gates_t, c_prev, c_t, dc_f, B, H: tl.constexpr,
                         LAST: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr,
                         BLOCK_K: tl.constexpr):
-    """dh_t = dA_{t+1} W_h (dh_T at t = T), dc_t, then dA_t over gates_t and dc_t ⊙ f_t over dc_f."""
+    """dh_t = dA_{t+1} W_h (dh_T at t = T), dc_t; dA_t over gates_t, dc_t ⊙ f_t over dc_f."""
     b = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
     j = tl.program_id(1) * BLOCK_H + tl.arange(0, BLOCK_H)
     rows, units = b < B, j < H
@@ -141,9 +147,9 @@ def _lstm_backward_step(dA_next, W_h, dh_T, gates_t, c_prev, c_t, dc_f, B, H,
     tl.store(dc_f + at, dc * f, mask=tile)
 
 
-def _peep_forward_step(v_t, P, Q, W_cT, c_prev, gates_t, c_t, h_T, B, H, stride_P, stride_Q,
-                       FIRST: tl.constexpr, LAST: tl.constexpr, BLOCK_B: tl.constexpr,
-                       BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr):
+def _peep_forward_step(v_t, P, Q, W_cT, c_prev, gates_t, c_t, h_T, B, H: tl.constexpr,
+                       stride_P, stride_Q, FIRST: tl.constexpr, LAST: tl.constexpr,
+                       BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr):
     """f, i, o = σ(P[v_t] + c_{t-1} W_c^T) for the tile's units, c_t; h_T = tanh(c_T) ⊙ o_T."""
     b = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
     j = tl.program_id(1) * BLOCK_H + tl.arange(0, BLOCK_H)
@@ -184,8 +190,8 @@ def _peep_forward_step(v_t, P, Q, W_cT, c_prev, gates_t, c_t, h_T, B, H, stride_
         tl.store(h_T + at, (2 * tl.sigmoid(2 * c) - 1) * o, mask=tile)
 
 
-def _peep_backward_step(dA_next, W_c, dh_T, v_t, Q, gates_t, c_prev, c_t, dq_t, dc_f, B, H,
-                        stride_Q, LAST: tl.constexpr, BLOCK_B: tl.constexpr,
+def _peep_backward_step(dA_next, W_c, dh_T, v_t, Q, gates_t, c_prev, c_t, dq_t, dc_f, B,
+                        H: tl.constexpr, stride_Q, LAST: tl.constexpr, BLOCK_B: tl.constexpr,
                         BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr):
     """dc_t (from dh_T at t = T, else dc_{t+1} ⊙ f_{t+1} + dA_{t+1} W_c), then dA_t over gates_t,
     dq_t = dc_t ⊙ i_t and dc_t ⊙ f_t over dc_f."""
