@@ -1,0 +1,185 @@
+"""The Triton step kernels (models/triton_cells.py) against the CPU Functions of models/fused.py:
+on CPU through Triton's interpreter (tiny sizes), and compiled on CUDA when a GPU is present
+(realistic sizes, and against torch.nn.LSTM).
+
+Whether Triton interprets is fixed when it is imported (TRITON_INTERPRET=1 then), for the whole
+process. So the checks run in a child process, `python tests/test_triton_cells.py cpu|cuda`, with
+the variable set (cpu) or removed (cuda) before anything imports triton; each test reads its
+check's outcome from the child's report. This process never imports triton.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import traceback
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn as nn
+
+if importlib.util.find_spec("triton") is None:
+    pytest.skip("triton is not installed", allow_module_level=True)
+
+from rnn_experiments.models import LSTM  # noqa: E402
+from rnn_experiments.models import triton_cells  # noqa: E402  (imports no triton)
+from rnn_experiments.models.fused import LSTMFunction, PeepLSTMFunction  # noqa: E402
+from rnn_experiments.models.triton_cells import (  # noqa: E402
+    LSTMTritonFunction, PeepLSTMTritonFunction)
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def lstm_inputs(T, B, H, V, device, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    v = torch.randint(0, V, (T, B), generator=g)
+    P = torch.randn(V, 4 * H, generator=g) * 0.5                       # (V, 4H)
+    W_h = torch.randn(4 * H, H, generator=g) / H ** 0.5                 # (4H, H)
+    dh_T = torch.randn(B, H, generator=g)
+    return [x.to(device) for x in (v, P, W_h, dh_T)]
+
+
+def peep_inputs(T, B, H, V, device, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    v = torch.randint(0, V, (T, B), generator=g)
+    P = (torch.randn(V, 4 * H, generator=g) * 0.5)[:, :3 * H]          # (V, 3H), strided, as in use
+    Q = torch.rand(V, H, generator=g)                                   # (V, H)
+    W_c = torch.randn(3 * H, H, generator=g) / H ** 0.5                 # (3H, H)
+    dh_T = torch.randn(B, H, generator=g)
+    return [x.to(device) for x in (v, P, Q, W_c, dh_T)]
+
+
+def run(fn, v, *weights_and_dh, extra=()):
+    """h_T and the gradients of <h_T, dh_T> with respect to the weights."""
+    *weights, dh_T = weights_and_dh
+    weights = [w.detach().requires_grad_() for w in weights]
+    h = fn(v, *weights, *extra)
+    return (h.detach(), *torch.autograd.grad(h, weights, dh_T))
+
+
+def check_lstm(T, B, H, V, device, tol):
+    v, P, W_h, dh_T = lstm_inputs(T, B, H, V, device)
+    ours = run(LSTMTritonFunction.apply, v, P, W_h, dh_T, extra=(True,))
+    ref = run(LSTMFunction.apply, v, P, W_h, dh_T, extra=(True, True))
+    for name, a, b in zip(("h_T", "dP", "dW_h"), ours, ref):
+        torch.testing.assert_close(a, b, atol=tol, rtol=tol, msg=name)
+    with torch.no_grad():
+        torch.testing.assert_close(LSTMTritonFunction.apply(v, P, W_h, False), ref[0],
+                                   atol=tol, rtol=tol)
+
+
+def check_peep(T, B, H, V, device, tol):
+    v, P, Q, W_c, dh_T = peep_inputs(T, B, H, V, device)
+    ours = run(PeepLSTMTritonFunction.apply, v, P, Q, W_c, dh_T, extra=(True,))
+    ref = run(PeepLSTMFunction.apply, v, P, Q, W_c, dh_T, extra=(True, True))
+    for name, a, b in zip(("h_T", "dP", "dQ", "dW_c"), ours, ref):
+        torch.testing.assert_close(a, b, atol=tol, rtol=tol, msg=name)
+    with torch.no_grad():
+        torch.testing.assert_close(PeepLSTMTritonFunction.apply(v, P, Q, W_c, False), ref[0],
+                                   atol=tol, rtol=tol)
+
+
+def check_errors_and_availability():
+    v, P, W_h, _ = lstm_inputs(3, 2, 16, 3, "cpu")
+    assert triton_cells.available(P)
+    with pytest.raises(TypeError, match="float32"):
+        LSTMTritonFunction.apply(v, P.double(), W_h.double(), True)
+    P.requires_grad_()
+    h = LSTMTritonFunction.apply(v, P, W_h, True)
+    h.sum().backward(retain_graph=True)
+    with pytest.raises(RuntimeError, match="backward ran twice"):
+        h.sum().backward()
+    with pytest.raises(RuntimeError, match="keep=False"):
+        LSTMTritonFunction.apply(v, P, W_h, False).sum().backward()
+    del os.environ["TRITON_INTERPRET"]
+    assert not triton_cells.available(P)
+
+
+def check_against_nn_lstm(V=3, E=32, H=256, B=256, T=41):
+    torch.manual_seed(0)
+    ours = LSTM(V, 2, E, H).cuda()
+    ref = nn.LSTM(E, H).cuda()                          # (T, B, E) inputs
+    with torch.no_grad():                               # torch's gate order is i, f, g, o
+        ref.weight_ih_l0.copy_(torch.cat([ours.W_ix, ours.W_fx, ours.W_gx, ours.W_ox]))
+        ref.weight_hh_l0.copy_(torch.cat([ours.W_ih, ours.W_fh, ours.W_gh, ours.W_oh]))
+        ref.bias_ih_l0.copy_(torch.cat([ours.b_i, ours.b_f, ours.b_g, ours.b_o]))
+        ref.bias_hh_l0.zero_()
+    v = torch.randint(0, V, (T, B), device="cuda")
+    dh_T = torch.randn(B, H, device="cuda")
+    W_x, W_h, b = ours._stacked()
+    P = torch.addmm(b, ours.embedding.weight, W_x.t())                 # (V, 4H)
+    h = LSTMTritonFunction.apply(v, P, W_h, True)
+    out, _ = ref(ours.embedding(v).detach())                           # (T, B, H)
+    torch.testing.assert_close(h, out[-1], atol=1e-4, rtol=1e-4)
+    (h * dh_T).sum().backward()
+    (out[-1] * dh_T).sum().backward()
+    in_torch_order = lambda name: torch.cat([getattr(ours, name.format(g)).grad for g in "ifgo"])
+    for name, ref_grad in (("W_{}h", ref.weight_hh_l0.grad), ("W_{}x", ref.weight_ih_l0.grad),
+                           ("b_{}", ref.bias_ih_l0.grad)):
+        torch.testing.assert_close(in_torch_order(name), ref_grad, atol=1e-4, rtol=1e-4, msg=name)
+
+
+CHECKS = {   # device -> check name -> check, run in the child process
+    "cpu": {
+        "lstm-T5-B3-H20": lambda: check_lstm(5, 3, 20, 3, "cpu", 1e-5),   # 2 unit tiles, masks
+        "lstm-T1-B17-H8": lambda: check_lstm(1, 17, 8, 3, "cpu", 1e-5),   # one step: first = last
+        "peep-T5-B3-H20": lambda: check_peep(5, 3, 20, 3, "cpu", 1e-5),
+        "peep-T1-B17-H8": lambda: check_peep(1, 17, 8, 3, "cpu", 1e-5),
+        "errors-and-availability": check_errors_and_availability,
+    },
+    "cuda": {
+        "lstm-T41-B256-H256": lambda: check_lstm(41, 256, 256, 3, "cuda", 1e-4),
+        "lstm-T7-B5-H20": lambda: check_lstm(7, 5, 20, 3, "cuda", 1e-4),
+        "peep-T41-B256-H256": lambda: check_peep(41, 256, 256, 3, "cuda", 1e-4),
+        "peep-T7-B5-H20": lambda: check_peep(7, 5, 20, 3, "cuda", 1e-4),
+        "lstm-vs-nn.LSTM": check_against_nn_lstm,
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def reports():
+    """device -> the child's report {check name: "" or its traceback}, computed once per device."""
+    cache = {}
+
+    def report(device):
+        if device not in cache:
+            env = {k: x for k, x in os.environ.items() if k != "TRITON_INTERPRET"}
+            if device == "cpu":
+                env["TRITON_INTERPRET"] = "1"
+            env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
+            child = subprocess.run([sys.executable, __file__, device], env=env, cwd=ROOT,
+                                   capture_output=True, text=True, timeout=600)
+            assert child.returncode == 0, child.stdout + child.stderr
+            cache[device] = json.loads(child.stdout.splitlines()[-1])
+        return cache[device]
+    return report
+
+
+@pytest.mark.parametrize("name", list(CHECKS["cpu"]))
+def test_in_the_interpreter_on_cpu(reports, name):
+    failure = reports("cpu")[name]
+    assert not failure, failure
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("name", list(CHECKS["cuda"]))
+def test_compiled_on_cuda(reports, name):
+    failure = reports("cuda")[name]
+    assert not failure, failure
+
+
+if __name__ == "__main__":              # the child: python tests/test_triton_cells.py cpu|cuda
+    torch.backends.cuda.matmul.allow_tf32 = False   # fp32 references (addmm, cuDNN's nn.LSTM)
+    torch.backends.cudnn.allow_tf32 = False
+    outcomes = {}
+    for name, check in CHECKS[sys.argv[1]].items():
+        try:
+            check()
+            outcomes[name] = ""
+        except Exception:
+            outcomes[name] = traceback.format_exc()
+    print(json.dumps(outcomes))
