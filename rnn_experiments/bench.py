@@ -23,7 +23,8 @@ Sections:
           each). Not in the default set (minutes); ask for it with `--only sweep`.
 
 Every trained model is built by `rnn_experiments.training.setup` from the real config and timed
-through `rnn_experiments.training.step.train_step`, the step the training loop takes.
+through `rnn_experiments.training.step.make_step`, the step the training loop takes (on a GPU:
+replayed from a CUDA graph unless --eager; the nn.LSTM baseline always runs eagerly).
 """
 from __future__ import annotations
 
@@ -42,7 +43,7 @@ import torch.nn.functional as F
 
 from rnn_experiments.config import compose
 from rnn_experiments.training.setup import setup
-from rnn_experiments.training.step import train_step
+from rnn_experiments.training.step import make_step, train_step
 
 BOOK = Path("data/grimms_fairy_tales.txt")  # where `python -m rnn_experiments.download grimm` puts it
 
@@ -84,9 +85,11 @@ def sync(device):
         torch.cuda.synchronize()
 
 
-def step_fn(model, optimizer, x, y, max_norm, device):
+def step_fn(model, optimizer, x, y, max_norm, device, cuda_graphs=False):
+    take_step = make_step(model, optimizer, max_norm, device, cuda_graphs)
+
     def step():
-        train_step(model, optimizer, x, y, max_norm)
+        take_step(x, y)
         sync(device)
     return step
 
@@ -97,7 +100,7 @@ def train_config(model: str, B: int, H: int, L: int, device, extra=()):
                     f"dataset.seq_length={L}", f"device={device.type}", "train.eval_size=16", *extra])
 
 
-def bench_train(device, repeats, sizes, with_plain: bool):
+def bench_train(device, repeats, sizes, with_plain: bool, cuda_graphs: bool = True):
     rows = []
     for B, H, L in sizes:
         runs = {}
@@ -110,9 +113,10 @@ def bench_train(device, repeats, sizes, with_plain: bool):
         torch.manual_seed(0)
         baseline = TorchLSTMClassifier(data.vocab_size, data.num_classes, cfg.model.embedding_dim, H).to(device)
         runs = {"nn.LSTM": (baseline, torch.optim.Adam(baseline.parameters(), lr=cfg.train.lr)), **runs}
-        fns = {k: step_fn(m, opt, x, y, cfg.train.max_norm, device) for k, (m, opt) in runs.items()}
+        fns = {k: step_fn(m, opt, x, y, cfg.train.max_norm, device, cuda_graphs and k != "nn.LSTM")
+               for k, (m, opt) in runs.items()}
         case = f"B={B} H={H} T={x.shape[1]}"
-        med = interleaved(fns, repeats, key=case)
+        med = interleaved(fns, repeats, key=case, warmup=5 if device.type == "cuda" else 1)
         for name, t in med.items():
             rows.append({"section": "train", "case": case, "what": name,
                          "median_ms": t * 1e3, "ratio": t / med["nn.LSTM"],
@@ -273,6 +277,18 @@ def bench_sweep(steps: int, repeats: int):
              "ratio": med["parallel"] / med["sequential"], "target": "reported (< 1: faster)"}]
 
 
+def cpu_model() -> str:
+    """The CPU's model name (/proc/cpuinfo, else platform), printed with every figure."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
 def print_table(rows, header):
     print(header)
     print(f"{'section':8s} {'case':38s} {'what':26s} {'median ms':>10s} {'ratio':>8s} "
@@ -295,6 +311,7 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     ap.add_argument("--device", default="cpu", help="cpu | cuda | auto")
     ap.add_argument("--plain", action="store_true", help="also time the plain autograd loop")
+    ap.add_argument("--eager", action="store_true", help="on a GPU: no CUDA graphs for our models")
     ap.add_argument("--book", type=Path, default=BOOK, help="text file for the text-data row")
     ap.add_argument("--sweep-steps", type=int, default=400, help="steps per run of the sweep section")
     args = ap.parse_args(argv)
@@ -305,13 +322,14 @@ def main(argv=None):
     repeats = 3 if args.quick else args.repeats
     sections = args.only or ["train", "gen", "data", "memory", "analysis"]
     sizes = [(256, 256, 10), (32, 64, 10)] if args.quick else [(256, 256, 10), (256, 256, 20), (32, 64, 10)]  # B, H, L
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {os.cpu_count()} cores"
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{cpu_model()}, {os.cpu_count()} cores"
     header = (f"rnn_experiments.bench: {name}, torch {torch.__version__}, "
               f"{torch.get_num_threads()} threads, medians of {repeats} repeats, "
               f"load average {os.getloadavg()[0]:.1f}")
     rows = []
     if "train" in sections or "data" in sections:
-        rows += bench_train(device, repeats, sizes if "train" in sections else sizes[:1], args.plain)
+        rows += bench_train(device, repeats, sizes if "train" in sections else sizes[:1], args.plain,
+                            not args.eager)
     if "gen" in sections:
         rows += bench_gen(device, repeats)
     if "data" in sections:

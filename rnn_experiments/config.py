@@ -36,7 +36,10 @@ class ModelConfig:
     embedding_dim: int = 64
     num_layers: int = 1          # used by multi-layer models (the text generator)
     dropout: float = 0.0         # between stacked layers, where a model has them
-    init: str = "kaiming_normal"  # kaiming_normal | xavier_uniform | uniform (PyTorch's default)
+    init: str = "kaiming_normal"  # kaiming_normal | kaiming_normal_fan_out | xavier_uniform | uniform
+    # The report author's implementation choices (docs/RESULTS.md), off by default:
+    log_softmax_axis: str = "class"  # class | batch (the report's bug: normalised over the batch)
+    reset_at_padding: bool = False   # lstm: c_t = 0 wherever the input token is padding
 
 
 @dataclass
@@ -62,6 +65,7 @@ class TrainConfig:
     lr_decay_every: int = 0      # step decay: multiply lr by lr_decay every N steps (0: off)
     lr_decay: float = 1.0
     threads: int = 0             # torch intra-op threads (0: leave torch's default)
+    cuda_graphs: bool = True     # on a GPU, replay each training step from a CUDA graph
 
 
 @dataclass
@@ -132,6 +136,9 @@ def compose(overrides=(), config_name: str = "config"):
         GlobalHydra.instance().clear()
 
 
+INITS = ("kaiming_normal", "kaiming_normal_fan_out", "xavier_uniform", "uniform")
+
+
 def models_of_kind(kind: str) -> list[str]:
     return sorted(name for name, cls in MODELS.items() if cls.kind == kind)
 
@@ -146,8 +153,9 @@ def validate(cfg) -> None:
     for key in ("hidden_size", "embedding_dim", "num_layers"):
         check(m[key] >= 1, f"model.{key}", m[key], "an integer >= 1")
     check(0.0 <= m.dropout < 1.0, "model.dropout", m.dropout, "0 <= dropout < 1")
-    check(m.init in ("kaiming_normal", "xavier_uniform", "uniform"), "model.init", m.init,
-          "kaiming_normal, xavier_uniform or uniform")
+    check(m.init in INITS, "model.init", m.init, ", ".join(INITS))
+    check(m.log_softmax_axis in ("class", "batch"), "model.log_softmax_axis", m.log_softmax_axis,
+          "class or batch")
     for key in ("steps", "batch_size", "log_every", "eval_every", "eval_size"):
         check(t[key] >= 1, f"train.{key}", t[key], "an integer >= 1")
     check(t.lr > 0, "train.lr", t.lr, "a number > 0")
@@ -157,6 +165,7 @@ def validate(cfg) -> None:
     check(0 < t.lr_decay <= 1, "train.lr_decay", t.lr_decay, "0 < lr_decay <= 1")
     check(t.threads >= 0, "train.threads", t.threads, "an integer >= 0")
     _validate_dataset(cfg)
+    _validate_switches(cfg)
     if cfg.get("sample") is not None and cfg.sample.enabled:
         _validate_sample(cfg)
     if cfg.get("gradients") is not None:
@@ -177,6 +186,18 @@ def _validate_dataset(cfg) -> None:
     for key in dataset.required:
         check(d.get(key) not in (None, ""), f"dataset.{key}", d.get(key),
               f"a value for dataset={d.name} (dataset.{key}=...)")
+
+
+def _validate_switches(cfg) -> None:
+    """The report author's choices apply to classifiers; padding resets to the LSTM on padded data."""
+    m, d = cfg.model, cfg.dataset
+    if m.log_softmax_axis == "batch" or m.init == "kaiming_normal_fan_out":
+        check(MODELS[m.name].kind == "classifier", "model.name", m.name,
+              f"a classifier with model.log_softmax_axis={m.log_softmax_axis} / model.init={m.init}")
+    if m.reset_at_padding:
+        check(m.name == "lstm", "model.reset_at_padding", True, "false unless model=lstm")
+        check(DATASETS[d.name].pad_token is not None, "model.reset_at_padding", True,
+              f"false for dataset={d.name} (its inputs have no padding)")
 
 
 def _validate_sample(cfg) -> None:

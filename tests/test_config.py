@@ -81,9 +81,12 @@ def test_compare_preset_sweeps_both_models():
     ("device=tpu", "device"),
     ("train.threads=-1", "train.threads"),
     ("seed=-1", "seed"),
+    ("model.log_softmax_axis=rows", "model.log_softmax_axis"),
+    ("model.reset_at_padding=true model=peep_lstm", "model.reset_at_padding"),
+    ("model.reset_at_padding=true dataset=random_comb", "model.reset_at_padding"),
 ])
 def test_bad_values_name_the_key(override, key):
-    cfg = compose_config([override])
+    cfg = compose_config(override.split())
     with pytest.raises(ConfigError) as err:
         validate(cfg)
     message = str(err.value)

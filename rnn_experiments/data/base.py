@@ -20,9 +20,10 @@ class SeededBatches:
     model_kind = "classifier"
     seq_length_range: tuple[int, int | None] = (1, None)
     required: tuple[str, ...] = ()
+    pad_token: int | None = None    # the token that left-pads inputs, if the task pads
 
     def __init__(self, cfg, seed: int, device: torch.device, eval_size: int):
-        self.device = device
+        self.device = torch.device(device)
         self.generator = torch.Generator().manual_seed(seed)
         x, y = self.draw(eval_size, torch.Generator().manual_seed(cfg.eval_seed))
         self.eval_x, self.eval_y = x.to(device), y.to(device)
@@ -32,7 +33,9 @@ class SeededBatches:
 
     def sample(self, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
         x, y = self.draw(batch_size, self.generator)
-        return x.to(self.device), y.to(self.device)
+        if self.device.type == "cuda":  # pinned + asynchronous: the GPU need not wait for the copy
+            return x.pin_memory().to(self.device, non_blocking=True), y.pin_memory().to(self.device, non_blocking=True)
+        return x, y
 
     def state_dict(self) -> dict:
         return {"generator": self.generator.get_state()}

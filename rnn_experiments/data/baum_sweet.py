@@ -68,6 +68,7 @@ class BaumSweetDataset(SeededBatches):
     """Fresh training batches from a seeded generator, plus a fixed held-out set."""
 
     vocab_size = 3  # digits 0, 1 and PAD
+    pad_token = PAD
     seq_length_range = (1, MAX_L)  # integers up to 10^L must fit int64
 
     def __init__(self, cfg, seed: int, device: torch.device, eval_size: int):

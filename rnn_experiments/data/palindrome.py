@@ -56,6 +56,7 @@ class PalindromeDataset(SeededBatches):
     """Fresh training batches from a seeded generator, plus a fixed held-out set."""
 
     vocab_size = 3  # digits 0, 1 and PAD
+    pad_token = PAD
 
     def __init__(self, cfg, seed: int, device: torch.device, eval_size: int):
         self.L = cfg.seq_length

@@ -110,6 +110,7 @@ class TextDataset:
     model_kind = "generator"         # what rnn_experiments.config.validate checks
     seq_length_range = (1, None)
     required = ("path",)             # dataset.path=FILE
+    pad_token = None
 
     def __init__(self, cfg, seed: int, device: torch.device, eval_size: int):
         self.T = cfg.seq_length

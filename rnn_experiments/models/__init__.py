@@ -19,15 +19,17 @@ MODELS = {
 }
 
 
-def build_model(model_cfg, vocab_size: int, num_classes: int):
+def build_model(model_cfg, vocab_size: int, num_classes: int, pad_token: int | None = None):
+    """The model `model_cfg` names; `pad_token` is the task's padding (for model.reset_at_padding)."""
     cls = MODELS[model_cfg.name]
-    return cls.from_config(model_cfg, vocab_size, num_classes) if hasattr(cls, "from_config") else cls(
-        vocab_size=vocab_size,
-        num_classes=num_classes,
-        embedding_dim=model_cfg.embedding_dim,
-        hidden_size=model_cfg.hidden_size,
-        init=model_cfg.init,
-    )
+    if hasattr(cls, "from_config"):
+        return cls.from_config(model_cfg, vocab_size, num_classes)
+    model = cls(vocab_size=vocab_size, num_classes=num_classes, embedding_dim=model_cfg.embedding_dim,
+                hidden_size=model_cfg.hidden_size, init=model_cfg.init)
+    model.log_softmax_dim = 0 if model_cfg.get("log_softmax_axis", "class") == "batch" else -1
+    if model_cfg.get("reset_at_padding", False):
+        model.reset_token = pad_token
+    return model
 
 
 __all__ = ["MODELS", "build_model", "count_params", "RecurrentClassifier", "LSTM", "PeepLSTM", "RNN", "GRU",

@@ -3,7 +3,12 @@
     e_t = Embedding(x_t)                       # (B, E)
     h_1..h_T = recurrence(e_1..e_T)            # defined by the subclass
     p = W_ph h_T + b_p                         # (B, C)
-    log ŷ = log_softmax(p)   over the CLASS axis (dim=-1), never over the batch
+    log ŷ = log_softmax(p)   over the CLASS axis (dim=-1)
+
+`log_softmax_dim = 0` (model.log_softmax_axis=batch) normalises over the BATCH axis instead: the
+reference report's bug, kept as a switch to reproduce its curves (docs/RESULTS.md); never use it
+for real work. `init="kaiming_normal_fan_out"` is the report author's initialisation: Kaiming
+normal with gain 1 on (in, out)-shaped matrices, i.e. std = 1/sqrt(output size) for ours.
 """
 from __future__ import annotations
 
@@ -17,6 +22,8 @@ import torch.nn.functional as F
 class RecurrentClassifier(nn.Module):
     kind = "classifier"      # what a dataset's `model_kind` must be (rnn_experiments.config.validate)
     one_directional = True   # reads h_T of a left-to-right recurrence (the gradient-flow study needs it)
+    graphable = True         # its training step can be captured in a CUDA graph (training/step.py)
+    log_softmax_dim = -1     # -1: over the classes; 0: over the batch (the report's bug, a switch)
 
     def __init__(self, vocab_size: int, num_classes: int, embedding_dim: int, hidden_size: int):
         super().__init__()
@@ -38,7 +45,7 @@ class RecurrentClassifier(nn.Module):
         e = self.embedding(x)                                 # (B, T, E)
         h = self.readout_state(self.recurrence(e))            # (B, H)
         p = F.linear(h, self.W_ph, self.b_p)                  # (B, C)
-        return F.log_softmax(p, dim=-1)
+        return F.log_softmax(p, dim=self.log_softmax_dim)
 
 
 def init_weights(model: nn.Module, scheme: str) -> None:
@@ -50,6 +57,8 @@ def init_weights(model: nn.Module, scheme: str) -> None:
         elif leaf.startswith("W_"):
             if scheme == "kaiming_normal":
                 nn.init.kaiming_normal_(param)  # fan_in = columns, gain sqrt(2), as torch does
+            elif scheme == "kaiming_normal_fan_out":  # the report's: std = 1/sqrt(rows)
+                nn.init.kaiming_normal_(param, mode="fan_out", nonlinearity="linear")
             elif scheme == "xavier_uniform":
                 nn.init.xavier_uniform_(param)
             elif scheme == "uniform":  # nn.LSTM's default: U(-1/sqrt(H), 1/sqrt(H))

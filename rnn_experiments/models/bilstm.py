@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from rnn_experiments.models.base import RecurrentClassifier, init_weights
-from rnn_experiments.models.lstm import LSTM
+from rnn_experiments.models.lstm import LSTM, last_state
 
 
 class LSTMDirection(nn.Module):
@@ -34,7 +35,9 @@ class BiLSTM(RecurrentClassifier):
     Both directions start from zero states and have the LSTM's equations: g, i, f, o gates,
     c_t = g ⊙ i + c_{t-1} ⊙ f, h_t = tanh(c_t) ⊙ o. `recurrence` returns [h→_t ; h←_t] for every t
     (B, 2H); the classifier reads the forward half at T and the backward half at 1, the two
-    states that have seen the whole sequence.
+    states that have seen the whole sequence. `forward` needs only those two, so it computes each
+    as the last state of its direction with the LSTM's fast path (`lstm.last_state`: fused CPU
+    Function or Triton kernels); `model.fused = False` uses `recurrence` instead.
     Parameters (embedding apart): 2·4(H·E + H·H + H) + 2·C·H + C.
     """
 
@@ -47,6 +50,16 @@ class BiLSTM(RecurrentClassifier):
         self.fwd = LSTMDirection(embedding_dim, hidden_size)
         self.bwd = LSTMDirection(embedding_dim, hidden_size)
         init_weights(self, init)
+        self.fused = True
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (B, T) token ids -> log-probabilities (B, C)."""
+        if not self.fused:
+            return super().forward(x)
+        h_fwd = last_state(x, self.embedding.weight, *self.fwd._stacked())          # (B, H) = h→_T
+        h_bwd = last_state(x.flip(1), self.embedding.weight, *self.bwd._stacked())  # (B, H) = h←_1
+        p = F.linear(torch.cat([h_fwd, h_bwd], dim=1), self.W_ph, self.b_p)         # (B, C)
+        return F.log_softmax(p, dim=self.log_softmax_dim)
 
     def recurrence(self, e: torch.Tensor, state=None) -> list[torch.Tensor]:
         hs_fwd = self.fwd.recurrence(e)                                   # T x (B, H), t = 1..T

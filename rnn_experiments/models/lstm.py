@@ -6,7 +6,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from rnn_experiments.models.base import RecurrentClassifier, init_weights
+from rnn_experiments.models import triton_cells
 from rnn_experiments.models.fused import LSTMFunction
+from rnn_experiments.models.triton_cells import LSTMTritonFunction
 
 
 class LSTM(RecurrentClassifier):
@@ -25,11 +27,18 @@ class LSTM(RecurrentClassifier):
     single product before the time loop.
 
     `recurrence` is the plain autograd loop (every h_t stays in the graph). `forward` reads only
-    h_T, so it uses `LSTMFunction` (models/fused.py): the same equations with a hand-written
-    backward through time, and W_x x_t + b looked up from a (vocab, 4H) table instead of
-    multiplied per token. Set `model.fused = False` to make `forward` use `recurrence`.
+    h_T, so it uses `last_state`: the same equations with a hand-written backward through time
+    (`LSTMFunction`, models/fused.py, on the CPU; one fused Triton kernel per timestep,
+    `LSTMTritonFunction`, models/triton_cells.py, on a GPU), with W_x x_t + b looked up from a
+    (vocab, 4H) table instead of multiplied per token. Set `model.fused = False` to make
+    `forward` use `recurrence`.
+
+    `reset_token` (model.reset_at_padding, the report author's choice; None: off): c_t = 0
+    wherever x_t is that token (the padding), so the state restarts at every padding position.
     Parameters (embedding apart): 4(H·E + H·H + H) + C·H + C.
     """
+
+    reset_token: int | None = None
 
     def __init__(self, vocab_size: int, num_classes: int, embedding_dim: int = 64,
                  hidden_size: int = 256, init: str = "kaiming_normal"):
@@ -50,14 +59,17 @@ class LSTM(RecurrentClassifier):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (B, T) token ids -> log-probabilities (B, C)."""
-        if not self.fused or type(self).readout_state is not RecurrentClassifier.readout_state:
-            return super().forward(x)
-        W_x, W_h, b = self._stacked()
-        P = torch.addmm(b, self.embedding.weight, W_x.t())              # (V, 4H): W_x e_v + b
-        h = LSTMFunction.apply(x.t().contiguous(), P, W_h, True, torch.is_grad_enabled())  # h_T
-        return F.log_softmax(F.linear(h, self.W_ph, self.b_p), dim=-1)  # (B, C)
+        reset_cpu = self.reset_token is not None and not triton_cells.available(x)  # no CPU Function
+        if not self.fused or reset_cpu or type(self).readout_state is not RecurrentClassifier.readout_state:
+            e = self.embedding(x)                                       # (B, T, E)
+            reset = None if self.reset_token is None else x == self.reset_token  # (B, T)
+            h = self.readout_state(self.recurrence(e, reset=reset))     # (B, H)
+        else:
+            h = last_state(x, self.embedding.weight, *self._stacked(), self.reset_token)  # h_T
+        return F.log_softmax(F.linear(h, self.W_ph, self.b_p), dim=self.log_softmax_dim)  # (B, C)
 
-    def recurrence(self, e: torch.Tensor, state=None) -> list[torch.Tensor]:
+    def recurrence(self, e: torch.Tensor, state=None, reset=None) -> list[torch.Tensor]:
+        """e: (B, T, E) -> [h_1, ..., h_T]; reset (B, T) bool: c_t = 0 where True."""
         B, T, _ = e.shape
         H = self.hidden_size
         W_x, W_h, b = self._stacked()
@@ -70,6 +82,23 @@ class LSTM(RecurrentClassifier):
             g = torch.tanh(a[:, :H])
             i, f, o = torch.sigmoid(a[:, H:]).chunk(3, dim=1)           # 3 x (B, H)
             c = g * i + c * f                                           # (B, H)
+            if reset is not None:
+                c = c.masked_fill(reset[:, len(hs), None], 0.0)         # (B, H)
             h = torch.tanh(c) * o                                       # (B, H)
             hs.append(h)
         return hs
+
+
+def last_state(x: torch.Tensor, embedding: torch.Tensor, W_x: torch.Tensor, W_h: torch.Tensor,
+               b: torch.Tensor, reset_token: int | None = None) -> torch.Tensor:
+    """h_T of the LSTM's equations for token ids x (B, T), embedding (V, E) and the stacked
+    weights, through the fast Function for x's device (no graph of every step is recorded).
+    reset_token (Triton only): c_t = 0 where x_t is that token."""
+    P = torch.addmm(b, embedding, W_x.t())                              # (V, 4H): W_x e_v + b
+    v = x.t().contiguous()                                              # (T, B)
+    keep = torch.is_grad_enabled()                                      # False: no backward
+    if reset_token is not None and not triton_cells.available(x):
+        raise ValueError("reset_token needs the Triton path (use LSTM.recurrence(e, reset=...))")
+    if triton_cells.available(x):
+        return LSTMTritonFunction.apply(v, P, W_h, keep, reset_token)   # (B, H)
+    return LSTMFunction.apply(v, P, W_h, True, keep)                    # (B, H)

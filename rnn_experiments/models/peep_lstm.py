@@ -6,7 +6,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from rnn_experiments.models.base import RecurrentClassifier, init_weights
+from rnn_experiments.models import triton_cells
 from rnn_experiments.models.fused import PeepLSTMFunction
+from rnn_experiments.models.triton_cells import PeepLSTMTritonFunction
 
 
 class PeepLSTM(RecurrentClassifier):
@@ -23,9 +25,11 @@ class PeepLSTM(RecurrentClassifier):
     before the time loop, together with the gates' input projections (one product).
 
     `recurrence` is the plain autograd loop (every h_t stays in the graph). `forward` reads only
-    h_T, so it uses `PeepLSTMFunction` (models/fused.py): the same equations with a hand-written
-    backward through time, and W_x x_t + b looked up from a (vocab, 4H) table instead of
-    multiplied per token. Set `model.fused = False` to make `forward` use `recurrence`.
+    h_T, so it uses the same equations with a hand-written backward through time
+    (`PeepLSTMFunction`, models/fused.py, on the CPU; one fused Triton kernel per timestep,
+    `PeepLSTMTritonFunction`, models/triton_cells.py, on a GPU), with W_x x_t + b looked up
+    from a (vocab, 4H) table instead of multiplied per token. Set `model.fused = False` to make
+    `forward` use `recurrence`.
     Parameters (embedding apart): 4(H·E + H) + 3·H·H + C·H + C.
     """
 
@@ -56,9 +60,12 @@ class PeepLSTM(RecurrentClassifier):
         W_x, W_c, b = self._stacked()
         P = torch.addmm(b, self.embedding.weight, W_x.t())              # (V, 4H): W_x e_v + b
         Q = torch.sigmoid(P[:, 3 * H:])                                 # (V, H): σ(W_cx e_v + b_c)
-        h = PeepLSTMFunction.apply(x.t().contiguous(), P[:, :3 * H], Q, W_c, True,
-                                   torch.is_grad_enabled())                   # (B, H) = h_T
-        return F.log_softmax(F.linear(h, self.W_ph, self.b_p), dim=-1)  # (B, C)
+        v, keep = x.t().contiguous(), torch.is_grad_enabled()          # (T, B); False: no backward
+        if triton_cells.available(x):
+            h = PeepLSTMTritonFunction.apply(v, P[:, :3 * H], Q, W_c, keep)  # (B, H) = h_T
+        else:
+            h = PeepLSTMFunction.apply(v, P[:, :3 * H], Q, W_c, True, keep)  # (B, H) = h_T
+        return F.log_softmax(F.linear(h, self.W_ph, self.b_p), dim=self.log_softmax_dim)  # (B, C)
 
     def recurrence(self, e: torch.Tensor, state=None) -> list[torch.Tensor]:
         B, T, _ = e.shape

@@ -65,9 +65,10 @@ def _blocks(B: int, H: int) -> dict:
 # constant (one compilation per hidden size; static loop bounds, folded index maths).
 
 def _lstm_forward_step(v_t, P, W_hT, h_prev, c_prev, gates_t, c_t, h_t, B, H: tl.constexpr,
-                       stride_P, FIRST: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr,
-                       BLOCK_K: tl.constexpr):
-    """a_t = P[v_t] + h_{t-1} W_h^T for the tile's units of all 4 gates; g, i, f, o, c_t, h_t."""
+                       stride_P, reset_token, FIRST: tl.constexpr, RESET: tl.constexpr,
+                       BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr):
+    """a_t = P[v_t] + h_{t-1} W_h^T for the tile's units of all 4 gates; g, i, f, o, c_t, h_t.
+    RESET: c_t = 0 where v_t is reset_token (the padding)."""
     b = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)              # batch rows
     j = tl.program_id(1) * BLOCK_H + tl.arange(0, BLOCK_H)              # hidden units
     rows, units = b < B, j < H
@@ -100,6 +101,8 @@ def _lstm_forward_step(v_t, P, W_hT, h_prev, c_prev, gates_t, c_t, h_t, B, H: tl
         c = g * i
     else:
         c = g * i + tl.load(c_prev + b[:, None] * H + j[None, :], mask=tile, other=0.0) * f
+    if RESET:
+        c = tl.where((v == reset_token)[:, None], 0.0, c)
     h = (2 * tl.sigmoid(2 * c) - 1) * o
     out = gates_t + b[:, None] * (4 * H) + j[None, :]
     tl.store(out, g, mask=tile)
@@ -110,10 +113,11 @@ def _lstm_forward_step(v_t, P, W_hT, h_prev, c_prev, gates_t, c_t, h_t, B, H: tl
     tl.store(h_t + b[:, None] * H + j[None, :], h, mask=tile)
 
 
-def _lstm_backward_step(dA_next, W_h, dh_T, gates_t, c_prev, c_t, dc_f, B, H: tl.constexpr,
-                        LAST: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr,
-                        BLOCK_K: tl.constexpr):
-    """dh_t = dA_{t+1} W_h (dh_T at t = T), dc_t; dA_t over gates_t, dc_t ⊙ f_t over dc_f."""
+def _lstm_backward_step(dA_next, W_h, dh_T, v_t, gates_t, c_prev, c_t, dc_f, B, H: tl.constexpr,
+                        reset_token, LAST: tl.constexpr, RESET: tl.constexpr,
+                        BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr):
+    """dh_t = dA_{t+1} W_h (dh_T at t = T), dc_t; dA_t over gates_t, dc_t ⊙ f_t over dc_f.
+    RESET: no gradient reaches c_t's inputs where v_t is reset_token (c_t was set to 0)."""
     b = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
     j = tl.program_id(1) * BLOCK_H + tl.arange(0, BLOCK_H)
     rows, units = b < B, j < H
@@ -139,6 +143,9 @@ def _lstm_backward_step(dA_next, W_h, dh_T, gates_t, c_prev, c_t, dc_f, B, H: tl
     o = tl.load(gate + 3 * H, mask=tile, other=0.0)
     tanh_c = 2 * tl.sigmoid(2 * tl.load(c_t + at, mask=tile, other=0.0)) - 1
     dc = dc_next + dh * o * (1 - tanh_c * tanh_c)
+    if RESET:
+        v = tl.load(v_t + b, mask=rows, other=0)
+        dc = tl.where((v == reset_token)[:, None], 0.0, dc)
     tl.store(gate, dc * i * (1 - g * g), mask=tile)
     tl.store(gate + H, dc * g * i * (1 - i), mask=tile)
     tl.store(gate + 2 * H, dc * tl.load(c_prev + at, mask=tile, other=0.0) * f * (1 - f),
@@ -264,7 +271,8 @@ def _take_gates(ctx) -> torch.Tensor:
 
 class LSTMTritonFunction(torch.autograd.Function):
     r"""h_T of the LSTM from token ids v (T, B), the table P (V, 4H) [gate order g, i, f, o]
-    and W_h (4H, H); keep=False: evaluation (no backward, one step's gates kept).
+    and W_h (4H, H); keep=False: evaluation (no backward, one step's gates kept);
+    reset_token (an int, or None): c_t = 0 where v_t == reset_token (model.reset_at_padding).
 
         a_t = P[v_t] + h_{t-1} W_h^T
         g_t = tanh(a_t^g),  i_t, f_t, o_t = σ(a_t^i), σ(a_t^f), σ(a_t^o)
@@ -279,7 +287,7 @@ class LSTMTritonFunction(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, v, P, W_h, keep=True):
+    def forward(ctx, v, P, W_h, keep=True, reset_token=None):
         _check(P, W_h)
         k = _kernels()
         T, B = v.shape
@@ -296,9 +304,10 @@ class LSTMTritonFunction(torch.autograd.Function):
         for t in range(T):
             k.lstm_forward_step[grid](v[t], P, W_hT, hs[t % n], cs[t % n], gates[t % len(gates)],
                                       cs[(t + 1) % n], hs[(t + 1) % n], B, H, P.stride(0),
-                                      FIRST=t == 0, **blocks)
+                                      -1 if reset_token is None else reset_token, FIRST=t == 0,
+                                      RESET=reset_token is not None, **blocks)
         ctx.save_for_backward(v, cs, hs, W_h)
-        ctx.gates, ctx.num_tokens, ctx.keep = gates, P.shape[0], keep
+        ctx.gates, ctx.num_tokens, ctx.keep, ctx.reset_token = gates, P.shape[0], keep, reset_token
         return hs[T % n].clone()                            # (B, H)
 
     @staticmethod
@@ -314,12 +323,14 @@ class LSTMTritonFunction(torch.autograd.Function):
         blocks = _blocks(B, H)
         grid = (k.cdiv(B, blocks["BLOCK_B"]), k.cdiv(H, blocks["BLOCK_H"]))
         for t in range(T - 1, -1, -1):
-            k.lstm_backward_step[grid](gates[min(t + 1, T - 1)], W_h, dh_T, gates[t], cs[t],
-                                       cs[t + 1], dc_f, B, H, LAST=t == T - 1, **blocks)
+            k.lstm_backward_step[grid](gates[min(t + 1, T - 1)], W_h, dh_T, v[t], gates[t], cs[t],
+                                       cs[t + 1], dc_f, B, H,
+                                       -1 if ctx.reset_token is None else ctx.reset_token,
+                                       LAST=t == T - 1, RESET=ctx.reset_token is not None, **blocks)
         dA = gates.view(T * B, 4 * H)
         dW_h = dA.t() @ hs[:T].reshape(T * B, H)                            # (4H, H)
         dP = _onehot(v, ctx.num_tokens, dA).t() @ dA                        # (V, 4H)
-        return None, dP, dW_h, None
+        return None, dP, dW_h, None, None
 
 
 class PeepLSTMTritonFunction(torch.autograd.Function):

@@ -65,7 +65,8 @@ def restore_run(path: Path, cfg, model, optimizer, scheduler, data) -> dict:
 
 
 # Keys that may change between an interrupted run and its resumption (also any sample.*).
-RESUMABLE_CHANGES = {"train.steps", "train.resume", "train.checkpoint_every", "train.threads", "device"}
+RESUMABLE_CHANGES = {"train.steps", "train.resume", "train.checkpoint_every", "train.threads",
+                     "train.cuda_graphs", "device"}
 
 
 def check_same_run(state: dict, cfg, path: Path) -> None:

@@ -27,7 +27,7 @@ from rnn_experiments.models import count_params
 from rnn_experiments.training import checkpoint
 from rnn_experiments.training.metrics import MetricsWriter
 from rnn_experiments.training.setup import make_scheduler, setup
-from rnn_experiments.training.step import evaluate, train_step
+from rnn_experiments.training.step import evaluate, make_step
 from rnn_experiments.training.stop import Interrupted, stop_on_signals
 from rnn_experiments.training.summary import final_metrics, new_summary, now, write_summary
 
@@ -119,11 +119,13 @@ def _train(cfg, out_dir: Path, summary: dict, hooks: list[Hook]) -> dict:
         return False
 
     report_every = max(t_cfg.eval_every, steps // 20)
+    take_step = make_step(model, optimizer, t_cfg.max_norm, device,
+                          cuda_graphs=t_cfg.cuda_graphs and scheduler is None)  # graphs: fixed lr
     model.train()
     with stop_on_signals() as received:
         while step < steps:
             x, y = data.sample(B)
-            loss, acc = train_step(model, optimizer, x, y, t_cfg.max_norm)
+            loss, acc = take_step(x, y)
             if scheduler is not None:
                 scheduler.step()
             step += 1
@@ -137,7 +139,7 @@ def _train(cfg, out_dir: Path, summary: dict, hooks: list[Hook]) -> dict:
                     break
                 row = {"step": step, "loss": w["loss"] / w["n"], "accuracy": w["correct"] / w["n"],
                        "eval_accuracy": evaluate(model, data.eval_x, data.eval_y) if is_eval else "",
-                       "lr": optimizer.param_groups[0]["lr"],
+                       "lr": float(optimizer.param_groups[0]["lr"]),
                        "examples_per_s": round(w["examples"] / max(now_s - t_window, 1e-9), 1),
                        "elapsed_s": round(elapsed(), 3)}
                 writer.write(row)

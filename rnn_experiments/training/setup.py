@@ -39,7 +39,8 @@ def setup(cfg):
     seed_everything(cfg.seed)
     device = resolve_device(cfg.device)
     data = build_dataset(cfg, device)
-    model = build_model(cfg.model, data.vocab_size, data.num_classes).to(device)
+    model = build_model(cfg.model, data.vocab_size, data.num_classes,
+                        getattr(data, "pad_token", None)).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.train.lr)
     return device, data, model, optimizer
 

@@ -127,3 +127,36 @@ def test_init_zero_biases_and_kaiming_weights():
     # kaiming normal: std = sqrt(2 / fan_in)
     assert model.W_gh.std().item() == pytest.approx((2 / 512) ** 0.5, rel=0.02)
     assert model.W_gx.std().item() == pytest.approx((2 / 256) ** 0.5, rel=0.02)
+
+
+# ---- the report author's choices, as switches (model.reset_at_padding, log_softmax_axis, init)
+def test_reset_at_padding_equals_running_from_the_first_digit():
+    """c_t = 0 at padding makes h_t = 0 there too, so h_T is the LSTM's on the unpadded suffix."""
+    torch.manual_seed(0)
+    model = LSTM(V, C, E, H).double()
+    model.reset_token = 2
+    x = torch.tensor([[2, 2, 2, 0, 1, 1, 0], [2, 0, 1, 1, 0, 0, 1], [1, 0, 1, 1, 1, 0, 0]])
+    got = model(x)                                                   # (3, C), autograd path on CPU
+    model.reset_token = None
+    for b, row in enumerate(x):
+        suffix = row[(row != 2).nonzero()[0, 0]:]                   # from the first digit on
+        torch.testing.assert_close(got[b], model(suffix[None])[0])
+    assert not torch.allclose(got[0], model(x[:1])[0])              # without the reset: differs
+
+
+def test_batch_axis_log_softmax_normalises_over_the_batch():
+    from rnn_experiments.config import compose
+    from rnn_experiments.models import build_model
+    cfg = compose(["model.log_softmax_axis=batch", "model.hidden_size=8", "model.embedding_dim=4"])
+    model = build_model(cfg.model, V, C)
+    out = model(tokens())                                            # (B, C)
+    torch.testing.assert_close(out.exp().sum(0), torch.ones(C))     # columns sum to 1 ...
+    assert not torch.allclose(out.exp().sum(1), torch.ones(B))      # ... rows do not
+
+
+def test_fan_out_init_has_std_one_over_sqrt_of_the_output_size():
+    torch.manual_seed(0)
+    model = LSTM(3, 2, 64, 512, init="kaiming_normal_fan_out")
+    assert model.W_gx.std().item() == pytest.approx(512 ** -0.5, rel=0.05)   # (H, E): fan = H
+    assert model.W_ph.std().item() == pytest.approx(2 ** -0.5, rel=0.1)      # (C, H): fan = C = 2
+    assert torch.all(model.b_g == 0)

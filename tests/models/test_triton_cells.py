@@ -3,7 +3,7 @@ on CPU through Triton's interpreter (tiny sizes), and compiled on CUDA when a GP
 (realistic sizes, and against torch.nn.LSTM).
 
 Whether Triton interprets is fixed when it is imported (TRITON_INTERPRET=1 then), for the whole
-process. So the checks run in a child process, `python tests/test_triton_cells.py cpu|cuda`, with
+process. So the checks run in a child process, `python tests/models/test_triton_cells.py cpu|cuda`, with
 the variable set (cpu) or removed (cuda) before anything imports triton; each test reads its
 check's outcome from the child's report. This process never imports triton.
 """
@@ -15,7 +15,6 @@ import os
 import subprocess
 import sys
 import traceback
-from pathlib import Path
 
 import pytest
 import torch
@@ -24,13 +23,14 @@ import torch.nn as nn
 if importlib.util.find_spec("triton") is None:
     pytest.skip("triton is not installed", allow_module_level=True)
 
+from rnn_experiments.config import conf_dir  # noqa: E402
 from rnn_experiments.models import LSTM  # noqa: E402
 from rnn_experiments.models import triton_cells  # noqa: E402  (imports no triton)
 from rnn_experiments.models.fused import LSTMFunction, PeepLSTMFunction  # noqa: E402
 from rnn_experiments.models.triton_cells import (  # noqa: E402
     LSTMTritonFunction, PeepLSTMTritonFunction)
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = conf_dir().parent                # the project root (the child runs as a script)
 
 
 def lstm_inputs(T, B, H, V, device, seed=0):
@@ -122,12 +122,54 @@ def check_against_nn_lstm(V=3, E=32, H=256, B=256, T=41):
         torch.testing.assert_close(in_torch_order(name), ref_grad, atol=1e-4, rtol=1e-4, msg=name)
 
 
+def check_models_forward(device="cpu", tol=1e-5):
+    """LSTM, PeepLSTM and BiLSTM `forward` take the Triton path here (available() is True) and
+    equal their autograd `recurrence`, outputs and every parameter's gradient."""
+    from rnn_experiments.models import BiLSTM, PeepLSTM
+    for cls in (LSTM, PeepLSTM, BiLSTM):
+        torch.manual_seed(0)
+        model = cls(3, 2, 8, 20).to(device)
+        x = torch.randint(0, 3, (5, 7), device=device)
+        outs = []
+        for fused in (True, False):
+            model.fused = fused
+            model.zero_grad()
+            out = model(x)
+            out[:, 1].sum().backward()
+            outs.append((out.detach(), {n: p.grad.clone() for n, p in model.named_parameters()}))
+        (a, ga), (b, gb) = outs
+        torch.testing.assert_close(a, b, atol=tol, rtol=tol, msg=cls.__name__)
+        for n in ga:
+            torch.testing.assert_close(ga[n], gb[n], atol=tol, rtol=tol, msg=f"{cls.__name__}.{n}")
+
+
+def check_reset_at_padding(device="cpu", tol=1e-5):
+    """reset_token (model.reset_at_padding): the Triton path equals the autograd recurrence."""
+    torch.manual_seed(0)
+    model = LSTM(3, 2, 8, 20).to(device)
+    model.reset_token = 2
+    x = torch.tensor([[2, 2, 0, 1, 1, 0], [2, 0, 1, 2, 1, 1], [0, 1, 0, 0, 1, 1]], device=device)
+    outs = []
+    for fused in (True, False):
+        model.fused = fused
+        model.zero_grad()
+        out = model(x)
+        out[:, 0].sum().backward()
+        outs.append((out.detach(), {n: p.grad.clone() for n, p in model.named_parameters()}))
+    (a, ga), (b, gb) = outs
+    torch.testing.assert_close(a, b, atol=tol, rtol=tol)
+    for n in ga:
+        torch.testing.assert_close(ga[n], gb[n], atol=tol, rtol=tol, msg=n)
+
+
 CHECKS = {   # device -> check name -> check, run in the child process
     "cpu": {
         "lstm-T5-B3-H20": lambda: check_lstm(5, 3, 20, 3, "cpu", 1e-5),   # 2 unit tiles, masks
         "lstm-T1-B17-H8": lambda: check_lstm(1, 17, 8, 3, "cpu", 1e-5),   # one step: first = last
         "peep-T5-B3-H20": lambda: check_peep(5, 3, 20, 3, "cpu", 1e-5),
         "peep-T1-B17-H8": lambda: check_peep(1, 17, 8, 3, "cpu", 1e-5),
+        "models-forward-vs-recurrence": check_models_forward,
+        "reset-at-padding": check_reset_at_padding,
         "errors-and-availability": check_errors_and_availability,
     },
     "cuda": {
@@ -136,6 +178,8 @@ CHECKS = {   # device -> check name -> check, run in the child process
         "peep-T41-B256-H256": lambda: check_peep(41, 256, 256, 3, "cuda", 1e-4),
         "peep-T7-B5-H20": lambda: check_peep(7, 5, 20, 3, "cuda", 1e-4),
         "lstm-vs-nn.LSTM": check_against_nn_lstm,
+        "models-forward-vs-recurrence": lambda: check_models_forward("cuda", 1e-4),
+        "reset-at-padding": lambda: check_reset_at_padding("cuda", 1e-4),
     },
 }
 
@@ -159,12 +203,14 @@ def reports():
     return report
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(CHECKS["cpu"]))
 def test_in_the_interpreter_on_cpu(reports, name):
     failure = reports("cpu")[name]
     assert not failure, failure
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 @pytest.mark.parametrize("name", list(CHECKS["cuda"]))
 def test_compiled_on_cuda(reports, name):
@@ -172,7 +218,7 @@ def test_compiled_on_cuda(reports, name):
     assert not failure, failure
 
 
-if __name__ == "__main__":              # the child: python tests/test_triton_cells.py cpu|cuda
+if __name__ == "__main__":              # the child: python tests/models/test_triton_cells.py cpu|cuda
     torch.backends.cuda.matmul.allow_tf32 = False   # fp32 references (addmm, cuDNN's nn.LSTM)
     torch.backends.cudnn.allow_tf32 = False
     outcomes = {}
