@@ -74,7 +74,7 @@ def test_table_equals_hand_computed_mean_std_and_steps_to_threshold(tmp_path):
         assert row["wall_time_s"] == pytest.approx(statistics.mean(WALL.values()))
     # lstm: final 0.917 ± 0.104, steps 35 ± 7 with one run never reaching 0.9
     md = to_markdown(table(df, threshold=0.9))
-    assert "| lstm | 3 (3) | 0.917 ± 0.104 |" in md and "35 ± 7 (1 never)" in md
+    assert "| lstm | 3 (3) | 0.917 ± 0.104 [0.658, 1.000] |" in md and "35 ± 7 [0, 99] (1 never)" in md
     tex = to_latex(table(df, threshold=0.9))
     assert r"\toprule" in tex and r"\bottomrule" in tex and r"peep\_lstm" in tex and r"$\pm$" in tex
 
