@@ -6,7 +6,7 @@ threshold, ...), with n_A, n_B runs, means m_A, m_B and sample variances s_A², 
 
     difference      d = m_A − m_B
     95 % interval   d ± t_{0.975, ν} · sqrt(s_A²/n_A + s_B²/n_B)
-    Welch df        ν = (s_A²/n_A + s_B²/n_B)² / [ (s_A²/n_A)² / (n_A − 1) + (s_B²/n_B)² / (n_B − 1) ]
+    Welch df        ν = (s_A²/n_A + s_B²/n_B)² / [(s_A²/n_A)²/(n_A − 1) + (s_B²/n_B)²/(n_B − 1)]
     p               two-sided Welch's t-test, scipy.stats.ttest_ind(A, B, equal_var=False)
 
 (the interval is scipy's TtestResult.confidence_interval(), ν its .df). A run without a value of X
@@ -34,7 +34,7 @@ CAPTION = ("A − B: difference of the means over seeds [95 % interval, Welch–
            "p: two-sided Welch's t-test (scipy.stats.ttest_ind, equal_var=False); "
            "with 3 seeds a side these intervals are wide")
 COLUMNS = ["key", "a", "b", "statistic", "n_a", "n_b", "excluded_a", "excluded_b", "mean_a",
-           "mean_b", "diff", "ci_low", "ci_high", "df", "p_value", "note"]
+           "mean_b", "difference", "ci_low", "ci_high", "df", "p_value", "note"]
 
 
 class CompareError(AnalysisError):
@@ -45,7 +45,8 @@ def check_compare(df: pd.DataFrame, key: str) -> str:
     """`key` if it is a config key, not seed, with at least two values; else CompareError."""
     have = config_keys(df)
     if key not in have:
-        raise CompareError(f"--compare: {key!r} is not a config key of these runs (have: {', '.join(have)})")
+        raise CompareError(f"--compare: {key!r} is not a config key of these runs "
+                           f"(have: {', '.join(have)})")
     if key in NEVER_GROUP:
         raise CompareError(f"--compare: {key!r} cannot be compared: the analysis averages over it")
     values = runs_of(df)[key].unique()
@@ -68,7 +69,7 @@ def welch(a, b, confidence: float = CONFIDENCE) -> dict:
     than 2 values or neither side varies (see the module docstring).
     """
     a, b = (pd.Series(x, dtype=float).dropna() for x in (a, b))
-    out = dict(n_a=len(a), n_b=len(b), mean_a=a.mean(), mean_b=b.mean(), diff=a.mean() - b.mean(),
+    out = dict(n_a=len(a), n_b=len(b), mean_a=a.mean(), mean_b=b.mean(), difference=a.mean() - b.mean(),
                ci_low=np.nan, ci_high=np.nan, df=np.nan, p_value=np.nan)
     if min(len(a), len(b)) < 2 or (a.std() == 0 and b.std() == 0):
         return out
@@ -115,7 +116,7 @@ def compare(df: pd.DataFrame, key: str, by=None, threshold: float = 0.99,
     keys, pair (A, B) of `key`'s values present in that group, and per-run statistic.
 
     Columns: *other keys, key, a, b, statistic, n_a, n_b (runs used), excluded_a, excluded_b
-    (runs with metrics but no value: never reached the threshold), mean_a, mean_b, diff (A − B),
+    (runs with metrics but no value: never reached the threshold), mean_a, mean_b, difference (A − B),
     ci_low, ci_high (its 95 % Welch interval), df (Welch–Satterthwaite), p_value (Welch's t-test),
     note. Only runs with metrics count.
     """
@@ -164,8 +165,10 @@ def format_compare(c: pd.DataFrame) -> pd.DataFrame:
         out[f"{key} A"], out[f"{key} B"] = c["a"].astype(str), c["b"].astype(str)
     out["statistic"] = [stat_name(s, thr, m) for s in c["statistic"]]
     for side, name in (("a", a), ("b", b)):
-        out[f"{name} mean (n)"] = [f"{_num(x, f)} ({n})" for x, n, f in zip(c[f"mean_{side}"], c[f"n_{side}"], fmt)]
-    out[f"{a} − {b} [95 % CI]"] = [_diff(*v, f) for *v, f in zip(c["diff"], c["ci_low"], c["ci_high"], fmt)]
+        out[f"{name} mean (n)"] = [f"{_num(x, f)} ({n})"
+                                   for x, n, f in zip(c[f"mean_{side}"], c[f"n_{side}"], fmt)]
+    out[f"{a} − {b} [95 % CI]"] = [_diff(d, lo, hi, f) for d, lo, hi, f
+                                   in zip(c["difference"], c["ci_low"], c["ci_high"], fmt)]
     out["p (Welch t)"] = [_num(p, "#.2g") for p in c["p_value"]]
     out["note"] = c["note"]
     return out
