@@ -359,7 +359,7 @@ def test_compare_equals_scipy_welch(tmp_path):
     steps = c.set_index("statistic").loc["steps_to_threshold"]
     assert (steps.n_a, steps.n_b, steps.excluded_a, steps.excluded_b) == (4, 2, 0, 1)
     assert "never reached accuracy ≥ 0.9, excluded: lstm 0 of 4, peep_lstm 1 of 3" in steps.note
-    assert "fewer than 3 seeds on a side (lstm 4, peep_lstm 2)" in steps.note
+    assert "n < 3 seeds (lstm 4, peep_lstm 2)" in steps.note
     assert c.set_index("statistic").loc["final_accuracy", "note"] == ""
 
     md = compare_markdown(c)
@@ -390,7 +390,7 @@ def test_compare_within_each_group_of_the_other_keys(tmp_path):
     # L = 10 halves every accuracy: nobody reaches 0.9
     steps = c[(c["dataset.seq_length"] == 10) & (c["statistic"] == "steps_to_threshold")].iloc[0]
     assert (steps.n_a, steps.n_b) == (0, 0) and np.isnan(steps.difference) and np.isnan(steps.p_value)
-    assert "fewer than 2 values on a side (lstm 0, peep_lstm 0): no test" in steps.note
+    assert "n < 2 seeds (lstm 0, peep_lstm 0): no test" in steps.note
     assert "| 10 | steps to acc ≥ 0.9 | – (0) | – (0) | – | – |" in compare_markdown(c)
 
 
@@ -402,13 +402,13 @@ def test_compare_one_seed_and_no_spread(tmp_path):
                 threshold=0.9).set_index("statistic")
     assert c["p_value"].isna().all() and c["ci_low"].isna().all() and (c["difference"] == 0).all()
     assert all("no spread on either side: no t-test" in n for n in c["note"])
-    assert all("fewer than 3 seeds on a side (lstm 2, peep_lstm 2)" in n for n in c["note"])
+    assert all("n < 3 seeds (lstm 2, peep_lstm 2)" in n for n in c["note"])
 
     one = {k: v for k, v in CURVES.items() if k in (("lstm", 0), ("peep_lstm", 0), ("peep_lstm", 1))}
     c = compare(collect(_curves_sweep(tmp_path / "one", one)), "model.name", threshold=0.9)
     assert c["p_value"].isna().all() and c["difference"].notna().all()
-    assert all(n.startswith("fewer than 2 values on a side (lstm 1, peep_lstm 2): no test") for n in c["note"])
-    assert "| final acc | 0.940 (1) | 0.985 (2) | -0.045 | – | fewer than 2 values" in compare_markdown(c)
+    assert all(n.startswith("n < 2 seeds (lstm 1, peep_lstm 2): no test") for n in c["note"])
+    assert "| final acc | 0.940 (1) | 0.985 (2) | -0.045 | – | n < 2 seeds" in compare_markdown(c)
 
 
 def test_compare_needs_two_values_in_some_group(tmp_path):
@@ -460,7 +460,7 @@ def test_compare_on_a_real_sweep(tmp_path):
         a, b = (np.array(values[m][row.statistic], dtype=float) for m in ("lstm", "peep_lstm"))
         a, b = a[~np.isnan(a)], b[~np.isnan(b)]
         assert (row.n_a, row.n_b) == (len(a), len(b))
-        assert "fewer than 3 seeds" in row.note or "fewer than 2 values" in row.note
+        assert "n < 3 seeds (lstm 2, peep_lstm 2)" in row.note or "n < 2 seeds" in row.note
         if min(len(a), len(b)) < 2 or (a.std() == 0 and b.std() == 0):
             assert np.isnan(row.p_value)
         else:

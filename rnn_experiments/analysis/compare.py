@@ -86,9 +86,9 @@ def _note(r: dict, stat: str, threshold: float, threshold_metric: str) -> str:
     notes = []
     n = f"{r['a']} {r['n_a']}, {r['b']} {r['n_b']}"
     if min(r["n_a"], r["n_b"]) < 2:
-        notes.append(f"fewer than 2 values on a side ({n}): no test")
+        notes.append(f"n < 2 seeds ({n}): no test")
     elif min(r["n_a"], r["n_b"]) < FEW_SEEDS:
-        notes.append(f"fewer than {FEW_SEEDS} seeds on a side ({n}): very wide interval")
+        notes.append(f"n < {FEW_SEEDS} seeds ({n})")
     if min(r["n_a"], r["n_b"]) >= 2 and np.isnan(r["p_value"]):
         notes.append("no spread on either side: no t-test")
     if r["excluded_a"] or r["excluded_b"]:
@@ -141,14 +141,18 @@ def compare(df: pd.DataFrame, key: str, by=None, threshold: float = 0.99,
 # ---- text renderings ---------------------------------------------------------------------------
 
 def _num(x, fmt: str) -> str:
-    return "–" if pd.isna(x) else f"{x:{fmt}}"
+    """x formatted, "–" for NaN, never "-0.0"."""
+    if pd.isna(x):
+        return "–"
+    text = f"{x:{fmt}}"
+    return text[1:] if text.startswith("-") and float(text) == 0 else text
 
 
 def _diff(d, low, high, fmt: str) -> str:
     """"-0.080 [-0.341, 0.181]"; the interval left out where there is none."""
-    if pd.isna(d):
-        return "–"
-    return f"{d:{fmt}}" if pd.isna(low) else f"{d:{fmt}} [{low:{fmt}}, {high:{fmt}}]"
+    if pd.isna(low):
+        return _num(d, fmt)
+    return f"{_num(d, fmt)} [{_num(low, fmt)}, {_num(high, fmt)}]"
 
 
 def format_compare(c: pd.DataFrame) -> pd.DataFrame:
