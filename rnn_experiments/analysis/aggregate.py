@@ -3,16 +3,32 @@
 Spread is the sample standard deviation over seeds (ddof = 1, as seaborn's errorbar="sd"):
     mean_t = (1/n) sum_i m_i(t),   std_t = sqrt( sum_i (m_i(t) - mean_t)^2 / (n - 1) )
 where i runs over the seeds that logged step t (runs of different lengths align on step).
+
+The summary table adds a 95 % t interval of each mean over seeds (`mean_ci`):
+    mean ± t_{0.975, n-1} · s / sqrt(n)
+cut to the range the statistic can take (accuracies [0, 1]; steps, loss >= 0), which keeps its
+coverage: the mean lies in that range anyway.
 """
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
+from scipy import stats as st
 
 from rnn_experiments.analysis.collect import AnalysisError, config_keys, runs_of
 
 NEVER_GROUP = ("seed",)                 # seeds are what we average over
 REDUNDANT_IF_DETERMINED = ("experiment_name",)  # a label, dropped when the other keys imply it
+# per-run statistics of the summary table (per_run's columns), each as mean, std and 95 % interval
+STATS = ("final_accuracy", "best_accuracy", "final_eval_accuracy", "steps_to_threshold", "final_loss")
+BOUNDS = {"final_accuracy": (0.0, 1.0), "best_accuracy": (0.0, 1.0),
+          "final_eval_accuracy": (0.0, 1.0), "steps_to_threshold": (0.0, np.inf),
+          "final_loss": (0.0, np.inf)}    # the values a statistic can take
+CONFIDENCE = 0.95
+CAPTION = ("mean ± sample std over seeds; [95 % t interval of the mean over seeds, cut to the "
+           "statistic's range]; steps to a threshold: over the runs that reached it")
 
 
 def _n_groups(runs: pd.DataFrame, keys: list[str]) -> int:
@@ -91,20 +107,35 @@ def per_run(df: pd.DataFrame, threshold: float = 0.99, threshold_metric: str = "
     return out.reset_index()
 
 
+def mean_ci(x: pd.Series, confidence: float = CONFIDENCE,
+            bounds: tuple[float, float] = (-np.inf, np.inf)) -> tuple[float, float]:
+    """The t interval of the mean of x's non-NaN values: mean ± t_{(1+c)/2, n-1} · s / sqrt(n),
+    s the sample std (ddof = 1), clipped to `bounds`; (NaN, NaN) for n < 2.
+    With n = 3, t_{0.975, 2} = 4.30: the half-width is 2.48 s."""
+    x = pd.Series(x, dtype=float).dropna()
+    n = len(x)
+    if n < 2:
+        return np.nan, np.nan
+    half = st.t.ppf((1 + confidence) / 2, n - 1) * x.std(ddof=1) / np.sqrt(n)
+    low, high = np.clip([x.mean() - half, x.mean() + half], *bounds)
+    return float(low), float(high)
+
+
 def table(df: pd.DataFrame, by=None, threshold: float = 0.99,
           threshold_metric: str = "accuracy") -> pd.DataFrame:
     """The comparison table, one row per group (numbers, not strings; see `format_table`).
 
     runs: run folders; seeds: runs with metrics; finished: runs with status completed;
-    <X>_mean/_std over the runs with metrics; never_reached: runs with metrics that never
-    reached threshold_metric >= threshold; wall_time_s: mean wall time per run.
+    <X>_mean/_std/_ci_low/_ci_high over the runs with metrics (std: ddof = 1; ci: `mean_ci`'s
+    95 % t interval, cut to BOUNDS; NaN skipped: steps_to_threshold is over the runs that reached
+    it); never_reached: runs with metrics that never reached threshold_metric >= threshold;
+    wall_time_s: mean wall time per run.
     """
     by = check_keys(df, by)
     r = per_run(df, threshold, threshold_metric)
     r["finished"] = (r["status"] == "completed") & r["has_metrics"]
     r["never"] = r["has_metrics"] & r["steps_to_threshold"].isna()
-    stats = [c for c in ("final_accuracy", "best_accuracy", "final_eval_accuracy",
-                         "steps_to_threshold", "final_loss") if c in r.columns]
+    stats = [c for c in STATS if c in r.columns]
     rows = []
     for key, g in (r.groupby(by, dropna=False, sort=True) if by else [((), r)]):
         key = key if isinstance(key, tuple) else (key,)
@@ -114,6 +145,7 @@ def table(df: pd.DataFrame, by=None, threshold: float = 0.99,
         for c in stats:
             row[f"{c}_mean"] = ok[c].mean()
             row[f"{c}_std"] = ok[c].std()
+            row[f"{c}_ci_low"], row[f"{c}_ci_high"] = mean_ci(ok[c], bounds=BOUNDS[c])
         row["never_reached"] = int(g["never"].sum())
         row["wall_time_s"] = ok["wall_time_s"].mean()
         rows.append(row)
@@ -124,43 +156,69 @@ def table(df: pd.DataFrame, by=None, threshold: float = 0.99,
 
 # ---- text renderings ---------------------------------------------------------------------------
 
-def _pm(mean, std, fmt) -> str:
+SHORT = {"accuracy": "acc", "eval_accuracy": "eval acc", "loss": "loss"}
+NAMES = {"final_accuracy": "final acc", "best_accuracy": "best acc",
+         "final_eval_accuracy": "final eval acc", "final_loss": "final loss",
+         "wall_time_s": "wall time / run (s)"}
+FORMATS = {"final_accuracy": ".3f", "best_accuracy": ".3f", "final_eval_accuracy": ".3f",
+           "steps_to_threshold": ".0f", "final_loss": ".3g", "wall_time_s": ".1f"}
+
+
+def stat_name(stat: str, threshold: float, threshold_metric: str) -> str:
+    """The report's name of a per-run statistic ("final acc", "steps to acc ≥ 0.99")."""
+    if stat == "steps_to_threshold":
+        return f"steps to {SHORT.get(threshold_metric, threshold_metric)} ≥ {threshold:g}"
+    return NAMES.get(stat, stat)
+
+
+def _pm(mean, std, fmt, low=np.nan, high=np.nan) -> str:
+    """"0.917 ± 0.104 [0.658, 1.176]"; the std and the interval are left out where NaN (n < 2)."""
     if pd.isna(mean):
         return "–"
-    return f"{mean:{fmt}}" if pd.isna(std) else f"{mean:{fmt}} ± {std:{fmt}}"
-
-
-SHORT = {"accuracy": "acc", "eval_accuracy": "eval acc", "loss": "loss"}
+    text = f"{mean:{fmt}}" if pd.isna(std) else f"{mean:{fmt}} ± {std:{fmt}}"
+    return text if pd.isna(low) else f"{text} [{low:{fmt}}, {high:{fmt}}]"
 
 
 def format_table(t: pd.DataFrame) -> pd.DataFrame:
-    """`table`'s numbers as the strings of the report table ("0.998 ± 0.002")."""
+    """`table`'s numbers as the strings of the report table ("0.998 ± 0.002 [0.993, 1.003]")."""
     by, thr, m = t.attrs.get("by", []), t.attrs.get("threshold"), t.attrs.get("threshold_metric")
     out = pd.DataFrame({k: t[k].astype(str) for k in by})
     out["seeds (finished)"] = [f"{s} ({f})" + (f" of {r}" if r != s else "")
                                for s, f, r in zip(t["seeds"], t["finished"], t["runs"])]
-    for c, name, fmt in (("final_accuracy", "final acc", ".3f"), ("best_accuracy", "best acc", ".3f"),
-                         ("final_eval_accuracy", "final eval acc", ".3f")):
-        if f"{c}_mean" in t:
-            out[name] = [_pm(a, b, fmt) for a, b in zip(t[f"{c}_mean"], t[f"{c}_std"])]
-    out[f"steps to {SHORT.get(m, m)} ≥ {thr:g}"] = [
-        _pm(a, b, ".0f") + (f" ({n} never)" if n else "")
-        for a, b, n in zip(t["steps_to_threshold_mean"], t["steps_to_threshold_std"], t["never_reached"])]
-    if "final_loss_mean" in t:
-        out["final loss"] = [_pm(a, b, ".3g") for a, b in zip(t["final_loss_mean"], t["final_loss_std"])]
+    for c in (c for c in STATS if f"{c}_mean" in t):
+        cols = [t[f"{c}_{x}"] for x in ("mean", "std", "ci_low", "ci_high")]
+        cells = [_pm(m, s, FORMATS[c], lo, hi) for m, s, lo, hi in zip(*cols)]
+        if c == "steps_to_threshold":
+            cells = [x + (f" ({n} never)" if n else "") for x, n in zip(cells, t["never_reached"])]
+        out[stat_name(c, thr, m)] = cells
     out["wall time / run"] = ["–" if pd.isna(w) else f"{w:.1f} s" for w in t["wall_time_s"]]
     return out
 
 
-def to_markdown(t: pd.DataFrame) -> str:
-    f = format_table(t)
+def markdown_table(f: pd.DataFrame, caption: str) -> str:
+    """A pipe table of strings with its caption as a line under it."""
     lines = ["| " + " | ".join(f.columns) + " |", "|" + "|".join("---" for _ in f.columns) + "|"]
     lines += ["| " + " | ".join(map(str, row)) + " |" for row in f.itertuples(index=False)]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + f"\n\n{caption}\n"
+
+
+def latex_tabular(f: pd.DataFrame, caption: str) -> str:
+    """A booktabs tabular (\\toprule/\\midrule/\\bottomrule; needs \\usepackage{booktabs}), its
+    caption as a `% \\caption{...}` line above it, ready for a table environment."""
+    tex = f.to_latex(index=False, escape=True, column_format="l" * len(f.columns))
+    cap = caption.replace("%", r"\%").replace("_", r"\_")
+    return _tex_symbols(f"% \\caption{{{cap}}}\n" + tex)
+
+
+def _tex_symbols(tex: str) -> str:
+    tex = re.sub(r"(?<![\w.$])-(?=\d)", "$-$", tex)             # a minus sign, not a hyphen
+    return (tex.replace("±", r"$\pm$").replace("≥", r"$\geq$").replace("−", "$-$")
+            .replace("–", "--"))
+
+
+def to_markdown(t: pd.DataFrame) -> str:
+    return markdown_table(format_table(t), CAPTION)
 
 
 def to_latex(t: pd.DataFrame) -> str:
-    """A booktabs tabular (\\toprule/\\midrule/\\bottomrule; needs \\usepackage{booktabs})."""
-    f = format_table(t)
-    tex = f.to_latex(index=False, escape=True, column_format="l" * len(f.columns))
-    return tex.replace("±", r"$\pm$").replace("≥", r"$\geq$").replace("–", "--")
+    return latex_tabular(format_table(t), CAPTION)

@@ -9,6 +9,10 @@ for any other sweep add `hydra/callbacks=analyze` to the command line; switch it
         analyze:
           _target_: rnn_experiments.analysis.callback.AnalyzeSweep
           threshold: 0.99
+          compare: model.name   # compare.csv/.md/.tex: each pair of models, Welch's t-test
+
+With `compare:` set and the sweep holding only one value of that key (e.g. `model=lstm` on the
+command line of a preset that compares models), the comparison is skipped with a warning.
 """
 from __future__ import annotations
 
@@ -26,19 +30,29 @@ class AnalyzeSweep(Callback):
     def __init__(self, metrics: Optional[Sequence[str]] = None, by: Optional[Sequence[str]] = None,
                  style: Optional[str] = "auto", threshold: float = 0.99,
                  threshold_metric: str = "accuracy", formats: Sequence[str] = ("png", "pdf"),
-                 out: Optional[str] = None, panels: Optional[str] = None):
+                 out: Optional[str] = None, panels: Optional[str] = None,
+                 compare: Optional[str] = None):
         self.kwargs = dict(by=list(by) if by else None, style=style, threshold=threshold,
                            threshold_metric=threshold_metric, formats=tuple(formats), out=out,
-                           panels=panels)
+                           panels=panels, compare=compare)
         if metrics:
             self.kwargs["metrics"] = tuple(metrics)
 
-    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+    def analyze(self, sweep_dir: Path) -> dict:
+        """The analysis; without the comparison where the sweep has nothing to compare."""
         from rnn_experiments.analysis.cli import analyze
+        from rnn_experiments.analysis.compare import CompareError
+        try:
+            return analyze([sweep_dir], **self.kwargs)
+        except CompareError as e:  # raised before anything is written
+            log.warning("no comparison table: %s", e)
+            return analyze([sweep_dir], **{**self.kwargs, "compare": None})
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(str(config.hydra.sweep.dir))
         print(f"\n== analysis of {sweep_dir} (python -m rnn_experiments.analysis {sweep_dir}) ==")
         try:
-            analyze([sweep_dir], **self.kwargs)
+            self.analyze(sweep_dir)
         except Exception as e:  # the sweep's results are on disk already: never fail the sweep here
             log.error("analysis of %s failed: %s: %s (run python -m rnn_experiments.analysis %s)",
                       sweep_dir, type(e).__name__, e, sweep_dir)

@@ -1,8 +1,10 @@
 """`python -m rnn_experiments.analysis PATH [PATH ...] [--flags]` (also `rnn-analyze`).
 
 Writes into --out (default: PATH/analysis/): <metric>.png/.pdf per metric, summary.csv,
-summary.md, summary.tex (booktabs), rerun.sh when runs failed or are missing; prints the markdown
-table, the problems found and where everything went. Run folders are only read.
+summary.md, summary.tex (booktabs; mean ± std [95 % t interval] per group), with --compare KEY
+also compare.csv, compare.md, compare.tex (A − B per pair of KEY's values, Welch interval and
+t-test), rerun.sh when runs failed or are missing; prints the markdown tables, the problems found
+and where everything went. Run folders are only read.
 """
 from __future__ import annotations
 
@@ -14,6 +16,8 @@ from pathlib import Path
 
 from rnn_experiments.analysis.aggregate import check_keys, table, to_latex, to_markdown
 from rnn_experiments.analysis.collect import AnalysisError, collect, find_runs, is_run_dir
+from rnn_experiments.analysis.compare import check_compare, compare_latex, compare_markdown
+from rnn_experiments.analysis.compare import compare as compare_table
 from rnn_experiments.analysis.plot import default_style, plot_curves, save_figure
 from rnn_experiments.analysis.rerun import reruns
 
@@ -37,18 +41,26 @@ def default_out(paths) -> Path:
 
 def analyze(paths, metrics=DEFAULT_METRICS, by=None, style="auto", threshold=0.99,
             threshold_metric="accuracy", out=None, formats=("png", "pdf"), panels=None,
-            echo=print, max_step=None) -> dict:
-    """Collect, tabulate, plot and report; returns {"table": DataFrame, "plots": [...], "tables": [...]}."""
+            echo=print, max_step=None, compare=None) -> dict:
+    """Collect, tabulate, plot and report; returns {"table": DataFrame, "plots": [...],
+    "tables": [...], "compare": DataFrame or None, "compare_tables": [...]}.
+
+    compare: a config key whose values are compared pair by pair (rnn_experiments.analysis.compare);
+    a bad one raises CompareError before anything is written."""
     paths = [str(p) for p in ([paths] if isinstance(paths, (str, Path)) else paths)]
     out = Path(out) if out is not None else default_out(paths)
     df = collect(paths)
     by = check_keys(df, by)
+    if compare is not None:
+        check_compare(df, compare)
     have = df.attrs["metrics"]
     metrics = [m for m in metrics if m in have] if metrics == DEFAULT_METRICS else list(metrics)
     n_runs = df["run_dir"].nunique()
-    echo(f"{n_runs} runs under {', '.join(paths)}; groups by: {', '.join(by) or '(one group)'}")
+    echo(f"{n_runs} runs under {', '.join(paths)}; groups by: {', '.join(by) or '(one group)'}"
+         + (f"; compares: {compare}" if compare is not None else ""))
 
     t = table(df, by, threshold, threshold_metric)
+    c = compare_table(df, compare, by, threshold, threshold_metric) if compare is not None else None
     out.mkdir(parents=True, exist_ok=True)
     md = to_markdown(t)
     tables = [out / "summary.csv", out / "summary.md", out / "summary.tex"]
@@ -56,6 +68,7 @@ def analyze(paths, metrics=DEFAULT_METRICS, by=None, style="auto", threshold=0.9
     tables[1].write_text(md)
     tables[2].write_text(to_latex(t))
     echo("\n" + md)
+    compare_tables = _write_compare(c, out, echo) if c is not None else []
 
     plots = []
     plot_df = df if max_step is None else df[df["step"] <= max_step]  # zoom; the table keeps all
@@ -90,7 +103,21 @@ def analyze(paths, metrics=DEFAULT_METRICS, by=None, style="auto", threshold=0.9
     first = [p for p in plots if p.suffix == f".{formats[0]}"] if formats else []
     echo(f"plots ({', '.join(formats)}): {' '.join(map(str, first)) or '(none)'}")
     echo(f"tables (csv, md, tex): {tables[1]}" + (f"\nre-run script: {tables[3]}" if todo else ""))
-    return {"table": t, "plots": plots, "tables": tables, "data": df}
+    if compare_tables:
+        echo(f"comparison of {compare} (csv, md, tex): {compare_tables[1]}")
+    return {"table": t, "plots": plots, "tables": tables, "data": df, "compare": c,
+            "compare_tables": compare_tables}
+
+
+def _write_compare(c, out: Path, echo) -> list[Path]:
+    """compare.csv, compare.md, compare.tex; prints the markdown."""
+    paths = [out / "compare.csv", out / "compare.md", out / "compare.tex"]
+    md = compare_markdown(c)
+    c.to_csv(paths[0], index=False)
+    paths[1].write_text(md)
+    paths[2].write_text(compare_latex(c))
+    echo(f"\ncomparison of {c.attrs['key']}:\n" + md)
+    return paths
 
 
 def _csv(text: str) -> list[str]:
@@ -114,6 +141,10 @@ def parser() -> argparse.ArgumentParser:
                         "dataset.seq_length when it is one of several group keys)")
     p.add_argument("--panels", default=None, metavar="KEY",
                    help="group key drawn as side-by-side panels, one per value (default: none)")
+    p.add_argument("--compare", default=None, metavar="KEY",
+                   help="config key whose values are compared pair by pair within each group of the "
+                        "other keys: A - B per statistic, its 95%% Welch interval and Welch's t-test "
+                        "p-value -> compare.csv/.md/.tex (default: none)")
     p.add_argument("--threshold", type=float, default=0.99,
                    help="'steps to reach' counts the first step with accuracy >= this (default: %(default)s)")
     p.add_argument("--threshold-metric", default="accuracy", metavar="M",
@@ -134,7 +165,7 @@ def main(argv=None) -> int:
     metrics = tuple(args.metrics) if args.metrics != list(DEFAULT_METRICS) else DEFAULT_METRICS
     try:
         analyze(args.paths, metrics, args.by, style, args.threshold, args.threshold_metric,
-                args.out, tuple(args.formats), args.panels, max_step=args.max_step)
+                args.out, tuple(args.formats), args.panels, max_step=args.max_step, compare=args.compare)
     except AnalysisError as e:
         print(f"rnn-analyze: error: {e}", file=sys.stderr)
         return 2

@@ -12,13 +12,16 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from scipy import stats as st
 
 from conftest import ROOT
 from rnn_experiments.analysis import (AnalysisError, aggregate, collect, group_keys, plot_curves,
                                       save_figure, table, to_latex, to_markdown)
 from rnn_experiments.analysis.cli import analyze, main
+from rnn_experiments.analysis.compare import CompareError, compare, compare_latex, compare_markdown
 from rnn_experiments.analysis.rerun import reruns
 from rnn_experiments.analysis.synthetic import config, metrics_frame, write_run
+from conftest import TINY
 
 STEPS = [10, 20, 30, 40]
 # training accuracy per step of three LSTM seeds and three peephole-LSTM seeds
@@ -74,7 +77,7 @@ def test_table_equals_hand_computed_mean_std_and_steps_to_threshold(tmp_path):
         assert row["wall_time_s"] == pytest.approx(statistics.mean(WALL.values()))
     # lstm: final 0.917 ± 0.104, steps 35 ± 7 with one run never reaching 0.9
     md = to_markdown(table(df, threshold=0.9))
-    assert "| lstm | 3 (3) | 0.917 ± 0.104 |" in md and "35 ± 7 (1 never)" in md
+    assert "| lstm | 3 (3) | 0.917 ± 0.104 [0.658, 1.000] |" in md and "35 ± 7 [0, 99] (1 never)" in md
     tex = to_latex(table(df, threshold=0.9))
     assert r"\toprule" in tex and r"\bottomrule" in tex and r"peep\_lstm" in tex and r"$\pm$" in tex
 
@@ -206,6 +209,10 @@ def test_missing_seed_without_multirun_yaml(tmp_path):
     (["{tmp}/empty/*"], "{tmp}/empty/*: the pattern matches nothing"),
     (["{tmp}/sweep", "--by", "model.nme"], "--by: 'model.nme' is not a config key"),
     (["{tmp}/sweep", "--metrics", "acc"], "--metrics: 'acc' is not a column of metrics.csv"),
+    (["{tmp}/sweep", "--compare", "model.nme"], "--compare: 'model.nme' is not a config key"),
+    (["{tmp}/sweep", "--compare", "seed"], "--compare: 'seed' cannot be compared"),
+    (["{tmp}/sweep", "--compare", "dataset.seq_length"],
+     "--compare: 'dataset.seq_length' has only one value in these runs (10)"),
     (["{tmp}/sweep/0"], "--out is needed for {tmp}/sweep/0"),   # never writes into a run folder
 ])
 def test_bad_input_one_line_error(tmp_path, capsys, args, expected):
@@ -231,6 +238,7 @@ def test_end_to_end_real_sweep_then_analysis_command(tmp_path):
     assert run.returncode == 0, run.stderr[-2000:]
     assert f"plots (png, pdf): {sweep / 'analysis' / 'accuracy.png'}" in run.stdout   # the callback
     assert (sweep / "analysis" / "summary.tex").is_file()
+    assert not (sweep / "analysis" / "compare.csv").exists()   # one model: the preset's compare skipped
 
     out = tmp_path / "out"
     res = subprocess.run([sys.executable, "-m", "rnn_experiments.analysis", str(sweep), "--out", str(out),
@@ -255,3 +263,206 @@ def test_max_step_zooms_the_plots_not_the_table(tmp_path, monkeypatch):
                    max_step=20)
     pd.testing.assert_frame_equal(full["table"], zoom["table"])
     assert plotted and all(set(df["step"]) == {10, 20} for df in plotted)
+
+
+# ---- confidence intervals and Welch's t-test -----------------------------------------------------
+
+STEPS5 = [10, 20, 30, 40, 50]
+# chosen curves: 4 LSTM seeds vs 3 peephole seeds (unequal n); threshold 0.9
+CURVES = {
+    ("lstm", 0): [0.5, 0.6, 0.92, 0.93, 0.94],        # reaches 0.9 at 30, final 0.94
+    ("lstm", 1): [0.5, 0.7, 0.8, 0.91, 0.95],         # 40
+    ("lstm", 2): [0.6, 0.91, 0.9, 0.9, 0.97],         # 20
+    ("lstm", 3): [0.5, 0.5, 0.6, 0.7, 0.95],          # 50
+    ("peep_lstm", 0): [0.9, 0.95, 0.96, 0.97, 0.98],  # 10
+    ("peep_lstm", 1): [0.8, 0.92, 0.99, 0.99, 0.99],  # 20
+    ("peep_lstm", 2): [0.6, 0.7, 0.8, 0.85, 0.89],    # never
+}
+WALL5 = {("lstm", 0): 10.0, ("lstm", 1): 12.0, ("lstm", 2): 11.0, ("lstm", 3): 15.0,
+         ("peep_lstm", 0): 20.0, ("peep_lstm", 1): 18.0, ("peep_lstm", 2): 25.0}
+
+
+def _curves_sweep(root: Path, curves=CURVES, wall=WALL5) -> Path:
+    for num, ((model, seed), acc) in enumerate(curves.items()):
+        write_run(root / str(num), config(**{"model.name": model, "seed": seed}),
+                  metrics_frame(STEPS5[:len(acc)], acc), wall_time_s=wall[(model, seed)])
+    return root
+
+
+def _per_run_values(curves, model, threshold=0.9) -> dict[str, list]:
+    """The per-run statistics computed by hand from the chosen curves (NaN: never reached)."""
+    runs = [a for (m, _), a in curves.items() if m == model]
+    return {"final_accuracy": [a[-1] for a in runs], "best_accuracy": [max(a) for a in runs],
+            "final_eval_accuracy": [a[-1] for a in runs], "final_loss": [1 - a[-1] for a in runs],
+            "steps_to_threshold": [next((s for s, x in zip(STEPS5, a) if x >= threshold), np.nan)
+                                   for a in runs],
+            "wall_time_s": [w for (m, _), w in WALL5.items() if m == model]}
+
+
+def test_table_ci_is_the_t_interval_of_the_mean(tmp_path):
+    t = table(collect(_curves_sweep(tmp_path / "sweep")), threshold=0.9).set_index("model.name")
+    lstm = _per_run_values(CURVES, "lstm")["final_accuracy"]       # 0.94, 0.95, 0.97, 0.95
+    n, m, s = len(lstm), np.mean(lstm), np.std(lstm, ddof=1)
+    half = st.t.ppf(0.975, n - 1) * s / np.sqrt(n)                  # hand formula: t_{0.975,3} s/√n
+    low, high = st.t.interval(0.95, n - 1, loc=m, scale=st.sem(lstm))
+    assert (low, high) == pytest.approx((m - half, m + half))
+    assert t.loc["lstm", "final_accuracy_ci_low"] == pytest.approx(low)
+    assert t.loc["lstm", "final_accuracy_ci_high"] == pytest.approx(high)
+    # peephole: 0.98, 0.99, 0.89 -> the t interval passes 1 and is cut there
+    peep = _per_run_values(CURVES, "peep_lstm")["final_accuracy"]
+    low, high = st.t.interval(0.95, 2, loc=np.mean(peep), scale=st.sem(peep))
+    assert high > 1 and t.loc["peep_lstm", "final_accuracy_ci_high"] == 1.0
+    assert t.loc["peep_lstm", "final_accuracy_ci_low"] == pytest.approx(low)
+    # steps: peephole's third seed never reached 0.9 -> interval over the two that did (10, 20)
+    low, high = st.t.interval(0.95, 1, loc=15, scale=st.sem([10, 20]))
+    assert t.loc["peep_lstm", "steps_to_threshold_ci_low"] == pytest.approx(max(low, 0))
+    assert t.loc["peep_lstm", "steps_to_threshold_ci_high"] == pytest.approx(high)
+
+    md = to_markdown(table(collect(tmp_path / "sweep"), threshold=0.9))
+    cell = f"{m:.3f} ± {s:.3f} [{m - half:.3f}, {m + half:.3f}]"
+    assert f"| lstm | 4 (4) | {cell} |" in md
+    assert md.rstrip().endswith("[95 % t interval of the mean over seeds, cut to the statistic's "
+                                "range]; steps to a threshold: over the runs that reached it")
+    tex = to_latex(table(collect(tmp_path / "sweep"), threshold=0.9))
+    assert tex.startswith(r"% \caption{mean $\pm$ sample std over seeds; [95 \% t interval")
+    assert r"\begin{tabular}" in tex
+
+
+def test_table_ci_is_nan_for_one_seed(tmp_path):
+    one = {k: v for k, v in CURVES.items() if k in (("lstm", 0), ("peep_lstm", 0), ("peep_lstm", 1))}
+    t = table(collect(_curves_sweep(tmp_path / "sweep", one)), threshold=0.9).set_index("model.name")
+    assert np.isnan(t.loc["lstm", "final_accuracy_ci_low"]) and np.isnan(t.loc["lstm", "final_accuracy_ci_high"])
+    assert "| lstm | 1 (1) | 0.940 | 0.940 |" in to_markdown(table(collect(tmp_path / "sweep"), threshold=0.9))
+
+
+def test_compare_equals_scipy_welch(tmp_path):
+    df = collect(_curves_sweep(tmp_path / "sweep"))
+    c = compare(df, "model.name", threshold=0.9)
+    assert list(c["statistic"]) == ["final_accuracy", "best_accuracy", "final_eval_accuracy",
+                                    "steps_to_threshold", "final_loss", "wall_time_s"]
+    assert set(c["a"]) == {"lstm"} and set(c["b"]) == {"peep_lstm"}
+    A, B = _per_run_values(CURVES, "lstm"), _per_run_values(CURVES, "peep_lstm")
+    for row in c.itertuples(index=False):
+        a, b = (np.array(v[row.statistic], dtype=float) for v in (A, B))
+        a, b = a[~np.isnan(a)], b[~np.isnan(b)]
+        res = st.ttest_ind(a, b, equal_var=False)
+        assert (row.n_a, row.n_b) == (len(a), len(b))
+        assert row.mean_a == pytest.approx(a.mean()) and row.mean_b == pytest.approx(b.mean())
+        assert row.difference == pytest.approx(a.mean() - b.mean())
+        assert row.p_value == pytest.approx(res.pvalue) and row.df == pytest.approx(res.df)
+        # hand formula: Welch–Satterthwaite df, d ± t_{0.975, df} · sqrt(s_a²/n_a + s_b²/n_b)
+        va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+        df_w = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
+        half = st.t.ppf(0.975, df_w) * np.sqrt(va + vb)
+        assert df_w == pytest.approx(res.df)
+        assert (row.ci_low, row.ci_high) == pytest.approx((row.difference - half, row.difference + half))
+        assert (row.ci_low, row.ci_high) == pytest.approx(tuple(res.confidence_interval(0.95)))
+    steps = c.set_index("statistic").loc["steps_to_threshold"]
+    assert (steps.n_a, steps.n_b, steps.excluded_a, steps.excluded_b) == (4, 2, 0, 1)
+    assert "never reached accuracy ≥ 0.9, excluded: lstm 0 of 4, peep_lstm 1 of 3" in steps.note
+    assert "n < 3 seeds (lstm 4, peep_lstm 2)" in steps.note
+    assert c.set_index("statistic").loc["final_accuracy", "note"] == ""
+
+    md = compare_markdown(c)
+    head = md.splitlines()[0]
+    assert head == ("| statistic | lstm mean (n) | peep_lstm mean (n) | lstm − peep_lstm [95 % CI] "
+                    "| p (Welch t) | note |")
+    r = c.iloc[0]
+    assert (f"| final acc | {r.mean_a:.3f} (4) | {r.mean_b:.3f} (3) | {r.difference:.3f} "
+            f"[{r.ci_low:.3f}, {r.ci_high:.3f}] | {r.p_value:#.2g} |  |") in md
+    assert "Welch's t-test (scipy.stats.ttest_ind, equal_var=False)" in md.splitlines()[-1]
+    tex = compare_latex(c)
+    assert r"\toprule" in tex and r"lstm $-$ peep\_lstm [95 \% CI]" in tex
+
+
+def test_compare_within_each_group_of_the_other_keys(tmp_path):
+    for L in (10, 20):
+        for num, ((m, s), acc) in enumerate(CURVES.items()):
+            write_run(tmp_path / "sweep" / f"{L}_{num}",
+                      config(**{"model.name": m, "seed": s, "dataset.seq_length": L}),
+                      metrics_frame(STEPS5, [x * L / 20 for x in acc]), wall_time_s=WALL5[(m, s)])
+    c = compare(collect(tmp_path / "sweep"), "model.name", threshold=0.9)
+    assert list(c.columns[:2]) == ["dataset.seq_length", "key"]
+    assert c.groupby("dataset.seq_length").size().to_dict() == {10: 6, 20: 6}
+    row = c[(c["dataset.seq_length"] == 10) & (c["statistic"] == "final_accuracy")].iloc[0]
+    a = [x[-1] / 2 for (m, _), x in CURVES.items() if m == "lstm"]
+    b = [x[-1] / 2 for (m, _), x in CURVES.items() if m == "peep_lstm"]
+    assert row.p_value == pytest.approx(st.ttest_ind(a, b, equal_var=False).pvalue)
+    # L = 10 halves every accuracy: nobody reaches 0.9
+    steps = c[(c["dataset.seq_length"] == 10) & (c["statistic"] == "steps_to_threshold")].iloc[0]
+    assert (steps.n_a, steps.n_b) == (0, 0) and np.isnan(steps.difference) and np.isnan(steps.p_value)
+    assert "n < 2 seeds (lstm 0, peep_lstm 0): no test" in steps.note
+    assert "| 10 | steps to acc ≥ 0.9 | – (0) | – (0) | – | – |" in compare_markdown(c)
+
+
+def test_compare_one_seed_and_no_spread(tmp_path):
+    same = [0.5, 0.7, 0.9, 1.0, 1.0]
+    curves = {("lstm", 0): same, ("lstm", 1): same, ("peep_lstm", 0): same, ("peep_lstm", 1): same}
+    wall = {k: 10.0 for k in curves}
+    c = compare(collect(_curves_sweep(tmp_path / "flat", curves, wall)), "model.name",
+                threshold=0.9).set_index("statistic")
+    assert c["p_value"].isna().all() and c["ci_low"].isna().all() and (c["difference"] == 0).all()
+    assert all("no spread on either side: no t-test" in n for n in c["note"])
+    assert all("n < 3 seeds (lstm 2, peep_lstm 2)" in n for n in c["note"])
+
+    one = {k: v for k, v in CURVES.items() if k in (("lstm", 0), ("peep_lstm", 0), ("peep_lstm", 1))}
+    c = compare(collect(_curves_sweep(tmp_path / "one", one)), "model.name", threshold=0.9)
+    assert c["p_value"].isna().all() and c["difference"].notna().all()
+    assert all(n.startswith("n < 2 seeds (lstm 1, peep_lstm 2): no test") for n in c["note"])
+    assert "| final acc | 0.940 (1) | 0.985 (2) | -0.045 | – | n < 2 seeds" in compare_markdown(c)
+
+
+def test_compare_needs_two_values_in_some_group(tmp_path):
+    write_run(tmp_path / "s" / "0", config(**{"model.name": "lstm", "dataset.seq_length": 10}),
+              metrics_frame(STEPS, ACC[("lstm", 0)]))
+    write_run(tmp_path / "s" / "1", config(**{"model.name": "peep_lstm", "dataset.seq_length": 20}),
+              metrics_frame(STEPS, ACC[("lstm", 0)]))
+    df = collect(tmp_path / "s")
+    with pytest.raises(CompareError, match="no group of dataset.seq_length holds two values of 'model.name'"):
+        compare(df, "model.name", by=["model.name", "dataset.seq_length"])
+    assert len(compare(df, "model.name", by=["model.name"])) == 6   # seq_length not a group key
+
+
+@pytest.mark.slow
+def test_compare_on_a_real_sweep(tmp_path):
+    """A real tiny -m sweep of two models x two seeds; its callback (the demo preset compares
+    model.name) and the command both write compare.csv; p-values equal scipy's on the runs' own
+    metrics.csv."""
+    sweep, out = tmp_path / "sweep", tmp_path / "a"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    run = subprocess.run(
+        [sys.executable, "-m", "rnn_experiments.train", "-m", "+experiment=demo", "model=lstm,peep_lstm",
+         "seed=0,1", *TINY, "dataset.seq_length=3", "train.threads=1", f"hydra.sweep.dir={sweep}"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    res = subprocess.run([sys.executable, "-m", "rnn_experiments.analysis", str(sweep), "--compare",
+                          "model.name", "--out", str(out), "--formats", "png"],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr[-2000:]
+    c = pd.read_csv(out / "compare.csv", keep_default_na=False, na_values=[""])
+    assert list(c["statistic"]) == ["final_accuracy", "best_accuracy", "final_eval_accuracy",
+                                    "steps_to_threshold", "final_loss", "wall_time_s"]
+    assert (set(c["a"]), set(c["b"])) == ({"lstm"}, {"peep_lstm"})
+    pd.testing.assert_frame_equal(c, pd.read_csv(sweep / "analysis" / "compare.csv",
+                                                 keep_default_na=False, na_values=[""]))
+    assert (out / "compare.md").read_text() in res.stdout and (out / "compare.tex").is_file()
+
+    values = {"lstm": {}, "peep_lstm": {}}     # statistic -> per-run values, from the run folders
+    for d in sorted(p for p in sweep.iterdir() if (p / "metrics.csv").is_file()):
+        model = yaml.safe_load((d / ".hydra" / "config.yaml").read_text())["model"]["name"]
+        m = pd.read_csv(d / "metrics.csv")
+        reached = m.loc[m["accuracy"] >= 0.99, "step"]
+        for k, v in {"final_accuracy": m["accuracy"].iloc[-1], "best_accuracy": m["accuracy"].max(),
+                     "final_eval_accuracy": m["eval_accuracy"].dropna().iloc[-1],
+                     "final_loss": m["loss"].iloc[-1],
+                     "steps_to_threshold": reached.min() if len(reached) else np.nan}.items():
+            values[model].setdefault(k, []).append(v)
+    for row in c[c["statistic"] != "wall_time_s"].itertuples(index=False):
+        a, b = (np.array(values[m][row.statistic], dtype=float) for m in ("lstm", "peep_lstm"))
+        a, b = a[~np.isnan(a)], b[~np.isnan(b)]
+        assert (row.n_a, row.n_b) == (len(a), len(b))
+        assert "n < 3 seeds (lstm 2, peep_lstm 2)" in row.note or "n < 2 seeds" in row.note
+        if min(len(a), len(b)) < 2 or (a.std() == 0 and b.std() == 0):
+            assert np.isnan(row.p_value)
+        else:
+            assert row.p_value == pytest.approx(st.ttest_ind(a, b, equal_var=False).pvalue)
