@@ -1,6 +1,6 @@
 """From run folders to seed-averaged plots and comparison tables.
 
-    python -m rnn_experiments.analysis multirun/2026-11-25/12-00-00-000000_demo
+    python -m rnn_experiments.analyze multirun/2026-11-25/12-00-00-000000_demo
     rnn-analyze 'multirun/2026-11-25/*' --by model.name,dataset.seq_length --threshold 0.95
 
     from rnn_experiments.analysis import collect, aggregate, plot_curves, table
@@ -15,14 +15,10 @@ from rnn_experiments.analysis.collect import AnalysisError, collect, find_runs
 from rnn_experiments.analysis.compare import (CompareError, compare, compare_latex,
                                               compare_markdown, format_compare, welch)
 from rnn_experiments.analysis.plot import plot_curves, save_figure
+from rnn_experiments.analysis.report import analyze
 
 __all__ = ["collect", "find_runs", "aggregate", "group_keys", "per_run", "table", "format_table",
            "to_markdown", "to_latex", "plot_curves", "save_figure", "AnalysisError", "analyze",
            "mean_ci", "compare", "format_compare", "compare_markdown", "compare_latex", "welch",
            "CompareError"]
 
-
-def analyze(*args, **kwargs):
-    """See rnn_experiments.analysis.cli.analyze."""
-    from rnn_experiments.analysis.cli import analyze as _analyze
-    return _analyze(*args, **kwargs)

@@ -2,7 +2,7 @@
 
 On for the experiment presets (conf/experiment/*.yaml select conf/hydra/callbacks/analyze.yaml);
 for any other sweep add `hydra/callbacks=analyze` to the command line; switch it off with
-`'~hydra/callbacks'` (quoted for the shell). Options as in `python -m rnn_experiments.analysis`:
+`'~hydra/callbacks'` (quoted for the shell). Options as in `python -m rnn_experiments.analyze`:
 
     hydra:
       callbacks:
@@ -40,7 +40,7 @@ class AnalyzeSweep(Callback):
 
     def analyze(self, sweep_dir: Path) -> dict:
         """The analysis; without the comparison where the sweep has nothing to compare."""
-        from rnn_experiments.analysis.cli import analyze
+        from rnn_experiments.analysis.report import analyze
         from rnn_experiments.analysis.compare import CompareError
         try:
             return analyze([sweep_dir], **self.kwargs)
@@ -50,9 +50,9 @@ class AnalyzeSweep(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(str(config.hydra.sweep.dir))
-        print(f"\n== analysis of {sweep_dir} (python -m rnn_experiments.analysis {sweep_dir}) ==")
+        print(f"\n== analysis of {sweep_dir} (python -m rnn_experiments.analyze {sweep_dir}) ==")
         try:
             self.analyze(sweep_dir)
         except Exception as e:  # the sweep's results are on disk already: never fail the sweep here
-            log.error("analysis of %s failed: %s: %s (run python -m rnn_experiments.analysis %s)",
+            log.error("analysis of %s failed: %s: %s (run python -m rnn_experiments.analyze %s)",
                       sweep_dir, type(e).__name__, e, sweep_dir)

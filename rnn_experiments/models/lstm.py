@@ -6,9 +6,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from rnn_experiments.models.base import RecurrentClassifier, init_weights
-from rnn_experiments.models import triton_cells
 from rnn_experiments.models.fused import LSTMFunction
-from rnn_experiments.models.triton_cells import LSTMTritonFunction
+from rnn_experiments.models.triton_cells import LSTMTritonFunction, available as triton_available
 
 
 class LSTM(RecurrentClassifier):
@@ -59,7 +58,7 @@ class LSTM(RecurrentClassifier):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (B, T) token ids -> log-probabilities (B, C)."""
-        reset_cpu = self.reset_token is not None and not triton_cells.available(x)  # no CPU Function
+        reset_cpu = self.reset_token is not None and not triton_available(x)  # no CPU Function
         if not self.fused or reset_cpu or type(self).readout_state is not RecurrentClassifier.readout_state:
             e = self.embedding(x)                                       # (B, T, E)
             reset = None if self.reset_token is None else x == self.reset_token  # (B, T)
@@ -97,8 +96,8 @@ def last_state(x: torch.Tensor, embedding: torch.Tensor, W_x: torch.Tensor, W_h:
     P = torch.addmm(b, embedding, W_x.t())                              # (V, 4H): W_x e_v + b
     v = x.t().contiguous()                                              # (T, B)
     keep = torch.is_grad_enabled()                                      # False: no backward
-    if reset_token is not None and not triton_cells.available(x):
+    if reset_token is not None and not triton_available(x):
         raise ValueError("reset_token needs the Triton path (use LSTM.recurrence(e, reset=...))")
-    if triton_cells.available(x):
+    if triton_available(x):
         return LSTMTritonFunction.apply(v, P, W_h, keep, reset_token)   # (B, H)
     return LSTMFunction.apply(v, P, W_h, True, keep)                    # (B, H)

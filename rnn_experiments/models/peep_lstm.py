@@ -6,9 +6,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from rnn_experiments.models.base import RecurrentClassifier, init_weights
-from rnn_experiments.models import triton_cells
 from rnn_experiments.models.fused import PeepLSTMFunction
-from rnn_experiments.models.triton_cells import PeepLSTMTritonFunction
+from rnn_experiments.models.triton_cells import PeepLSTMTritonFunction, available as triton_available
 
 
 class PeepLSTM(RecurrentClassifier):
@@ -61,7 +60,7 @@ class PeepLSTM(RecurrentClassifier):
         P = torch.addmm(b, self.embedding.weight, W_x.t())              # (V, 4H): W_x e_v + b
         Q = torch.sigmoid(P[:, 3 * H:])                                 # (V, H): σ(W_cx e_v + b_c)
         v, keep = x.t().contiguous(), torch.is_grad_enabled()          # (T, B); False: no backward
-        if triton_cells.available(x):
+        if triton_available(x):
             h = PeepLSTMTritonFunction.apply(v, P[:, :3 * H], Q, W_c, keep)  # (B, H) = h_T
         else:
             h = PeepLSTMFunction.apply(v, P[:, :3 * H], Q, W_c, True, keep)  # (B, H) = h_T

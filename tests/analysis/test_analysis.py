@@ -14,14 +14,14 @@ import pytest
 import yaml
 from scipy import stats as st
 
-from conftest import ROOT
+from conftest import ROOT, TINY
 from rnn_experiments.analysis import (AnalysisError, aggregate, collect, group_keys, plot_curves,
                                       save_figure, table, to_latex, to_markdown)
-from rnn_experiments.analysis.cli import analyze, main
+from rnn_experiments.analysis.report import analyze
+from rnn_experiments.analyze import main
 from rnn_experiments.analysis.compare import CompareError, compare, compare_latex, compare_markdown
 from rnn_experiments.analysis.rerun import reruns
 from rnn_experiments.analysis.synthetic import config, metrics_frame, write_run
-from conftest import TINY
 
 STEPS = [10, 20, 30, 40]
 # training accuracy per step of three LSTM seeds and three peephole-LSTM seeds
@@ -241,7 +241,7 @@ def test_end_to_end_real_sweep_then_analysis_command(tmp_path):
     assert not (sweep / "analysis" / "compare.csv").exists()   # one model: the preset's compare skipped
 
     out = tmp_path / "out"
-    res = subprocess.run([sys.executable, "-m", "rnn_experiments.analysis", str(sweep), "--out", str(out),
+    res = subprocess.run([sys.executable, "-m", "rnn_experiments.analyze", str(sweep), "--out", str(out),
                           "--formats", "png"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res.stderr[-2000:]
     t = pd.read_csv(out / "summary.csv")
@@ -253,7 +253,7 @@ def test_end_to_end_real_sweep_then_analysis_command(tmp_path):
 
 
 def test_max_step_zooms_the_plots_not_the_table(tmp_path, monkeypatch):
-    import rnn_experiments.analysis.cli as cli
+    import rnn_experiments.analysis.report as cli
     sweep = _sweep(tmp_path / "sweep")
     full = analyze([sweep], out=tmp_path / "full", formats=("png",), echo=lambda *a: None)
     plotted = []
@@ -435,7 +435,7 @@ def test_compare_on_a_real_sweep(tmp_path):
          "seed=0,1", *TINY, "dataset.seq_length=3", "train.threads=1", f"hydra.sweep.dir={sweep}"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-2000:]
-    res = subprocess.run([sys.executable, "-m", "rnn_experiments.analysis", str(sweep), "--compare",
+    res = subprocess.run([sys.executable, "-m", "rnn_experiments.analyze", str(sweep), "--compare",
                           "model.name", "--out", str(out), "--formats", "png"],
                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr[-2000:]

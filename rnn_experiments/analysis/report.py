@@ -1,4 +1,5 @@
-"""`python -m rnn_experiments.analysis PATH [PATH ...] [--flags]` (also `rnn-analyze`).
+"""`analyze(paths, ...)`: what `python -m rnn_experiments.analyze` (rnn-analyze) and the sweep
+callback do.
 
 Writes into --out (default: PATH/analysis/): <metric>.png/.pdf per metric, summary.csv,
 summary.md, summary.tex (booktabs; mean ± std [95 % t interval] per group), with --compare KEY
@@ -8,10 +9,8 @@ and where everything went. Run folders are only read.
 """
 from __future__ import annotations
 
-import argparse
 import glob
 import os
-import sys
 from pathlib import Path
 
 from rnn_experiments.analysis.aggregate import check_keys, table, to_latex, to_markdown
@@ -118,59 +117,3 @@ def _write_compare(c, out: Path, echo) -> list[Path]:
     paths[2].write_text(compare_latex(c))
     echo(f"\ncomparison of {c.attrs['key']}:\n" + md)
     return paths
-
-
-def _csv(text: str) -> list[str]:
-    return [s.strip() for s in text.split(",") if s.strip()]
-
-
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="rnn-analyze",
-        description="Seed-averaged plots (mean ± std) and comparison tables from run folders.",
-        epilog="example: python -m rnn_experiments.analysis multirun/2026-11-25/12-00-00-000000_demo "
-               "--by model.name --threshold 0.95")
-    p.add_argument("paths", nargs="+", metavar="PATH",
-                   help="a multirun folder, a run folder, or a glob (quote it) of either")
-    p.add_argument("--metrics", type=_csv, default=list(DEFAULT_METRICS), metavar="M1,M2",
-                   help="metrics.csv columns to plot, one figure each (default: %(default)s)")
-    p.add_argument("--by", type=_csv, default=None, metavar="KEY1,KEY2",
-                   help="config keys that define a group (default: every key that varies, except seed)")
-    p.add_argument("--style", default="auto", metavar="KEY",
-                   help="group key drawn as line style; 'none' for colour only (default: "
-                        "dataset.seq_length when it is one of several group keys)")
-    p.add_argument("--panels", default=None, metavar="KEY",
-                   help="group key drawn as side-by-side panels, one per value (default: none)")
-    p.add_argument("--compare", default=None, metavar="KEY",
-                   help="config key whose values are compared pair by pair within each group of the "
-                        "other keys: A - B per statistic, its 95%% Welch interval and Welch's t-test "
-                        "p-value -> compare.csv/.md/.tex (default: none)")
-    p.add_argument("--threshold", type=float, default=0.99,
-                   help="'steps to reach' counts the first step with accuracy >= this (default: %(default)s)")
-    p.add_argument("--threshold-metric", default="accuracy", metavar="M",
-                   help="metric the threshold applies to (default: %(default)s)")
-    p.add_argument("--out", type=Path, default=None, metavar="DIR",
-                   help="output folder (default: PATH/analysis/ for one multirun folder or a folder of "
-                        "them; needed for a run folder, a glob or several PATHs inside one sweep)")
-    p.add_argument("--max-step", type=int, default=None, metavar="N",
-                   help="plot only steps <= N (the tables still use every step)")
-    p.add_argument("--formats", type=_csv, default=["png", "pdf"], metavar="F1,F2",
-                   help="figure formats (default: png,pdf)")
-    return p
-
-
-def main(argv=None) -> int:
-    args = parser().parse_args(argv)
-    style = None if args.style.lower() == "none" else args.style
-    metrics = tuple(args.metrics) if args.metrics != list(DEFAULT_METRICS) else DEFAULT_METRICS
-    try:
-        analyze(args.paths, metrics, args.by, style, args.threshold, args.threshold_metric,
-                args.out, tuple(args.formats), args.panels, max_step=args.max_step, compare=args.compare)
-    except AnalysisError as e:
-        print(f"rnn-analyze: error: {e}", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

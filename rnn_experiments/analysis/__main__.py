@@ -1,5 +1,0 @@
-import sys
-
-from rnn_experiments.analysis.cli import main
-
-sys.exit(main())
