@@ -22,10 +22,13 @@ from rnn_experiments.analysis.collect import AnalysisError, config_keys, runs_of
 NEVER_GROUP = ("seed",)                 # seeds are what we average over
 REDUNDANT_IF_DETERMINED = ("experiment_name",)  # a label, dropped when the other keys imply it
 # per-run statistics of the summary table (per_run's columns), each as mean, std and 95 % interval
-STATS = ("final_accuracy", "best_accuracy", "final_eval_accuracy", "steps_to_threshold", "final_loss")
+STATS = ("final_accuracy", "best_accuracy", "final_eval_accuracy", "steps_to_threshold", "final_loss",
+         "final_eval_loss", "best_eval_loss", "final_eval_bpc")
 BOUNDS = {"final_accuracy": (0.0, 1.0), "best_accuracy": (0.0, 1.0),
           "final_eval_accuracy": (0.0, 1.0), "steps_to_threshold": (0.0, np.inf),
-          "final_loss": (0.0, np.inf)}    # the values a statistic can take
+          "final_loss": (0.0, np.inf), "final_eval_loss": (0.0, np.inf),
+          "best_eval_loss": (0.0, np.inf), "final_eval_bpc": (0.0, np.inf)}  # what a statistic can take
+LOWER_IS_BETTER = ("loss", "eval_loss", "eval_bpc")   # their best is the minimum
 CONFIDENCE = 0.95
 CAPTION = ("mean ± sample std over seeds; [95 % t interval of the mean over seeds, cut to the "
            "statistic's range]; steps to a threshold: over the runs that reached it")
@@ -97,9 +100,12 @@ def per_run(df: pd.DataFrame, threshold: float = 0.99, threshold_metric: str = "
     runs = runs_of(df).set_index("run_dir")
     d = df.dropna(subset=["step"]).sort_values(["run_dir", "step"], kind="stable")
     g = d.groupby("run_dir", sort=False)
-    metrics = [m for m in ("loss", "accuracy", "eval_accuracy") if m in d.columns]
+    metrics = [m for m in ("loss", "accuracy", "eval_accuracy", "eval_loss", "eval_bpc")
+               if m in d.columns and d[m].notna().any()]
     final = g[metrics].last().add_prefix("final_")            # last non-NaN value per column
-    best = g[[m for m in metrics if m != "loss"]].max().add_prefix("best_")
+    best = pd.concat([g[[m for m in metrics if m not in LOWER_IS_BETTER]].max(),
+                      g[[m for m in metrics if m in LOWER_IS_BETTER and m != "loss"]].min()],
+                     axis=1).add_prefix("best_")
     hit = d[d[threshold_metric] >= threshold].groupby("run_dir", sort=False)["step"].min()
     out = runs.join(final).join(best)
     out["has_metrics"] = out.index.isin(final.index)
@@ -159,9 +165,11 @@ def table(df: pd.DataFrame, by=None, threshold: float = 0.99,
 SHORT = {"accuracy": "acc", "eval_accuracy": "eval acc", "loss": "loss"}
 NAMES = {"final_accuracy": "final acc", "best_accuracy": "best acc",
          "final_eval_accuracy": "final eval acc", "final_loss": "final loss",
-         "wall_time_s": "wall time / run (s)"}
+         "final_eval_loss": "final eval loss", "best_eval_loss": "best eval loss",
+         "final_eval_bpc": "final eval bpc", "wall_time_s": "wall time / run (s)"}
 FORMATS = {"final_accuracy": ".3f", "best_accuracy": ".3f", "final_eval_accuracy": ".3f",
-           "steps_to_threshold": ".0f", "final_loss": ".3g", "wall_time_s": ".1f"}
+           "steps_to_threshold": ".0f", "final_loss": ".3g", "final_eval_loss": ".3g",
+           "best_eval_loss": ".3g", "final_eval_bpc": ".3f", "wall_time_s": ".1f"}
 
 
 def stat_name(stat: str, threshold: float, threshold_metric: str) -> str:

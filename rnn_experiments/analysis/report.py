@@ -20,7 +20,7 @@ from rnn_experiments.analysis.compare import compare as compare_table
 from rnn_experiments.analysis.plot import default_style, plot_curves, save_figure
 from rnn_experiments.analysis.rerun import reruns
 
-DEFAULT_METRICS = ("accuracy", "eval_accuracy", "loss")
+DEFAULT_METRICS = ("accuracy", "eval_accuracy", "loss", "eval_loss", "eval_bpc")
 
 
 def default_out(paths) -> Path:
@@ -53,7 +53,9 @@ def analyze(paths, metrics=DEFAULT_METRICS, by=None, style="auto", threshold=0.9
     if compare is not None:
         check_compare(df, compare)
     have = df.attrs["metrics"]
-    metrics = [m for m in metrics if m in have] if metrics == DEFAULT_METRICS else list(metrics)
+    if metrics == DEFAULT_METRICS:  # those these runs logged (eval_bpc: text runs only)
+        metrics = [m for m in metrics if m in have and df[m].notna().any()]
+    metrics = list(metrics)
     n_runs = df["run_dir"].nunique()
     echo(f"{n_runs} runs under {', '.join(paths)}; groups by: {', '.join(by) or '(one group)'}"
          + (f"; compares: {compare}" if compare is not None else ""))

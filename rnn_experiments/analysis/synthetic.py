@@ -43,6 +43,7 @@ def metrics_frame(steps, accuracy, loss=None, eval_accuracy=None) -> pd.DataFram
         "step": steps, "loss": np.asarray(loss, dtype=float) if loss is not None else 1.0 - acc,
         "accuracy": acc,
         "eval_accuracy": np.asarray(eval_accuracy, dtype=float) if eval_accuracy is not None else acc,
+        "eval_loss": np.nan, "eval_bpc": np.nan,  # not logged here (as in runs older than them)
         "lr": 1e-4, "examples_per_s": 1000.0, "elapsed_s": steps * 0.01,
     })[COLUMNS]
 

@@ -111,6 +111,7 @@ class TextDataset:
     seq_length_range = (1, None)
     required = ("path",)             # dataset.path=FILE
     pad_token = None
+    per_character = True             # held-out loss is per character: also report bits per character
 
     def __init__(self, cfg, seed: int, device: torch.device, eval_size: int):
         self.T = cfg.seq_length

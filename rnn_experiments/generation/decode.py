@@ -51,10 +51,12 @@ def generate(model, vocab: Vocab, prompts: list[str], length: int, strategy: str
 
 
 def load_generator(path: str | Path, device: str | torch.device = "cpu"):
-    """A checkpoint (or a run folder holding checkpoint.pt) -> (model in eval mode, Vocab, config)."""
+    """A checkpoint file (checkpoint.pt or checkpoint_best.pt), or a run folder: its
+    checkpoint_best.pt (lowest held-out loss) if it has one, else its checkpoint.pt
+    -> (model in eval mode, Vocab, config)."""
     path = Path(path)
     if path.is_dir():
-        path = path / "checkpoint.pt"
+        path = path / "checkpoint_best.pt" if (path / "checkpoint_best.pt").exists() else path / "checkpoint.pt"
     state = checkpoint.load(path, map_location="cpu")
     data_state = state.get("data") or {}
     if "vocab" not in data_state or "config" not in state:

@@ -4,9 +4,12 @@
 in Hydra). It knows no task: whatever a task adds (text samples) comes in as `hooks`, called
 after every step as hook(step, model, data, out_dir). It writes into `out_dir`:
 
-    metrics.csv     a row every `train.log_every` steps (means over those steps), flushed per row
-    summary.json    status, final and best metrics, parameter counts, wall time (summary.py)
-    checkpoint.pt   model, optimizer, step, RNG states, data-generator state, metrics so far
+    metrics.csv         a row every `train.log_every` steps (means over those steps), flushed per
+                        row; held-out accuracy and loss (and bits per character for text) every
+                        `train.eval_every` steps
+    summary.json        status, final and best metrics, parameter counts, wall time (summary.py)
+    checkpoint.pt       model, optimizer, step, RNG states, data-generator state, metrics so far
+    checkpoint_best.pt  the same, at the evaluation with the lowest held-out loss so far
 
 Loss and accuracy stay on the device and are read once per metrics row, so a GPU is never made
 to wait for the host inside the window; a non-finite loss is caught at the next row or
@@ -15,6 +18,7 @@ checkpoint (with the step it happened at), before anything is saved from the div
 from __future__ import annotations
 
 import logging
+import math
 import signal
 import time
 from pathlib import Path
@@ -85,7 +89,7 @@ def _train(cfg, out_dir: Path, summary: dict, hooks: list[Hook]) -> dict:
                    num_params_embedding=count_params(model.embedding) if hasattr(model, "embedding") else 0,
                    device=str(device), torch=torch.__version__, threads=torch.get_num_threads())
 
-    ckpt_path = out_dir / "checkpoint.pt"
+    ckpt_path, best_path = out_dir / "checkpoint.pt", out_dir / "checkpoint_best.pt"
     step, rows, elapsed_before, window = 0, [], 0.0, Window(device)
     if t_cfg.resume and ckpt_path.exists():
         state = checkpoint.restore_run(ckpt_path, cfg, model, optimizer, scheduler, data)
@@ -102,12 +106,12 @@ def _train(cfg, out_dir: Path, summary: dict, hooks: list[Hook]) -> dict:
     def elapsed() -> float:
         return elapsed_before + time.perf_counter() - t0
 
-    def save(at_step: int) -> bool:
+    def save(at_step: int, path=ckpt_path) -> bool:
         """Checkpoint unless the window saw a non-finite loss (then: status diverged)."""
         w, first_bad = window.read()
         if first_bad:
             return diverged(first_bad)
-        checkpoint.save_run(ckpt_path, step=at_step, model=model, optimizer=optimizer,
+        checkpoint.save_run(path, step=at_step, model=model, optimizer=optimizer,
                             scheduler=scheduler, data=data, rows=writer.rows, window=w,
                             elapsed_s=elapsed(), cfg=cfg)
         return True
@@ -138,12 +142,18 @@ def _train(cfg, out_dir: Path, summary: dict, hooks: list[Hook]) -> dict:
                     diverged(first_bad)
                     break
                 row = {"step": step, "loss": w["loss"] / w["n"], "accuracy": w["correct"] / w["n"],
-                       "eval_accuracy": evaluate(model, data.eval_x, data.eval_y) if is_eval else "",
                        "lr": float(optimizer.param_groups[0]["lr"]),
                        "examples_per_s": round(w["examples"] / max(now_s - t_window, 1e-9), 1),
                        "elapsed_s": round(elapsed(), 3)}
+                if is_eval:
+                    row["eval_accuracy"], row["eval_loss"] = evaluate(model, data.eval_x, data.eval_y)
+                    if getattr(data, "per_character", False):
+                        row["eval_bpc"] = row["eval_loss"] / math.log(2)
+                    improved = row["eval_loss"] < min(_eval_losses(writer.rows), default=math.inf)
                 writer.write(row)
                 window, t_window = Window(device), now_s
+                if is_eval and improved:
+                    save(step, best_path)
                 if step % report_every == 0 or step == steps:
                     eta = (now_s - t0) / max(step - summary.get("resumed_from_step", 0), 1) * (steps - step)
                     log.info("step %d/%d | loss %.4f | acc %.3f%s | %.0f ex/s | ETA %s", step, steps,
@@ -172,6 +182,10 @@ def _train(cfg, out_dir: Path, summary: dict, hooks: list[Hook]) -> dict:
     summary.update(step=step, wall_time_s=round(elapsed(), 3), finished=now(), **final_metrics(writer.rows))
     write_summary(out_dir, summary)
     return summary
+
+
+def _eval_losses(rows: list[dict]) -> list[float]:
+    return [float(r["eval_loss"]) for r in rows if r.get("eval_loss", "") != ""]
 
 
 def _fmt_time(seconds: float) -> str:

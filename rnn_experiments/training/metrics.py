@@ -10,7 +10,8 @@ import io
 import os
 from pathlib import Path
 
-COLUMNS = ["step", "loss", "accuracy", "eval_accuracy", "lr", "examples_per_s", "elapsed_s"]
+COLUMNS = ["step", "loss", "accuracy", "eval_accuracy", "eval_loss", "eval_bpc", "lr",
+           "examples_per_s", "elapsed_s"]
 TIMING_COLUMNS = ["examples_per_s", "elapsed_s"]
 
 

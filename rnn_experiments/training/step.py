@@ -31,14 +31,20 @@ def train_step(model, optimizer, x: torch.Tensor, y: torch.Tensor, max_norm: flo
 
 
 @torch.no_grad()
-def evaluate(model, x: torch.Tensor, y: torch.Tensor, chunk: int = 1024) -> float:
-    """Accuracy on (x, y), in chunks of `chunk` examples (one synchronisation at the end)."""
+def evaluate(model, x: torch.Tensor, y: torch.Tensor, chunk: int = 1024) -> tuple[float, float]:
+    """(accuracy, mean NLL) on the held-out (x, y), over every prediction (every example, or
+    every character of every window), in chunks of `chunk` examples; one synchronisation."""
     was_training = model.training
     model.eval()
-    correct = sum((model(x[i:i + chunk]).argmax(-1) == y[i:i + chunk]).sum()
-                  for i in range(0, len(x), chunk))
+    correct = nll = 0
+    for i in range(0, len(x), chunk):
+        log_probs, target = model(x[i:i + chunk]), y[i:i + chunk]         # (b, C) or (b, T, V)
+        correct = correct + (log_probs.argmax(-1) == target).sum()
+        nll = nll + F.nll_loss(log_probs.reshape(-1, log_probs.shape[-1]), target.reshape(-1),
+                               reduction="sum")
     model.train(was_training)
-    return correct.item() / y.numel()
+    correct, nll = torch.stack([correct.double(), nll.double()]).tolist()
+    return correct / y.numel(), nll / y.numel()
 
 
 def set_capturable(optimizer, on: bool) -> None:

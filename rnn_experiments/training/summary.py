@@ -31,13 +31,24 @@ def write_summary(out_dir: Path, summary: dict) -> None:
 
 
 def final_metrics(rows: list[dict]) -> dict:
-    """Last and best values of the metrics.csv rows."""
+    """Last and best values of the metrics.csv rows; `best_checkpoint`: the evaluation with the
+    lowest held-out loss (the step of checkpoint_best.pt) and its metrics."""
     if not rows:
         return {}
-    evals = [float(r["eval_accuracy"]) for r in rows if r["eval_accuracy"] != ""]
     last = rows[-1]
     out = {"final_loss": float(last["loss"]), "final_accuracy": float(last["accuracy"]),
            "best_accuracy": max(float(r["accuracy"]) for r in rows)}
+    evals = [r for r in rows if r.get("eval_accuracy", "") != ""]
     if evals:
-        out.update(final_eval_accuracy=evals[-1], best_eval_accuracy=max(evals))
+        out.update(final_eval_accuracy=float(evals[-1]["eval_accuracy"]),
+                   best_eval_accuracy=max(float(r["eval_accuracy"]) for r in evals))
+    with_loss = [r for r in evals if r.get("eval_loss", "") != ""]  # (older runs did not log it)
+    if with_loss:
+        best = min(with_loss, key=lambda r: float(r["eval_loss"]))
+        out["final_eval_loss"] = float(with_loss[-1]["eval_loss"])
+        out["best_checkpoint"] = {"file": "checkpoint_best.pt", "step": int(best["step"]),
+                                  **{k: float(best[k]) for k in ("eval_loss", "eval_accuracy", "eval_bpc")
+                                     if best.get(k, "") != ""}}
+        if with_loss[-1].get("eval_bpc", "") != "":
+            out["final_eval_bpc"] = float(with_loss[-1]["eval_bpc"])
     return out

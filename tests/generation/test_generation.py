@@ -116,6 +116,11 @@ def test_samples_during_training_and_checkpoint_round_trip(make_cfg, tiny_text, 
     saved = [r["text"] for r in greedy if r["step"] == 30]
     assert generate(model, vocab, ["t", "c", " "], 12, "greedy") == saved
 
+    # a run folder stands for its best checkpoint (lowest held-out loss)
+    best_model, _, _ = load_generator(tmp_path)
+    best = torch.load(tmp_path / "checkpoint_best.pt", weights_only=False)["model"]
+    assert all(torch.equal(best[k], v) for k, v in best_model.state_dict().items())
+
     # ... and so does the generate command's code path (conf/generate.yaml)
     from rnn_experiments.generate import run
     gcfg = compose([f"checkpoint={tmp_path / 'checkpoint.pt'}", "prompt=[t,c,' ']", "length=20",

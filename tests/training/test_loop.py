@@ -65,3 +65,34 @@ def test_multirun_sweep_of_two_seeds(tmp_path):
         seeds.append(summary["seed"])
         assert (run / ".hydra" / "overrides.yaml").exists()
     assert seeds == [0, 1]
+
+
+def test_eval_loss_is_the_mean_nll_over_the_held_out_set(make_cfg, tmp_path):
+    """eval_loss, by hand: -mean_b log ŷ_b[y_b] over all held-out examples, from the checkpoint."""
+    import torch
+    from rnn_experiments.training.setup import setup
+    cfg = make_cfg("train.steps=10", "train.eval_every=10")
+    train(cfg, tmp_path)
+    _, data, model, _ = setup(cfg)
+    model.load_state_dict(torch.load(tmp_path / "checkpoint.pt", weights_only=False)["model"])
+    model.eval()
+    with torch.no_grad():
+        log_probs = model(data.eval_x)                                  # (N, C)
+    by_hand = -log_probs[torch.arange(len(data.eval_y)), data.eval_y].mean().item()
+    accuracy = (log_probs.argmax(1) == data.eval_y).float().mean().item()
+    last = read_metrics(tmp_path / "metrics.csv").iloc[-1]
+    assert last["eval_loss"] == pytest.approx(by_hand, rel=1e-5)
+    assert last["eval_accuracy"] == pytest.approx(accuracy)
+    assert pd.isna(last["eval_bpc"])                                    # bits per character: text only
+
+
+def test_best_checkpoint_is_the_evaluation_with_the_lowest_held_out_loss(make_cfg, tmp_path):
+    import torch
+    summary = train(make_cfg(*EASY, "train.checkpoint_every=0", "train.lr=3e-2"), tmp_path)
+    evals = read_metrics(tmp_path / "metrics.csv").dropna(subset=["eval_loss"])
+    best = evals.loc[evals["eval_loss"].idxmin()]
+    assert summary["best_checkpoint"]["step"] == best["step"]
+    assert summary["best_checkpoint"]["eval_loss"] == pytest.approx(best["eval_loss"])
+    state = torch.load(tmp_path / "checkpoint_best.pt", weights_only=False)
+    assert state["step"] == best["step"]
+    assert torch.load(tmp_path / "checkpoint.pt", weights_only=False)["step"] == 150

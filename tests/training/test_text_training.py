@@ -50,3 +50,12 @@ def test_generator_architecture_dropout_and_lr_decay(make_cfg, tiny_text, tmp_pa
                                    "train.lr_decay=0.5")), tmp_path)
     lr = read_metrics(tmp_path / "metrics.csv").set_index("step")["lr"]
     assert lr[5] == pytest.approx(1e-2) and lr[15] == pytest.approx(5e-3) and lr[30] == pytest.approx(1.25e-3)
+
+
+def test_text_runs_report_bits_per_character(make_cfg, tiny_text, tmp_path):
+    import math
+    summary = train(make_cfg(*text_overrides(tiny_text, "train.steps=20")), tmp_path)
+    evals = read_metrics(tmp_path / "metrics.csv").dropna(subset=["eval_loss"])
+    assert len(evals) == 2
+    assert (evals["eval_bpc"] == evals["eval_loss"] / math.log(2)).all()
+    assert summary["final_eval_bpc"] == pytest.approx(summary["final_eval_loss"] / math.log(2))
