@@ -136,7 +136,9 @@ def read_run(run_dir: Path) -> tuple[dict, dict, pd.DataFrame | None]:
     if metrics_path.is_file():
         try:
             metrics = read_metrics(metrics_path)
-            metrics = metrics.apply(pd.to_numeric)  # ValueError on a damaged value
+            text_columns = metrics.columns[[k not in "iufb" for k in metrics.dtypes.map(lambda d: d.kind)]]
+            if len(text_columns):  # a damaged value leaves its column as text: ValueError here
+                metrics[text_columns] = metrics[text_columns].apply(pd.to_numeric)
         except (ValueError, UnicodeDecodeError) as e:
             msg = str(e).split("\n")[0]
             problems.append(msg if str(metrics_path) in msg else f"{metrics_path}: {msg}")

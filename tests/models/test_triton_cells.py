@@ -30,7 +30,7 @@ from rnn_experiments.models.fused import LSTMFunction, PeepLSTMFunction  # noqa:
 from rnn_experiments.models.triton_cells import (  # noqa: E402
     LSTMTritonFunction, PeepLSTMTritonFunction)
 
-ROOT = conf_dir().parent                # the project root (the child runs as a script)
+
 
 
 def lstm_inputs(T, B, H, V, device, seed=0):
@@ -194,8 +194,8 @@ def reports():
             env = {k: x for k, x in os.environ.items() if k != "TRITON_INTERPRET"}
             if device == "cpu":
                 env["TRITON_INTERPRET"] = "1"
-            env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
-            child = subprocess.run([sys.executable, __file__, device], env=env, cwd=ROOT,
+            env["PYTHONPATH"] = os.pathsep.join([str(conf_dir().parent), env.get("PYTHONPATH", "")])
+            child = subprocess.run([sys.executable, __file__, device], env=env, cwd=conf_dir().parent,
                                    capture_output=True, text=True, timeout=600)
             assert child.returncode == 0, child.stdout + child.stderr
             cache[device] = json.loads(child.stdout.splitlines()[-1])
