@@ -25,8 +25,19 @@ from rnn_experiments.models import MODELS
 
 
 def conf_dir() -> Path:
-    """The folder of the project's YAML configs (`conf/`), the one place every command finds it."""
-    return Path(__file__).resolve().parent.parent / "conf"
+    """The folder of the project's YAML configs, the one place every command finds it.
+
+    Installed from a wheel (`pip install .`, an index), they are the package data
+    `rnn_experiments/conf/` (pyproject.toml maps conf/ there); in a source checkout, editable
+    install or not, they are the checkout's top-level `conf/`, so edits there take effect at once.
+    Users add their own configs beside these with `--config-dir DIR` (README, "Your own configs").
+    """
+    package = Path(__file__).resolve().parent
+    for candidate in (package / "conf", package.parent / "conf"):  # wheel, source checkout
+        if (candidate / "config.yaml").is_file():
+            return candidate
+    raise FileNotFoundError(f"no configs (config.yaml) in {package / 'conf'} or {package.parent / 'conf'}: "
+                            "a broken install of rnn-experiments; reinstall it")
 
 
 @dataclass

@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from rnn_experiments.plot_gradients import load_gradients, plot_gradients
+from rnn_experiments.gradients.plot import load_gradients, plot_gradients
 
 
 def main(argv=None) -> None:
