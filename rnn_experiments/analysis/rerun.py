@@ -21,8 +21,16 @@ RERUN_STATUSES = ("failed", "crashed", "interrupted")
 
 
 def command(overrides: list[str], run_dir: str | Path | None = None) -> str:
-    args = list(overrides) + ([f"hydra.run.dir={run_dir}"] if run_dir is not None else [])
+    """One run with these overrides (hydra.mode=RUN: a preset that sweeps by itself would
+    otherwise start its whole sweep), in `run_dir` if given."""
+    args = list(overrides) + (["hydra.mode=RUN"] if any(_may_sweep(o) for o in overrides) else []) \
+        + ([f"hydra.run.dir={run_dir}"] if run_dir is not None else [])
     return " ".join([TRAIN] + [shlex.quote(a) for a in args])
+
+
+def _may_sweep(override: str) -> bool:
+    """Whether an override selects a preset, which may set hydra.mode=MULTIRUN."""
+    return override.lstrip("+~").split("=", 1)[0] in ("experiment", "hparams_search")
 
 
 def expected_jobs(sweep_dir: Path) -> list[list[str]] | None:
