@@ -77,6 +77,7 @@ class TrainConfig:
     lr_decay: float = 1.0
     threads: int = 0             # torch intra-op threads (0: leave torch's default)
     cuda_graphs: bool = True     # on a GPU, replay each training step from a CUDA graph
+    deterministic: bool = False  # torch.use_deterministic_algorithms (recorded in summary.json)
 
 
 @dataclass

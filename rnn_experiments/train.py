@@ -19,13 +19,19 @@ from rnn_experiments.config import conf_dir
 from rnn_experiments.errors import ConfigError
 from rnn_experiments.generation.hooks import hooks_from_config
 from rnn_experiments.launch import job_threads, requeue_if_preempted
+from rnn_experiments.provenance import remember_command
 from rnn_experiments.training.checkpoint import CheckpointError
 from rnn_experiments.training.loop import train
 from rnn_experiments.training.stop import Interrupted
 
 
+def main() -> None:
+    remember_command()   # summary.json's command line, also in sweep jobs run by other processes
+    _main()
+
+
 @hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="config")
-def main(cfg: DictConfig) -> float | None:
+def _main(cfg: DictConfig) -> float | None:
     cfg.train.threads = job_threads(cfg)   # parallel sweep jobs share the cores (launch.py)
     try:
         summary = train(cfg, HydraConfig.get().runtime.output_dir, hooks=hooks_from_config(cfg))

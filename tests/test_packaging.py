@@ -99,6 +99,7 @@ def test_installed_wheel_runs_every_command_outside_the_source_tree(installed):
     run(bin_dir / "rnn-train", *TINY, "train.steps=5", "hydra.run.dir=run")
     summary = json.loads((work / "run" / "summary.json").read_text())
     assert (summary["status"], summary["step"]) == ("completed", 5)
+    assert summary["versions"]["rnn-experiments"] and "git" not in summary   # not a git checkout
 
     run(bin_dir / "rnn-analyze", "run", "--out", "analysis", "--formats", "png")
     assert (work / "analysis" / "summary.csv").is_file()

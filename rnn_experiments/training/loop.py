@@ -83,7 +83,8 @@ def _train(cfg, out_dir: Path, summary: dict, hooks: list[Hook]) -> dict:
     scheduler = make_scheduler(optimizer, t_cfg)
     summary.update(num_params=count_params(model),
                    num_params_embedding=count_params(model.embedding) if hasattr(model, "embedding") else 0,
-                   device=str(device), torch=torch.__version__, threads=torch.get_num_threads())
+                   device=str(device), torch=torch.__version__, threads=torch.get_num_threads(),
+                   deterministic=torch.are_deterministic_algorithms_enabled())
 
     ckpt_path = out_dir / "checkpoint.pt"
     step, rows, elapsed_before, window = 0, [], 0.0, Window(device)
