@@ -14,7 +14,7 @@ import math
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import List, Optional
+from typing import Any, Dict, List, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
@@ -103,6 +103,8 @@ class Config:
     seed: int = 0
     device: str = "auto"         # auto | cpu | cuda
     experiment_name: str = "default"  # set by experiment presets; recorded in summary.json
+    # trackers mirroring metrics.csv, name -> node with _target_ (conf/logger/, rnn_experiments/loggers/)
+    logger: Dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

@@ -5,7 +5,8 @@
     python -m rnn_experiments.train --cfg job          # print the composed config
 
 It runs the task-agnostic loop (rnn_experiments/training/loop.py) with the hooks the config asks
-for (text samples: rnn_experiments/generation/hooks.py) in Hydra's output folder.
+for (text samples: rnn_experiments/generation/hooks.py) and the trackers (`logger=tensorboard`:
+rnn_experiments/loggers/) in Hydra's output folder.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from rnn_experiments.config import conf_dir
 from rnn_experiments.errors import ConfigError
 from rnn_experiments.generation.hooks import hooks_from_config
 from rnn_experiments.launch import job_threads, requeue_if_preempted
+from rnn_experiments.loggers import loggers_from_config
 from rnn_experiments.provenance import remember_command
 from rnn_experiments.training.checkpoint import CheckpointError
 from rnn_experiments.training.loop import train
@@ -34,7 +36,8 @@ def main() -> None:
 def _main(cfg: DictConfig) -> float | None:
     cfg.train.threads = job_threads(cfg)   # parallel sweep jobs share the cores (launch.py)
     try:
-        summary = train(cfg, HydraConfig.get().runtime.output_dir, hooks=hooks_from_config(cfg))
+        summary = train(cfg, HydraConfig.get().runtime.output_dir, hooks=hooks_from_config(cfg),
+                        sinks=loggers_from_config(cfg))
     except (ConfigError, CheckpointError) as e:
         print(f"rnn-train: error: {e}", file=sys.stderr)
         sys.exit(2)
