@@ -19,16 +19,14 @@ import re
 from pathlib import Path
 
 from rnn_experiments.errors import ConfigError
-
-MISSING = ("logger=tensorboard needs the tensorboard package, which is not installed: "
-           "pip install \"rnn-experiments[tensorboard]\" (or pip install tensorboard)")
+from rnn_experiments.extras import missing
 
 
 def _require_tensorboard():
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:  # torch raises ImportError without the tensorboard package
-        raise ConfigError(MISSING) from None
+        raise ConfigError(missing("logger=tensorboard", "tensorboard", "tensorboard")) from None
     return SummaryWriter
 
 

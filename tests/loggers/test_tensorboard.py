@@ -59,7 +59,7 @@ def test_missing_extra_is_one_line_naming_the_install(make_cfg, monkeypatch):
     with pytest.raises(ConfigError) as e:
         loggers_from_config(make_cfg("logger=tensorboard"))
     msg = str(e.value)
-    assert "\n" not in msg and msg.startswith("logger=tensorboard needs the tensorboard package")
+    assert "\n" not in msg and msg.startswith("logger=tensorboard needs tensorboard, which is not installed")
     assert 'pip install "rnn-experiments[tensorboard]"' in msg
 
 
