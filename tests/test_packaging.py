@@ -101,6 +101,13 @@ def test_installed_wheel_runs_every_command_outside_the_source_tree(installed):
     assert (summary["status"], summary["step"]) == ("completed", 5)
     assert summary["versions"]["rnn-experiments"] and "git" not in summary   # not a git checkout
 
+    # a user's own preset beside the packaged configs (README, "Your own configs")
+    (work / "mine" / "experiment").mkdir(parents=True)
+    (work / "mine" / "experiment" / "small.yaml").write_text(
+        "# @package _global_\ndefaults:\n  - override /model: peep_lstm\nexperiment_name: small\n")
+    shown = run(bin_dir / "rnn-train", "--config-dir", "mine", "+experiment=small", "--cfg", "job")
+    assert "name: peep_lstm" in shown and "experiment_name: small" in shown
+
     run(bin_dir / "rnn-analyze", "run", "--out", "analysis", "--formats", "png")
     assert (work / "analysis" / "summary.csv").is_file()
     assert "strategy: sample" in run(bin_dir / "rnn-generate", "--cfg", "job")
