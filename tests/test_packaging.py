@@ -7,6 +7,7 @@ import site
 import subprocess
 import sys
 import sysconfig
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -82,6 +83,10 @@ def test_wheel_holds_every_config_module_and_command(installed):
 @pytest.mark.slow
 def test_installed_wheel_runs_every_command_outside_the_source_tree(installed):
     _, bin_dir, env, work = installed
+    venv = bin_dir.parent
+    (work / "mine" / "experiment").mkdir(parents=True)   # a user's own preset (README, "Your own configs")
+    (work / "mine" / "experiment" / "small.yaml").write_text(
+        "# @package _global_\ndefaults:\n  - override /model: peep_lstm\nexperiment_name: small\n")
 
     def run(*args, timeout=300):
         done = subprocess.run([str(a) for a in args], cwd=work, env=env, capture_output=True, text=True,
@@ -89,34 +94,40 @@ def test_installed_wheel_runs_every_command_outside_the_source_tree(installed):
         assert done.returncode == 0, f"{args}: {done.stdout[-2000:]}{done.stderr[-2000:]}"
         return done.stdout
 
-    where = json.loads(run(bin_dir / "python", "-c", "import json, rnn_experiments.config as c; "
-                           "print(json.dumps([c.__file__, str(c.conf_dir())]))"))
-    venv = bin_dir.parent
-    assert all(Path(p).is_relative_to(venv) for p in where), where   # the wheel's code and configs
-    assert not any(Path(p).is_relative_to(ROOT) for p in where)
+    def installed_code_and_configs():
+        # rnn-bench builds its models through rnn_experiments.config.compose, as here
+        where = json.loads(run(bin_dir / "python", "-c", "import json, rnn_experiments.config as c; "
+                               "assert c.compose(['model=peep_lstm']).model.name == 'peep_lstm'; "
+                               "print(json.dumps([c.__file__, str(c.conf_dir())]))"))
+        assert all(Path(p).is_relative_to(venv) for p in where), where   # the wheel's code and configs
+        assert not any(Path(p).is_relative_to(ROOT) for p in where)
 
-    assert "name: lstm" in run(bin_dir / "rnn-train", "--cfg", "job")
-    run(bin_dir / "rnn-train", *TINY, "train.steps=5", "hydra.run.dir=run")
-    summary = json.loads((work / "run" / "summary.json").read_text())
-    assert (summary["status"], summary["step"]) == ("completed", 5)
-    assert summary["versions"]["rnn-experiments"] and "git" not in summary   # not a git checkout
+    def train_then_analyze():
+        run(bin_dir / "rnn-train", *TINY, "train.steps=5", "hydra.run.dir=run")
+        summary = json.loads((work / "run" / "summary.json").read_text())
+        assert (summary["status"], summary["step"]) == ("completed", 5)
+        assert summary["versions"]["rnn-experiments"] and "git" not in summary   # not a git checkout
+        run(bin_dir / "rnn-analyze", "run", "--out", "analysis", "--formats", "png")
+        assert (work / "analysis" / "summary.csv").is_file()
 
-    # a user's own preset beside the packaged configs (README, "Your own configs")
-    (work / "mine" / "experiment").mkdir(parents=True)
-    (work / "mine" / "experiment" / "small.yaml").write_text(
-        "# @package _global_\ndefaults:\n  - override /model: peep_lstm\nexperiment_name: small\n")
-    shown = run(bin_dir / "rnn-train", "--config-dir", "mine", "+experiment=small", "--cfg", "job")
-    assert "name: peep_lstm" in shown and "experiment_name: small" in shown
+    def gradients_then_plot():
+        run(bin_dir / "rnn-measure-gradients", "model=rnn", "dataset.seq_length=2", "gradients.steps=[0,2]",
+            "gradients.batch_size=8", *TINY, "hydra.run.dir=grad")
+        run(bin_dir / "rnn-plot-gradients", "grad", "--out", "gradients.png")
+        assert (work / "gradients.png").is_file()
 
-    run(bin_dir / "rnn-analyze", "run", "--out", "analysis", "--formats", "png")
-    assert (work / "analysis" / "summary.csv").is_file()
-    assert "strategy: sample" in run(bin_dir / "rnn-generate", "--cfg", "job")
-    run(bin_dir / "rnn-measure-gradients", "model=rnn", "dataset.seq_length=2", "gradients.steps=[0,2]",
-        "gradients.batch_size=8", *TINY, "hydra.run.dir=grad")
-    run(bin_dir / "rnn-plot-gradients", "grad", "--out", "gradients.png")
-    assert (work / "gradients.png").is_file()
-    # rnn-bench builds its models from the configs through rnn_experiments.config.compose
-    run(bin_dir / "rnn-bench", "--help")
-    run(bin_dir / "python", "-c", "from rnn_experiments.config import compose; "
-                                  "assert compose(['model=peep_lstm']).model.name == 'peep_lstm'")
-    run(bin_dir / "rnn-download", "--help")
+    def configs_shown():
+        assert "name: lstm" in run(bin_dir / "rnn-train", "--cfg", "job")
+        shown = run(bin_dir / "rnn-train", "--config-dir", "mine", "+experiment=small", "--cfg", "job")
+        assert "name: peep_lstm" in shown and "experiment_name: small" in shown
+        assert "strategy: sample" in run(bin_dir / "rnn-generate", "--cfg", "job")
+
+    def help_texts():
+        run(bin_dir / "rnn-bench", "--help")
+        run(bin_dir / "rnn-download", "--help")
+
+    # independent commands side by side (each starts Python and torch)
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        for job in [pool.submit(f) for f in (train_then_analyze, gradients_then_plot, configs_shown,
+                                             installed_code_and_configs, help_texts)]:
+            job.result()

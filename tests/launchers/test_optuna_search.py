@@ -33,6 +33,8 @@ def test_missing_optuna_extra_is_one_line(monkeypatch, capsys):
         check_command_line(["model=lstm", "hparams_search=palindrome_optuna"])
     check_command_line(["model=lstm", "seed=0,1"])           # nothing asked for: nothing needed
     from rnn_experiments import train
+    from rnn_experiments.provenance import COMMAND_ENV
+    monkeypatch.setenv(COMMAND_ENV, "")              # main() sets it: restored after the test
     monkeypatch.setattr(sys, "argv", ["rnn-train", "hydra/sweeper=optuna"])
     with pytest.raises(SystemExit) as e:
         train.main()
