@@ -14,7 +14,7 @@ import math
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import List, Optional
+from typing import Any, Dict, List, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
@@ -25,8 +25,19 @@ from rnn_experiments.models import MODELS
 
 
 def conf_dir() -> Path:
-    """The folder of the project's YAML configs (`conf/`), the one place every command finds it."""
-    return Path(__file__).resolve().parent.parent / "conf"
+    """The folder of the project's YAML configs, the one place every command finds it.
+
+    Installed from a wheel (`pip install .`, an index), they are the package data
+    `rnn_experiments/conf/` (pyproject.toml maps conf/ there); in a source checkout, editable
+    install or not, they are the checkout's top-level `conf/`, so edits there take effect at once.
+    Users add their own configs beside these with `--config-dir DIR` (README, "Your own configs").
+    """
+    package = Path(__file__).resolve().parent
+    for candidate in (package / "conf", package.parent / "conf"):  # wheel, source checkout
+        if (candidate / "config.yaml").is_file():
+            return candidate
+    raise FileNotFoundError(f"no configs (config.yaml) in {package / 'conf'} or {package.parent / 'conf'}: "
+                            "a broken install of rnn-experiments; reinstall it")
 
 
 @dataclass
@@ -66,6 +77,7 @@ class TrainConfig:
     lr_decay: float = 1.0
     threads: int = 0             # torch intra-op threads (0: leave torch's default)
     cuda_graphs: bool = True     # on a GPU, replay each training step from a CUDA graph
+    deterministic: bool = False  # torch.use_deterministic_algorithms (recorded in summary.json)
 
 
 @dataclass
@@ -91,6 +103,8 @@ class Config:
     seed: int = 0
     device: str = "auto"         # auto | cpu | cuda
     experiment_name: str = "default"  # set by experiment presets; recorded in summary.json
+    # trackers mirroring metrics.csv, name -> node with _target_ (conf/logger/, rnn_experiments/loggers/)
+    logger: Dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

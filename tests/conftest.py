@@ -12,8 +12,8 @@ import pytest
 
 from rnn_experiments.config import compose, conf_dir
 
-ROOT = conf_dir().parent          # the project's root (subprocess tests run commands from here)
-CONF_DIR = str(conf_dir())
+ROOT = Path(__file__).resolve().parent.parent   # the project's root (subprocess tests run commands from here)
+CONF_DIR = str(conf_dir())        # the configs the commands load: ROOT/conf in a checkout
 
 # Grimms' Fairy Tales (../shared/data/ beside the project, or a worktree's ../../shared/data/,
 # or $RNN_EXPERIMENTS_BOOK); tests that need it skip when it is absent.

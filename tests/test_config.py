@@ -1,4 +1,5 @@
 """The config tree composes for every choice; presets list their sweeps; bad values fail clearly."""
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -6,7 +7,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from conftest import CONF_DIR, ROOT, compose_config, text_overrides
+from conftest import CONF_DIR, ROOT, TINY, compose_config, text_overrides
 from rnn_experiments.config import validate
 from rnn_experiments.errors import ConfigError
 from rnn_experiments.training.loop import train
@@ -52,6 +53,29 @@ def test_every_experiment_preset_composes(experiment):
     if cfg.dataset.name == "palindrome":  # text presets are validated with the book in test_textgen
         validate(cfg)
     assert "seed" in sweep or experiment == "grimm_textgen"  # a single run
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_a_preset_that_sweeps_is_a_multirun_without_dash_m(experiment):
+    cfg, sweep = sweep_of(experiment)
+    mode = cfg.hydra.mode.name if cfg.hydra.mode is not None else "RUN"
+    assert mode == ("MULTIRUN" if sweep else "RUN")
+
+
+@pytest.mark.slow
+def test_compare_preset_runs_its_sweep_without_dash_m_and_one_job_with_mode_run(tmp_path):
+    cmd = [sys.executable, "-m", "rnn_experiments.train", "+experiment=demo", "model=lstm", *TINY,
+           "train.steps=10", "dataset.seq_length=3", "train.threads=1", "~hydra/callbacks"]
+    sweep = subprocess.run(cmd + [f"hydra.sweep.dir={tmp_path / 'sweep'}"],   # no -m
+                           cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert sweep.returncode == 0, sweep.stderr[-2000:]
+    runs = sorted(p.name for p in (tmp_path / "sweep").iterdir() if p.is_dir())
+    assert runs == ["0", "1"]                     # the preset's seeds 0, 1 (model=lstm fixed)
+    assert [json.loads((tmp_path / "sweep" / r / "summary.json").read_text())["seed"] for r in runs] == [0, 1]
+    one = subprocess.run(cmd + ["seed=1", "hydra.mode=RUN", f"hydra.run.dir={tmp_path / 'one'}"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert one.returncode == 0, one.stderr[-2000:]
+    assert json.loads((tmp_path / "one" / "summary.json").read_text())["status"] == "completed"
 
 
 @pytest.mark.parametrize("experiment,model", [("palindrome_lstm", "lstm"), ("palindrome_peep_lstm", "peep_lstm")])

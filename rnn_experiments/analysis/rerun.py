@@ -20,9 +20,30 @@ TRAIN = "python -m rnn_experiments.train"
 RERUN_STATUSES = ("failed", "crashed", "interrupted")
 
 
-def command(overrides: list[str], run_dir: str | Path | None = None) -> str:
-    args = list(overrides) + ([f"hydra.run.dir={run_dir}"] if run_dir is not None else [])
+def command(overrides: list[str], run_dir: str | Path | None = None, config_dirs: list[str] = ()) -> str:
+    """One run with these overrides (hydra.mode=RUN: a preset that sweeps by itself would
+    otherwise start its whole sweep), in `run_dir` if given, finding the user's own configs in
+    `config_dirs` as the original command did (--config-dir)."""
+    args = [a for d in config_dirs for a in ("--config-dir", d)] + list(overrides) \
+        + (["hydra.mode=RUN"] if any(_may_sweep(o) for o in overrides) else []) \
+        + ([f"hydra.run.dir={run_dir}"] if run_dir is not None else [])
     return " ".join([TRAIN] + [shlex.quote(a) for a in args])
+
+
+def config_dirs(hydra_yaml: Path) -> list[str]:
+    """The folders of users' own configs that a run or sweep was started with (--config-dir or a
+    command-line hydra.searchpath), from its .hydra/hydra.yaml or multirun.yaml; [] if none."""
+    try:
+        h = yaml.load(Path(hydra_yaml).read_text(), Loader=_Loader)["hydra"]
+        return [src["path"] for src in h["runtime"]["config_sources"]
+                if src["schema"] == "file" and src["provider"] in ("command-line", "hydra.searchpath in command-line")]
+    except (OSError, yaml.YAMLError, KeyError, TypeError):
+        return []
+
+
+def _may_sweep(override: str) -> bool:
+    """Whether an override selects a preset, which may set hydra.mode=MULTIRUN."""
+    return override.lstrip("+~").split("=", 1)[0] in ("experiment", "hparams_search")
 
 
 def expected_jobs(sweep_dir: Path) -> list[list[str]] | None:
@@ -55,7 +76,8 @@ def _rerun_failed(runs: pd.DataFrame, with_metrics: set[str]) -> list[tuple[str,
         usable = r.run_dir in with_metrics
         if r.status in RERUN_STATUSES or (not usable and r.status != "running"):
             why = r.status + (f": {r.problem}" if r.problem else "")
-            out.append((f"{r.run_dir} ({why})", command(r.overrides.split(), r.run_dir)))
+            out.append((f"{r.run_dir} ({why})", command(r.overrides.split(), r.run_dir,
+                                                         config_dirs(Path(r.run_dir) / ".hydra" / "hydra.yaml"))))
     return out
 
 
@@ -72,7 +94,8 @@ def _missing_in_sweeps(runs: pd.DataFrame) -> tuple[list[tuple[str, str]], set[s
         for num, job in enumerate(jobs):
             if frozenset(job) not in have:
                 run_dir = Path(sweep) / str(num)
-                out.append((f"{run_dir} (job #{num} of {sweep}: no run folder; not started yet or lost)", command(job, run_dir)))
+                out.append((f"{run_dir} (job #{num} of {sweep}: no run folder; not started yet or lost)",
+                            command(job, run_dir, config_dirs(Path(sweep) / "multirun.yaml"))))
     return out, covered
 
 
@@ -84,12 +107,13 @@ def _missing_seeds(runs: pd.DataFrame, by: list[str]) -> list[tuple[str, str]]:
     groups = runs.groupby(by, dropna=False) if by else [((), runs)]
     for key, g in groups:
         template = g.iloc[0]["overrides"].split()
+        dirs = config_dirs(Path(g.iloc[0]["run_dir"]) / ".hydra" / "hydra.yaml")
         for s in seeds:
             if s not in set(g["seed"]):
                 args = [o for o in template if not o.lstrip("+~").startswith("seed=")] + [f"seed={s}"]
                 key_t = key if isinstance(key, tuple) else (key,)
                 label = ", ".join(f"{k}={v}" for k, v in zip(by, key_t)) or "all runs"
-                out.append((f"{label}: seed {s} missing", command(args)))
+                out.append((f"{label}: seed {s} missing", command(args, config_dirs=dirs)))
     return out
 
 

@@ -64,7 +64,7 @@ def restore_run(path: Path, cfg, model, optimizer, scheduler, data) -> dict:
     return state
 
 
-# Keys that may change between an interrupted run and its resumption (also any sample.*).
+# Keys that may change between an interrupted run and its resumption (also any sample.*, logger.*).
 RESUMABLE_CHANGES = {"train.steps", "train.resume", "train.checkpoint_every", "train.threads",
                      "train.cuda_graphs", "device"}
 
@@ -83,7 +83,7 @@ def check_same_run(state: dict, cfg, path: Path) -> None:
     old = dict(flat(state.get("config", {})))
     new = dict(flat(OmegaConf.to_container(cfg, resolve=True)))
     for key in sorted(set(old) | set(new)):
-        if key not in RESUMABLE_CHANGES and not key.startswith("sample.") and key in old and key in new \
+        if key not in RESUMABLE_CHANGES and not key.startswith(("sample.", "logger.")) and key in old and key in new \
                 and old[key] != new[key]:
             raise CheckpointError(
                 f"{path}: made with {key}={old.get(key)!r}, but this run has {key}={new.get(key)!r}; "

@@ -1,8 +1,9 @@
 """The training loop: sample a batch, take a step, log, evaluate, checkpoint — for any task.
 
-`train(cfg, out_dir, hooks)` is a plain function (tests call it; `rnn_experiments.train` wraps it
-in Hydra). It knows no task: whatever a task adds (text samples) comes in as `hooks`, called
-after every step as hook(step, model, data, out_dir). It writes into `out_dir`:
+`train(cfg, out_dir, hooks, sinks)` is a plain function (tests call it; `rnn_experiments.train`
+wraps it in Hydra). It knows no task and no tracker: whatever a task adds (text samples) comes in
+as `hooks`, called after every step as hook(step, model, data, out_dir); trackers (TensorBoard)
+come in as `sinks`, which receive every metrics.csv row (metrics.py). It writes into `out_dir`:
 
     metrics.csv         a row every `train.log_every` steps (means over those steps), flushed per
                         row; held-out accuracy and loss (and bits per character for text) every
@@ -65,14 +66,14 @@ class Window:
         return {"loss": loss, "correct": correct, "n": self.n, "examples": self.examples}, int(first_bad)
 
 
-def train(cfg, out_dir: str | Path, hooks: Iterable[Hook] = ()) -> dict:
+def train(cfg, out_dir: str | Path, hooks: Iterable[Hook] = (), sinks: Iterable = ()) -> dict:
     """Train the model `cfg` describes; return the summary (also written to summary.json)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     summary = new_summary(cfg)
     try:
         validate(cfg)
-        return _train(cfg, out_dir, summary, list(hooks))
+        return _train(cfg, out_dir, summary, list(hooks), list(sinks))
     except BaseException as e:
         if summary["status"] == "running":
             summary.update(status="interrupted" if isinstance(e, KeyboardInterrupt) else "failed",
@@ -81,13 +82,14 @@ def train(cfg, out_dir: str | Path, hooks: Iterable[Hook] = ()) -> dict:
         raise
 
 
-def _train(cfg, out_dir: Path, summary: dict, hooks: list[Hook]) -> dict:
+def _train(cfg, out_dir: Path, summary: dict, hooks: list[Hook], sinks: list) -> dict:
     t_cfg, steps, B = cfg.train, cfg.train.steps, cfg.train.batch_size
     device, data, model, optimizer = setup(cfg)
     scheduler = make_scheduler(optimizer, t_cfg)
     summary.update(num_params=count_params(model),
                    num_params_embedding=count_params(model.embedding) if hasattr(model, "embedding") else 0,
-                   device=str(device), torch=torch.__version__, threads=torch.get_num_threads())
+                   device=str(device), torch=torch.__version__, threads=torch.get_num_threads(),
+                   deterministic=torch.are_deterministic_algorithms_enabled())
 
     ckpt_path, best_path = out_dir / "checkpoint.pt", out_dir / "checkpoint_best.pt"
     step, rows, elapsed_before, window = 0, [], 0.0, Window(device)
@@ -99,7 +101,7 @@ def _train(cfg, out_dir: Path, summary: dict, hooks: list[Hook]) -> dict:
         log.info("resuming from %s at step %d", ckpt_path, step)
         summary["resumed_from_step"] = step
 
-    writer = MetricsWriter(out_dir / "metrics.csv", rows)
+    writer = MetricsWriter(out_dir / "metrics.csv", rows, sinks)
     write_summary(out_dir, summary)
     t0 = t_window = time.perf_counter()
 

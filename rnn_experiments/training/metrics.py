@@ -2,13 +2,24 @@
 
 A killed process loses at most the row it was writing; `read_metrics` ignores a partial last line,
 so the file is readable by pandas at any moment.
+
+metrics.csv is the record. Sinks mirror its rows elsewhere (a tracker such as TensorBoard,
+rnn_experiments/loggers/); the entry point builds them from the config (`logger=...`) and the loop
+hands them to the writer. A sink has `write(row)` (a row exactly as written to the file: every
+column, "" where empty), and optionally `open(out_dir, rows)`, called first with the rows the file
+starts with (a resumed run's, from its checkpoint), and `close()`. A sink that raises is logged
+and dropped; the run and metrics.csv go on.
 """
 from __future__ import annotations
 
 import csv
 import io
+import logging
 import os
 from pathlib import Path
+from typing import Iterable
+
+log = logging.getLogger(__name__)
 
 COLUMNS = ["step", "loss", "accuracy", "eval_accuracy", "eval_loss", "eval_bpc", "lr",
            "examples_per_s", "elapsed_s"]
@@ -16,10 +27,12 @@ TIMING_COLUMNS = ["examples_per_s", "elapsed_s"]
 
 
 class MetricsWriter:
-    def __init__(self, path: Path, rows: list[dict] | None = None):
-        """Start `path` afresh holding `rows` (those of a checkpoint, when resuming)."""
+    def __init__(self, path: Path, rows: list[dict] | None = None, sinks: Iterable = ()):
+        """Start `path` afresh holding `rows` (those of a checkpoint, when resuming); mirror the
+        rows written from now on to `sinks`."""
         self.path = Path(path)
         self.rows = list(rows or [])
+        self.sinks = list(sinks)
         tmp = self.path.with_suffix(".csv.tmp")
         with open(tmp, "w", newline="") as f:
             w = csv.DictWriter(f, fieldnames=COLUMNS)
@@ -28,15 +41,30 @@ class MetricsWriter:
         os.replace(tmp, self.path)
         self._file = open(self.path, "a", newline="")
         self._writer = csv.DictWriter(self._file, fieldnames=COLUMNS)
+        self._to_sinks("open", self.path.parent, list(self.rows))
 
     def write(self, row: dict) -> None:
         row = {k: row.get(k, "") for k in COLUMNS}
         self.rows.append(row)
         self._writer.writerow(row)
         self._file.flush()
+        self._to_sinks("write", row)
 
     def close(self) -> None:
         self._file.close()
+        self._to_sinks("close")
+
+    def _to_sinks(self, method: str, *args) -> None:
+        for sink in list(self.sinks):
+            call = getattr(sink, method, None)
+            if call is None:
+                continue
+            try:
+                call(*args)
+            except Exception as e:  # a tracker's failure never stops the run: metrics.csv is the record
+                log.error("%s.%s failed (%s: %s); going on without it (metrics.csv is complete)",
+                          type(sink).__name__, method, type(e).__name__, e)
+                self.sinks.remove(sink)
 
 
 def read_metrics(path):

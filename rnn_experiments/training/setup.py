@@ -5,6 +5,8 @@ exactly the same model on exactly the same batches.
 """
 from __future__ import annotations
 
+import logging
+import os
 import random
 
 import numpy as np
@@ -13,6 +15,8 @@ import torch
 from rnn_experiments.data import build_dataset
 from rnn_experiments.errors import ConfigError
 from rnn_experiments.models import build_model
+
+log = logging.getLogger(__name__)
 
 
 def seed_everything(seed: int) -> None:
@@ -32,12 +36,24 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def use_deterministic_algorithms(on: bool, device: torch.device) -> None:
+    """train.deterministic: torch.use_deterministic_algorithms(on), set for every run (jobs of a
+    sweep share a process). On: an op without a deterministic implementation raises an error
+    naming it; on a GPU, cuBLAS gets the workspace setting it needs (CUBLAS_WORKSPACE_CONFIG)."""
+    if on and device.type == "cuda":
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(on)
+    if on:
+        log.info("deterministic algorithms on (torch.use_deterministic_algorithms)")
+
+
 def setup(cfg):
     """-> (device, data, model, optimizer) for a validated config; seeds everything first."""
     if cfg.train.threads > 0:
         torch.set_num_threads(cfg.train.threads)
     seed_everything(cfg.seed)
     device = resolve_device(cfg.device)
+    use_deterministic_algorithms(bool(cfg.train.get("deterministic", False)), device)
     data = build_dataset(cfg, device)
     model = build_model(cfg.model, data.vocab_size, data.num_classes,
                         getattr(data, "pad_token", None)).to(device)

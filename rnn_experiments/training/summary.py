@@ -1,6 +1,7 @@
 """summary.json: what a run is (status, seed, model, ...) and what it reached, written atomically.
 
 status: running | completed | failed (+ error) | interrupted (+ signal) | diverged (+ step).
+Provenance (git commit and dirty flag, package versions, command line): rnn_experiments/provenance.py.
 """
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import os
 import socket
 from datetime import datetime, timezone
 from pathlib import Path
+
+from rnn_experiments.provenance import provenance
 
 
 def now() -> str:
@@ -19,7 +22,7 @@ def new_summary(cfg) -> dict:
     """The summary of a run that starts now; host and pid let the analysis spot dead runs."""
     return {"status": "running", "seed": cfg.seed, "model": cfg.model.name,
             "dataset": cfg.dataset.name, "experiment": cfg.experiment_name, "started": now(),
-            "host": socket.gethostname(), "pid": os.getpid()}
+            "host": socket.gethostname(), "pid": os.getpid(), **provenance()}
 
 
 def write_summary(out_dir: Path, summary: dict) -> None:

@@ -192,7 +192,8 @@ def test_missing_jobs_from_multirun_yaml(tmp_path):
     df = collect(sweep)
     todo = reruns(df, group_keys(df))
     assert [cmd for _, cmd in todo] == [
-        f"python -m rnn_experiments.train model=peep_lstm seed=1 +experiment=demo hydra.run.dir={sweep / '3'}"]
+        f"python -m rnn_experiments.train model=peep_lstm seed=1 +experiment=demo hydra.mode=RUN "
+        f"hydra.run.dir={sweep / '3'}"]   # the preset sweeps by itself: RUN makes it the one job
 
 
 def test_missing_seed_without_multirun_yaml(tmp_path):

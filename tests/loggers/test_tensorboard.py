@@ -1,0 +1,128 @@
+"""Metrics sinks (trackers beside metrics.csv) and `logger=tensorboard`: the same scalars as
+metrics.csv, one TensorBoard run per job, a sweep's runs under one folder, a one-line error
+without the extra."""
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT, TINY
+from rnn_experiments.errors import ConfigError
+from rnn_experiments.loggers import loggers_from_config
+from rnn_experiments.training.loop import train
+from rnn_experiments.training.metrics import COLUMNS, MetricsWriter, read_metrics
+
+
+class Recorder:
+    def __init__(self):
+        self.calls = []
+
+    def open(self, out_dir, rows):
+        self.calls.append(("open", out_dir, rows))
+
+    def write(self, row):
+        self.calls.append(("write", row))
+
+    def close(self):
+        self.calls.append(("close",))
+
+
+class Broken:
+    def write(self, row):
+        raise OSError("disk of the tracker is full")
+
+
+def test_sinks_get_every_row_as_written_and_a_failing_sink_is_dropped(tmp_path):
+    start = [{k: 1 for k in COLUMNS}]
+    rec, broken = Recorder(), Broken()
+    writer = MetricsWriter(tmp_path / "metrics.csv", start, sinks=[broken, rec])
+    writer.write({"step": 2, "loss": 0.5, "accuracy": 0.75})
+    writer.write({"step": 3, "loss": 0.25, "accuracy": 1.0, "eval_accuracy": 0.9})
+    writer.close()
+    assert writer.sinks == [rec]                      # dropped after its first failure
+    assert rec.calls[0] == ("open", tmp_path, start) and rec.calls[-1] == ("close",)
+    assert [c[1] for c in rec.calls[1:-1]] == writer.rows[1:]
+    assert read_metrics(tmp_path / "metrics.csv").step.tolist() == [1, 2, 3]   # the record is whole
+
+
+def test_no_logger_by_default_and_one_line_errors(make_cfg):
+    assert loggers_from_config(make_cfg()) == []
+    with pytest.raises(ConfigError, match=r"^logger.mine: Error locating target 'nowhere.Logger'") as e:
+        loggers_from_config(make_cfg("+logger.mine._target_=nowhere.Logger"))
+    assert "\n" not in str(e.value)
+    with pytest.raises(ConfigError, match=r"^logger.mine is invalid: expected a node with _target_"):
+        loggers_from_config(make_cfg("+logger.mine.dir=x"))
+
+
+def test_missing_extra_is_one_line_naming_the_install(make_cfg, monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)   # as if not installed
+    with pytest.raises(ConfigError) as e:
+        loggers_from_config(make_cfg("logger=tensorboard"))
+    msg = str(e.value)
+    assert "\n" not in msg and msg.startswith("logger=tensorboard needs tensorboard, which is not installed")
+    assert 'pip install "rnn-experiments[tensorboard]"' in msg
+
+
+def scalars(log_dir):
+    """{tag: [(step, value)]} of the TensorBoard run in `log_dir`, as TensorBoard reads it."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    acc = EventAccumulator(str(log_dir))
+    acc.Reload()
+    return {t: [(e.step, e.value) for e in acc.Scalars(t)] for t in acc.Tags()["scalars"]}
+
+
+def as_in_csv(df):
+    return {c: [(int(s), pytest.approx(float(v), rel=1e-6)) for s, v in zip(df.step, df[c]) if v == v]
+            for c in COLUMNS if c != "step" and df[c].notna().any()}   # eval_bpc: text runs only
+
+
+def test_tensorboard_has_the_scalars_of_metrics_csv(make_cfg, tmp_path):
+    pytest.importorskip("tensorboard")
+    (sink,) = loggers_from_config(make_cfg("logger=tensorboard"))
+    train(make_cfg(), tmp_path, sinks=[sink])
+    assert sink.log_dir == tmp_path / "tensorboard"     # a single run: no sub-folder
+    df = read_metrics(tmp_path / "metrics.csv")
+    got = scalars(tmp_path / "tensorboard")
+    assert set(got) == set(COLUMNS) - {"step", "eval_bpc"}          # a classifier: no bits per character
+    assert got == as_in_csv(df)
+    assert [s for s, _ in got["eval_accuracy"]] == [10, 20]   # only the evaluated rows
+
+
+def test_a_resumed_run_hides_tensorboard_steps_past_its_checkpoint(tmp_path):
+    pytest.importorskip("tensorboard")
+    from rnn_experiments.loggers.tensorboard import TensorBoardLogger
+
+    def row(step, loss):
+        return {**{k: "" for k in COLUMNS}, "step": step, "loss": loss}
+
+    first = TensorBoardLogger(name="")
+    first.open(tmp_path, [])
+    for step in (5, 10, 15):               # a run killed after step 15, its checkpoint at step 10
+        first.write(row(step, 1.0))
+    first.close()
+    again = TensorBoardLogger(name="")
+    again.open(tmp_path, [row(5, 1.0), row(10, 1.0)])
+    again.write(row(15, 0.5))
+    again.close()
+    assert scalars(tmp_path / "tensorboard")["loss"] == [(5, 1.0), (10, 1.0), (15, 0.5)]
+
+
+@pytest.mark.slow
+def test_a_sweep_with_logger_tensorboard_opens_as_one_tensorboard_folder(tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_multiplexer import EventMultiplexer
+    sweep = tmp_path / "sweep"
+    done = subprocess.run(
+        [sys.executable, "-m", "rnn_experiments.train", "-m", "logger=tensorboard", "seed=0,1", *TINY,
+         "train.threads=1", f"hydra.sweep.dir={sweep}"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    mux = EventMultiplexer().AddRunsFromDirectory(str(sweep))   # tensorboard --logdir SWEEP
+    mux.Reload()
+    runs = sorted(mux.Runs())
+    assert len(runs) == 2
+    for job, run in zip("01", runs):
+        assert run.startswith(f"{job}/tensorboard/") and f"seed={job}" in run and "logger=" not in run
+        df = read_metrics(sweep / job / "metrics.csv")
+        got = {t: [(e.step, e.value) for e in mux.Scalars(run, t)] for t in mux.Runs()[run]["scalars"]}
+        assert got == as_in_csv(df)

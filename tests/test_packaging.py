@@ -1,0 +1,133 @@
+"""The package as a user installs it: the wheel holds every config and module, and the installed
+commands run from anywhere, without the source tree."""
+import json
+import os
+import shutil
+import site
+import subprocess
+import sys
+import sysconfig
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, TINY
+from rnn_experiments.config import conf_dir
+
+COMMANDS = ["rnn-train", "rnn-analyze", "rnn-generate", "rnn-measure-gradients", "rnn-plot-gradients",
+            "rnn-download", "rnn-bench"]
+
+
+def test_a_checkout_uses_its_own_conf_folder():
+    assert conf_dir() == ROOT / "conf"
+
+
+def _source_files(folder: Path, pattern: str) -> set[str]:
+    return {p.relative_to(folder).as_posix() for p in folder.rglob(pattern) if "__pycache__" not in p.parts}
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory):
+    """Build the wheel from a copy of the sources, install it (no dependencies) into a fresh venv
+    that sees this environment's packages (torch, hydra, ...) through a .pth file, and return
+    (wheel, venv bin folder, env for commands, a working folder outside the source tree)."""
+    tmp = tmp_path_factory.mktemp("wheel")
+    src = tmp / "src"
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, src / name)
+    for name in ("conf", "rnn_experiments"):
+        shutil.copytree(ROOT / name, src / name, ignore=ignore)
+    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+                            "-w", str(tmp / "dist"), str(src)], capture_output=True, text=True, timeout=300)
+    assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
+    wheel, = (tmp / "dist").glob("rnn_experiments-*.whl")
+
+    venv = tmp / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    bin_dir = venv / ("Scripts" if os.name == "nt" else "bin")
+    python = bin_dir / "python"
+    purelib = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    # this environment's site folders, after the venv's own (a .pth's lines are appended to sys.path;
+    # the .pth files inside them, such as an editable install's finder, are not run)
+    ours = [sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"], *site.getsitepackages()]
+    Path(purelib, "_test_environment.pth").write_text("\n".join(dict.fromkeys(ours)) + "\n")
+    inst = subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps",
+                           "--no-index", str(wheel)], capture_output=True, text=True, timeout=300)
+    assert inst.returncode == 0, inst.stdout[-3000:] + inst.stderr[-3000:]
+
+    work = tmp / "work"
+    work.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
+    return wheel, bin_dir, env, work
+
+
+@pytest.mark.slow
+def test_wheel_holds_every_config_module_and_command(installed):
+    import zipfile
+    wheel = installed[0]
+    names = set(zipfile.ZipFile(wheel).namelist())
+    configs = _source_files(ROOT / "conf", "*.yaml")
+    assert len(configs) > 20
+    assert {f"rnn_experiments/conf/{c}" for c in configs} <= names
+    assert {f"rnn_experiments/{m}" for m in _source_files(ROOT / "rnn_experiments", "*.py")} <= names
+    entry_points, = (n for n in names if n.endswith(".dist-info/entry_points.txt"))
+    text = zipfile.ZipFile(wheel).read(entry_points).decode()
+    assert all(f"{c} = " in text for c in COMMANDS)
+
+
+@pytest.mark.slow
+def test_installed_wheel_runs_every_command_outside_the_source_tree(installed):
+    _, bin_dir, env, work = installed
+    venv = bin_dir.parent
+    (work / "mine" / "experiment").mkdir(parents=True)   # a user's own preset (README, "Your own configs")
+    (work / "mine" / "experiment" / "small.yaml").write_text(
+        "# @package _global_\ndefaults:\n  - override /model: peep_lstm\nexperiment_name: small\n")
+
+    def run(*args, timeout=300):
+        done = subprocess.run([str(a) for a in args], cwd=work, env=env, capture_output=True, text=True,
+                              timeout=timeout)
+        assert done.returncode == 0, f"{args}: {done.stdout[-2000:]}{done.stderr[-2000:]}"
+        return done.stdout
+
+    def installed_code_and_configs():
+        # rnn-bench builds its models through rnn_experiments.config.compose, as here
+        where = json.loads(run(bin_dir / "python", "-c", "import json, rnn_experiments.config as c; "
+                               "assert c.compose(['model=peep_lstm']).model.name == 'peep_lstm'; "
+                               "print(json.dumps([c.__file__, str(c.conf_dir())]))"))
+        assert all(Path(p).is_relative_to(venv) for p in where), where   # the wheel's code and configs
+        assert not any(Path(p).is_relative_to(ROOT) for p in where)
+
+    def train_then_analyze():
+        run(bin_dir / "rnn-train", *TINY, "train.steps=5", "hydra.run.dir=run")
+        summary = json.loads((work / "run" / "summary.json").read_text())
+        assert (summary["status"], summary["step"]) == ("completed", 5)
+        assert summary["versions"]["rnn-experiments"] and "git" not in summary   # not a git checkout
+        run(bin_dir / "rnn-analyze", "run", "--out", "analysis", "--formats", "png")
+        assert (work / "analysis" / "summary.csv").is_file()
+
+    def gradients_then_plot():
+        run(bin_dir / "rnn-measure-gradients", "model=rnn", "dataset.seq_length=2", "gradients.steps=[0,2]",
+            "gradients.batch_size=8", *TINY, "hydra.run.dir=grad")
+        run(bin_dir / "rnn-plot-gradients", "grad", "--out", "gradients.png")
+        assert (work / "gradients.png").is_file()
+
+    def configs_shown():
+        assert "name: lstm" in run(bin_dir / "rnn-train", "--cfg", "job")
+        shown = run(bin_dir / "rnn-train", "--config-dir", "mine", "+experiment=small", "--cfg", "job")
+        assert "name: peep_lstm" in shown and "experiment_name: small" in shown
+        assert "strategy: sample" in run(bin_dir / "rnn-generate", "--cfg", "job")
+
+    def help_texts():
+        run(bin_dir / "rnn-bench", "--help")
+        run(bin_dir / "rnn-download", "--help")
+
+    # independent commands side by side (each starts Python and torch)
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        for job in [pool.submit(f) for f in (train_then_analyze, gradients_then_plot, configs_shown,
+                                             installed_code_and_configs, help_texts)]:
+            job.result()

@@ -1,0 +1,57 @@
+"""Users' own configs: a folder of their own experiment/ and model/ YAML files, added with
+--config-dir (or hydra.searchpath), beside the packaged configs, which stay the defaults."""
+import json
+import os
+import shlex
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT, TINY, compose_config
+from rnn_experiments.analysis import collect
+from rnn_experiments.analysis.rerun import reruns
+
+
+def user_configs(folder):
+    """A user's folder: a model variant and an experiment preset that uses it."""
+    (folder / "model").mkdir(parents=True)
+    (folder / "experiment").mkdir()
+    (folder / "model" / "small_peep.yaml").write_text("name: peep_lstm\nhidden_size: 8\nembedding_dim: 4\n")
+    (folder / "experiment" / "mine.yaml").write_text(
+        "# @package _global_\ndefaults:\n  - override /model: small_peep\n"
+        "experiment_name: mine\ndataset:\n  seq_length: 4\ntrain:\n  steps: 10\n")
+    return folder
+
+
+def test_user_presets_and_models_beside_the_packaged_ones(tmp_path):
+    search = f"hydra.searchpath=[file://{user_configs(tmp_path / 'mine')}]"
+    cfg = compose_config([search, "+experiment=mine"], tiny=False)
+    assert (cfg.experiment_name, cfg.model.name, cfg.model.hidden_size, cfg.train.steps) == ("mine", "peep_lstm", 8, 10)
+    assert compose_config([search, "model=small_peep"]).model.name == "peep_lstm"
+    assert compose_config([search, "model=gru"]).model.name == "gru"       # the packaged ones are still there
+    assert compose_config([search], tiny=False).model.name == "lstm"        # and still the defaults
+
+
+@pytest.mark.slow
+def test_config_dir_on_the_command_line_and_in_the_rerun_command(tmp_path):
+    mine = user_configs(tmp_path / "my_configs")
+    run_dir = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", "rnn_experiments.train", "--config-dir", str(mine), "+experiment=mine",
+           *[o for o in TINY if o.split("=")[0] not in ("model.hidden_size", "model.embedding_dim", "train.steps")],
+           f"hydra.run.dir={run_dir}"]
+    done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr[-2000:]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert (summary["experiment"], summary["model"], summary["step"]) == ("mine", "peep_lstm", 10)
+
+    # the analysis's re-run command for this run finds the user's configs again
+    (run_dir / "summary.json").write_text(json.dumps({**summary, "status": "failed"}))
+    df = collect(run_dir)
+    (_, again), = reruns(df, [])
+    assert again.startswith(f"python -m rnn_experiments.train --config-dir {mine} +experiment=mine")
+    redo = subprocess.run([sys.executable, *shlex.split(again)[1:]], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=180)
+    assert redo.returncode == 0, redo.stderr[-2000:]
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "completed"

@@ -1,0 +1,76 @@
+"""summary.json says what made the run: git commit and dirty flag, package versions, command line;
+train.deterministic turns on torch's deterministic algorithms and says so."""
+import json
+import shutil
+import subprocess
+import sys
+
+import hydra
+import numpy
+import omegaconf
+import pytest
+import torch
+
+from conftest import ROOT, TINY
+from rnn_experiments.provenance import COMMAND_ENV, git_state
+from rnn_experiments.training.loop import train
+from rnn_experiments.training.metrics import TIMING_COLUMNS, read_metrics
+
+
+def git(*args):
+    return subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True)
+
+
+in_checkout = shutil.which("git") is not None and git("ls-files", "--error-unmatch", "rnn_experiments/config.py").returncode == 0
+
+
+@pytest.fixture
+def deterministic_restored():
+    before = torch.are_deterministic_algorithms_enabled()
+    yield
+    torch.use_deterministic_algorithms(before)
+
+
+def test_summary_records_versions_and_command(make_cfg, tmp_path, monkeypatch):
+    monkeypatch.delenv(COMMAND_ENV, raising=False)
+    summary = train(make_cfg(), tmp_path)
+    v = summary["versions"]
+    assert (v["torch"], v["numpy"], v["hydra-core"], v["omegaconf"]) == \
+        (torch.__version__, numpy.__version__, hydra.__version__, omegaconf.__version__)
+    assert "rnn-experiments" in v and v["python"].startswith(f"{sys.version_info.major}.{sys.version_info.minor}")
+    assert summary["command"] and summary["deterministic"] is False
+    assert json.loads((tmp_path / "summary.json").read_text())["versions"] == v
+
+
+@pytest.mark.skipif(not in_checkout, reason="not run from a git checkout")
+def test_summary_records_the_git_commit_and_dirty_flag(make_cfg, tmp_path):
+    summary = train(make_cfg(), tmp_path)
+    assert summary["git"] == {"commit": git("rev-parse", "HEAD").stdout.strip(),
+                              "dirty": bool(git("status", "--porcelain", "--untracked-files=no").stdout.strip())}
+    assert summary["git"] == git_state()
+
+
+def test_deterministic_run_says_so_and_reproduces(make_cfg, tmp_path, deterministic_restored):
+    a = train(make_cfg("train.deterministic=true"), tmp_path / "a")
+    assert a["deterministic"] is True and torch.are_deterministic_algorithms_enabled()
+    b = train(make_cfg("train.deterministic=true"), tmp_path / "b")
+    assert b["deterministic"] is True
+    metrics = [read_metrics(tmp_path / r / "metrics.csv").drop(columns=TIMING_COLUMNS) for r in "ab"]
+    assert metrics[0].equals(metrics[1])
+    c = train(make_cfg(), tmp_path / "c")   # the next run (e.g. of the same sweep) sets its own
+    assert c["deterministic"] is False and not torch.are_deterministic_algorithms_enabled()
+
+
+@pytest.mark.slow
+def test_command_line_of_a_parallel_sweep_job(tmp_path):
+    """The summary's command is the one typed (python -m ...), also in a joblib worker process."""
+    sweep = [sys.executable, "-m", "rnn_experiments.train", "-m", *TINY, "train.steps=5", "train.threads=1",
+             "seed=0,1", "hydra/launcher=parallel", "hydra.launcher.n_jobs=2", f"hydra.sweep.dir={tmp_path}"]
+    done = subprocess.run(sweep, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    pids = set()
+    for job in ("0", "1"):
+        s = json.loads((tmp_path / job / "summary.json").read_text())
+        assert s["command"] == " ".join(sweep)
+        pids.add(s["pid"])
+    assert len(pids) == 2                    # two worker processes, neither the one started here
