@@ -31,13 +31,8 @@ def expected_jobs(sweep_dir: Path) -> list[list[str]] | None:
     try:
         cfg = yaml.safe_load((Path(sweep_dir) / "multirun.yaml").read_text())
         h = cfg["hydra"]
-        if not h["sweeper"]["_target_"].endswith("BasicSweeper"):
-            return None
-        from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-        from hydra.core.override_parser.overrides_parser import OverridesParser
-        params = [f"{k}={v}" for k, v in (h["sweeper"].get("params") or {}).items()]
-        overrides = OverridesParser.create().parse_overrides(params + list(h["overrides"]["task"]))
-        return [job for batch in BasicSweeper.split_arguments(overrides, None) for job in batch]
+        from rnn_experiments.sweep import jobs
+        return jobs(h["sweeper"], list(h["overrides"]["task"]))
     except Exception:  # an unreadable or unusual multirun.yaml: fall back to the seed check
         return None
 
