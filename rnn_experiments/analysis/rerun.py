@@ -50,6 +50,10 @@ def _rerun_failed(runs: pd.DataFrame, with_metrics: set[str]) -> list[tuple[str,
         usable = r.run_dir in with_metrics
         if r.status in RERUN_STATUSES or (not usable and r.status != "running"):
             why = r.status + (f": {r.problem}" if r.problem else "")
+            if not isinstance(r.overrides, str):
+                out.append((f"{r.run_dir} ({why}; no readable .hydra/overrides.yaml, so no command: "
+                            "re-run it by hand)", ":"))
+                continue
             out.append((f"{r.run_dir} ({why})", command(r.overrides.split(), r.run_dir)))
     return out
 
@@ -78,7 +82,10 @@ def _missing_seeds(runs: pd.DataFrame, by: list[str]) -> list[tuple[str, str]]:
     out = []
     groups = runs.groupby(by, dropna=False) if by else [((), runs)]
     for key, g in groups:
-        template = g.iloc[0]["overrides"].split()
+        known = g["overrides"].dropna()
+        if known.empty:
+            continue
+        template = known.iloc[0].split()
         for s in seeds:
             if s not in set(g["seed"]):
                 args = [o for o in template if not o.lstrip("+~").startswith("seed=")] + [f"seed={s}"]
