@@ -18,7 +18,8 @@ did not all complete, one line naming them and exit 1 (the analysis callback has
                                                                       the sweep stops; in a worker
                                                                       (joblib, submitit): as above
 
-A job never raises out of a sweep: Hydra's basic sweeper stops the sweep (and skips the
+A job queued in a joblib worker whose sweep process was killed is not started (the worker lives
+on as an orphan until its queue is empty). A job never raises out of a sweep: Hydra's basic sweeper stops the sweep (and skips the
 analysis callback) at a failed job, and a sys.exit in a joblib worker killed the worker and,
 with it, the jobs running beside it.
 
@@ -40,7 +41,7 @@ from omegaconf import OmegaConf
 from rnn_experiments.errors import ConfigError
 from rnn_experiments.launch import requeue_if_preempted
 from rnn_experiments.preflight import preflight
-from rnn_experiments.sweep import Refused, failures
+from rnn_experiments.sweep import Refused, failures, sweep_gone
 from rnn_experiments.training.checkpoint import CheckpointError
 from rnn_experiments.training.lock import RunLocked
 from rnn_experiments.training.stop import Interrupted
@@ -88,6 +89,10 @@ def end_job(prog: str, work: Callable[[], Any]) -> Any:
         if not in_sweep:
             sys.exit(status)
 
+    if in_sweep and not in_process and sweep_gone():
+        print(f"{prog}: error: the sweep's process is gone (killed?): this job is not started",
+              file=sys.stderr)
+        return None
     try:
         return work()
     except KeyboardInterrupt as e:

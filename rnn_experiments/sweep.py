@@ -23,6 +23,7 @@ import json
 import logging
 import os
 import re
+import socket
 import time
 from pathlib import Path
 from typing import Any, List, Optional
@@ -65,6 +66,17 @@ def sweep_id() -> str | None:
     return os.environ.get(SWEEP_ID)
 
 
+def sweep_gone() -> bool:
+    """True in a job whose sweep's process has died on this host (killed: a job still queued in
+    an orphaned joblib worker must not start)."""
+    host, _, rest = (sweep_id() or "").partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    from rnn_experiments.training.lock import pid_alive
+    return not pid_alive(int(pid))
+
+
 def one_line(e: BaseException) -> str:
     """An error (Hydra's and OmegaConf's are several lines) as one line: its own lines and its
     cause's, without OmegaConf's full_key/object_type lines, Hydra's hints and search path."""
@@ -91,7 +103,7 @@ class SweepGuard(Callback):
         from hydra.core.global_hydra import GlobalHydra
         from rnn_experiments.config import validate   # imports torch: only when sweeping
         _FAILURES.clear()
-        os.environ[SWEEP_ID] = f"{os.getpid()}-{time.time_ns()}"
+        os.environ[SWEEP_ID] = f"{socket.gethostname()}:{os.getpid()}:{time.time_ns()}"
         all_jobs = jobs(config.hydra.sweeper, list(config.hydra.overrides.task))
         if all_jobs is None:
             self.folders = None
