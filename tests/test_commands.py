@@ -3,6 +3,7 @@ written (preflight), sweeps in which one bad job never stops the others (sweep.p
 refused command that never touches a finished run, one process per run folder."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -211,3 +212,31 @@ def test_diverged_run_exits_1_with_one_line(tmp_path):
     assert proc.returncode == 1
     assert proc.stderr == (f"rnn-train: error: {tmp_path / 'X'}: the loss is not finite at step 2 "
                            "(status diverged; the last good checkpoint is kept)\n")
+
+
+@pytest.mark.slow
+def test_killed_joblib_sweep_starts_no_queued_job(tmp_path):
+    """SIGTERM to the whole sweep (its process group): the running jobs stop with a checkpoint,
+    the queued ones are not started by the orphaned workers."""
+    sweep = tmp_path / "S"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "rnn_experiments.train", "-m", *LONG[:-4], "train.steps=5000",
+                             "train.checkpoint_every=100", "seed=0,1,2,3", "hydra/launcher=parallel",
+                             f"hydra.sweep.dir={sweep}"], cwd=ROOT, env=env, start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: has_rows(sweep / "0") and has_rows(sweep / "1"), proc)
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=60)   # (the orphaned workers keep its pipes open: no communicate)
+        deadline = time.time() + 60
+        while time.time() < deadline and not all((sweep / str(i) / "summary.json").exists()
+                                                 and summary(sweep / str(i))["status"] == "interrupted"
+                                                 for i in (0, 1)):
+            time.sleep(0.5)
+        time.sleep(5)   # time for a worker to pick up a queued job
+        assert [summary(sweep / str(i))["status"] for i in (0, 1)] == ["interrupted", "interrupted"]
+        assert not any((sweep / str(i) / "summary.json").exists() for i in (2, 3))
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)   # the orphaned, idle workers
+        proc.communicate(timeout=60)

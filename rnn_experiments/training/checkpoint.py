@@ -17,21 +17,29 @@ class CheckpointError(RuntimeError):
 
 
 def save_atomic(obj, path: Path) -> None:
-    """torch.save to path.tmp, fsync, rename over `path`. On an OSError (disk full, ...) the
-    temporary file is removed and OSError names `path`; the previous file is left as it was."""
+    """torch.save to path.tmp, fsync, rename over `path`. If that fails (disk full, ...), the
+    temporary file is closed and removed (its space freed) and OSError names `path` and the
+    reason; the previous file is left as it was."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     try:
-        torch.save(obj, tmp)
-        with open(tmp, "rb") as f:
+        with open(tmp, "wb") as f:   # closed on an error too: a removed file frees its space
+            torch.save(obj, f)
+            f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except (OSError, RuntimeError) as e:  # torch reports a failed write as a RuntimeError
         tmp.unlink(missing_ok=True)
-        if isinstance(e, RuntimeError) and "writ" not in str(e):
-            raise
-        why = e.strerror if isinstance(e, OSError) and e.strerror else str(e).strip().splitlines()[-1]
-        raise OSError(f"{path}: cannot save ({why}); the previous {path.name} is kept") from None
+        raise OSError(f"{path}: cannot save ({_reason(e)}); the previous {path.name} is kept") from None
+
+
+def _reason(e: BaseException) -> str:
+    """The OS's reason (e.g. "No space left on device") where the error chain has one."""
+    while e is not None:
+        if isinstance(e, OSError) and e.strerror:
+            return e.strerror
+        e = e.__cause__ or e.__context__
+    return "the write failed"
 
 
 def load(path: Path, map_location="cpu") -> dict:
