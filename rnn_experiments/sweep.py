@@ -11,7 +11,9 @@ on for every sweep (conf/config.yaml, `hydra.callbacks.sweep_guard`).
   summary.json (rnn_experiments/job.py), so Hydra goes on with the other jobs and the callbacks.
 * `on_multirun_end` reads every job's summary.json and keeps the jobs that did not complete in
   this sweep (`failures()`); the entry point then exits 1 naming them, after the analysis
-  callback has run.
+  callback has run. If not one job ran (each was refused: its folder holds another run), the
+  sweep folder's earlier multirun.yaml, which Hydra overwrote, is put back: the folder still
+  describes the sweep whose runs it holds (the analysis rebuilds its job list from it).
 
 Works with any launcher (basic, joblib, submitit): jobs in other processes report through their
 folders. With another sweeper (Optuna, ...) the jobs are not known in advance: no check before
@@ -98,12 +100,15 @@ def _job_dir(cfg: DictConfig) -> Path:
 class SweepGuard(Callback):
     def __init__(self) -> None:
         self.folders: Optional[List[tuple[int, str, Path]]] = None  # (num, label, folder)
+        self.previous: Optional[bytes] = None   # the sweep folder's multirun.yaml before this sweep
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         from hydra.core.global_hydra import GlobalHydra
         from rnn_experiments.config import validate   # imports torch: only when sweeping
         _FAILURES.clear()
         os.environ[SWEEP_ID] = f"{socket.gethostname()}:{os.getpid()}:{time.time_ns()}"
+        earlier = Path(str(config.hydra.sweep.dir)) / "multirun.yaml"
+        self.previous = earlier.read_bytes() if earlier.is_file() else None
         all_jobs = jobs(config.hydra.sweeper, list(config.hydra.overrides.task))
         if all_jobs is None:
             self.folders = None
@@ -129,15 +134,25 @@ class SweepGuard(Callback):
             root = Path(str(config.hydra.sweep.dir))
             folders = [(i, "", p.parent) for i, p in enumerate(sorted(root.glob("**/summary.json")))]
             folders = [f for f in folders if _summary(f[2]).get("sweep_id") == me]
+        ran = 0
         for num, job, folder in folders:
             summary = _summary(folder)
             label = f"#{num} ({job})" if job else str(folder)
+            ran += summary.get("sweep_id") == me
             if summary.get("sweep_id") != me:
                 _FAILURES.append(f"{label}: no record of this sweep in {folder} (refused or not started)")
             elif summary.get("status") != "completed":
                 why = summary.get("error") or (f"at step {summary['diverged_at_step']}"
                                                if "diverged_at_step" in summary else "")
                 _FAILURES.append(f"{label}: {summary.get('status')}" + (f" ({why})" if why else ""))
+        if not ran and self.previous is not None:   # every job refused: the folder's sweep is the old one
+            _restore(Path(str(config.hydra.sweep.dir)) / "multirun.yaml", self.previous)
+
+
+def _restore(path: Path, content: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(content)
+    os.replace(tmp, path)
 
 
 def _summary(folder: Path) -> dict:

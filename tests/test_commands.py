@@ -240,3 +240,17 @@ def test_killed_joblib_sweep_starts_no_queued_job(tmp_path):
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)   # the orphaned, idle workers
         proc.communicate(timeout=60)
+
+
+@pytest.mark.slow
+def test_refused_sweep_never_touches_a_finished_sweep(tmp_path):
+    sweep = tmp_path / "S"
+    assert train_cmd("-m", *T, "train.steps=10", "seed=0,1", f"hydra.sweep.dir={sweep}").returncode == 0
+    before = digest(sweep)
+    proc = train_cmd("-m", *T, "train.steps=10", "seed=0,1", "train.lr=0.01", f"hydra.sweep.dir={sweep}")
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f"rnn-train: error: 2 job(s) of the sweep did not complete: #0 (seed=0): no record of this sweep in "
+        f"{sweep / '0'} (refused or not started); #1 (seed=1): no record of this sweep in {sweep / '1'} "
+        "(refused or not started)")
+    assert digest(sweep) == before   # multirun.yaml too: the analysis still rebuilds the old job list
