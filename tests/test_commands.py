@@ -112,11 +112,13 @@ def test_sweep_with_a_bad_value_starts_no_job(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("launcher", ["basic", "parallel"])
+@pytest.mark.parametrize("launcher", [["hydra/launcher=basic"], ["hydra/launcher=parallel"],
+                                      ["hydra/launcher=submitit_local", "hydra.launcher.timeout_min=5",
+                                       "hydra.launcher.cpus_per_task=1"]], ids=["basic", "joblib", "submitit"])
 def test_a_job_that_fails_at_run_time_fails_alone(tmp_path, launcher):
     sweep = tmp_path / "S"
     proc = train_cmd("-m", *T, "train.steps=10", "seed=0,1", "train.lr=1e-3,3e37", "hydra/callbacks=analyze",
-                     f"hydra/launcher={launcher}", f"hydra.sweep.dir={sweep}")
+                     *launcher, f"hydra.sweep.dir={sweep}")
     assert proc.returncode == 1, proc.stderr[-3000:]
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("rnn-train: error: 2 job(s) of the sweep did not complete: "
