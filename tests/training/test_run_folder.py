@@ -155,3 +155,13 @@ def test_a_real_full_disk_is_one_line_and_keeps_the_last_checkpoint(small_disk):
                                                      "train.log"]
     assert torch.load(run / "checkpoint.pt", weights_only=False)["step"] == 10
     assert json.loads((run / "summary.json").read_text())["status"] == "failed"
+
+
+def test_checkpoint_with_damaged_weights_is_one_line_and_kept(finished):
+    state = torch.load(finished / "checkpoint.pt", weights_only=False)
+    state["model"] = {k: v[:1] for k, v in state["model"].items()}   # wrong shapes
+    torch.save(state, finished / "checkpoint.pt")
+    before = digest(finished)
+    with pytest.raises(CheckpointError, match="damaged checkpoint \\(RuntimeError: Error\\(s\\) in loading") as e:
+        train(compose_config(), finished)
+    assert "\n" not in str(e.value) and digest(finished) == before
