@@ -18,10 +18,10 @@ did not all complete, one line naming them and exit 1 (the analysis callback has
                                                                       the sweep stops; in a worker
                                                                       (joblib, submitit): as above
 
-A job queued in a joblib worker whose sweep process was killed is not started (the worker lives
-on as an orphan until its queue is empty). A job never raises out of a sweep: Hydra's basic sweeper stops the sweep (and skips the
-analysis callback) at a failed job, and a sys.exit in a joblib worker killed the worker and,
-with it, the jobs running beside it.
+A job never raises out of a sweep: Hydra's basic sweeper stops the sweep (and skips the analysis
+callback) at a failed job, and a sys.exit in a joblib worker killed the worker and, with it, the
+jobs running beside it. A job queued in a joblib worker whose sweep process was killed is not
+started (the orphaned worker would train it with nobody waiting).
 
 `save_hydra_files(cfg, out_dir)` writes `.hydra/` (config.yaml, hydra.yaml, overrides.yaml) once a
 run is accepted: conf/config.yaml sets `hydra.output_subdir: null`, so Hydra itself writes

@@ -5,7 +5,9 @@ Writes into --out (default: PATH/analysis/): <metric>.png/.pdf per metric, summa
 summary.md, summary.tex (booktabs; mean ± std [95 % t interval] per group), with --compare KEY
 also compare.csv, compare.md, compare.tex (A − B per pair of KEY's values, Welch interval and
 t-test), rerun.sh when runs failed or are missing; prints the markdown tables, the problems found
-and where everything went. Run folders are only read.
+and where everything went. Run folders are only read. Runs whose config cannot be read are listed
+and left out of the table; when no run has a usable metrics row, the problems and rerun.sh are
+written and AnalysisError says so. Bad options raise AnalysisError before anything is written.
 """
 from __future__ import annotations
 
@@ -116,7 +118,8 @@ def check_options(threshold: float, max_step, formats) -> None:
     supported = FigureCanvasBase.get_supported_filetypes()
     for f in formats:
         if f not in supported:
-            raise AnalysisError(f"--formats: {f!r} is not a figure format (have: {', '.join(sorted(supported))})")
+            raise AnalysisError(f"--formats: {f!r} is not a figure format "
+                                f"(have: {', '.join(sorted(supported))})")
 
 
 def _keep(df, rows):

@@ -64,7 +64,8 @@ class Window:
         return {"loss": loss, "correct": correct, "n": self.n, "examples": self.examples}, int(first_bad)
 
 
-def train(cfg, out_dir: str | Path, hooks: Iterable[Hook] = (), on_accept: Callable[[], None] = lambda: None) -> dict:
+def train(cfg, out_dir: str | Path, hooks: Iterable[Hook] = (),
+          on_accept: Callable[[], None] = lambda: None) -> dict:
     """Train the model `cfg` describes; return the summary (also written to summary.json).
 
     Nothing is written into `out_dir` until the run is accepted: the folder's lock taken
@@ -77,11 +78,16 @@ def train(cfg, out_dir: str | Path, hooks: Iterable[Hook] = (), on_accept: Calla
     out_dir.mkdir(parents=True, exist_ok=True)
     summary = new_summary(cfg)
     fresh = not any((out_dir / f).exists() for f in RUN_FILES)
+    accepted = []
+
+    def accept() -> None:
+        on_accept()
+        accepted.append(True)
+
     with RunLock(out_dir):
-        accepted = []
         try:
             validate(cfg)
-            return _train(cfg, out_dir, summary, list(hooks), lambda: (on_accept(), accepted.append(True)))
+            return _train(cfg, out_dir, summary, list(hooks), accept)
         except BaseException as e:
             if summary["status"] == "running" and (accepted or fresh):
                 if not accepted:
