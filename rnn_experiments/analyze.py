@@ -63,6 +63,10 @@ def main(argv=None) -> int:
     except AnalysisError as e:
         print(f"rnn-analyze: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # --out cannot be written (read-only, full, a file in the way, ...)
+        print(f"rnn-analyze: error: cannot write the analysis: {e.strerror or e}: {e.filename or args.out}",
+              file=sys.stderr)
+        return 2
     return 0
 
 

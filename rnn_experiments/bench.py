@@ -42,7 +42,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from rnn_experiments.config import compose
-from rnn_experiments.training.setup import setup
+from rnn_experiments.data.text import read_text
+from rnn_experiments.errors import ConfigError, check
+from rnn_experiments.launch import available_cores
+from rnn_experiments.training.setup import resolve_device, setup
 from rnn_experiments.training.step import make_step, train_step
 
 BOOK = Path("data/grimms_fairy_tales.txt")  # where `python -m rnn_experiments.download grimm` puts it
@@ -302,6 +305,17 @@ def print_table(rows, header):
           "figure when other processes share the cores")
 
 
+def check_args(args, repeats: int, sections) -> torch.device:
+    """The device to time on; ConfigError (one line naming the flag) for a bad argument."""
+    check(repeats >= 1, "--repeats", repeats, "an integer >= 1")
+    check(0 <= args.threads <= available_cores(), "--threads", args.threads,
+          f"an integer from 0 to {available_cores()} (the cores this process may use; 0: torch's default)")
+    check(args.sweep_steps >= 1, "--sweep-steps", args.sweep_steps, "an integer >= 1")
+    if "data" in sections and args.book.exists():   # an absent book only skips its row
+        read_text(args.book)                        # TextDataError naming the file
+    return resolve_device(args.device)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--repeats", type=int, default=7, help="timed repeats per case (medians)")
@@ -315,12 +329,14 @@ def main(argv=None):
     ap.add_argument("--book", type=Path, default=BOOK, help="text file for the text-data row")
     ap.add_argument("--sweep-steps", type=int, default=400, help="steps per run of the sweep section")
     args = ap.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available()
-                          else ("cpu" if args.device == "auto" else args.device))
     repeats = 3 if args.quick else args.repeats
     sections = args.only or ["train", "gen", "data", "memory", "analysis"]
+    try:   # every argument checked before the first timed section (they take minutes)
+        device = check_args(args, repeats, sections)
+    except ConfigError as e:
+        ap.exit(2, f"rnn-bench: error: {e}\n")
+    if args.threads:
+        torch.set_num_threads(args.threads)
     sizes = [(256, 256, 10), (32, 64, 10)] if args.quick else [(256, 256, 10), (256, 256, 20), (32, 64, 10)]  # B, H, L
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{cpu_model()}, {os.cpu_count()} cores"
     header = (f"rnn_experiments.bench: {name}, torch {torch.__version__}, "

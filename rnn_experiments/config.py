@@ -150,6 +150,8 @@ def compose(overrides=(), config_name: str = "config"):
         GlobalHydra.instance().clear()
 
 
+SEED_LIMIT = 2**32   # numpy's seeds are 32-bit
+SEEDS = "an integer from 0 to 2**32 - 1"
 INITS = ("kaiming_normal", "kaiming_normal_fan_out", "xavier_uniform", "uniform")
 
 
@@ -163,7 +165,8 @@ def validate(cfg) -> None:
     check(m.name in MODELS, "model.name", m.name, f"one of {sorted(MODELS)}")
     check(d.name in DATASETS, "dataset.name", d.name, f"one of {sorted(DATASETS)}")
     check(cfg.device in ("auto", "cpu", "cuda"), "device", cfg.device, "auto, cpu or cuda")
-    check(cfg.seed >= 0, "seed", cfg.seed, "an integer >= 0")
+    check(0 <= cfg.seed < SEED_LIMIT, "seed", cfg.seed, SEEDS)
+    check(0 <= d.eval_seed < SEED_LIMIT, "dataset.eval_seed", d.eval_seed, SEEDS)
     for key in ("hidden_size", "embedding_dim", "num_layers"):
         check(m[key] >= 1, f"model.{key}", m[key], "an integer >= 1")
     check(0.0 <= m.dropout < 1.0, "model.dropout", m.dropout, "0 <= dropout < 1")
@@ -172,8 +175,8 @@ def validate(cfg) -> None:
           "class or batch")
     for key in ("steps", "batch_size", "log_every", "eval_every", "eval_size"):
         check(t[key] >= 1, f"train.{key}", t[key], "an integer >= 1")
-    check(t.lr > 0, "train.lr", t.lr, "a number > 0")
-    check(t.max_norm > 0, "train.max_norm", t.max_norm, "a number > 0")
+    check(0 < t.lr < math.inf, "train.lr", t.lr, "a finite number > 0")
+    check(0 < t.max_norm < math.inf, "train.max_norm", t.max_norm, "a finite number > 0")
     check(t.checkpoint_every >= 0, "train.checkpoint_every", t.checkpoint_every, "an integer >= 0")
     check(t.lr_decay_every >= 0, "train.lr_decay_every", t.lr_decay_every, "an integer >= 0")
     check(0 < t.lr_decay <= 1, "train.lr_decay", t.lr_decay, "0 < lr_decay <= 1")
@@ -229,6 +232,7 @@ def _validate_sample(cfg) -> None:
     for key in ("length", "temperature_length"):
         check(s[key] >= 1, f"sample.{key}", s[key], "an integer >= 1")
     check(s.top_k >= 0, "sample.top_k", s.top_k, "an integer >= 0 (0: all characters)")
+    check(0 <= s.seed < SEED_LIMIT, "sample.seed", s.seed, SEEDS)
 
 
 def _validate_gradients(cfg) -> None:

@@ -10,16 +10,38 @@ The decoding itself is rnn_experiments/generation/decode.py.
 """
 from __future__ import annotations
 
+import math
 import sys
 
 import hydra
 from hydra.utils import to_absolute_path
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from rnn_experiments.config import conf_dir
+from rnn_experiments.config import SEED_LIMIT, SEEDS, conf_dir
+from rnn_experiments.errors import check
 from rnn_experiments.generation.decode import generate, load_generator
 from rnn_experiments.training.checkpoint import CheckpointError
 from rnn_experiments.training.setup import resolve_device
+
+
+MAX_LENGTH = 1_000_000   # characters per continuation: the output tensor is (prompts, length)
+
+
+def _is_int(x) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def check_request(cfg) -> None:
+    """ConfigError (one line naming the key) for a setting no generation can use. conf/generate.yaml
+    has no schema, so `length=abc` arrives as a string: every type is checked here."""
+    check(_is_int(cfg.length) and 0 <= cfg.length <= MAX_LENGTH, "length", cfg.length,
+          f"an integer from 0 to {MAX_LENGTH:,}")
+    check(_is_int(cfg.num_samples) and 1 <= cfg.num_samples <= 10_000, "num_samples", cfg.num_samples,
+          "an integer from 1 to 10,000")
+    check(_is_int(cfg.top_k) and cfg.top_k >= 0, "top_k", cfg.top_k, "an integer >= 0 (0: all characters)")
+    check(_is_int(cfg.seed) and 0 <= cfg.seed < SEED_LIMIT, "seed", cfg.seed, SEEDS)
+    check(isinstance(cfg.temperature, (int, float)) and not isinstance(cfg.temperature, bool)
+          and math.isfinite(cfg.temperature), "temperature", cfg.temperature, "a finite number")
 
 
 def run(cfg) -> list[str]:
@@ -28,8 +50,7 @@ def run(cfg) -> list[str]:
         raise ValueError("checkpoint is missing: expected checkpoint=PATH (a run's checkpoint.pt)")
     prompts = list(cfg.prompt) if isinstance(cfg.prompt, (list, ListConfig)) else [cfg.prompt]
     prompts = [str(p) for p in prompts]
-    if cfg.num_samples < 1:
-        raise ValueError(f"num_samples={cfg.num_samples!r} is invalid: expected an integer >= 1")
+    check_request(cfg)
     model, vocab, _ = load_generator(to_absolute_path(cfg.checkpoint), resolve_device(cfg.device))
     return generate(model, vocab, prompts * cfg.num_samples, cfg.length, cfg.strategy,
                     cfg.temperature, cfg.top_k, cfg.seed)

@@ -9,29 +9,25 @@ Config: conf/gradients.yaml (the main config tree plus a `gradients:` section).
 """
 from __future__ import annotations
 
-import sys
-
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from rnn_experiments.config import conf_dir, study_schema
-from rnn_experiments.errors import ConfigError
 from rnn_experiments.gradients.study import run_study
+from rnn_experiments.job import end_job, run_app
+
+PROG = "rnn-measure-gradients"
 
 
 @hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="gradients")
 def _main(cfg: DictConfig) -> None:
-    try:
-        run_study(cfg, HydraConfig.get().runtime.output_dir)
-    except ConfigError as e:
-        print(f"rnn-measure-gradients: error: {e}", file=sys.stderr)
-        sys.exit(2)
+    end_job(PROG, lambda: run_study(cfg, HydraConfig.get().runtime.output_dir))
 
 
 def main() -> None:
     with study_schema():  # the main schema plus the `gradients:` section
-        _main()
+        run_app(PROG, _main, "gradients")
 
 
 if __name__ == "__main__":

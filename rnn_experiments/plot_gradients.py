@@ -17,10 +17,13 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
     try:
         df = load_gradients(args.paths)
-    except FileNotFoundError as e:
+        plot_gradients(df, args.out)
+    except (FileNotFoundError, ValueError) as e:  # a missing or damaged gradients.csv, a bad --out format
         print(f"rnn-plot-gradients: error: {e}", file=sys.stderr)
         sys.exit(2)
-    plot_gradients(df, args.out)
+    except OSError as e:  # --out cannot be written
+        print(f"rnn-plot-gradients: error: cannot write {args.out}: {e.strerror or e}", file=sys.stderr)
+        sys.exit(2)
     print(f"wrote {args.out} ({df['model'].nunique()} models, {df['seed'].nunique()} seeds)")
 
 

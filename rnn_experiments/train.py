@@ -7,10 +7,13 @@
 
 It runs the task-agnostic loop (rnn_experiments/training/loop.py) with the hooks the config asks
 for (text samples: rnn_experiments/generation/hooks.py) and the trackers (`logger=tensorboard`:
-rnn_experiments/loggers/) in Hydra's output folder.
+rnn_experiments/loggers/) in Hydra's output folder. Exit status: 0 completed, 2 refused input
+(one line naming the key or file; nothing on disk changed), 1 the run failed or diverged, or jobs
+of a sweep did not complete, 130 interrupted (rnn_experiments/job.py).
 """
 from __future__ import annotations
 
+import copy
 import sys
 
 import hydra
@@ -21,12 +24,30 @@ from rnn_experiments.config import conf_dir
 from rnn_experiments.errors import ConfigError
 from rnn_experiments.extras import check_command_line
 from rnn_experiments.generation.hooks import hooks_from_config
-from rnn_experiments.launch import job_threads, requeue_if_preempted
+from rnn_experiments.job import RunFailed, end_job, run_app, save_hydra_files
+from rnn_experiments.launch import job_threads
 from rnn_experiments.loggers import loggers_from_config
 from rnn_experiments.provenance import remember_command
-from rnn_experiments.training.checkpoint import CheckpointError
 from rnn_experiments.training.loop import train
-from rnn_experiments.training.stop import Interrupted
+
+
+@hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="config")
+def _main(cfg: DictConfig) -> float | None:
+    out_dir = HydraConfig.get().runtime.output_dir
+    as_given = copy.deepcopy(cfg)          # what .hydra/config.yaml records
+    cfg.train.threads = job_threads(cfg)   # parallel sweep jobs share the cores (launch.py)
+
+    def work():
+        summary = train(cfg, out_dir, hooks=hooks_from_config(cfg), sinks=loggers_from_config(cfg),
+                        on_accept=lambda: save_hydra_files(as_given, out_dir))
+        if summary["status"] == "diverged":
+            raise RunFailed(f"{out_dir}: the loss is not finite at step {summary['diverged_at_step']} "
+                            "(status diverged; the last good checkpoint is kept)")
+        # the return value is what Hydra's sweepers optimise (hparams_search=palindrome_optuna:
+        # direction maximize); None (no held-out evaluation yet) is a failed trial for Optuna
+        return summary.get("final_eval_accuracy")
+
+    return end_job("rnn-train", work)
 
 
 def main() -> None:
@@ -36,26 +57,7 @@ def main() -> None:
     except ConfigError as e:
         print(f"rnn-train: error: {e}", file=sys.stderr)
         sys.exit(2)
-    _main()
-
-
-@hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="config")
-def _main(cfg: DictConfig) -> float | None:
-    cfg.train.threads = job_threads(cfg)   # parallel sweep jobs share the cores (launch.py)
-    try:
-        summary = train(cfg, HydraConfig.get().runtime.output_dir, hooks=hooks_from_config(cfg),
-                        sinks=loggers_from_config(cfg))
-    except (ConfigError, CheckpointError) as e:
-        print(f"rnn-train: error: {e}", file=sys.stderr)
-        sys.exit(2)
-    except KeyboardInterrupt as e:
-        if isinstance(e, Interrupted):
-            requeue_if_preempted(e.signal)   # under submitit: requeue, resume later
-        print(f"rnn-train: interrupted: {e}", file=sys.stderr)
-        sys.exit(130)
-    # the return value is what Hydra's sweepers optimise (hparams_search=palindrome_optuna:
-    # direction maximize); None (no held-out evaluation yet) is a failed trial for Optuna
-    return summary.get("final_eval_accuracy")
+    run_app("rnn-train", _main, "config")
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ Tests that start a subprocess are marked `slow`: `python -m pytest -q -m "not sl
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -68,3 +69,23 @@ def tiny_text(tmp_path):
     path = tmp_path / "tiny.txt"
     path.write_text(REPETITIVE, encoding="utf-8")
     return path
+
+
+@pytest.fixture
+def unwritable_dir(tmp_path):
+    """A folder in which nothing can be created: a read-only folder for a normal user; as root,
+    who may write anywhere, /sys (read-only to everyone in a container); skipped where none is."""
+    if os.geteuid() != 0:
+        folder = tmp_path / "read-only"
+        folder.mkdir()
+        folder.chmod(0o500)
+        yield folder
+        folder.chmod(0o700)
+        return
+    for folder in (Path("/sys/fs"), Path("/sys")):
+        try:
+            os.rmdir(tempfile.mkdtemp(dir=folder))
+        except OSError:
+            yield folder
+            return
+    pytest.skip("no unwritable folder here (root, and /sys is writable)")

@@ -1,6 +1,9 @@
 """The benchmark command runs its sections (figures are printed, never asserted: see docs)."""
 from __future__ import annotations
 
+import pytest
+import torch
+
 from conftest import BOOK
 from rnn_experiments import bench
 
@@ -12,3 +15,20 @@ def test_bench_data_section_runs(capsys):
     assert "palindrome L=10 B=256" in out
     assert ("text B=64 T=30" if BOOK else "skipped") in out
 
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--repeats", "0"], "--repeats=0 is invalid"),
+    (["--threads", "-1"], "--threads=-1 is invalid"),
+    (["--threads", "100000"], "--threads=100000 is invalid"),
+    (["--sweep-steps", "0"], "--sweep-steps=0 is invalid"),
+    (["--book", "/bin/ls"], "/bin/ls: not UTF-8 text"),
+    pytest.param(["--device", "cuda"], "device='cuda' is invalid: no CUDA device",
+                 marks=pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is present")),
+])
+def test_bad_arguments_are_refused_before_any_timing(capsys, argv, message):
+    with pytest.raises(SystemExit) as e:
+        bench.main(argv)
+    assert e.value.code == 2
+    out, err = capsys.readouterr()
+    assert err.startswith(f"rnn-bench: error: {message}") and err.count("\n") == 1 and out == ""

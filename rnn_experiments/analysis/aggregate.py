@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as st
 
-from rnn_experiments.analysis.collect import AnalysisError, config_keys, runs_of
+from rnn_experiments.analysis.collect import AnalysisError, config_keys, runs_of, without_config
 
 NEVER_GROUP = ("seed",)                 # seeds are what we average over
 REDUNDANT_IF_DETERMINED = ("experiment_name",)  # a label, dropped when the other keys imply it
@@ -45,6 +45,7 @@ def group_keys(df: pd.DataFrame) -> list[str]:
     (two presets compared: their names duplicate `model.name`).
     """
     runs = runs_of(df)
+    runs = runs[~runs["run_dir"].isin(without_config(df))]   # an unreadable config varies nothing
     keys = [k for k in config_keys(df)
             if k not in NEVER_GROUP and runs[k].nunique(dropna=False) > 1]
     for k in REDUNDANT_IF_DETERMINED:

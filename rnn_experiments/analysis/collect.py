@@ -6,10 +6,12 @@ A run folder is any folder holding `.hydra/config.yaml`, `metrics.csv` or `summa
 
 Run-level columns (RUN_COLUMNS):
     run_dir      the run folder
-    status       from summary.json; without one: "crashed" (metrics but no summary) or "failed"
+    status       from summary.json; without one: "crashed" (metrics but no summary) or "failed";
+                 "running" with its process gone (no heartbeat, see _alive): "crashed"
     problem      "" or one line saying why the run's metrics were skipped (corrupt metrics.csv, ...)
     wall_time_s  summary.json's wall_time_s, else the last elapsed_s in metrics.csv
-    overrides    the run's command-line overrides (.hydra/overrides.yaml), space-separated
+    overrides    the run's command-line overrides (.hydra/overrides.yaml), space-separated; None
+                 when that file is missing or unreadable (no re-run command can be made)
 A run without usable metrics keeps one row with `step` = NaN, so tables still count it.
 """
 from __future__ import annotations
@@ -17,14 +19,15 @@ from __future__ import annotations
 import glob
 import json
 import os
-import socket
 import re
+import socket
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import yaml
 
+from rnn_experiments.training.lock import heartbeat_age, is_stale, pid_alive, read_lock
 from rnn_experiments.training.metrics import read_metrics
 
 try:  # libyaml's C loader: ~10x faster than the pure-Python one on 1,000 configs
@@ -117,12 +120,12 @@ def read_run(run_dir: Path) -> tuple[dict, dict, pd.DataFrame | None]:
         config = flatten(_load_yaml(run_dir / ".hydra" / "config.yaml") or {})
     except FileNotFoundError:
         problems.append("no .hydra/config.yaml")
-    except yaml.YAMLError as e:
+    except (OSError, ValueError, AttributeError, yaml.YAMLError) as e:  # not YAML, not a mapping, ...
         problems.append(f".hydra/config.yaml unreadable ({type(e).__name__})")
     try:
         overrides = list(_load_yaml(run_dir / ".hydra" / "overrides.yaml") or [])
-    except (FileNotFoundError, yaml.YAMLError):
-        pass
+    except (OSError, ValueError, TypeError, yaml.YAMLError):
+        overrides = None   # no re-run command can be rebuilt
     try:
         summary = json.loads((run_dir / "summary.json").read_text())
     except FileNotFoundError:
@@ -145,30 +148,43 @@ def read_run(run_dir: Path) -> tuple[dict, dict, pd.DataFrame | None]:
             metrics = None
         if metrics is not None and metrics.empty:
             metrics = None
+    if metrics is None and not problems and summary.get("status") == "diverged":
+        problems.append(f"diverged at step {summary.get('diverged_at_step', '?')}, before its first metrics row")
+    elif metrics is None and not problems and metrics_path.is_file():
+        problems.append("metrics.csv has no rows yet")
     status = summary.get("status") or ("crashed" if metrics_path.is_file() else "failed")
-    if status == "running" and not _alive(summary):
-        status = "crashed"  # killed (SIGKILL, out of memory, ...) before it could say so
+    if status == "running" and not _alive(run_dir, summary):
+        status = "crashed"  # killed (SIGKILL, out of memory, a lost node, ...) before it could say so
     wall = summary.get("wall_time_s")
     if wall is None and metrics is not None and "elapsed_s" in metrics:
         wall = metrics["elapsed_s"].max()
     info = {"run_dir": str(run_dir), "status": status, "problem": "; ".join(problems),
             "wall_time_s": float(wall) if wall is not None else np.nan,
-            "overrides": " ".join(map(str, overrides))}
+            "overrides": " ".join(map(str, overrides)) if overrides is not None else None}
     return config, info, metrics
 
 
-def _alive(summary: dict) -> bool:
-    """False when the run's process is known to be gone: same host, no such pid."""
+def _alive(run_dir: Path, summary: dict) -> bool:
+    """False when the run's process is known to be gone. Runs that keep a heartbeat (their
+    summary has `heartbeat_s`): their run.lock is gone or stale (training/lock.py: a dead pid on
+    this host, or no heartbeat for STALE_AFTER_S on any host). Older runs: same host, no such pid."""
+    if "heartbeat_s" in summary:
+        holder = read_lock(run_dir)
+        return holder is not None and not is_stale(holder, heartbeat_age(run_dir))
     pid, host = summary.get("pid"), summary.get("host")
     if not isinstance(pid, int) or host != socket.gethostname():
         return True  # another machine (a cluster node): cannot tell, trust the summary
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return pid_alive(pid)
+
+
+def without_config(df: pd.DataFrame) -> set[str]:
+    """The runs of a `collect` frame whose config could not be read (every config key but the
+    seed, which summary.json also holds, is missing): they cannot be put in a group."""
+    keys = [k for k in config_keys(df) if k != "seed"]
+    runs = df.drop_duplicates("run_dir")
+    if not keys:
+        return set(runs["run_dir"])
+    return set(runs.loc[runs[keys].isna().all(axis=1), "run_dir"])
 
 
 def collect(paths) -> pd.DataFrame:

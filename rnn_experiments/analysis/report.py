@@ -5,16 +5,21 @@ Writes into --out (default: PATH/analysis/): <metric>.png/.pdf per metric, summa
 summary.md, summary.tex (booktabs; mean ± std [95 % t interval] per group), with --compare KEY
 also compare.csv, compare.md, compare.tex (A − B per pair of KEY's values, Welch interval and
 t-test), rerun.sh when runs failed or are missing; prints the markdown tables, the problems found
-and where everything went. Run folders are only read.
+and where everything went. Run folders are only read. Runs whose config cannot be read are listed
+and left out of the table; when no run has a usable metrics row, the problems and rerun.sh are
+written and AnalysisError says so. Bad options raise AnalysisError before anything is written.
 """
 from __future__ import annotations
 
 import glob
+import math
 import os
 from pathlib import Path
 
+from matplotlib.backend_bases import FigureCanvasBase
+
 from rnn_experiments.analysis.aggregate import check_keys, table, to_latex, to_markdown
-from rnn_experiments.analysis.collect import AnalysisError, collect, find_runs, is_run_dir
+from rnn_experiments.analysis.collect import AnalysisError, collect, find_runs, is_run_dir, without_config
 from rnn_experiments.analysis.compare import check_compare, compare_latex, compare_markdown
 from rnn_experiments.analysis.compare import compare as compare_table
 from rnn_experiments.analysis.plot import default_style, plot_curves, save_figure
@@ -47,8 +52,16 @@ def analyze(paths, metrics=DEFAULT_METRICS, by=None, style="auto", threshold=0.9
     compare: a config key whose values are compared pair by pair (rnn_experiments.analysis.compare);
     a bad one raises CompareError before anything is written."""
     paths = [str(p) for p in ([paths] if isinstance(paths, (str, Path)) else paths)]
+    check_options(threshold, max_step, formats)
     out = Path(out) if out is not None else default_out(paths)
-    df = collect(paths)
+    every_run = collect(paths)
+    n_runs = every_run["run_dir"].nunique()
+    skipped = without_config(every_run)    # cannot be grouped: listed with the problems, not tabulated
+    df = _keep(every_run, ~every_run["run_dir"].isin(skipped))
+    if df["step"].notna().sum() == 0:      # not one metrics row to tabulate: say why, run by run
+        _problems_and_reruns(every_run, by or [], out, echo)
+        raise AnalysisError(f"no run under {', '.join(paths)} has usable metrics ({n_runs} run(s), "
+                            "their problems listed above)")
     by = check_keys(df, by)
     if compare is not None:
         check_compare(df, compare)
@@ -56,9 +69,9 @@ def analyze(paths, metrics=DEFAULT_METRICS, by=None, style="auto", threshold=0.9
     if metrics == DEFAULT_METRICS:  # those these runs logged (eval_bpc: text runs only)
         metrics = [m for m in metrics if m in have and df[m].notna().any()]
     metrics = list(metrics)
-    n_runs = df["run_dir"].nunique()
     echo(f"{n_runs} runs under {', '.join(paths)}; groups by: {', '.join(by) or '(one group)'}"
-         + (f"; compares: {compare}" if compare is not None else ""))
+         + (f"; compares: {compare}" if compare is not None else "")
+         + (f"; {len(skipped)} without a readable config left out" if skipped else ""))
 
     t = table(df, by, threshold, threshold_metric)
     c = compare_table(df, compare, by, threshold, threshold_metric) if compare is not None else None
@@ -83,21 +96,9 @@ def analyze(paths, metrics=DEFAULT_METRICS, by=None, style="auto", threshold=0.9
             continue
         plots += save_figure(fig, out / metric, formats)
 
-    problems = df.drop_duplicates("run_dir").query("problem != ''")
-    if len(problems):
-        echo(f"{len(problems)} run(s) with problems (their metrics are skipped or partial):")
-        for r in problems.itertuples(index=False):
-            echo(f"  {r.run_dir}: {r.problem}")
-    todo = reruns(df, by)
+    todo = _problems_and_reruns(every_run, by, out, echo)
     if todo:
-        echo(f"{len(todo)} run(s) failed or missing; re-run just them with:")
-        for why, cmd in todo:
-            echo(f"  # {why}\n  {cmd}")
-        script = out / "rerun.sh"
-        script.write_text("#!/bin/sh\n" + "".join(f"# {w}\n{c}\n" for w, c in todo))
-        tables.append(script)
-    elif (out / "rerun.sh").exists():
-        (out / "rerun.sh").unlink()  # our own output from an earlier analysis, now stale
+        tables.append(out / "rerun.sh")
     running = df.drop_duplicates("run_dir").query("status == 'running'")
     if len(running):
         echo(f"{len(running)} run(s) still running (analysed as they are now)")
@@ -108,6 +109,46 @@ def analyze(paths, metrics=DEFAULT_METRICS, by=None, style="auto", threshold=0.9
         echo(f"comparison of {compare} (csv, md, tex): {compare_tables[1]}")
     return {"table": t, "plots": plots, "tables": tables, "data": df, "compare": c,
             "compare_tables": compare_tables}
+
+
+def check_options(threshold: float, max_step, formats) -> None:
+    """AnalysisError (one line) for a threshold, --max-step or format no analysis can use."""
+    if not math.isfinite(threshold):
+        raise AnalysisError(f"--threshold {threshold}: expected a finite number")
+    if max_step is not None and max_step < 0:
+        raise AnalysisError(f"--max-step {max_step}: expected a step >= 0")
+    supported = FigureCanvasBase.get_supported_filetypes()
+    for f in formats:
+        if f not in supported:
+            raise AnalysisError(f"--formats: {f!r} is not a figure format "
+                                f"(have: {', '.join(sorted(supported))})")
+
+
+def _keep(df, rows):
+    """df[rows] with df's attrs (the config and metric column names)."""
+    kept = df[rows]
+    kept.attrs.update(df.attrs)
+    return kept
+
+
+def _problems_and_reruns(df, by, out: Path, echo) -> list:
+    """Print the runs with problems and the commands that re-run what failed or is missing;
+    write them to out/rerun.sh (remove a stale one). Returns the (why, command) list."""
+    problems = df.drop_duplicates("run_dir").query("problem != ''")
+    if len(problems):
+        echo(f"{len(problems)} run(s) with problems (their metrics are skipped or partial):")
+        for r in problems.itertuples(index=False):
+            echo(f"  {r.run_dir}: {r.problem}")
+    todo = reruns(df, [k for k in by if k in df.columns])
+    if todo:
+        echo(f"{len(todo)} run(s) failed or missing; re-run just them with:")
+        for why, cmd in todo:
+            echo(f"  # {why}\n  {cmd}")
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "rerun.sh").write_text("#!/bin/sh\n" + "".join(f"# {w}\n{c}\n" for w, c in todo))
+    elif (out / "rerun.sh").exists():
+        (out / "rerun.sh").unlink()  # our own output from an earlier analysis, now stale
+    return todo
 
 
 def _write_compare(c, out: Path, echo) -> list[Path]:

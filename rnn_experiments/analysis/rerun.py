@@ -52,13 +52,8 @@ def expected_jobs(sweep_dir: Path) -> list[list[str]] | None:
     try:
         cfg = yaml.safe_load((Path(sweep_dir) / "multirun.yaml").read_text())
         h = cfg["hydra"]
-        if not h["sweeper"]["_target_"].endswith("BasicSweeper"):
-            return None
-        from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-        from hydra.core.override_parser.overrides_parser import OverridesParser
-        params = [f"{k}={v}" for k, v in (h["sweeper"].get("params") or {}).items()]
-        overrides = OverridesParser.create().parse_overrides(params + list(h["overrides"]["task"]))
-        return [job for batch in BasicSweeper.split_arguments(overrides, None) for job in batch]
+        from rnn_experiments.sweep import jobs
+        return jobs(h["sweeper"], list(h["overrides"]["task"]))
     except Exception:  # an unreadable or unusual multirun.yaml: fall back to the seed check
         return None
 
@@ -76,6 +71,10 @@ def _rerun_failed(runs: pd.DataFrame, with_metrics: set[str]) -> list[tuple[str,
         usable = r.run_dir in with_metrics
         if r.status in RERUN_STATUSES or (not usable and r.status != "running"):
             why = r.status + (f": {r.problem}" if r.problem else "")
+            if not isinstance(r.overrides, str):
+                out.append((f"{r.run_dir} ({why}; no readable .hydra/overrides.yaml, so no command: "
+                            "re-run it by hand)", ":"))
+                continue
             out.append((f"{r.run_dir} ({why})", command(r.overrides.split(), r.run_dir,
                                                          config_dirs(Path(r.run_dir) / ".hydra" / "hydra.yaml"))))
     return out
@@ -106,8 +105,11 @@ def _missing_seeds(runs: pd.DataFrame, by: list[str]) -> list[tuple[str, str]]:
     out = []
     groups = runs.groupby(by, dropna=False) if by else [((), runs)]
     for key, g in groups:
-        template = g.iloc[0]["overrides"].split()
-        dirs = config_dirs(Path(g.iloc[0]["run_dir"]) / ".hydra" / "hydra.yaml")
+        known = g["overrides"].dropna()
+        if known.empty:
+            continue
+        template = known.iloc[0].split()
+        dirs = config_dirs(Path(g.loc[known.index[0], "run_dir"]) / ".hydra" / "hydra.yaml")
         for s in seeds:
             if s not in set(g["seed"]):
                 args = [o for o in template if not o.lstrip("+~").startswith("seed=")] + [f"seed={s}"]

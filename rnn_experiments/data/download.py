@@ -10,6 +10,7 @@ re-issues its eBooks now and then); `--url` fetches from a mirror or a `file://`
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import urllib.error
@@ -75,8 +76,13 @@ def download(name: str, directory: str | Path = DEFAULT_DIR, url: str | None = N
         data.decode("utf-8")
     except UnicodeDecodeError:
         raise DownloadError(f"{url or src.url}: the downloaded file is not UTF-8 text; nothing written") from None
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".part")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except OSError as e:  # read-only or full folder, a file in the way, ...
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise DownloadError(f"cannot write {path}: {e.strerror or e}; nothing written (choose another --dir)") from None
     return path

@@ -12,11 +12,12 @@ off first. A whole batch of windows is gathered with one index tensor (B, T+1). 
 evaluates on the whole text.
 
 The vocabulary travels in `state_dict()`, hence in every checkpoint, so sampling later needs no
-text file. Bad input (missing, empty, undecodable or too-short file) raises `TextDataError`, one
-line naming the path.
+text file; so does the text's sha256, so that a run is never resumed on another text. Bad input
+(missing, empty, undecodable or too-short file) raises `TextDataError`, one line naming the path.
 """
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import torch
@@ -120,6 +121,11 @@ class TextDataset:
         text = read_text(self.path, min_chars=self.T + 1)
         if cfg.get("gutenberg", False):  # without the licence, the held-out tail is the end of the book
             text = strip_gutenberg(text, self.path)
+            if len(text) < self.T + 1:
+                raise TextDataError(f"{self.path}: the book between the Project Gutenberg lines has "
+                                    f"{len(text)} characters, too short: need at least {self.T + 1} "
+                                    "(dataset.seq_length + 1)")
+        self.sha256 = hashlib.sha256(text.encode("utf-8")).hexdigest()   # resuming checks it
         self.vocab = Vocab.from_text(text)
         self.vocab_size = self.num_classes = len(self.vocab)
         data = self.vocab.encode(text)                                          # (N,)
@@ -141,10 +147,15 @@ class TextDataset:
 
     def state_dict(self) -> dict:
         return {"generator": self.generator.get_state(), "vocab": self.vocab.chars,
-                "path": str(self.path)}
+                "path": str(self.path), "sha256": self.sha256}
 
     def load_state_dict(self, state: dict) -> None:
         if state.get("vocab", self.vocab.chars) != self.vocab.chars:
             raise TextDataError(f"{self.path}: its vocabulary differs from the checkpoint's "
                                 f"(trained on {state.get('path')}); resume with the same text")
+        if state.get("sha256", self.sha256) != self.sha256:   # checkpoints before the hash: not checked
+            raise TextDataError(f"{self.path}: the text differs from the one the checkpoint was trained "
+                                f"on ({state.get('path')}, same characters, sha256 {state['sha256'][:12]}... "
+                                f"vs {self.sha256[:12]}...); resume with the same text, or use another "
+                                "run folder or train.resume=false")
         self.generator.set_state(state["generator"])

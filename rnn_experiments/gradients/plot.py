@@ -33,7 +33,21 @@ def load_gradients(paths) -> pd.DataFrame:
             raise FileNotFoundError(f"{p}: no such file or folder")
     if not files:
         raise FileNotFoundError(f"no gradients.csv under {', '.join(map(str, paths))}")
-    return pd.concat([pd.read_csv(f) for f in files], ignore_index=True)
+    return pd.concat([_read(f) for f in files], ignore_index=True)
+
+
+def _read(path: Path) -> pd.DataFrame:
+    """One gradients.csv; ValueError naming it when it is not one."""
+    try:
+        df = pd.read_csv(path)
+        missing = [c for c in ("step", "distance", "model", "seed", *QUANTITIES) if c not in df.columns]
+        if missing:
+            raise ValueError(f"no column {', '.join(missing)}")
+        for c in ("step", "distance", *QUANTITIES):
+            df[c] = pd.to_numeric(df[c])
+    except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as e:
+        raise ValueError(f"{path}: not a readable gradients.csv ({str(e).splitlines()[0]})") from None
+    return df
 
 
 def plot_gradients(df: pd.DataFrame, out, quantities=tuple(QUANTITIES)):

@@ -20,6 +20,7 @@ from rnn_experiments.config import validate
 from rnn_experiments.gradients.measure import grad_norms_per_step
 from rnn_experiments.training.setup import make_scheduler, setup
 from rnn_experiments.training.step import train_step
+from rnn_experiments.training.summary import new_summary, now, write_summary
 
 log = logging.getLogger(__name__)
 
@@ -27,10 +28,26 @@ COLUMNS = ["step", "t", "distance", "grad_norm", "input_grad_norm", "loss", "mod
 
 
 def run_study(cfg, out_dir) -> list[dict]:
-    """Measure, train, measure, ...; return the rows also written to out_dir/gradients.csv."""
+    """Measure, train, measure, ...; return the rows also written to out_dir/gradients.csv.
+    summary.json says running, then completed or failed (+ error), as for a training run."""
     validate(cfg)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    summary = new_summary(cfg)
+    write_summary(out_dir, summary)
+    try:
+        rows = _measure(cfg, out_dir)
+    except BaseException as e:
+        summary.update(status="interrupted" if isinstance(e, KeyboardInterrupt) else "failed",
+                       error=f"{type(e).__name__}: {e}", finished=now())
+        write_summary(out_dir, summary)
+        raise
+    summary.update(status="completed", finished=now())
+    write_summary(out_dir, summary)
+    return rows
+
+
+def _measure(cfg, out_dir: Path) -> list[dict]:
     device, data, model, optimizer = setup(cfg)
     scheduler = make_scheduler(optimizer, cfg.train)
     x, y = data.eval_x[: cfg.gradients.batch_size], data.eval_y[: cfg.gradients.batch_size]

@@ -17,12 +17,29 @@ class CheckpointError(RuntimeError):
 
 
 def save_atomic(obj, path: Path) -> None:
+    """torch.save to path.tmp, fsync, rename over `path`. If that fails (disk full, ...), the
+    temporary file is closed and removed (its space freed) and OSError names `path` and the
+    reason; the previous file is left as it was."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:   # closed on an error too: a removed file frees its space
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except (OSError, RuntimeError) as e:  # torch reports a failed write as a RuntimeError
+        tmp.unlink(missing_ok=True)
+        raise OSError(f"{path}: cannot save ({_reason(e)}); the previous {path.name} is kept") from None
+
+
+def _reason(e: BaseException) -> str:
+    """The OS's reason (e.g. "No space left on device") where the error chain has one."""
+    while e is not None:
+        if isinstance(e, OSError) and e.strerror:
+            return e.strerror
+        e = e.__cause__ or e.__context__
+    return "the write failed"
 
 
 def load(path: Path, map_location="cpu") -> dict:
@@ -35,6 +52,10 @@ def load(path: Path, map_location="cpu") -> dict:
     if not isinstance(state, dict) or "model" not in state or "step" not in state:
         raise CheckpointError(f"{path}: not a checkpoint of this project (missing 'model'/'step')")
     return state
+
+
+# What `restore_run` needs from a checkpoint, besides model and step.
+RESUME_KEYS = ("optimizer", "data", "rng", "metrics", "window", "elapsed_s")
 
 
 def save_run(path: Path, *, step: int, model, optimizer, scheduler, data, rows: list[dict],
@@ -54,13 +75,25 @@ def restore_run(path: Path, cfg, model, optimizer, scheduler, data) -> dict:
     """Load `path` into the run's objects (refusing another run's checkpoint); returns the state
     (step, metrics, window, elapsed_s, ...)."""
     state = load(path, map_location="cpu")  # RNG states must stay CPU tensors
+    missing = [k for k in RESUME_KEYS if k not in state]
+    if missing:
+        raise CheckpointError(f"{path}: incomplete checkpoint (no {', '.join(map(repr, missing))}); "
+                              "cannot resume from it: use another run folder or train.resume=false")
     check_same_run(state, cfg, path)
-    data.load_state_dict(state["data"])  # first: a text dataset checks its vocabulary here
-    model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
-    if scheduler is not None and state.get("scheduler"):
-        scheduler.load_state_dict(state["scheduler"])
-    set_rng_state(state["rng"])
+    if state["step"] > cfg.train.steps:
+        raise CheckpointError(f"{path}: the run is at step {state['step']}, beyond train.steps="
+                              f"{cfg.train.steps}; use train.steps >= {state['step']} or another run folder")
+    data.load_state_dict(state["data"])  # first: a text dataset checks its vocabulary and text here
+    try:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        if scheduler is not None and state.get("scheduler"):
+            scheduler.load_state_dict(state["scheduler"])
+        set_rng_state(state["rng"])
+    except (KeyError, ValueError, RuntimeError, TypeError) as e:
+        raise CheckpointError(f"{path}: damaged checkpoint ({type(e).__name__}: "
+                              f"{str(e).splitlines()[0] if str(e) else ''}); use another run folder "
+                              "or train.resume=false") from None
     return state
 
 

@@ -30,6 +30,7 @@ import torch
 from rnn_experiments.config import validate
 from rnn_experiments.models import count_params
 from rnn_experiments.training import checkpoint
+from rnn_experiments.training.lock import HEARTBEAT_S, RunLock
 from rnn_experiments.training.metrics import MetricsWriter
 from rnn_experiments.training.setup import make_scheduler, setup
 from rnn_experiments.training.step import evaluate, make_step
@@ -40,6 +41,8 @@ log = logging.getLogger(__name__)
 
 # A hook is called after every optimizer step: hook(step, model, data, out_dir).
 Hook = Callable[[int, torch.nn.Module, object, Path], None]
+
+RUN_FILES = ("summary.json", "metrics.csv", "checkpoint.pt")   # a folder with one of them holds a run
 
 
 class Window:
@@ -66,30 +69,60 @@ class Window:
         return {"loss": loss, "correct": correct, "n": self.n, "examples": self.examples}, int(first_bad)
 
 
-def train(cfg, out_dir: str | Path, hooks: Iterable[Hook] = (), sinks: Iterable = ()) -> dict:
-    """Train the model `cfg` describes; return the summary (also written to summary.json)."""
+def train(cfg, out_dir: str | Path, hooks: Iterable[Hook] = (), sinks: Iterable = (),
+          on_accept: Callable[[], None] = lambda: None) -> dict:
+    """Train the model `cfg` describes; return the summary (also written to summary.json).
+    `sinks` get every metrics.csv row too (trackers: rnn_experiments/loggers/).
+
+    Nothing is written into `out_dir` until the run is accepted: the folder's lock taken
+    (lock.py), the config valid, the checkpoint (if resuming) made by this run. Then
+    `on_accept()` is called (the entry point saves .hydra/ there) and the run starts. A refused
+    run leaves a folder that holds a run as it was; in a fresh folder it records its error in
+    summary.json (status failed), so that a sweep's analysis lists it.
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     summary = new_summary(cfg)
+    fresh = not any((out_dir / f).exists() for f in RUN_FILES)
+    accepted = []
+
+    def accept() -> None:
+        on_accept()
+        accepted.append(True)
+
+    with RunLock(out_dir):
+        try:
+            validate(cfg)
+            return _train(cfg, out_dir, summary, list(hooks), list(sinks), accept)
+        except BaseException as e:
+            if summary["status"] == "running" and (accepted or fresh):
+                if not accepted:
+                    on_accept()
+                summary.update(status="interrupted" if isinstance(e, KeyboardInterrupt) else "failed",
+                               error=f"{type(e).__name__}: {e}")
+                _write_summary_if_possible(out_dir, summary)
+            raise
+
+
+def _write_summary_if_possible(out_dir: Path, summary: dict) -> None:
+    """The final summary; if even that cannot be written (disk full), the run stays `running`,
+    which the analysis reports as crashed once the process is gone."""
     try:
-        validate(cfg)
-        return _train(cfg, out_dir, summary, list(hooks), list(sinks))
-    except BaseException as e:
-        if summary["status"] == "running":
-            summary.update(status="interrupted" if isinstance(e, KeyboardInterrupt) else "failed",
-                           error=f"{type(e).__name__}: {e}")
-            write_summary(out_dir, summary)
-        raise
+        write_summary(out_dir, summary)
+    except OSError as e:
+        log.error("%s: the summary still says 'running'", e)
 
 
-def _train(cfg, out_dir: Path, summary: dict, hooks: list[Hook], sinks: list) -> dict:
+def _train(cfg, out_dir: Path, summary: dict, hooks: list[Hook], sinks: list,
+           accept: Callable[[], None]) -> dict:
     t_cfg, steps, B = cfg.train, cfg.train.steps, cfg.train.batch_size
     device, data, model, optimizer = setup(cfg)
     scheduler = make_scheduler(optimizer, t_cfg)
     summary.update(num_params=count_params(model),
                    num_params_embedding=count_params(model.embedding) if hasattr(model, "embedding") else 0,
                    device=str(device), torch=torch.__version__, threads=torch.get_num_threads(),
-                   deterministic=torch.are_deterministic_algorithms_enabled())
+                   deterministic=torch.are_deterministic_algorithms_enabled(),
+                   heartbeat_s=HEARTBEAT_S)   # run.lock is touched this often while the run lives
 
     ckpt_path, best_path = out_dir / "checkpoint.pt", out_dir / "checkpoint_best.pt"
     step, rows, elapsed_before, window = 0, [], 0.0, Window(device)
@@ -101,6 +134,7 @@ def _train(cfg, out_dir: Path, summary: dict, hooks: list[Hook], sinks: list) ->
         log.info("resuming from %s at step %d", ckpt_path, step)
         summary["resumed_from_step"] = step
 
+    accept()
     writer = MetricsWriter(out_dir / "metrics.csv", rows, sinks)
     write_summary(out_dir, summary)
     t0 = t_window = time.perf_counter()

@@ -46,8 +46,11 @@ class MetricsWriter:
     def write(self, row: dict) -> None:
         row = {k: row.get(k, "") for k in COLUMNS}
         self.rows.append(row)
-        self._writer.writerow(row)
-        self._file.flush()
+        try:
+            self._writer.writerow(row)
+            self._file.flush()
+        except OSError as e:  # disk full, ...: one line naming the file
+            raise OSError(f"{self.path}: cannot write ({e.strerror or e})") from None
         self._to_sinks("write", row)
 
     def close(self) -> None:

@@ -1,16 +1,18 @@
 """Stopping a run cleanly on a signal.
 
-SIGTERM and SIGINT (Ctrl-C), and SIGUSR2 (SLURM's time-limit / preemption signal, through
-submitit) only set a flag; the loop checks it after each step, saves a checkpoint and raises
-`Interrupted`, which carries the signal's name to the entry point (exit 130, or a requeue).
-A second Ctrl-C stops at once.
+SIGTERM and SIGINT (Ctrl-C), SIGHUP (the terminal or ssh session closed) and SIGUSR2 (SLURM's
+time-limit / preemption signal, through submitit) only set a flag; the loop checks it after each
+step, saves a checkpoint and raises `Interrupted`, which carries the signal's name to the entry
+point (exit 130, or a requeue). A second Ctrl-C stops at once. A signal the process was started
+to ignore (`nohup` ignores SIGHUP) stays ignored.
 """
 from __future__ import annotations
 
 import signal
 from contextlib import contextmanager
 
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT) + ((signal.SIGUSR2,) if hasattr(signal, "SIGUSR2") else ())
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT) + tuple(
+    getattr(signal, name) for name in ("SIGHUP", "SIGUSR2") if hasattr(signal, name))
 
 
 class Interrupted(KeyboardInterrupt):
@@ -34,7 +36,8 @@ def stop_on_signals():
     old = {}
     try:
         for sig in STOP_SIGNALS:
-            old[sig] = signal.signal(sig, handler)
+            if signal.getsignal(sig) is not signal.SIG_IGN:   # nohup: SIGHUP stays ignored
+                old[sig] = signal.signal(sig, handler)
     except ValueError:  # not the main thread: leave signals alone
         pass
     try:

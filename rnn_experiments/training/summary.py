@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from rnn_experiments.provenance import provenance
+from rnn_experiments.sweep import sweep_id
 
 
 def now() -> str:
@@ -19,18 +20,23 @@ def now() -> str:
 
 
 def new_summary(cfg) -> dict:
-    """The summary of a run that starts now; host and pid let the analysis spot dead runs."""
+    """The summary of a run that starts now; host and pid let the analysis spot dead runs, the
+    sweep's id (None for a single run) tells the sweep's end check which run it is."""
     return {"status": "running", "seed": cfg.seed, "model": cfg.model.name,
             "dataset": cfg.dataset.name, "experiment": cfg.experiment_name, "started": now(),
-            "host": socket.gethostname(), "pid": os.getpid(), **provenance()}
+            "host": socket.gethostname(), "pid": os.getpid(), "sweep_id": sweep_id(), **provenance()}
 
 
 def write_summary(out_dir: Path, summary: dict) -> None:
-    """summary.json, written atomically."""
+    """summary.json, written atomically; OSError naming the path if it cannot be written."""
     path = Path(out_dir) / "summary.json"
     tmp = path.with_name("summary.json.tmp")
-    tmp.write_text(json.dumps(summary, indent=2, default=str) + "\n")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(summary, indent=2, default=str) + "\n")
+        os.replace(tmp, path)
+    except OSError as e:  # disk full, ...: leave no partial file behind, keep the previous one
+        tmp.unlink(missing_ok=True)
+        raise OSError(f"{path}: cannot write ({e.strerror or e}); the previous summary.json is kept") from None
 
 
 def final_metrics(rows: list[dict]) -> dict:

@@ -30,3 +30,13 @@ def test_download_verifies_the_checksum(tmp_path, capsys):
     if BOOK is not None:  # the real file passes the check (a file:// URL: no network)
         assert download_main(["grimm", "--dir", str(target), "--url", BOOK.as_uri(), "--force"]) == 0
         assert (target / "grimms_fairy_tales.txt").read_bytes() == BOOK.read_bytes()
+
+
+def test_download_into_an_unwritable_folder_is_one_line(tmp_path, capsys, unwritable_dir):
+    source = tmp_path / "book.txt"
+    source.write_text("A book.\n")
+    target = unwritable_dir / "data"
+    assert download_main(["grimm", "--dir", str(target), "--url", source.as_uri(), "--no-verify"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"download grimm: error: cannot write {target}/grimms_fairy_tales.txt: ")
+    assert err.count("\n") == 1 and "Traceback" not in err

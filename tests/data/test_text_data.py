@@ -97,3 +97,13 @@ def test_the_grimm_book_loads(make_cfg, tmp_path):
     assert data.vocab.decode(data.data[:40]).startswith("Produced by Emma Dudding")
     assert "Gutenberg" not in data.vocab.decode(data.eval_x[:, :].reshape(-1))
     assert train(cfg, tmp_path)["status"] == "completed"
+
+
+def test_gutenberg_body_shorter_than_a_window_is_one_line(tmp_path, make_cfg):
+    path = tmp_path / "book.txt"
+    path.write_text("A long Project Gutenberg header with a lot of text in it.\n*** START OF THE BOOK ***\n"
+                    "Short.\n*** END OF THE BOOK ***\nAnd a licence that is long enough, too.\n")
+    cfg = make_cfg(*text_overrides(path, "dataset.gutenberg=true", "dataset.seq_length=20"))
+    with pytest.raises(TextDataError, match=r"book.txt: the book between the Project Gutenberg lines has 7 "
+                                            r"characters, too short: need at least 21"):
+        TextDataset(cfg.dataset, seed=0, device=torch.device("cpu"), eval_size=16)

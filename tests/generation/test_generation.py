@@ -157,3 +157,22 @@ def test_generate_command_bad_input_is_one_line(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr == f"rnn-generate: error: {ckpt}: no such checkpoint\n" and proc.stdout == ""
     assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+@pytest.mark.parametrize("override, message", [
+    ("length=abc", "length='abc' is invalid: expected an integer from 0 to 1,000,000"),
+    ("length=2.5", "length=2.5 is invalid"),
+    ("length=1000000000000", "length=1000000000000 is invalid"),
+    ("top_k=2.5", "top_k=2.5 is invalid: expected an integer >= 0"),
+    ("temperature=abc", "temperature='abc' is invalid: expected a finite number"),
+    ("temperature=inf", "temperature=inf is invalid: expected a finite number"),
+    ("seed=4294967296", "seed=4294967296 is invalid"),
+    ("num_samples=0", "num_samples=0 is invalid"),
+])
+def test_generate_settings_are_checked_before_loading(tmp_path, override, message):
+    from rnn_experiments.errors import ConfigError
+    from rnn_experiments.generate import run
+    cfg = compose([f"checkpoint={tmp_path / 'never-read.pt'}", "top_k=5", override], config_name="generate")
+    with pytest.raises(ConfigError) as e:
+        run(cfg)
+    assert str(e.value).startswith(message) and "\n" not in str(e.value)

@@ -120,3 +120,28 @@ def test_command_line_multirun_writes_one_csv_per_run(tmp_path):
     bad = subprocess.run(cmd[:3] + ["model=bilstm", f"hydra.run.dir={tmp_path}/bad"],
                          capture_output=True, text=True, cwd=ROOT)
     assert bad.returncode == 2 and "model.name='bilstm' is invalid" in bad.stderr
+
+
+@pytest.mark.parametrize("content", [b"step,t\n1,2\n", b"\x00\xff\xfe garbage", b"a,b\n1,2,3,4\n"])
+def test_a_damaged_gradients_csv_is_named(tmp_path, content):
+    (tmp_path / "gradients.csv").write_bytes(content)
+    with pytest.raises(ValueError, match=f"{tmp_path / 'gradients.csv'}: not a readable gradients.csv") as e:
+        load_gradients([tmp_path])
+    assert "\n" not in str(e.value)
+
+
+def test_plot_command_errors_are_one_line(tmp_path, capsys, unwritable_dir):
+    from rnn_experiments.plot_gradients import main
+    cfg = compose_study("model=rnn", "dataset.seq_length=2", "gradients.steps=[0]", "gradients.batch_size=8")
+    run_study(cfg, tmp_path / "run")
+    for argv in ([str(tmp_path), "--out", str(unwritable_dir / "g.png")],
+                 [str(tmp_path), "--out", str(tmp_path / "g.xyz")]):
+        with pytest.raises(SystemExit) as e:
+            main(argv)
+        err = capsys.readouterr().err
+        assert e.value.code == 2 and err.startswith("rnn-plot-gradients: error: ") and err.count("\n") == 1
+
+
+def test_study_seed_beyond_32_bits_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match="seed=4294967296 is invalid"):
+        run_study(compose_study("seed=4294967296"), tmp_path)

@@ -109,10 +109,30 @@ def test_corrupt_checkpoint_is_a_clear_error_and_is_left_alone(tmp_path):
     with pytest.raises(CheckpointError, match="checkpoint.pt: cannot load checkpoint"):
         train(compose_config(), tmp_path)
     assert (tmp_path / "checkpoint.pt").read_bytes() == b"not a checkpoint"
-    assert status(tmp_path)["status"] == "failed"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt"]   # nothing else written
 
 
 def test_resuming_with_another_model_is_refused(tmp_path):
     train(compose_config(), tmp_path)
     with pytest.raises(CheckpointError, match="model.hidden_size=16"):
         train(compose_config(["model.hidden_size=32"]), tmp_path)
+
+
+@pytest.mark.slow
+def test_sighup_checkpoints_like_sigterm_unless_ignored(tmp_path):
+    """A closed terminal or ssh session (SIGHUP) stops cleanly; under nohup it is ignored."""
+    run_dir = tmp_path / "run"
+    proc = start(run_dir)
+    wait_for_step(run_dir, 50, proc)
+    proc.send_signal(signal.SIGHUP)
+    proc.communicate(timeout=60)
+    assert proc.returncode == 130 and status(run_dir)["signal"] == "SIGHUP"
+    assert (run_dir / "checkpoint.pt").exists() and not (run_dir / "run.lock").exists()
+
+    ignored = tmp_path / "nohup"
+    proc = subprocess.Popen(["nohup", sys.executable, "-m", "rnn_experiments.train", *RUN, "train.steps=300",
+                             f"hydra.run.dir={ignored}"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    wait_for_step(ignored, 50, proc)
+    proc.send_signal(signal.SIGHUP)
+    proc.communicate(timeout=180)
+    assert proc.returncode == 0 and status(ignored)["status"] == "completed"

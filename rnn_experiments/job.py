@@ -1,0 +1,128 @@
+"""How a Hydra command (train, measure_gradients) starts, and how each of its jobs ends.
+
+`run_app(prog, hydra_main, config_name)` is the command: `preflight` (one line and exit status 2
+for a composition error, a bad value, an unwritable output folder) before Hydra starts; exit 2
+when a sweep is refused before its first job (rnn_experiments/sweep.py); after a sweep whose jobs
+did not all complete, one line naming them and exit 1 (the analysis callback has run by then).
+
+`end_job(prog, work)` runs one job inside Hydra's task function and ends it:
+
+    what work() raised                 a single run                 a job of a sweep (-m)
+    ConfigError, CheckpointError,      one line, exit 2             one line; the job returns:
+      RunLocked (the input)                                           its summary.json says why,
+    RunFailed (diverged), OSError      one line, exit 1               the other jobs go on, the
+    any other exception (a bug)        Hydra's traceback, exit 1      sweep exits 1 at the end
+                                                                      (traceback in the job's log)
+    an interruption (Interrupted)      one line, exit 130           in the sweep's own process
+                                                                      (basic launcher): exit 130,
+                                                                      the sweep stops; in a worker
+                                                                      (joblib, submitit): as above
+
+A job never raises out of a sweep: Hydra's basic sweeper stops the sweep (and skips the analysis
+callback) at a failed job, and a sys.exit in a joblib worker killed the worker and, with it, the
+jobs running beside it. A job queued in a joblib worker whose sweep process was killed is not
+started (the orphaned worker would train it with nobody waiting).
+
+`save_hydra_files(cfg, out_dir)` writes `.hydra/` (config.yaml, hydra.yaml, overrides.yaml) once a
+run is accepted: conf/config.yaml sets `hydra.output_subdir: null`, so Hydra itself writes
+nothing there before the run has checked its folder (a refused command never overwrites the
+config of the run that folder holds).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+from omegaconf import OmegaConf
+
+from rnn_experiments.errors import ConfigError
+from rnn_experiments.launch import requeue_if_preempted
+from rnn_experiments.preflight import preflight
+from rnn_experiments.sweep import Refused, failures, sweep_gone
+from rnn_experiments.training.checkpoint import CheckpointError
+from rnn_experiments.training.lock import RunLocked
+from rnn_experiments.training.stop import Interrupted
+
+log = logging.getLogger(__name__)
+
+INPUT_ERRORS = (ConfigError, CheckpointError, RunLocked)
+
+
+class RunFailed(Exception):
+    """The run ended without completing (it diverged); the message is one line."""
+
+
+def run_app(prog: str, hydra_main: Callable[[], Any], config_name: str, argv=None) -> None:
+    """The whole command: preflight, Hydra, the sweep's exit status (see the module doc)."""
+    try:
+        preflight(sys.argv[1:] if argv is None else argv, config_name)
+        hydra_main()
+    except (ConfigError, Refused) as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        sys.exit(2)
+    failed = failures()
+    if failed:
+        print(f"{prog}: error: {len(failed)} job(s) of the sweep did not complete: {'; '.join(failed)}",
+              file=sys.stderr)
+        sys.exit(1)
+
+
+def _where():
+    """(in a sweep, in the sweep's own process)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+        return False, True
+    hc = HydraConfig.get()
+    return True, str(hc.launcher.get("_target_", "")).endswith("BasicLauncher")
+
+
+def end_job(prog: str, work: Callable[[], Any]) -> Any:
+    """work()'s return value, or the job's end as the module doc's table says (None in a sweep)."""
+    in_sweep, in_process = _where()
+
+    def fail(message: str, status: int) -> None:
+        print(f"{prog}: error: {message}", file=sys.stderr)
+        if not in_sweep:
+            sys.exit(status)
+
+    if in_sweep and not in_process and sweep_gone():
+        print(f"{prog}: error: the sweep's process is gone (killed?): this job is not started",
+              file=sys.stderr)
+        return None
+    try:
+        return work()
+    except KeyboardInterrupt as e:
+        if isinstance(e, Interrupted):
+            requeue_if_preempted(e.signal)   # under submitit: requeue, resume later
+        if in_process:
+            print(f"{prog}: interrupted: {e}", file=sys.stderr)
+            sys.exit(130)
+        fail(f"interrupted: {e}", 130)
+    except INPUT_ERRORS as e:
+        fail(str(e), 2)
+    except (RunFailed, OSError) as e:
+        fail(str(e), 1)
+    except Exception as e:
+        if not in_sweep:
+            raise
+        log.exception("the job failed")
+        fail(f"{type(e).__name__}: {e} (traceback in the job's log)", 1)
+    return None
+
+
+def save_hydra_files(cfg, out_dir) -> None:
+    """.hydra/config.yaml, hydra.yaml and overrides.yaml of the running Hydra job, as Hydra
+    writes them, each atomically."""
+    from hydra.core.hydra_config import HydraConfig
+    hydra_cfg = HydraConfig.instance().cfg
+    folder = Path(out_dir) / ".hydra"
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, node in (("config.yaml", cfg), ("hydra.yaml", hydra_cfg),
+                       ("overrides.yaml", hydra_cfg.hydra.overrides.task)):
+        tmp = folder / f"{name}.tmp"
+        tmp.write_text(OmegaConf.to_yaml(node), encoding="utf-8")
+        os.replace(tmp, folder / name)

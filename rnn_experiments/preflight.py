@@ -1,0 +1,75 @@
+"""Checks a Hydra command makes before Hydra starts (and creates any folder).
+
+`preflight(argv, config_name)` composes the config from the command line as Hydra will, and
+raises `ConfigError` (one line naming the key or folder) for
+
+* a composition error: an unknown key, a value of the wrong type, a missing config group
+  option, a bad override (Hydra's own report is several lines and exit status 1);
+* a single run's bad value (`rnn_experiments.config.validate`; a sweep's jobs are checked one by
+  one by rnn_experiments/sweep.py before any starts);
+* an output folder (`hydra.run.dir` / `hydra.sweep.dir`) that cannot be created or written.
+
+Commands that only print (`--help`, `--cfg`, `--info`, ...) or name another config
+(`--config-name`, `--config-dir`, ...) are left to Hydra.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from rnn_experiments.config import conf_dir, validate
+from rnn_experiments.errors import ConfigError
+
+
+def _args(argv):
+    from hydra._internal.utils import get_args_parser
+    return get_args_parser().parse_args(argv)
+
+
+def compose_command(overrides, config_name: str, multirun: bool):
+    """The config (with its `hydra` node) that Hydra composes for this command line."""
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.types import RunMode
+
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+            return GlobalHydra.instance().hydra.compose_config(
+                config_name=config_name, overrides=list(overrides), with_log_configuration=False,
+                run_mode=RunMode.MULTIRUN if multirun else RunMode.RUN)
+    finally:
+        GlobalHydra.instance().clear()
+
+
+def check_writable(folder: Path, key: str) -> None:
+    """ConfigError unless `folder` can be created and written: a folder is created (and removed
+    at once) where it would be, in its nearest existing parent."""
+    folder = Path(folder).absolute()
+    existing = next(p for p in [folder, *folder.parents] if p.exists())
+    if not existing.is_dir():
+        raise ConfigError(f"{key}={folder} is invalid: {existing} is a file, not a folder")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".write-test-", dir=existing))
+    except OSError as e:
+        raise ConfigError(f"{key}={folder} is invalid: cannot write into {existing} "
+                          f"({e.strerror or e})") from None
+
+
+def preflight(argv, config_name: str) -> None:
+    """Raise ConfigError (one line) for a command line that cannot run; see the module doc."""
+    from rnn_experiments.sweep import one_line
+
+    args = _args(argv)
+    if (args.help or args.hydra_help or args.cfg or args.info or args.shell_completion
+            or args.experimental_rerun or args.config_path or args.config_name or args.config_dir):
+        return
+    try:
+        cfg = compose_command(args.overrides, config_name, args.multirun)
+    except Exception as e:  # HydraException, OmegaConfBaseException, ...: Hydra would report it
+        raise ConfigError(one_line(e)) from None
+    key = "hydra.sweep.dir" if args.multirun else "hydra.run.dir"
+    check_writable(Path(str(cfg.hydra.sweep.dir if args.multirun else cfg.hydra.run.dir)), key)
+    if not args.multirun:
+        validate(cfg)

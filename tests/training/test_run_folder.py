@@ -1,0 +1,170 @@
+"""A run folder is never damaged: a refused run writes nothing into a folder holding a run, a
+full disk loses nothing already saved, a damaged checkpoint is a one-line error."""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import ROOT, TINY, compose_config, text_overrides
+from rnn_experiments.errors import ConfigError
+from rnn_experiments.training import checkpoint
+from rnn_experiments.training.checkpoint import CheckpointError
+from rnn_experiments.training.lock import LOCK, RunLock, RunLocked
+from rnn_experiments.training.loop import train
+from rnn_experiments.training.setup import capped_threads
+
+
+def digest(folder) -> dict:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def finished_once(tmp_path_factory):
+    run = tmp_path_factory.mktemp("finished") / "run"
+    train(compose_config(), run)
+    return run
+
+
+@pytest.fixture
+def finished(finished_once, tmp_path):
+    """A copy of a completed tiny run (20 steps)."""
+    return Path(shutil.copytree(finished_once, tmp_path / "run"))
+
+
+@pytest.mark.parametrize("override, match", [
+    ("seed=1", "made with seed=0, but this run has seed=1"),
+    ("model.hidden_size=32", "model.hidden_size=16"),
+    ("train.lr=0.01", "train.lr"),
+    ("train.steps=10", "at step 20, beyond train.steps=10"),
+])
+def test_refused_run_leaves_a_finished_run_as_it_was(finished, override, match):
+    before = digest(finished)
+    with pytest.raises(CheckpointError, match=match) as e:
+        train(compose_config([override]), finished)
+    assert "\n" not in str(e.value)
+    assert digest(finished) == before
+
+
+def test_refused_run_in_a_fresh_folder_records_its_error(tmp_path):
+    with pytest.raises(ConfigError):
+        train(compose_config(text_overrides(tmp_path / "missing.txt")), tmp_path / "run")
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["status"] == "failed" and "missing.txt: no such file" in summary["error"]
+    assert not (tmp_path / "run" / LOCK).exists()
+
+
+def test_run_refused_while_another_holds_the_folder(tmp_path):
+    with RunLock(tmp_path):
+        with pytest.raises(RunLocked, match="another run is using this folder"):
+            train(compose_config(), tmp_path)
+        assert sorted(p.name for p in tmp_path.iterdir()) == [LOCK]
+
+
+def test_checkpoint_without_rng_state_is_refused_and_kept(finished):
+    state = torch.load(finished / "checkpoint.pt", weights_only=False)
+    del state["rng"]
+    torch.save(state, finished / "checkpoint.pt")
+    before = digest(finished)
+    with pytest.raises(CheckpointError, match="incomplete checkpoint \\(no 'rng'\\)"):
+        train(compose_config(["train.steps=40"]), finished)
+    assert digest(finished) == before
+
+
+def test_resuming_on_a_changed_text_with_the_same_characters_is_refused(tmp_path):
+    text = tmp_path / "t.txt"
+    text.write_text("the cat sat on the mat. " * 40)
+    train(compose_config(text_overrides(text)), tmp_path / "run")
+    text.write_text("the mat sat on the cat. " * 40)   # same vocabulary, another text
+    with pytest.raises(ConfigError, match="the text differs from the one the checkpoint was trained on"):
+        train(compose_config(text_overrides(text, "train.steps=40")), tmp_path / "run")
+
+
+def test_disk_full_while_checkpointing_keeps_the_last_checkpoint(finished, monkeypatch):
+    run = finished
+    good = (run / "checkpoint.pt").read_bytes()
+    real_save = torch.save
+
+    def full_disk(obj, f, *args, **kwargs):
+        real_save(obj, f, *args, **kwargs)   # a partial file, then the write fails
+        raise RuntimeError("[enforce fail at inline_container.cc:603] . PytorchStreamWriter failed "
+                           "writing file data/3: file write failed")
+
+    monkeypatch.setattr(checkpoint.torch, "save", full_disk)
+    good_best = (run / "checkpoint_best.pt").read_bytes()
+    # the first save at step 30 is checkpoint_best.pt's, if the held-out loss fell, else checkpoint.pt's
+    with pytest.raises(OSError, match=r"checkpoint(_best)?.pt: cannot save \(the write failed\); the "
+                                      r"previous checkpoint(_best)?.pt is kept") as e:
+        train(compose_config(["train.checkpoint_every=10", "train.steps=40"]), run)   # at step 30
+    assert "\n" not in str(e.value)
+    assert (run / "checkpoint.pt").read_bytes() == good
+    assert (run / "checkpoint_best.pt").read_bytes() == good_best
+    assert sorted(p.name for p in run.iterdir() if p.name.endswith(".tmp")) == []
+    assert json.loads((run / "summary.json").read_text())["status"] == "failed"
+
+
+def test_summary_that_cannot_be_written_leaves_no_partial_file(tmp_path, monkeypatch):
+    from rnn_experiments.training import summary as summary_mod
+    summary_mod.write_summary(tmp_path, {"status": "running"})
+
+    def no_space(src, dst):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(summary_mod.os, "replace", no_space)
+    with pytest.raises(OSError, match="summary.json: cannot write \\(No space left on device\\)"):
+        summary_mod.write_summary(tmp_path, {"status": "completed"})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["summary.json"]
+    assert json.loads((tmp_path / "summary.json").read_text())["status"] == "running"
+
+
+def test_threads_are_capped_at_the_cores(caplog):
+    from rnn_experiments.launch import available_cores
+    with caplog.at_level(logging.WARNING):
+        assert capped_threads(1000) == available_cores()
+    assert "train.threads=1000 is more than" in caplog.text
+    assert capped_threads(1) == 1
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 300 KiB tmpfs (needs root and the right to mount; skipped elsewhere)."""
+    mount = tmp_path / "small"
+    mount.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=300k", "tmpfs", str(mount)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here")
+    yield mount
+    subprocess.run(["umount", str(mount)], check=True)
+
+
+@pytest.mark.slow
+def test_a_real_full_disk_is_one_line_and_keeps_the_last_checkpoint(small_disk):
+    run = small_disk / "run"   # checkpoint ~260 KB: the one at step 10 fits, the final one does not
+    proc = subprocess.run([sys.executable, "-m", "rnn_experiments.train", *TINY, "model.hidden_size=64",
+                           "train.checkpoint_every=10", f"hydra.run.dir={run}"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1
+    assert proc.stderr == (f"rnn-train: error: {run}/checkpoint.pt: cannot save (No space left on device); "
+                           "the previous checkpoint.pt is kept\n")
+    assert sorted(p.name for p in run.iterdir()) == [".hydra", "checkpoint.pt", "metrics.csv", "summary.json",
+                                                     "train.log"]
+    assert torch.load(run / "checkpoint.pt", weights_only=False)["step"] == 10
+    assert json.loads((run / "summary.json").read_text())["status"] == "failed"
+
+
+def test_checkpoint_with_damaged_weights_is_one_line_and_kept(finished):
+    state = torch.load(finished / "checkpoint.pt", weights_only=False)
+    state["model"] = {k: v[:1] for k, v in state["model"].items()}   # wrong shapes
+    torch.save(state, finished / "checkpoint.pt")
+    before = digest(finished)
+    with pytest.raises(CheckpointError, match="damaged checkpoint \\(RuntimeError: Error\\(s\\) in loading") as e:
+        train(compose_config(), finished)
+    assert "\n" not in str(e.value) and digest(finished) == before
