@@ -59,17 +59,32 @@ def check_writable(folder: Path, key: str) -> None:
 
 def preflight(argv, config_name: str) -> None:
     """Raise ConfigError (one line) for a command line that cannot run; see the module doc."""
-    from rnn_experiments.sweep import one_line
-
     args = _args(argv)
     if (args.help or args.hydra_help or args.cfg or args.info or args.shell_completion
             or args.experimental_rerun or args.config_path or args.config_name or args.config_dir):
         return
-    try:
-        cfg = compose_command(args.overrides, config_name, args.multirun)
-    except Exception as e:  # HydraException, OmegaConfBaseException, ...: Hydra would report it
-        raise ConfigError(one_line(e)) from None
-    key = "hydra.sweep.dir" if args.multirun else "hydra.run.dir"
-    check_writable(Path(str(cfg.hydra.sweep.dir if args.multirun else cfg.hydra.run.dir)), key)
-    if not args.multirun:
+    cfg, multirun = _compose(args.overrides, config_name, args.multirun)
+    key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+    check_writable(Path(str(cfg.hydra.sweep.dir if multirun else cfg.hydra.run.dir)), key)
+    if not multirun:
         validate(cfg)
+
+
+def _compose(overrides, config_name: str, multirun: bool):
+    """(config, whether Hydra will run a sweep): -m, or a preset with `hydra.mode: MULTIRUN`,
+    which also takes sweep values (`seed=0,1`) without -m."""
+    from hydra.types import RunMode
+
+    from rnn_experiments.sweep import one_line
+    try:
+        cfg = compose_command(overrides, config_name, multirun)
+    except Exception as e:  # HydraException, OmegaConfBaseException, ...: Hydra would report it
+        if not multirun:
+            try:
+                cfg = compose_command(overrides, config_name, True)
+                if cfg.hydra.mode == RunMode.MULTIRUN:
+                    return cfg, True
+            except Exception:
+                pass
+        raise ConfigError(one_line(e)) from None
+    return cfg, multirun or cfg.hydra.mode == RunMode.MULTIRUN

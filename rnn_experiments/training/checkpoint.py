@@ -30,7 +30,8 @@ def save_atomic(obj, path: Path) -> None:
         os.replace(tmp, path)
     except (OSError, RuntimeError) as e:  # torch reports a failed write as a RuntimeError
         tmp.unlink(missing_ok=True)
-        raise OSError(f"{path}: cannot save ({_reason(e)}); the previous {path.name} is kept") from None
+        kept = f"the previous {path.name} is kept" if path.exists() else "nothing was written"
+        raise OSError(f"{path}: cannot save ({_reason(e)}); {kept}") from None
 
 
 def _reason(e: BaseException) -> str:

@@ -340,7 +340,8 @@ def test_compare_equals_scipy_welch(tmp_path):
     df = collect(_curves_sweep(tmp_path / "sweep"))
     c = compare(df, "model.name", threshold=0.9)
     assert list(c["statistic"]) == ["final_accuracy", "best_accuracy", "final_eval_accuracy",
-                                    "steps_to_threshold", "final_loss", "wall_time_s"]
+                                    "steps_to_threshold", "final_loss", "final_eval_loss",
+                                    "best_eval_loss", "wall_time_s"]
     assert set(c["a"]) == {"lstm"} and set(c["b"]) == {"peep_lstm"}
     A, B = _per_run_values(CURVES, "lstm"), _per_run_values(CURVES, "peep_lstm")
     for row in c.itertuples(index=False):
@@ -442,7 +443,8 @@ def test_compare_on_a_real_sweep(tmp_path):
     assert res.returncode == 0, res.stderr[-2000:]
     c = pd.read_csv(out / "compare.csv", keep_default_na=False, na_values=[""])
     assert list(c["statistic"]) == ["final_accuracy", "best_accuracy", "final_eval_accuracy",
-                                    "steps_to_threshold", "final_loss", "wall_time_s"]
+                                    "steps_to_threshold", "final_loss", "final_eval_loss",
+                                    "best_eval_loss", "wall_time_s"]
     assert (set(c["a"]), set(c["b"])) == ({"lstm"}, {"peep_lstm"})
     pd.testing.assert_frame_equal(c, pd.read_csv(sweep / "analysis" / "compare.csv",
                                                  keep_default_na=False, na_values=[""]))
@@ -456,6 +458,8 @@ def test_compare_on_a_real_sweep(tmp_path):
         for k, v in {"final_accuracy": m["accuracy"].iloc[-1], "best_accuracy": m["accuracy"].max(),
                      "final_eval_accuracy": m["eval_accuracy"].dropna().iloc[-1],
                      "final_loss": m["loss"].iloc[-1],
+                     "final_eval_loss": m["eval_loss"].dropna().iloc[-1],
+                     "best_eval_loss": m["eval_loss"].min(),
                      "steps_to_threshold": reached.min() if len(reached) else np.nan}.items():
             values[model].setdefault(k, []).append(v)
     for row in c[c["statistic"] != "wall_time_s"].itertuples(index=False):

@@ -147,15 +147,15 @@ def small_disk(tmp_path):
 
 @pytest.mark.slow
 def test_a_real_full_disk_is_one_line_and_keeps_the_last_checkpoint(small_disk):
-    run = small_disk / "run"   # checkpoint ~260 KB: the one at step 10 fits, the final one does not
+    run = small_disk / "run"   # checkpoint ~260 KB: the one at step 10 fits, the next one does not
     proc = subprocess.run([sys.executable, "-m", "rnn_experiments.train", *TINY, "model.hidden_size=64",
-                           "train.checkpoint_every=10", f"hydra.run.dir={run}"],
+                           "train.checkpoint_every=10", "train.eval_every=20", f"hydra.run.dir={run}"],
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 1
-    assert proc.stderr == (f"rnn-train: error: {run}/checkpoint.pt: cannot save (No space left on device); "
-                           "the previous checkpoint.pt is kept\n")
-    assert sorted(p.name for p in run.iterdir()) == [".hydra", "checkpoint.pt", "metrics.csv", "summary.json",
-                                                     "train.log"]
+    assert proc.returncode == 1     # at step 20 the evaluation's checkpoint_best.pt does not fit
+    assert proc.stderr == (f"rnn-train: error: {run}/checkpoint_best.pt: cannot save (No space left on "
+                           "device); nothing was written\n")
+    assert sorted(p.name for p in run.iterdir()) == [".hydra", "checkpoint.pt", "metrics.csv",
+                                                     "summary.json"]   # (nothing logged yet: no train.log)
     assert torch.load(run / "checkpoint.pt", weights_only=False)["step"] == 10
     assert json.loads((run / "summary.json").read_text())["status"] == "failed"
 
