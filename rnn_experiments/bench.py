@@ -281,15 +281,26 @@ def bench_sweep(steps: int, repeats: int):
 
 
 def cpu_model() -> str:
-    """The CPU's model name (/proc/cpuinfo, else platform), printed with every figure."""
+    """The CPU's model name: /proc/cpuinfo (Linux), else `lscpu`, else platform.processor().
+    Virtual machines may report a bare "AMD EPYC", so family and model number are added."""
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+        with open("/proc/cpuinfo") as f:
+            info = dict(line.split(":", 1) for line in f.read().split("\n\n")[0].splitlines()
+                        if ":" in line)
+        info = {k.strip(): v.strip() for k, v in info.items()}
+        if "model name" in info:
+            return f"{info['model name']} (family {info.get('cpu family', '?')}, model {info.get('model', '?')})"
     except OSError:
         pass
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
+        for line in out.splitlines():
+            if line.startswith("Model name:"):
+                return line.split(":", 1)[1].strip()
+    except (OSError, subprocess.SubprocessError):
+        pass
     import platform
-    return platform.processor() or platform.machine() or "unknown CPU"
+    return platform.processor() or "unknown model"
 
 
 def print_table(rows, header):
@@ -338,7 +349,8 @@ def main(argv=None):
     if args.threads:
         torch.set_num_threads(args.threads)
     sizes = [(256, 256, 10), (32, 64, 10)] if args.quick else [(256, 256, 10), (256, 256, 20), (32, 64, 10)]  # B, H, L
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{cpu_model()}, {os.cpu_count()} cores"
+    name = (torch.cuda.get_device_name(device) if device.type == "cuda"
+            else f"CPU {cpu_model()}, {os.cpu_count()} cores, ATen {torch.backends.cpu.get_cpu_capability()}")
     header = (f"rnn_experiments.bench: {name}, torch {torch.__version__}, "
               f"{torch.get_num_threads()} threads, medians of {repeats} repeats, "
               f"load average {os.getloadavg()[0]:.1f}")
