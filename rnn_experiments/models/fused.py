@@ -129,26 +129,29 @@ def _sigmoid_backward(grad, sig_out, out=None):
 
 class LSTMFunction(torch.autograd.Function):
     r"""h_T of the LSTM from token ids v (T, B), the table P (V, 4H) [gate order g, i, f, o]
-    and W_h (4H, H).
+    and W_h (4H, H); reset_token (an int, or None): c_t = 0 where v_t == reset_token
+    (model.reset_at_padding), i.e. c_t is multiplied by m_t = [v_t ≠ reset_token].
 
         a_t = P[v_t] + h_{t-1} W_h^T
         g_t = tanh(a_t^g),  i_t, f_t, o_t = σ(a_t^i), σ(a_t^f), σ(a_t^o)
-        c_t = g_t ⊙ i_t + c_{t-1} ⊙ f_t,   h_t = tanh(c_t) ⊙ o_t,   h_0 = c_0 = 0
+        c_t = (g_t ⊙ i_t + c_{t-1} ⊙ f_t) ⊙ m_t,   h_t = tanh(c_t) ⊙ o_t,   h_0 = c_0 = 0
 
     Backward, with dh_T given and dc_{T+1} ⊙ f_{T+1} := 0, for t = T..1:
-        dc_t  = dc_{t+1} ⊙ f_{t+1} + dh_t ⊙ o_t ⊙ (1 - tanh² c_t)
+        dc_t  = (dc_{t+1} ⊙ f_{t+1} + dh_t ⊙ o_t ⊙ (1 - tanh² c_t)) ⊙ m_t
         dA_t  = [dc_t ⊙ i_t ⊙ (1 - g_t²),  dc_t ⊙ g_t ⊙ i_t(1 - i_t),
                  dc_t ⊙ c_{t-1} ⊙ f_t(1 - f_t),  dh_t ⊙ tanh c_t ⊙ o_t(1 - o_t)]
         dh_{t-1} = dA_t W_h
+    (m_t = 1 everywhere without a reset_token.)
     """
 
     spare = _Spare()                    # gates, tanh_cs, cs, hs of the last backward
 
     @staticmethod
-    def forward(ctx, v, P, W_h, reuse_buffers=True, keep=True):
+    def forward(ctx, v, P, W_h, reuse_buffers=True, keep=True, reset_token=None):
         T, B = v.shape
         H = W_h.shape[1]
         W_h_t = W_h.t()                                     # (H, 4H)
+        m = None if reset_token is None else (v != reset_token).unsqueeze(-1).to(P.dtype)  # (T, B, 1)
         key = (T, B, H, P.dtype, P.device, BLOCK_BYTES)
         buffers = LSTMFunction.spare.take(key) if keep else None
         if buffers is None:
@@ -168,10 +171,13 @@ class LSTMFunction(torch.autograd.Function):
             a[:, :H].mul_(2).sub_(1)
             g, i, f, o = a.chunk(4, dim=1)                  # 4 x (B, H)
             c = torch.mul(cs[t], f, out=cs[t + 1]).addcmul_(g, i)
+            if m is not None:
+                c.mul_(m[t])                                # c_t = 0 at the reset token
             tanh_c = _tanh(c, out=tanh_cs[t])
             torch.mul(tanh_c, o, out=hs[t + 1])
         ctx.save_for_backward(v, cs, hs, W_h)
         ctx.gates, ctx.tanh_cs, ctx.num_tokens, ctx.reuse = gates, tanh_cs, P.shape[0], reuse_buffers
+        ctx.m = m
         ctx.key = key
         return hs[T].clone()                                # (B, H)
 
@@ -192,6 +198,8 @@ class LSTMFunction(torch.autograd.Function):
             g, i, f, o = gates_t.chunk(4, dim=1)            # 4 x (B, H)
             tanh_c = tanh_cs[t]
             _tanh_backward(torch.mul(dh, o, out=tmp), tanh_c, out=dc).add_(dc_f)  # dc_t
+            if ctx.m is not None:
+                dc.mul_(ctx.m[t])                                               # ⊙ m_t
             torch.mul(dc, g, out=grad_ifo[:, :H])
             torch.mul(dc, cs[t], out=grad_ifo[:, H:2 * H])
             torch.mul(dh, tanh_c, out=grad_ifo[:, 2 * H:])
@@ -211,7 +219,7 @@ class LSTMFunction(torch.autograd.Function):
             dW_h_t.addmm_(hs[s:s + n].view(n * B, H)[skip:].t(), dA[skip:])    # Σ_t h_{t-1}^T dA_t
         if ctx.reuse:
             LSTMFunction.spare.put(ctx.key, (gates, tanh_cs, cs, hs))
-        return None, dP, dW_h_t.t().contiguous(), None, None
+        return None, dP, dW_h_t.t().contiguous(), None, None, None
 
 
 class PeepLSTMFunction(torch.autograd.Function):

@@ -58,8 +58,7 @@ class LSTM(RecurrentClassifier):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (B, T) token ids -> log-probabilities (B, C)."""
-        reset_cpu = self.reset_token is not None and not triton_available(x)  # no CPU Function
-        if not self.fused or reset_cpu or type(self).readout_state is not RecurrentClassifier.readout_state:
+        if not self.fused or type(self).readout_state is not RecurrentClassifier.readout_state:
             e = self.embedding(x)                                       # (B, T, E)
             reset = None if self.reset_token is None else x == self.reset_token  # (B, T)
             h = self.readout_state(self.recurrence(e, reset=reset))     # (B, H)
@@ -92,12 +91,10 @@ def last_state(x: torch.Tensor, embedding: torch.Tensor, W_x: torch.Tensor, W_h:
                b: torch.Tensor, reset_token: int | None = None) -> torch.Tensor:
     """h_T of the LSTM's equations for token ids x (B, T), embedding (V, E) and the stacked
     weights, through the fast Function for x's device (no graph of every step is recorded).
-    reset_token (Triton only): c_t = 0 where x_t is that token."""
+    reset_token: c_t = 0 where x_t is that token (model.reset_at_padding)."""
     P = torch.addmm(b, embedding, W_x.t())                              # (V, 4H): W_x e_v + b
     v = x.t().contiguous()                                              # (T, B)
     keep = torch.is_grad_enabled()                                      # False: no backward
-    if reset_token is not None and not triton_available(x):
-        raise ValueError("reset_token needs the Triton path (use LSTM.recurrence(e, reset=...))")
     if triton_available(x):
         return LSTMTritonFunction.apply(v, P, W_h, keep, reset_token)   # (B, H)
-    return LSTMFunction.apply(v, P, W_h, True, keep)                    # (B, H)
+    return LSTMFunction.apply(v, P, W_h, True, keep, reset_token)       # (B, H)

@@ -18,6 +18,29 @@ def test_lstm_function_gradcheck():
     assert torch.autograd.gradcheck(lambda P, W: LSTMFunction.apply(v, P, W, False), (P, W_h))
 
 
+def test_lstm_function_with_a_reset_token_gradcheck_and_equals_the_recurrence():
+    """model.reset_at_padding on the CPU's fused path: gradcheck, and the autograd recurrence."""
+    T, B, H, V = 5, 3, 4, 3
+    v = torch.tensor([[2, 2, 0], [2, 0, 1], [0, 1, 2], [1, 1, 0], [0, 2, 1]])   # (T, B), 2 resets
+    P = torch.randn(V, 4 * H, dtype=torch.double, requires_grad=True)
+    W_h = torch.randn(4 * H, H, dtype=torch.double, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda P, W: LSTMFunction.apply(v, P, W, False, True, 2), (P, W_h))
+    torch.manual_seed(0)
+    model = LSTM(V, 2, 6, H).double()
+    model.reset_token = 2
+    x = v.t()                                                                    # (B, T)
+    outs = []
+    for fused in (True, False):
+        model.fused = fused
+        model.zero_grad()
+        out = model(x)
+        out[:, 0].sum().backward()
+        outs.append((out.detach(), [p.grad.clone() for p in model.parameters()]))
+    torch.testing.assert_close(outs[0][0], outs[1][0])
+    for a, b in zip(outs[0][1], outs[1][1]):
+        torch.testing.assert_close(a, b)
+
+
 def test_peep_lstm_function_gradcheck():
     T, B, H, V = 4, 3, 5, 3
     v = torch.randint(0, V, (T, B), generator=torch.Generator().manual_seed(0))
