@@ -11,6 +11,7 @@ from rnn_experiments.config import conf_dir
 from rnn_experiments.errors import ConfigError
 
 OPTUNA_SWEEPER = "hydra_plugins.hydra_optuna_sweeper"
+TENSORBOARD = "tensorboard"   # the package; torch.utils.tensorboard exists without it
 
 
 def missing(what: str, package: str, extra: str) -> str:
@@ -32,9 +33,12 @@ def _uses_optuna(preset: str) -> bool:
 
 def check_command_line(args: list[str]) -> None:
     """ConfigError if an override selects the Optuna sweeper (hydra/sweeper=optuna, or one of our
-    hparams_search presets) and hydra-optuna-sweeper is not installed."""
+    hparams_search presets) and hydra-optuna-sweeper is not installed, or `logger=tensorboard`
+    and tensorboard is not (a sweep would otherwise start every job to have each one fail)."""
     for arg in args:
         key, _, value = arg.lstrip("+").partition("=")
         wants = (key == "hydra/sweeper" and value == "optuna") or (key == "hparams_search" and _uses_optuna(value))
         if wants and not installed(OPTUNA_SWEEPER):
             raise ConfigError(missing(arg, "hydra-optuna-sweeper", "optuna"))
+        if key == "logger" and "tensorboard" in value and not installed(TENSORBOARD):
+            raise ConfigError(missing(arg, "tensorboard", "tensorboard"))

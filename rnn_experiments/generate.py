@@ -18,8 +18,9 @@ from hydra.utils import to_absolute_path
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from rnn_experiments.config import SEED_LIMIT, SEEDS, conf_dir
-from rnn_experiments.errors import check
+from rnn_experiments.errors import ConfigError, check
 from rnn_experiments.generation.decode import generate, load_generator
+from rnn_experiments.job import run_app
 from rnn_experiments.training.checkpoint import CheckpointError
 from rnn_experiments.training.setup import resolve_device
 
@@ -44,20 +45,25 @@ def check_request(cfg) -> None:
           and math.isfinite(cfg.temperature), "temperature", cfg.temperature, "a finite number")
 
 
+def check_command(cfg) -> None:
+    """ConfigError for a command line that cannot generate, before any checkpoint is read."""
+    if OmegaConf.is_missing(cfg, "checkpoint"):
+        raise ConfigError("checkpoint is missing: expected checkpoint=PATH (a run folder or its checkpoint.pt)")
+    check_request(cfg)
+
+
 def run(cfg) -> list[str]:
     """The texts `cfg` asks for (ValueError / CheckpointError / ConfigError on bad settings)."""
-    if OmegaConf.is_missing(cfg, "checkpoint"):
-        raise ValueError("checkpoint is missing: expected checkpoint=PATH (a run's checkpoint.pt)")
+    check_command(cfg)
     prompts = list(cfg.prompt) if isinstance(cfg.prompt, (list, ListConfig)) else [cfg.prompt]
     prompts = [str(p) for p in prompts]
-    check_request(cfg)
     model, vocab, _ = load_generator(to_absolute_path(cfg.checkpoint), resolve_device(cfg.device))
     return generate(model, vocab, prompts * cfg.num_samples, cfg.length, cfg.strategy,
                     cfg.temperature, cfg.top_k, cfg.seed)
 
 
 @hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="generate")
-def main(cfg: DictConfig) -> None:
+def _main(cfg: DictConfig) -> None:
     try:
         texts = run(cfg)
     except (ValueError, CheckpointError) as e:  # ConfigError is a ValueError
@@ -67,6 +73,12 @@ def main(cfg: DictConfig) -> None:
         print(text)
         if len(texts) > 1:
             print("---")
+
+
+def main() -> None:
+    """The command: a bad command line (an unknown key, a missing checkpoint=, a bad value) is one
+    line and exit status 2 before Hydra starts (rnn_experiments/preflight.py)."""
+    run_app("rnn-generate", _main, "generate", check_run=check_command, writes=False)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""How a Hydra command (train, measure_gradients) starts, and how each of its jobs ends.
+"""How a Hydra command (train, measure_gradients, generate) starts, and how each of its jobs ends.
 
 `run_app(prog, hydra_main, config_name)` is the command: `preflight` (one line and exit status 2
 for a composition error, a bad value, an unwritable output folder) before Hydra starts; exit 2
@@ -55,10 +55,11 @@ class RunFailed(Exception):
     """The run ended without completing (it diverged); the message is one line."""
 
 
-def run_app(prog: str, hydra_main: Callable[[], Any], config_name: str, argv=None) -> None:
-    """The whole command: preflight, Hydra, the sweep's exit status (see the module doc)."""
+def run_app(prog: str, hydra_main: Callable[[], Any], config_name: str, argv=None, **checks) -> None:
+    """The whole command: preflight, Hydra, the sweep's exit status (see the module doc);
+    `checks` go to `preflight` (check_run, writes)."""
     try:
-        preflight(sys.argv[1:] if argv is None else argv, config_name)
+        preflight(sys.argv[1:] if argv is None else argv, config_name, **checks)
         hydra_main()
     except (ConfigError, Refused) as e:
         print(f"{prog}: error: {e}", file=sys.stderr)

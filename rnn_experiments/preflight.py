@@ -9,14 +9,16 @@ raises `ConfigError` (one line naming the key or folder) for
   one by rnn_experiments/sweep.py before any starts);
 * an output folder (`hydra.run.dir` / `hydra.sweep.dir`) that cannot be created or written.
 
-Commands that only print (`--help`, `--cfg`, `--info`, ...) or name another config
-(`--config-name`, `--config-dir`, ...) are left to Hydra.
+Users' config folders (`--config-dir DIR`) are searched as Hydra searches them (after the
+packaged configs). Commands that only print (`--help`, `--cfg`, `--info`, ...) or name another
+primary config (`--config-name`, `--config-path`) are left to Hydra.
 """
 from __future__ import annotations
 
 import os
 import tempfile
 from pathlib import Path
+from typing import Callable
 
 from rnn_experiments.config import conf_dir, validate
 from rnn_experiments.errors import ConfigError
@@ -27,18 +29,29 @@ def _args(argv):
     return get_args_parser().parse_args(argv)
 
 
-def compose_command(overrides, config_name: str, multirun: bool):
-    """The config (with its `hydra` node) that Hydra composes for this command line."""
-    from hydra import initialize_config_dir
+def compose_command(overrides, config_name: str, multirun: bool, config_dir: str | None = None):
+    """The config (with its `hydra` node) that Hydra composes for this command line; `config_dir`
+    is `--config-dir`, put in the search path where Hydra puts it (after the packaged configs)."""
+    from hydra._internal.hydra import Hydra
+    from hydra._internal.utils import create_config_search_path
+    from hydra.core.config_search_path import SearchPathQuery
     from hydra.core.global_hydra import GlobalHydra
     from hydra.types import RunMode
 
+    search_path = create_config_search_path(str(conf_dir()))
+    if config_dir is not None:
+        folder = Path(config_dir).absolute()
+        if not folder.is_dir():
+            raise ConfigError(f"--config-dir {config_dir} is invalid: expected a folder of configs, "
+                              f"{folder} {'is a file' if folder.exists() else 'does not exist'}")
+        search_path.prepend(provider="command-line", path=f"file://{folder}",
+                            anchor=SearchPathQuery(provider="schema"))
     GlobalHydra.instance().clear()
     try:
-        with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
-            return GlobalHydra.instance().hydra.compose_config(
-                config_name=config_name, overrides=list(overrides), with_log_configuration=False,
-                run_mode=RunMode.MULTIRUN if multirun else RunMode.RUN)
+        hydra = Hydra.create_main_hydra2(task_name="preflight", config_search_path=search_path)
+        return hydra.compose_config(
+            config_name=config_name, overrides=list(overrides), with_log_configuration=False,
+            run_mode=RunMode.MULTIRUN if multirun else RunMode.RUN)
     finally:
         GlobalHydra.instance().clear()
 
@@ -57,31 +70,36 @@ def check_writable(folder: Path, key: str) -> None:
                           f"({e.strerror or e})") from None
 
 
-def preflight(argv, config_name: str) -> None:
-    """Raise ConfigError (one line) for a command line that cannot run; see the module doc."""
+def preflight(argv, config_name: str, check_run: Callable = validate, writes: bool = True) -> None:
+    """Raise ConfigError (one line) for a command line that cannot run; see the module doc.
+    check_run(cfg) checks a single run's values; writes=False: the command writes no output
+    folder (rnn-generate), so none is checked."""
     args = _args(argv)
     if (args.help or args.hydra_help or args.cfg or args.info or args.shell_completion
-            or args.experimental_rerun or args.config_path or args.config_name or args.config_dir):
+            or args.experimental_rerun or args.config_path or args.config_name):
         return
-    cfg, multirun = _compose(args.overrides, config_name, args.multirun)
-    key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
-    check_writable(Path(str(cfg.hydra.sweep.dir if multirun else cfg.hydra.run.dir)), key)
+    cfg, multirun = _compose(args.overrides, config_name, args.multirun, args.config_dir)
+    if writes:
+        key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+        check_writable(Path(str(cfg.hydra.sweep.dir if multirun else cfg.hydra.run.dir)), key)
     if not multirun:
-        validate(cfg)
+        check_run(cfg)
 
 
-def _compose(overrides, config_name: str, multirun: bool):
+def _compose(overrides, config_name: str, multirun: bool, config_dir: str | None = None):
     """(config, whether Hydra will run a sweep): -m, or a preset with `hydra.mode: MULTIRUN`,
     which also takes sweep values (`seed=0,1`) without -m."""
     from hydra.types import RunMode
 
     from rnn_experiments.sweep import one_line
     try:
-        cfg = compose_command(overrides, config_name, multirun)
+        cfg = compose_command(overrides, config_name, multirun, config_dir)
+    except ConfigError:
+        raise
     except Exception as e:  # HydraException, OmegaConfBaseException, ...: Hydra would report it
         if not multirun:
             try:
-                cfg = compose_command(overrides, config_name, True)
+                cfg = compose_command(overrides, config_name, True, config_dir)
                 if cfg.hydra.mode == RunMode.MULTIRUN:
                     return cfg, True
             except Exception:

@@ -129,6 +129,41 @@ def test_a_job_that_fails_at_run_time_fails_alone(tmp_path, launcher):
     assert (sweep / "analysis" / "summary.md").exists()
 
 
+CRASH_IN_SEED_1 = """
+import sys
+import rnn_experiments.training.loop as loop
+real = loop.evaluate
+def evaluate(*args, **kwargs):   # a bug that shows only in job #1, mid-training
+    from hydra.core.hydra_config import HydraConfig
+    if HydraConfig.get().job.num == 1:
+        raise RuntimeError("boom in evaluate")
+    return real(*args, **kwargs)
+loop.evaluate = evaluate
+from rnn_experiments.train import main
+sys.argv = ["rnn-train", *sys.argv[1:]]
+main()
+"""
+
+
+@pytest.mark.slow
+def test_a_job_that_crashes_fails_alone_with_its_traceback_in_its_log(tmp_path):
+    """A bug (an unexpected exception) in one job of a sweep: the job fails, the others complete,
+    the sweep exits 1 naming it (basic launcher: the jobs run in this process, where the bug is)."""
+    sweep = tmp_path / "S"
+    proc = subprocess.run([sys.executable, "-c", CRASH_IN_SEED_1, "-m", *T, "seed=0,1,2",
+                           "hydra/callbacks=analyze", f"hydra.sweep.dir={sweep}"], cwd=ROOT,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert "rnn-train: error: RuntimeError: boom in evaluate (traceback in the job's log)" in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith(
+        "rnn-train: error: 1 job(s) of the sweep did not complete: #1 (seed=1)")
+    assert [summary(sweep / str(i))["status"] for i in range(3)] == ["completed", "failed", "completed"]
+    assert summary(sweep / "1")["error"] == "RuntimeError: boom in evaluate"
+    log = (sweep / "1" / "train.log").read_text()
+    assert "Traceback (most recent call last)" in log and "boom in evaluate" in log
+    assert f"hydra.run.dir={sweep / '1'}" in (sweep / "analysis" / "rerun.sh").read_text()
+
+
 @pytest.mark.slow
 def test_a_job_refused_at_run_time_is_recorded_and_listed(tmp_path):
     """A text file that is missing: only the job that reads it can tell."""

@@ -55,3 +55,38 @@ def test_config_dir_on_the_command_line_and_in_the_rerun_command(tmp_path):
                           capture_output=True, text=True, timeout=180)
     assert redo.returncode == 0, redo.stderr[-2000:]
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "completed"
+
+
+def test_config_dir_command_lines_are_checked_before_hydra_starts(tmp_path):
+    """--config-dir gets the same one-line checks as the packaged configs (rnn_experiments/preflight.py)."""
+    from rnn_experiments.errors import ConfigError
+    from rnn_experiments.preflight import preflight
+    mine = user_configs(tmp_path / "my_configs")
+    (mine / "experiment" / "bad.yaml").write_text("# @package _global_\ntrain:\n  lr: -1.0\n")
+    run_dir = tmp_path / "run"
+    ok = ["--config-dir", str(mine), "+experiment=mine", f"hydra.run.dir={run_dir}"]
+    preflight(ok, "config")   # the user's preset composes and its values are valid
+    cases = [
+        (["--config-dir", str(mine), "+experiment=bad", f"hydra.run.dir={run_dir}"], "train.lr=-1.0 is invalid"),
+        ([*ok, "model.hidden_sizee=3"], "model.hidden_sizee"),
+        ([*ok, "model.hidden_size=abc"], "model.hidden_size"),
+        (["--config-dir", str(mine), "+experiment=theirs", f"hydra.run.dir={run_dir}"], "theirs"),
+        (["--config-dir", str(tmp_path / "nowhere"), "+experiment=mine"], f"--config-dir {tmp_path / 'nowhere'} is invalid"),
+    ]
+    for argv, message in cases:
+        with pytest.raises(ConfigError) as e:
+            preflight(argv, "config")
+        assert message in str(e.value) and "\n" not in str(e.value), (argv, str(e.value))
+    assert not run_dir.exists()
+
+
+@pytest.mark.slow
+def test_config_dir_bad_value_is_one_line_and_makes_no_folder(tmp_path):
+    mine = user_configs(tmp_path / "my_configs")
+    run_dir = tmp_path / "run"
+    done = subprocess.run([sys.executable, "-m", "rnn_experiments.train", "--config-dir", str(mine),
+                           "+experiment=mine", "train.lr=-1", f"hydra.run.dir={run_dir}"], cwd=tmp_path,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 2
+    assert done.stderr.startswith("rnn-train: error: train.lr=-1") and done.stderr.count("\n") == 1
+    assert not run_dir.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["my_configs"]

@@ -2,7 +2,8 @@
 errorbar="sd", the same numbers as `aggregate`). Colour by the group keys, line style by `style`.
 
 Figures are built without pyplot (no GUI backend, safe in a Hydra callback or on a cluster) and
-sized for one report column (3.5 x 2.6 inches).
+sized for one report column (3.5 x 2.6 inches). The legend sits inside the axes for up to four
+short entries and beside the plot otherwise, so it never covers a curve.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ YLABELS = {
     "elapsed_s": "elapsed time (s)",
 }
 FIGSIZE = (3.5, 2.6)  # inches: one column of a two-column report
+LEGEND_INSIDE_MAX = 4  # legend entries drawn inside the axes; more go beside the plot
 
 
 def default_style(by: list[str]) -> str | None:
@@ -88,9 +90,16 @@ def plot_curves(df: pd.DataFrame, metric: str = "accuracy", by=None, style: str 
             a.grid(True, linewidth=0.4, alpha=0.5)
         if "accuracy" in metric:  # a fraction: mean + std may pass 1, the axis need not
             axes[0].set_ylim(top=min(axes[0].get_ylim()[1], 1.02))
-        sns.move_legend(axes[-1], "upper right" if "loss" in metric else "lower right",
+        # a legend that would cover the curves (many groups, long labels) goes right of the plot
+        entries = hue_order + (style_order or [])
+        outside = len(entries) > LEGEND_INSIDE_MAX or max(map(len, entries)) > 24
+        where = (dict(loc="upper left", bbox_to_anchor=(1.02, 1.0)) if outside else
+                 dict(loc="upper right" if "loss" in metric else "lower right"))
+        sns.move_legend(axes[-1], **where,
                         title=f"mean ± std over {n_text} seed{'' if n_text == '1' else 's'}", fontsize=6, title_fontsize=6,
                         frameon=True)
+        if outside:  # kept out of the constrained layout (it would squeeze the axes); saved by bbox_inches
+            axes[-1].get_legend().set_in_layout(False)
     return fig
 
 
@@ -109,6 +118,6 @@ def save_figure(fig: Figure, stem: Path, formats=("png", "pdf"), dpi: int = 200)
     paths = []
     for fmt in formats:
         path = stem.with_suffix(f".{fmt}")
-        fig.savefig(path, dpi=dpi)
+        fig.savefig(path, dpi=dpi, bbox_inches="tight")  # a legend beside the plot is kept
         paths.append(path)
     return paths

@@ -148,6 +148,32 @@ def test_plot_lines_are_the_aggregated_means_and_files_are_valid(tmp_path):
         assert len(lines) == 2
 
 
+def test_a_long_legend_goes_beside_the_plot_and_is_saved(tmp_path):
+    # 8 groups with long labels (an ablation's three switches): inside, the legend would hide curves
+    for num, (axis, reset, init) in enumerate((a, r, i) for a in ("batch", "class") for r in (False, True)
+                                               for i in ("kaiming_normal", "kaiming_normal_fan_out")):
+        cfg = config(**{"model.log_softmax_axis": axis, "model.reset_at_padding": reset, "model.init": init})
+        write_run(tmp_path / "sweep" / str(num), cfg, metrics_frame(STEPS, ACC[("lstm", 0)]))
+    fig = plot_curves(collect(tmp_path / "sweep"), "accuracy")
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    ax, legend = fig.axes[0], fig.axes[0].get_legend()
+    assert len(legend.get_texts()) == 8
+    assert legend.get_window_extent(renderer).x0 >= ax.get_window_extent(renderer).x1   # right of the axes
+    png, = save_figure(fig, tmp_path / "accuracy", ("png",))
+    from matplotlib.image import imread
+    height, width = imread(png).shape[:2]
+    assert width > fig.get_size_inches()[0] * 200   # the saved image was widened to hold the legend
+
+    # four short entries stay inside (the palindrome comparison's models x lengths)
+    _sweep(tmp_path / "a", seq_length=10)
+    _sweep(tmp_path / "b", seq_length=20)
+    fig = plot_curves(collect([tmp_path / "a", tmp_path / "b"]), "accuracy")
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    ax = fig.axes[0]
+    assert ax.get_window_extent(renderer).contains(*ax.get_legend().get_window_extent(renderer).p1)
+
+
 def test_partial_crashed_corrupt_runs_are_reported_not_fatal(tmp_path):
     sweep = _sweep(tmp_path / "sweep", acc={k: v for k, v in ACC.items() if k[0] == "lstm"})
     peep = lambda s: config(**{"model.name": "peep_lstm", "seed": s})  # noqa: E731

@@ -4,6 +4,7 @@ command."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -157,6 +158,16 @@ def test_generate_command_bad_input_is_one_line(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr == f"rnn-generate: error: {ckpt}: no such checkpoint\n" and proc.stdout == ""
     assert list(tmp_path.iterdir()) == []  # nothing written
+    # checked before Hydra starts: an unknown key, no checkpoint= at all (Hydra's own reports are
+    # several lines), a bad value
+    for args, message in ((["checkpoint=x", "lenght=3"], "Could not override 'lenght'"),
+                          (["prompt=t"], "checkpoint is missing"),
+                          (["checkpoint=x", "temperature=abc"], "temperature='abc' is invalid")):
+        proc = subprocess.run([sys.executable, "-m", "rnn_experiments.generate", *args], cwd=tmp_path,
+                              env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 2 and proc.stdout == "", (args, proc.stderr)
+        assert proc.stderr.startswith(f"rnn-generate: error: {message}") and proc.stderr.count("\n") == 1, proc.stderr
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize("override, message", [

@@ -63,6 +63,19 @@ def test_missing_extra_is_one_line_naming_the_install(make_cfg, monkeypatch):
     assert 'pip install "rnn-experiments[tensorboard]"' in msg
 
 
+def test_missing_extra_refuses_the_command_before_any_job(monkeypatch):
+    """A sweep with logger=tensorboard and no tensorboard: refused before Hydra starts, not job by job."""
+    from rnn_experiments.extras import TENSORBOARD, check_command_line
+    monkeypatch.setitem(sys.modules, TENSORBOARD, None)   # as if not installed
+    with pytest.raises(ConfigError) as e:
+        check_command_line(["-m", "seed=0,1", "logger=tensorboard"])
+    assert str(e.value).startswith("logger=tensorboard needs tensorboard, which is not installed")
+    assert "\n" not in str(e.value)
+    check_command_line(["-m", "seed=0,1", "model=lstm"])   # nothing asked for: nothing needed
+    monkeypatch.delitem(sys.modules, TENSORBOARD)
+    check_command_line(["-m", "seed=0,1", "logger=tensorboard"])   # installed here (dev extra)
+
+
 def scalars(log_dir):
     """{tag: [(step, value)]} of the TensorBoard run in `log_dir`, as TensorBoard reads it."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator

@@ -74,3 +74,42 @@ def test_command_line_of_a_parallel_sweep_job(tmp_path):
         assert s["command"] == " ".join(sweep)
         pids.add(s["pid"])
     assert len(pids) == 2                    # two worker processes, neither the one started here
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_dirty_flag_follows_tracked_changes_only(tmp_path):
+    """git_state() on a checkout of its own: clean, then a tracked file edited (dirty), while an
+    untracked file (outputs/) never counts."""
+    import importlib.util
+    import rnn_experiments.provenance as real
+    repo = tmp_path / "checkout"
+    (repo / "rnn_experiments").mkdir(parents=True)
+    shutil.copy(real.__file__, repo / "rnn_experiments" / "provenance.py")
+    (repo / "rnn_experiments" / "config.py").write_text("X = 1\n")
+
+    def run_git(*args):
+        done = subprocess.run(["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t", *args],
+                              capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    def state():   # a fresh module each time: git_state() caches its answer per process
+        spec = importlib.util.spec_from_file_location(f"prov_{len(seen)}", repo / "rnn_experiments" / "provenance.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        seen.append(module)
+        return module.git_state()
+
+    seen = []
+    run_git("init", "-q")
+    run_git("add", ".")
+    run_git("commit", "-q", "-m", "first")
+    head = run_git("rev-parse", "HEAD")
+    assert state() == {"commit": head, "dirty": False}
+    (repo / "outputs").mkdir()
+    (repo / "outputs" / "metrics.csv").write_text("step\n")     # untracked: still clean
+    assert state() == {"commit": head, "dirty": False}
+    (repo / "rnn_experiments" / "config.py").write_text("X = 2\n")   # tracked and changed
+    assert state() == {"commit": head, "dirty": True}
+    run_git("commit", "-q", "-am", "second")
+    assert state() == {"commit": run_git("rev-parse", "HEAD"), "dirty": False} and run_git("rev-parse", "HEAD") != head
