@@ -22,9 +22,10 @@ Sections:
           launcher, torch's default threads) vs 2 jobs at once (hydra/launcher=parallel, 1 thread
           each). Not in the default set (minutes); ask for it with `--only sweep`.
 
-Every trained model is built by `rnn_experiments.training.setup` from the real config and timed
-through `rnn_experiments.training.step.make_step`, the step the training loop takes (on a GPU:
-replayed from a CUDA graph unless --eager; the nn.LSTM baseline always runs eagerly).
+Every classifier is built by `rnn_experiments.training.setup` from the real config, and every
+training step (the text-data row's generator too) is timed through
+`rnn_experiments.training.step.make_step`, the step the training loop takes (on a GPU: replayed
+from a CUDA graph unless --eager; the nn.LSTM baseline always runs eagerly).
 """
 from __future__ import annotations
 
@@ -46,7 +47,7 @@ from rnn_experiments.data.text import read_text
 from rnn_experiments.errors import ConfigError, check
 from rnn_experiments.launch import available_cores
 from rnn_experiments.training.setup import resolve_device, setup
-from rnn_experiments.training.step import make_step, train_step
+from rnn_experiments.training.step import make_step
 
 BOOK = Path("data/grimms_fairy_tales.txt")  # where `python -m rnn_experiments.download grimm` puts it
 

@@ -20,7 +20,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
 from rnn_experiments.data import DATASETS
-from rnn_experiments.errors import ConfigError, check
+from rnn_experiments.errors import check
 from rnn_experiments.models import MODELS
 
 
@@ -137,15 +137,17 @@ def study_schema():
         cs.store(name="base_config", node=Config)
 
 
-def compose(overrides=(), config_name: str = "config"):
-    """The config a command would compose from conf/ with these overrides (Hydra's compose API)."""
+def compose(overrides=(), config_name: str = "config", return_hydra_config: bool = False):
+    """The config a command would compose from conf/ with these overrides (Hydra's compose API);
+    return_hydra_config: with its `hydra` node (launcher, sweeper, run folders)."""
     from hydra import compose as hydra_compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
-            return hydra_compose(config_name=config_name, overrides=list(overrides))
+            return hydra_compose(config_name=config_name, overrides=list(overrides),
+                                 return_hydra_config=return_hydra_config)
     finally:
         GlobalHydra.instance().clear()
 

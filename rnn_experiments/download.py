@@ -1,12 +1,12 @@
 """`python -m rnn_experiments.download grimm [--dir DIR] [--url URL] [--no-verify] [--force]` (or
-`rnn-download`): fetch a corpus for the text experiments (rnn_experiments/data/download.py)."""
+`rnn-download`): fetch a corpus for the text experiments (rnn_experiments/data/corpora.py)."""
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
 
-from rnn_experiments.data.download import DEFAULT_DIR, SOURCES, DownloadError, download, sha256_of
+from rnn_experiments.data.corpora import DEFAULT_DIR, SOURCES, DownloadError, download, sha256_of
 
 
 def main(argv=None) -> int:

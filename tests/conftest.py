@@ -41,14 +41,7 @@ REPETITIVE = "the cat sat on the mat. " * 40  # the next character is a function
 
 def compose_config(overrides=(), tiny=True, return_hydra_config=False):
     """The composed config of `python -m rnn_experiments.train <overrides>` (shrunk unless tiny=False)."""
-    overrides = (TINY if tiny else []) + list(overrides)
-    if not return_hydra_config:
-        return compose(overrides)
-    from hydra import compose as hydra_compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        return hydra_compose(config_name="config", overrides=overrides, return_hydra_config=True)
+    return compose((TINY if tiny else []) + list(overrides), return_hydra_config=return_hydra_config)
 
 
 def text_overrides(path, *extra):

@@ -17,6 +17,16 @@ def test_bench_data_section_runs(capsys):
 
 
 
+def test_bench_analysis_section_times_collect_and_table_of_real_folders():
+    """The analysis section on a small fake sweep: its rows name the runs it read, and the
+    ratio is the measured total over the target."""
+    rows = bench.bench_analysis(runs=8, steps=100, target_s=5.0)
+    collect_row, total_row = rows
+    assert collect_row["case"] == total_row["case"] == "8 runs x 10 rows"   # 2 models x 2 L x 2 seeds
+    assert 0 < collect_row["median_ms"] <= total_row["median_ms"]
+    assert total_row["ratio"] == pytest.approx(total_row["median_ms"] / 1e3 / 5.0)
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--repeats", "0"], "--repeats=0 is invalid"),
     (["--threads", "-1"], "--threads=-1 is invalid"),

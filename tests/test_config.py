@@ -46,11 +46,19 @@ def sweep_of(experiment):
     return cfg, {k: str(v).split(",") for k, v in params.items()}
 
 
+def test_report_ablation_preset_sweeps_the_three_switches_at_l20():
+    cfg, sweep = sweep_of("report_ablation")
+    assert sweep == {"model.log_softmax_axis": ["class", "batch"], "model.reset_at_padding": ["false", "true"],
+                     "model.init": ["kaiming_normal", "kaiming_normal_fan_out"], "seed": ["0", "1", "2"]}
+    assert (cfg.model.name, cfg.dataset.seq_length, cfg.train.steps) == ("lstm", 20, 3000)
+    assert cfg.hydra.callbacks.analyze.compare == "model.init"
+
+
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_every_experiment_preset_composes(experiment):
     cfg, sweep = sweep_of(experiment)
     assert cfg.experiment_name == experiment
-    if cfg.dataset.name == "palindrome":  # text presets are validated with the book in test_textgen
+    if cfg.dataset.name == "palindrome":  # text presets: validated with the book in tests/training/test_text_training.py
         validate(cfg)
     assert "seed" in sweep or experiment == "grimm_textgen"  # a single run
 

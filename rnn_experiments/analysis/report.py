@@ -22,7 +22,7 @@ from rnn_experiments.analysis.aggregate import check_keys, table, to_latex, to_m
 from rnn_experiments.analysis.collect import AnalysisError, collect, find_runs, is_run_dir, without_config
 from rnn_experiments.analysis.compare import check_compare, compare_latex, compare_markdown
 from rnn_experiments.analysis.compare import compare as compare_table
-from rnn_experiments.analysis.plot import default_style, plot_curves, save_figure
+from rnn_experiments.analysis.plot import plot_curves, save_figure
 from rnn_experiments.analysis.rerun import reruns
 
 DEFAULT_METRICS = ("accuracy", "eval_accuracy", "loss", "eval_loss", "eval_bpc")

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from rnn_experiments.analysis import AnalysisError, collect
+from rnn_experiments.analysis import collect
 from rnn_experiments.analysis.report import analyze
 from rnn_experiments.analysis.synthetic import config, metrics_frame, write_run
 from rnn_experiments.analyze import main

@@ -4,7 +4,7 @@ from __future__ import annotations
 import urllib.error
 
 from conftest import BOOK
-from rnn_experiments.data import download as dl
+from rnn_experiments.data import corpora as dl
 from rnn_experiments.download import main as download_main
 
 

@@ -81,7 +81,7 @@ def test_bad_text_files_give_one_line_naming_the_path(tmp_path, make_cfg, conten
 
 
 def test_gutenberg_header_and_licence_are_cut(tmp_path):
-    from rnn_experiments.data.text import TextDataError, strip_gutenberg
+    from rnn_experiments.data.text import TextDataError
     text = "Title\n*** START OF THIS PROJECT GUTENBERG EBOOK X ***\n\nOnce upon a time.\n*** END OF THIS PROJECT GUTENBERG EBOOK X ***\nLicence"
     assert strip_gutenberg(text, "book.txt") == "Once upon a time.\n"
     with pytest.raises(TextDataError, match="book.txt: no '\\*\\*\\* START OF'"):

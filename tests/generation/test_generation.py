@@ -117,10 +117,15 @@ def test_samples_during_training_and_checkpoint_round_trip(make_cfg, tiny_text, 
     saved = [r["text"] for r in greedy if r["step"] == 30]
     assert generate(model, vocab, ["t", "c", " "], 12, "greedy") == saved
 
-    # a run folder stands for its best checkpoint (lowest held-out loss)
+    # a run folder stands for its best checkpoint (lowest held-out loss): made different from the
+    # last one here, so that loading checkpoint.pt instead could not pass
+    best_state = torch.load(tmp_path / "checkpoint_best.pt", weights_only=False)
+    best_state["model"] = {k: v + 0.5 for k, v in best_state["model"].items()}
+    torch.save(best_state, tmp_path / "checkpoint_best.pt")
     best_model, _, _ = load_generator(tmp_path)
-    best = torch.load(tmp_path / "checkpoint_best.pt", weights_only=False)["model"]
-    assert all(torch.equal(best[k], v) for k, v in best_model.state_dict().items())
+    assert all(torch.equal(best_state["model"][k], v) for k, v in best_model.state_dict().items())
+    last = torch.load(tmp_path / "checkpoint.pt", weights_only=False)["model"]
+    assert not any(torch.equal(last[k], v) for k, v in best_model.state_dict().items())
 
     # ... and so does the generate command's code path (conf/generate.yaml)
     from rnn_experiments.generate import run

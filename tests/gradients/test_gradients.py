@@ -78,6 +78,29 @@ def test_study_rejects_bad_settings_naming_the_key(tmp_path, overrides, key):
     assert not (tmp_path / "gradients.csv").exists()
 
 
+@pytest.mark.parametrize("model", ["rnn", "lstm", "peep_lstm"])
+def test_study_trains_exactly_like_the_training_loop(tmp_path, model):
+    """The study describes the runs only if it trains as they do: after N steps of each, the
+    model gives the same loss on the study's batch (the loss column at step N equals the loss of
+    the training loop's checkpoint at step N)."""
+    from rnn_experiments.training.loop import train
+    from rnn_experiments.training.setup import setup
+    N = 7
+    common = [f"model={model}", "dataset.seq_length=3", "train.threads=1", "train.lr=3e-3"]
+    cfg = compose_study(*common, f"gradients.steps=[0,{N}]", "gradients.batch_size=32")
+    rows = run_study(cfg, tmp_path / "study")
+    study_loss = {r["step"]: r["loss"] for r in rows}
+
+    run_cfg = compose(TINY + common + [f"train.steps={N}", "train.checkpoint_every=0"])
+    train(run_cfg, tmp_path / "run")
+    _, data, net, _ = setup(run_cfg)
+    initial = grad_norms_per_step(net, data.eval_x[:32], data.eval_y[:32])["loss"]
+    net.load_state_dict(torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)["model"])
+    trained = grad_norms_per_step(net, data.eval_x[:32], data.eval_y[:32])["loss"]
+    assert study_loss[0] == pytest.approx(initial, abs=1e-6)
+    assert study_loss[N] == pytest.approx(trained, abs=1e-6) and study_loss[N] != study_loss[0]
+
+
 def test_study_writes_csv_per_step_and_timestep_and_plots(tmp_path):
     for model in ("rnn", "lstm", "peep_lstm"):
         cfg = compose_study(f"model={model}", "dataset.seq_length=2", "gradients.steps=[0,3]",

@@ -13,10 +13,11 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
+from conftest import ROOT, compose_config
 from rnn_experiments.launch import job_threads
 
-ROOT = Path(__file__).resolve().parent.parent
-TINY = ["model.hidden_size=16", "model.embedding_dim=8", "dataset.seq_length=4",
+# a sweep's jobs small enough to start, train a few steps and be preempted in seconds
+LAUNCH_TINY = ["model.hidden_size=16", "model.embedding_dim=8", "dataset.seq_length=4",
         "train.batch_size=16", "train.eval_size=64", "device=cpu"]
 
 
@@ -36,7 +37,7 @@ def test_job_threads_share_the_cores(monkeypatch, threads, launcher, cores, expe
 
 
 def sweep(tmp_path, *overrides, wait=True):
-    cmd = [sys.executable, "-m", "rnn_experiments.train", "-m", *TINY, *overrides,
+    cmd = [sys.executable, "-m", "rnn_experiments.train", "-m", *LAUNCH_TINY, *overrides,
            "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=5",
            "hydra.launcher.cpus_per_task=1", f"hydra.sweep.dir={tmp_path / 'sweep'}"]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -63,7 +64,7 @@ def test_submitit_local_runs_a_tiny_sweep_as_separate_processes(tmp_path):
 @pytest.mark.slow
 def test_joblib_sweep_runs_jobs_in_parallel_with_threads_shared(tmp_path):
     from rnn_experiments.launch import available_cores
-    cmd = [sys.executable, "-m", "rnn_experiments.train", "-m", *TINY, "seed=0,1",
+    cmd = [sys.executable, "-m", "rnn_experiments.train", "-m", *LAUNCH_TINY, "seed=0,1",
            "train.steps=20", "train.log_every=10", "train.eval_every=10", "train.checkpoint_every=0",
            "hydra/launcher=parallel", "hydra.launcher.n_jobs=2", f"hydra.sweep.dir={tmp_path / 'sweep'}"]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
@@ -110,7 +111,6 @@ def test_slurm_preset_makes_an_sbatch_script_with_its_settings(tmp_path, monkeyp
     import submitit
     from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
 
-    from tests.conftest import compose_config
     monkeypatch.setattr(submitit.SlurmExecutor, "affinity", staticmethod(lambda: 1))  # "srun" found
     cfg = compose_config(["hydra/launcher=slurm", "hydra.launcher.partition=gpu",
                           "hydra.launcher.gpus_per_node=1"], return_hydra_config=True)

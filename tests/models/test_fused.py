@@ -20,7 +20,7 @@ def test_lstm_function_gradcheck():
 
 def test_lstm_function_with_a_reset_token_gradcheck_and_equals_the_recurrence():
     """model.reset_at_padding on the CPU's fused path: gradcheck, and the autograd recurrence."""
-    T, B, H, V = 5, 3, 4, 3
+    H, V = 4, 3   # T = 5 steps, B = 3 sequences (the rows and columns of v)
     v = torch.tensor([[2, 2, 0], [2, 0, 1], [0, 1, 2], [1, 1, 0], [0, 2, 1]])   # (T, B), 2 resets
     P = torch.randn(V, 4 * H, dtype=torch.double, requires_grad=True)
     W_h = torch.randn(4 * H, H, dtype=torch.double, requires_grad=True)

@@ -144,6 +144,26 @@ def test_reset_at_padding_equals_running_from_the_first_digit():
     assert not torch.allclose(got[0], model(x[:1])[0])              # without the reset: differs
 
 
+def test_switches_reach_the_model_from_the_config_and_are_off_by_default():
+    """setup(cfg) builds what the config asks: the palindrome's padding token as the reset token
+    with model.reset_at_padding=true, nothing (and class-axis log-softmax) by default."""
+    from rnn_experiments.config import compose
+    from rnn_experiments.data import DATASETS
+    from rnn_experiments.training.setup import setup
+    small = ["model.hidden_size=8", "model.embedding_dim=4", "device=cpu", "train.eval_size=16"]
+    default = compose(small).model
+    assert (default.log_softmax_axis, default.reset_at_padding, default.init) == ("class", False, "kaiming_normal")
+    _, data, model, _ = setup(compose(small))
+    assert model.reset_token is None and model.log_softmax_dim == -1
+    _, data, model, _ = setup(compose([*small, "model.reset_at_padding=true"]))
+    assert model.reset_token == DATASETS["palindrome"].pad_token is not None
+    x = data.eval_x[:4]                                              # (4, T), left-padded palindromes
+    assert (x == model.reset_token).any()
+    reset = model(x)
+    model.reset_token = None
+    assert not torch.allclose(reset, model(x))                      # the reset changes the outputs
+
+
 def test_batch_axis_log_softmax_normalises_over_the_batch():
     from rnn_experiments.config import compose
     from rnn_experiments.models import build_model

@@ -96,3 +96,34 @@ def test_best_checkpoint_is_the_evaluation_with_the_lowest_held_out_loss(make_cf
     state = torch.load(tmp_path / "checkpoint_best.pt", weights_only=False)
     assert state["step"] == best["step"]
     assert torch.load(tmp_path / "checkpoint.pt", weights_only=False)["step"] == 150
+
+
+def test_best_checkpoint_stays_at_the_best_when_held_out_loss_gets_worse(make_cfg, tmp_path):
+    """A hook damages the weights after step 100, so the last evaluation is worse than an earlier
+    one: checkpoint_best.pt keeps that earlier model (its held-out loss, re-evaluated, is the best)."""
+    import torch
+    from rnn_experiments.training.step import evaluate
+    noise = torch.Generator().manual_seed(0)
+
+    def damage_after_step_100(step, model, data, out_dir):
+        if 100 < step < 150:   # (after step 150's evaluation it would change what checkpoint.pt holds)
+            with torch.no_grad():
+                for p in model.parameters():
+                    p.add_(torch.randn(p.shape, generator=noise) * 0.3)
+
+    cfg = make_cfg(*EASY, "train.checkpoint_every=0", "train.lr=3e-2")
+    summary = train(cfg, tmp_path, hooks=[damage_after_step_100])
+    evals = read_metrics(tmp_path / "metrics.csv").dropna(subset=["eval_loss"]).set_index("step")
+    best_step = summary["best_checkpoint"]["step"]
+    assert best_step <= 100 and evals.loc[150, "eval_loss"] > evals.loc[best_step, "eval_loss"]
+    assert evals.loc[best_step, "eval_loss"] == evals["eval_loss"].min()
+
+    from rnn_experiments.training.setup import setup
+    _, data, model, _ = setup(cfg)
+    for name, step in (("checkpoint_best.pt", best_step), ("checkpoint.pt", 150)):
+        state = torch.load(tmp_path / name, weights_only=False)
+        assert state["step"] == step
+        model.load_state_dict(state["model"])
+        model.eval()
+        _, eval_loss = evaluate(model, data.eval_x, data.eval_y)
+        assert eval_loss == pytest.approx(evals.loc[step, "eval_loss"], rel=1e-5), name

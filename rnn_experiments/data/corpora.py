@@ -1,4 +1,5 @@
-"""Fetch a corpus into a local data folder and verify its sha256.
+"""The corpora the text experiments know (SOURCES): fetch one into a local data folder and
+verify its sha256 (the command is rnn_experiments/download.py).
 
     python -m rnn_experiments.download grimm              # -> data/grimms_fairy_tales.txt
     python -m rnn_experiments.download grimm --dir /somewhere/else
