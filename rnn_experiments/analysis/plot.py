@@ -24,7 +24,8 @@ YLABELS = {
     "elapsed_s": "elapsed time (s)",
 }
 FIGSIZE = (3.5, 2.6)  # inches: one column of a two-column report
-LEGEND_INSIDE_MAX = 4  # legend entries drawn inside the axes; more go beside the plot
+LEGEND_INSIDE_MAX = 4  # legend entries drawn inside the axes; more (or longer labels) go beside the plot
+LEGEND_LABEL_MAX = 20  # characters of the longest label drawn inside
 
 
 def default_style(by: list[str]) -> str | None:
@@ -92,7 +93,7 @@ def plot_curves(df: pd.DataFrame, metric: str = "accuracy", by=None, style: str 
             axes[0].set_ylim(top=min(axes[0].get_ylim()[1], 1.02))
         # a legend that would cover the curves (many groups, long labels) goes right of the plot
         entries = hue_order + (style_order or [])
-        outside = len(entries) > LEGEND_INSIDE_MAX or max(map(len, entries)) > 24
+        outside = len(entries) > LEGEND_INSIDE_MAX or max(map(len, entries)) > LEGEND_LABEL_MAX
         where = (dict(loc="upper left", bbox_to_anchor=(1.02, 1.0)) if outside else
                  dict(loc="upper right" if "loss" in metric else "lower right"))
         sns.move_legend(axes[-1], **where,
@@ -118,6 +119,7 @@ def save_figure(fig: Figure, stem: Path, formats=("png", "pdf"), dpi: int = 200)
     paths = []
     for fmt in formats:
         path = stem.with_suffix(f".{fmt}")
-        fig.savefig(path, dpi=dpi, bbox_inches="tight")  # a legend beside the plot is kept
+        legends = [a.get_legend() for a in fig.axes if a.get_legend() is not None]
+        fig.savefig(path, dpi=dpi, bbox_inches="tight", bbox_extra_artists=legends)  # one beside the plot too
         paths.append(path)
     return paths

@@ -44,6 +44,7 @@ def test_summary_records_versions_and_command(make_cfg, tmp_path, monkeypatch):
 
 @pytest.mark.skipif(not in_checkout, reason="not run from a git checkout")
 def test_summary_records_the_git_commit_and_dirty_flag(make_cfg, tmp_path):
+    git_state.cache_clear()   # read once per process: an earlier test in this worker may predate an edit
     summary = train(make_cfg(), tmp_path)
     assert summary["git"] == {"commit": git("rev-parse", "HEAD").stdout.strip(),
                               "dirty": bool(git("status", "--porcelain", "--untracked-files=no").stdout.strip())}
