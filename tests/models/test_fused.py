@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 
 import rnn_experiments.models.fused as fused
+from fused_check import assert_fused_equals_recurrence
 from rnn_experiments.models import LSTM, PeepLSTM
 from rnn_experiments.models.fused import LSTMFunction, PeepLSTMFunction
 
@@ -28,17 +29,7 @@ def test_lstm_function_with_a_reset_token_gradcheck_and_equals_the_recurrence():
     torch.manual_seed(0)
     model = LSTM(V, 2, 6, H).double()
     model.reset_token = 2
-    x = v.t()                                                                    # (B, T)
-    outs = []
-    for fused in (True, False):
-        model.fused = fused
-        model.zero_grad()
-        out = model(x)
-        out[:, 0].sum().backward()
-        outs.append((out.detach(), [p.grad.clone() for p in model.parameters()]))
-    torch.testing.assert_close(outs[0][0], outs[1][0])
-    for a, b in zip(outs[0][1], outs[1][1]):
-        torch.testing.assert_close(a, b)
+    assert_fused_equals_recurrence(model, v.t())                                 # x: (B, T)
 
 
 def test_peep_lstm_function_gradcheck():

@@ -24,6 +24,7 @@ if importlib.util.find_spec("triton") is None:
     pytest.skip("triton is not installed", allow_module_level=True)
 
 from rnn_experiments.config import conf_dir  # noqa: E402
+from fused_check import assert_fused_equals_recurrence  # noqa: E402
 from rnn_experiments.models import LSTM  # noqa: E402
 from rnn_experiments.models import triton_cells  # noqa: E402  (imports no triton)
 from rnn_experiments.models.fused import LSTMFunction, PeepLSTMFunction  # noqa: E402
@@ -130,17 +131,7 @@ def check_models_forward(device="cpu", tol=1e-5):
         torch.manual_seed(0)
         model = cls(3, 2, 8, 20).to(device)
         x = torch.randint(0, 3, (5, 7), device=device)
-        outs = []
-        for fused in (True, False):
-            model.fused = fused
-            model.zero_grad()
-            out = model(x)
-            out[:, 1].sum().backward()
-            outs.append((out.detach(), {n: p.grad.clone() for n, p in model.named_parameters()}))
-        (a, ga), (b, gb) = outs
-        torch.testing.assert_close(a, b, atol=tol, rtol=tol, msg=cls.__name__)
-        for n in ga:
-            torch.testing.assert_close(ga[n], gb[n], atol=tol, rtol=tol, msg=f"{cls.__name__}.{n}")
+        assert_fused_equals_recurrence(model, x, column=1, tol=tol, msg=cls.__name__)
 
 
 def check_reset_at_padding(device="cpu", tol=1e-5):
@@ -149,17 +140,7 @@ def check_reset_at_padding(device="cpu", tol=1e-5):
     model = LSTM(3, 2, 8, 20).to(device)
     model.reset_token = 2
     x = torch.tensor([[2, 2, 0, 1, 1, 0], [2, 0, 1, 2, 1, 1], [0, 1, 0, 0, 1, 1]], device=device)
-    outs = []
-    for fused in (True, False):
-        model.fused = fused
-        model.zero_grad()
-        out = model(x)
-        out[:, 0].sum().backward()
-        outs.append((out.detach(), {n: p.grad.clone() for n, p in model.named_parameters()}))
-    (a, ga), (b, gb) = outs
-    torch.testing.assert_close(a, b, atol=tol, rtol=tol)
-    for n in ga:
-        torch.testing.assert_close(ga[n], gb[n], atol=tol, rtol=tol, msg=n)
+    assert_fused_equals_recurrence(model, x, column=0, tol=tol)
 
 
 CHECKS = {   # device -> check name -> check, run in the child process
