@@ -2,7 +2,8 @@
 
 On for the experiment presets (conf/experiment/*.yaml select conf/hydra/callbacks/analyze.yaml);
 for any other sweep add `hydra/callbacks=analyze` to the command line; switch it off with
-`'~hydra/callbacks'` (quoted for the shell). Options as in `python -m rnn_experiments.analyze`:
+`'~hydra.callbacks.analyze'` (quoted for the shell; deletes the callback's node, so a preset's
+`compare:` goes with it). Options as in `python -m rnn_experiments.analyze`:
 
     hydra:
       callbacks:
