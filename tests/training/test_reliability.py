@@ -122,7 +122,11 @@ def test_resuming_with_another_model_is_refused(tmp_path):
 def test_sighup_checkpoints_like_sigterm_unless_ignored(tmp_path):
     """A closed terminal or ssh session (SIGHUP) stops cleanly; under nohup it is ignored."""
     run_dir = tmp_path / "run"
-    proc = start(run_dir)
+    # SIGHUP's default action for the run, even where the test suite itself runs under nohup
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rnn_experiments.train", *RUN, f"hydra.run.dir={run_dir}"], cwd=ROOT,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL))
     wait_for_step(run_dir, 50, proc)
     proc.send_signal(signal.SIGHUP)
     proc.communicate(timeout=60)
