@@ -20,9 +20,12 @@ RUN = ["dataset.seq_length=4", "model.hidden_size=32", "model.embedding_dim=8", 
 
 
 def start(run_dir, *extra):
+    """A training run in a child process, with SIGHUP's default action even where the test suite
+    itself runs under nohup (which would otherwise be inherited)."""
     return subprocess.Popen(
         [sys.executable, "-m", "rnn_experiments.train", *RUN, *extra, f"hydra.run.dir={run_dir}"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL))
 
 
 def wait_for_step(run_dir, step, proc, timeout=120):
@@ -122,11 +125,7 @@ def test_resuming_with_another_model_is_refused(tmp_path):
 def test_sighup_checkpoints_like_sigterm_unless_ignored(tmp_path):
     """A closed terminal or ssh session (SIGHUP) stops cleanly; under nohup it is ignored."""
     run_dir = tmp_path / "run"
-    # SIGHUP's default action for the run, even where the test suite itself runs under nohup
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "rnn_experiments.train", *RUN, f"hydra.run.dir={run_dir}"], cwd=ROOT,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL))
+    proc = start(run_dir)
     wait_for_step(run_dir, 50, proc)
     proc.send_signal(signal.SIGHUP)
     proc.communicate(timeout=60)
