@@ -45,8 +45,7 @@ import torch.nn.functional as F
 from rnn_experiments.config import compose
 from rnn_experiments.data.text import read_text
 from rnn_experiments.errors import ConfigError, check
-from rnn_experiments.launch import available_cores
-from rnn_experiments.training.setup import resolve_device, setup
+from rnn_experiments.training.setup import available_cores, resolve_device, setup
 from rnn_experiments.training.step import make_step
 
 BOOK = Path("data/grimms_fairy_tales.txt")  # where `python -m rnn_experiments.download grimm` puts it

@@ -1,17 +1,19 @@
-"""The configs: where they are, their structured schema, and `validate`, the one place that
-checks their values.
+"""The configs: where they are, their structured schemas, and the functions that check their
+values (`validate` for training and the gradient study, `validate_generate` for generation).
 
-The dataclasses below are registered in Hydra's ConfigStore as `base_config`; `conf/config.yaml`
-puts that node first in its defaults list, so every YAML file and every command-line override is
-merged onto typed fields: `train.lr=abc` or an unknown key fails while composing. Ranges, names
-and combinations (lr > 0, model.name in the registry, a model the dataset accepts, ...) are
-checked by `validate(cfg)` before any work; each dataset class declares what it accepts
-(`model_kind`, `seq_length_range`, `required`), so no rule is written twice.
+The dataclasses below are registered in Hydra's ConfigStore as the group `schema`: `train`
+(Config), `gradients` (Config plus a `gradients:` section) and `generate` (GenerateConfig). Each
+primary config puts its schema first in its defaults list (conf/config.yaml: `schema: train`;
+conf/gradients.yaml overrides it with `schema: gradients`; conf/generate.yaml: `schema:
+generate`), so every YAML file and every command-line override is merged onto typed fields:
+`train.lr=abc` or an unknown key fails while composing. Ranges, names and combinations (lr > 0,
+model.name in the registry, a model the dataset accepts, ...) are checked by the validate
+functions before any work; each dataset class declares what it accepts (`model_kind`,
+`seq_length_range`, `required`), so no rule is written twice.
 """
 from __future__ import annotations
 
 import math
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional
@@ -20,7 +22,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
 from rnn_experiments.data import DATASETS
-from rnn_experiments.errors import check
+from rnn_experiments.errors import ConfigError, check
 from rnn_experiments.models import MODELS
 
 
@@ -119,22 +121,28 @@ class GradientsStudyConfig(Config):
     gradients: GradientsConfig = field(default_factory=GradientsConfig)
 
 
+@dataclass
+class GenerateConfig:
+    """`rnn-generate` (conf/generate.yaml): continue prompts with a trained text model."""
+    checkpoint: str = MISSING    # a run folder (its checkpoint_best.pt, else checkpoint.pt) or a file
+    prompt: Any = "t"            # a string, or a list of strings continued together as one batch
+    length: int = 200            # characters generated after each prompt
+    strategy: str = "sample"     # sample | greedy
+    temperature: float = 1.0     # p ∝ exp(logits / T)
+    top_k: int = 0               # sample among the k most likely characters (0: all)
+    num_samples: int = 1         # continuations per prompt
+    seed: int = 0
+    device: str = "cpu"          # cpu | cuda | auto
+
+
 def register_configs() -> None:
-    ConfigStore.instance().store(name="base_config", node=Config)
+    cs = ConfigStore.instance()
+    cs.store(group="schema", name="train", node=Config, package="_global_")
+    cs.store(group="schema", name="gradients", node=GradientsStudyConfig, package="_global_")
+    cs.store(group="schema", name="generate", node=GenerateConfig, package="_global_")
 
 
 register_configs()
-
-
-@contextmanager
-def study_schema():
-    """Within: the main tree's `base_config` schema has the `gradients:` section too."""
-    cs = ConfigStore.instance()
-    cs.store(name="base_config", node=GradientsStudyConfig)
-    try:
-        yield
-    finally:
-        cs.store(name="base_config", node=Config)
 
 
 def compose(overrides=(), config_name: str = "config", return_hydra_config: bool = False):
@@ -232,9 +240,35 @@ def _validate_sample(cfg) -> None:
     check(all(T > 0 and math.isfinite(T) for T in s.temperatures), "sample.temperatures",
           list(s.temperatures), "numbers > 0 (greedy samples come from sample.at_fractions)")
     for key in ("length", "temperature_length"):
-        check(s[key] >= 1, f"sample.{key}", s[key], "an integer >= 1")
+        check(1 <= s[key] <= MAX_GENERATE_LENGTH, f"sample.{key}", s[key],
+              f"an integer from 1 to {MAX_GENERATE_LENGTH:,}")
     check(s.top_k >= 0, "sample.top_k", s.top_k, "an integer >= 0 (0: all characters)")
     check(0 <= s.seed < SEED_LIMIT, "sample.seed", s.seed, SEEDS)
+
+
+MAX_GENERATE_LENGTH = 1_000_000   # characters per continuation
+MAX_SAMPLES = 10_000                # continuations per prompt
+
+
+def validate_generate(cfg) -> None:
+    """Check an `rnn-generate` config (types are the schema's) before any checkpoint is read."""
+    from omegaconf import ListConfig, OmegaConf
+    from rnn_experiments.generation.sampling import check_sampling
+    if OmegaConf.is_missing(cfg, "checkpoint"):
+        raise ConfigError("checkpoint is missing: expected checkpoint=PATH (a run folder or its checkpoint.pt)")
+    check(cfg.checkpoint != "", "checkpoint", cfg.checkpoint, "a run folder or a checkpoint file")
+    prompts = list(cfg.prompt) if isinstance(cfg.prompt, (list, ListConfig)) else [cfg.prompt]
+    check(len(prompts) > 0 and all(isinstance(p, (str, int, float)) and not isinstance(p, bool)
+                                   and str(p) != "" for p in prompts),
+          "prompt", cfg.prompt, "a non-empty string or a non-empty list of non-empty strings")
+    check(0 <= cfg.length <= MAX_GENERATE_LENGTH, "length", cfg.length,
+          f"an integer from 0 to {MAX_GENERATE_LENGTH:,}")
+    check(1 <= cfg.num_samples <= MAX_SAMPLES, "num_samples", cfg.num_samples,
+          f"an integer from 1 to {MAX_SAMPLES:,}")
+    check(math.isfinite(cfg.temperature), "temperature", cfg.temperature, "a finite number")
+    check_sampling(cfg.strategy, cfg.temperature, cfg.top_k)
+    check(0 <= cfg.seed < SEED_LIMIT, "seed", cfg.seed, SEEDS)
+    check(cfg.device in ("auto", "cpu", "cuda"), "device", cfg.device, "auto, cpu or cuda")
 
 
 def _validate_gradients(cfg) -> None:

@@ -5,6 +5,7 @@ status 2; nothing on disk has been changed when one is raised before a run start
 """
 from __future__ import annotations
 
+import re
 from typing import Any
 
 
@@ -16,3 +17,21 @@ def check(ok: bool, key: str, value: Any, allowed: str) -> None:
     """Raise ConfigError("key=value is invalid: expected allowed") unless `ok`."""
     if not ok:
         raise ConfigError(f"{key}={value!r} is invalid: expected {allowed}")
+
+
+# OmegaConf's and Hydra's lines that repeat what the first line says or only point elsewhere
+_DETAIL = ("full_key:", "object_type=", "reference_type=", "See https://", "Set the environment variable")
+
+
+def one_line(e: BaseException) -> str:
+    """An error (Hydra's and OmegaConf's are several lines) as one line: its own lines and its
+    cause's, without OmegaConf's full_key/object_type lines, Hydra's hints and search path."""
+    lines: list[str] = []
+    for err in (e, e.__cause__):
+        for line in str(err or "").splitlines():
+            line = line.strip().rstrip(".")
+            if line.startswith("Config search path"):
+                break
+            if line and not line.startswith(_DETAIL) and line not in lines:
+                lines.append(line)
+    return re.sub(r":; ", ": ", "; ".join(lines)) or type(e).__name__

@@ -5,7 +5,8 @@ gradient-flow study, a Hydra app (rnn_experiments/gradients/).
     python -m rnn_experiments.measure_gradients model=rnn 'gradients.steps=[0,50]' dataset.seq_length=5
     python -m rnn_experiments.plot_gradients multirun/<date>/<time>_gradients --out gradients.png
 
-Config: conf/gradients.yaml (the main config tree plus a `gradients:` section).
+Config: conf/gradients.yaml (the main config tree plus a `gradients:` section, typed by
+GradientsStudyConfig in rnn_experiments/config.py).
 """
 from __future__ import annotations
 
@@ -13,9 +14,9 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from rnn_experiments.config import conf_dir, study_schema
+from rnn_experiments.config import conf_dir
 from rnn_experiments.gradients.study import run_study
-from rnn_experiments.job import end_job, run_app
+from rnn_experiments.runner.job import end_job, run_app
 
 PROG = "rnn-measure-gradients"
 
@@ -26,8 +27,7 @@ def _main(cfg: DictConfig) -> None:
 
 
 def main() -> None:
-    with study_schema():  # the main schema plus the `gradients:` section
-        run_app(PROG, _main, "gradients")
+    run_app(PROG, _main, "gradients")
 
 
 if __name__ == "__main__":

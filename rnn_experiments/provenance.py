@@ -10,6 +10,10 @@ uncommitted changes, the versions of the packages that decide the numbers, and t
     command   the command line that started the run. The entry points call `remember_command()`
               first, which puts it in the environment, so the jobs of a sweep started in other
               processes (joblib, submitit) record the sweep's command, not their worker's.
+    sweep_id  (in summary.json beside these) "host:pid:ns" of the sweep whose job made the run,
+              None for a single run; set in the environment when a sweep starts
+              (`start_sweep`), so every job's process inherits it. A sweep's end check counts the
+              runs that carry its id.
 """
 from __future__ import annotations
 
@@ -17,12 +21,15 @@ import importlib.metadata
 import os
 import platform
 import shlex
+import socket
 import subprocess
 import sys
+import time
 from functools import lru_cache
 from pathlib import Path
 
 COMMAND_ENV = "RNN_EXPERIMENTS_COMMAND"
+SWEEP_ENV = "RNN_EXPERIMENTS_SWEEP_ID"
 PACKAGES = ("torch", "hydra-core", "omegaconf", "numpy", "rnn-experiments")
 
 
@@ -84,3 +91,19 @@ def git_state() -> dict | None:
     if commit.returncode != 0 or status.returncode != 0:
         return None
     return {"commit": commit.stdout.strip(), "dirty": bool(status.stdout.strip())}
+
+
+def start_sweep() -> str:
+    """Name the sweep this process starts: a new id in the environment (inherited by its jobs)."""
+    os.environ[SWEEP_ENV] = f"{socket.gethostname()}:{os.getpid()}:{time.time_ns()}"
+    return os.environ[SWEEP_ENV]
+
+
+def end_sweep() -> str | None:
+    """Forget this process's sweep id; returns it."""
+    return os.environ.pop(SWEEP_ENV, None)
+
+
+def sweep_id() -> str | None:
+    """The id of the sweep this process runs a job of (None outside a sweep)."""
+    return os.environ.get(SWEEP_ENV)

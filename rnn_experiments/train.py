@@ -9,7 +9,7 @@ It runs the task-agnostic loop (rnn_experiments/training/loop.py) with the hooks
 for (text samples: rnn_experiments/generation/hooks.py) and the trackers (`logger=tensorboard`:
 rnn_experiments/loggers/) in Hydra's output folder. Exit status: 0 completed, 2 refused input
 (one line naming the key or file; nothing on disk changed), 1 the run failed or diverged, or jobs
-of a sweep did not complete, 130 interrupted (rnn_experiments/job.py).
+of a sweep did not complete, 130 interrupted (rnn_experiments/runner/job.py).
 """
 from __future__ import annotations
 
@@ -22,12 +22,12 @@ from omegaconf import DictConfig
 
 from rnn_experiments.config import conf_dir
 from rnn_experiments.errors import ConfigError
-from rnn_experiments.extras import check_command_line
 from rnn_experiments.generation.hooks import hooks_from_config
-from rnn_experiments.job import RunFailed, end_job, run_app, save_hydra_files
-from rnn_experiments.launch import job_threads
 from rnn_experiments.loggers import loggers_from_config
 from rnn_experiments.provenance import remember_command
+from rnn_experiments.runner.extras import check_command_line
+from rnn_experiments.runner.job import RunFailed, end_job, run_app, save_hydra_files
+from rnn_experiments.runner.launch import job_threads
 from rnn_experiments.training.loop import train
 
 

@@ -1,8 +1,8 @@
 """Run folders -> one long DataFrame: a row per run x logged step, the run's config flattened
 into columns (`model.name`, `dataset.seq_length`, `seed`, ...), plus run-level columns.
 
-A run folder is any folder holding `.hydra/config.yaml`, `metrics.csv` or `summary.json`
-(what `rnn_experiments.train` writes). Nothing is ever written into a run folder.
+A run folder is what rnn_experiments/run_folder.py says (a folder holding summary.json,
+metrics.csv, checkpoint.pt or .hydra/config.yaml). Nothing is ever written into a run folder.
 
 Run-level columns (RUN_COLUMNS):
     run_dir      the run folder
@@ -17,7 +17,6 @@ A run without usable metrics keeps one row with `step` = NaN, so tables still co
 from __future__ import annotations
 
 import glob
-import json
 import os
 import re
 import socket
@@ -27,6 +26,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from rnn_experiments.run_folder import RUN_FILES, SummaryError, is_run_folder, read_summary
 from rnn_experiments.training.lock import heartbeat_age, is_stale, pid_alive, read_lock
 from rnn_experiments.training.metrics import read_metrics
 
@@ -36,7 +36,6 @@ except AttributeError:  # pragma: no cover
     _Loader = yaml.SafeLoader
 
 RUN_COLUMNS = ["run_dir", "status", "problem", "wall_time_s", "overrides"]
-RUN_FILES = ("metrics.csv", "summary.json")
 
 
 class AnalysisError(Exception):
@@ -48,17 +47,12 @@ def _natural_key(path: Path):
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", str(path))]
 
 
-def is_run_dir(path: Path) -> bool:
-    path = Path(path)
-    return (path / ".hydra" / "config.yaml").is_file() or any((path / f).is_file() for f in RUN_FILES)
-
-
 def _run_dirs_under(root: Path) -> list[Path]:
-    if is_run_dir(root):
+    if is_run_folder(root):
         return [root]
     found = []
     for dirpath, dirnames, filenames in os.walk(root):
-        if ".hydra" in dirnames or any(f in filenames for f in RUN_FILES):
+        if is_run_folder(dirpath):
             found.append(Path(dirpath))
             dirnames[:] = []  # a run folder holds no further runs
         else:  # skip our own output folders and hidden folders
@@ -89,8 +83,8 @@ def find_runs(paths) -> list[Path]:
             elif not glob.has_magic(p):
                 raise AnalysisError(f"{m}: not a folder (expected a multirun folder, a run folder or a glob)")
         if not found:
-            raise AnalysisError(f"{p}: no run folders found (a run folder holds .hydra/config.yaml, "
-                                f"metrics.csv or summary.json)")
+            raise AnalysisError(f"{p}: no run folders found (a run folder holds "
+                                f"{', '.join(RUN_FILES)})")
         runs.update(dict.fromkeys(found))
     return list(runs)
 
@@ -127,11 +121,9 @@ def read_run(run_dir: Path) -> tuple[dict, dict, pd.DataFrame | None]:
     except (OSError, ValueError, TypeError, yaml.YAMLError):
         overrides = None   # no re-run command can be rebuilt
     try:
-        summary = json.loads((run_dir / "summary.json").read_text())
-    except FileNotFoundError:
-        pass
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        problems.append("summary.json unreadable")
+        summary = read_summary(run_dir) or {}
+    except SummaryError as e:
+        problems.append(str(e).replace(f"{run_dir}/", ""))
     if "seed" not in config and "seed" in summary:
         config["seed"] = summary["seed"]
 

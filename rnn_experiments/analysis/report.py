@@ -19,11 +19,12 @@ from pathlib import Path
 from matplotlib.backend_bases import FigureCanvasBase
 
 from rnn_experiments.analysis.aggregate import check_keys, table, to_latex, to_markdown
-from rnn_experiments.analysis.collect import AnalysisError, collect, find_runs, is_run_dir, without_config
+from rnn_experiments.analysis.collect import AnalysisError, collect, find_runs, without_config
 from rnn_experiments.analysis.compare import check_compare, compare_latex, compare_markdown
 from rnn_experiments.analysis.compare import compare as compare_table
 from rnn_experiments.analysis.plot import plot_curves, save_figure
 from rnn_experiments.analysis.rerun import reruns
+from rnn_experiments.run_folder import is_run_folder
 
 DEFAULT_METRICS = ("accuracy", "eval_accuracy", "loss", "eval_loss", "eval_bpc")
 
@@ -33,11 +34,11 @@ def default_out(paths) -> Path:
     analysis folder of their common parent, unless that parent is a run or a sweep (whose
     analysis/ is its own). Otherwise --out must be given: nothing is written into a run folder
     and a sweep's analysis is never overwritten by that of a part of it."""
-    if len(paths) == 1 and not glob.has_magic(paths[0]) and not is_run_dir(Path(paths[0])):
+    if len(paths) == 1 and not glob.has_magic(paths[0]) and not is_run_folder(Path(paths[0])):
         return Path(paths[0]) / "analysis"
     dirs = [d.resolve() for d in find_runs(paths)]
     common = Path(os.path.commonpath([str(d) for d in dirs]))
-    if not is_run_dir(common) and not any(d.parent == common for d in dirs):
+    if not is_run_folder(common) and not any(d.parent == common for d in dirs):
         return common / "analysis"
     raise AnalysisError(f"--out is needed for {' '.join(paths)} (the default PATH/analysis/ is for "
                         f"one multirun folder or a folder of them; a run folder is never written to)")

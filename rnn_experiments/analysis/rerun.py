@@ -52,7 +52,7 @@ def expected_jobs(sweep_dir: Path) -> list[list[str]] | None:
     try:
         cfg = yaml.safe_load((Path(sweep_dir) / "multirun.yaml").read_text())
         h = cfg["hydra"]
-        from rnn_experiments.sweep import jobs
+        from rnn_experiments.runner.sweep import jobs
         return jobs(h["sweeper"], list(h["overrides"]["task"]))
     except Exception:  # an unreadable or unusual multirun.yaml: fall back to the seed check
         return None

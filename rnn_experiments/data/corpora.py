@@ -11,13 +11,13 @@ re-issues its eBooks now and then); `--url` fetches from a mirror or a `file://`
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import os
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+
+from rnn_experiments.run_folder import atomic_write
 
 DEFAULT_DIR = "data"  # relative to the current directory; conf/dataset/grimm.yaml reads it there
 
@@ -77,13 +77,11 @@ def download(name: str, directory: str | Path = DEFAULT_DIR, url: str | None = N
         data.decode("utf-8")
     except UnicodeDecodeError:
         raise DownloadError(f"{url or src.url}: the downloaded file is not UTF-8 text; nothing written") from None
-    tmp = path.with_name(path.name + ".part")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
+        with atomic_write(path, "wb") as f:
+            f.write(data)
     except OSError as e:  # read-only or full folder, a file in the way, ...
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
-        raise DownloadError(f"cannot write {path}: {e.strerror or e}; nothing written (choose another --dir)") from None
+        why = f"cannot write {path}: {e.strerror}; nothing was written" if e.strerror else str(e)
+        raise DownloadError(f"{why} (choose another --dir)") from None
     return path

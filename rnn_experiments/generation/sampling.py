@@ -15,18 +15,18 @@ from __future__ import annotations
 
 import torch
 
+from rnn_experiments.errors import check
+
 STRATEGIES = ("greedy", "sample")
 
 
 def check_sampling(strategy: str, temperature: float, top_k: int) -> None:
-    """ValueError (one line) for settings no sampler accepts."""
-    if strategy not in STRATEGIES:
-        raise ValueError(f"strategy={strategy!r} is invalid: expected one of {STRATEGIES}")
-    if strategy == "sample" and not temperature > 0:
-        raise ValueError(f"temperature={temperature!r} is invalid: expected a number > 0 "
-                         f"(for arg-max decoding use strategy=greedy)")
-    if top_k < 0:
-        raise ValueError(f"top_k={top_k!r} is invalid: expected an integer >= 0 (0: all characters)")
+    """ConfigError (a ValueError, one line naming the setting) for settings no sampler accepts:
+    the one check of these three, for `rnn-generate`'s config and for `generate` itself."""
+    check(strategy in STRATEGIES, "strategy", strategy, f"one of {STRATEGIES}")
+    check(strategy != "sample" or temperature > 0, "temperature", temperature,
+          "a number > 0 (for arg-max decoding use strategy=greedy)")
+    check(top_k >= 0, "top_k", top_k, "an integer >= 0 (0: all characters)")
 
 
 def probabilities(logits: torch.Tensor, temperature: float = 1.0, top_k: int = 0) -> torch.Tensor:

@@ -19,7 +19,7 @@ import re
 from pathlib import Path
 
 from rnn_experiments.errors import ConfigError
-from rnn_experiments.extras import missing
+from rnn_experiments.runner.extras import missing
 
 
 def _require_tensorboard():

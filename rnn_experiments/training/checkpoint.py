@@ -1,15 +1,14 @@
-"""Atomic checkpoints: write to a temporary file in the same folder, then rename over the old one.
-
-A process killed while saving leaves the previous checkpoint intact, never a truncated file.
-"""
+"""checkpoint.pt: everything an exact resume needs, saved atomically (run_folder.atomic_write:
+a process killed while saving leaves the previous checkpoint intact, never a truncated file)."""
 from __future__ import annotations
 
-import os
 import random
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from rnn_experiments.run_folder import atomic_write
 
 
 class CheckpointError(RuntimeError):
@@ -17,30 +16,10 @@ class CheckpointError(RuntimeError):
 
 
 def save_atomic(obj, path: Path) -> None:
-    """torch.save to path.tmp, fsync, rename over `path`. If that fails (disk full, ...), the
-    temporary file is closed and removed (its space freed) and OSError names `path` and the
-    reason; the previous file is left as it was."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        with open(tmp, "wb") as f:   # closed on an error too: a removed file frees its space
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except (OSError, RuntimeError) as e:  # torch reports a failed write as a RuntimeError
-        tmp.unlink(missing_ok=True)
-        kept = f"the previous {path.name} is kept" if path.exists() else "nothing was written"
-        raise OSError(f"{path}: cannot save ({_reason(e)}); {kept}") from None
-
-
-def _reason(e: BaseException) -> str:
-    """The OS's reason (e.g. "No space left on device") where the error chain has one."""
-    while e is not None:
-        if isinstance(e, OSError) and e.strerror:
-            return e.strerror
-        e = e.__cause__ or e.__context__
-    return "the write failed"
+    """torch.save through run_folder.atomic_write: the previous file stays whole if this fails
+    (OSError naming `path` and the reason)."""
+    with atomic_write(path, "wb") as f:
+        torch.save(obj, f)
 
 
 def load(path: Path, map_location="cpu") -> dict:

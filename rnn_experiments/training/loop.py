@@ -29,6 +29,7 @@ import torch
 
 from rnn_experiments.config import validate
 from rnn_experiments.models import count_params
+from rnn_experiments.run_folder import is_run_folder
 from rnn_experiments.training import checkpoint
 from rnn_experiments.training.lock import HEARTBEAT_S, RunLock
 from rnn_experiments.training.metrics import MetricsWriter
@@ -41,8 +42,6 @@ log = logging.getLogger(__name__)
 
 # A hook is called after every optimizer step: hook(step, model, data, out_dir).
 Hook = Callable[[int, torch.nn.Module, object, Path], None]
-
-RUN_FILES = ("summary.json", "metrics.csv", "checkpoint.pt")   # a folder with one of them holds a run
 
 
 class Window:
@@ -79,11 +78,16 @@ def train(cfg, out_dir: str | Path, hooks: Iterable[Hook] = (), sinks: Iterable 
     `on_accept()` is called (the entry point saves .hydra/ there) and the run starts. A refused
     run leaves a folder that holds a run as it was; in a fresh folder it records its error in
     summary.json (status failed), so that a sweep's analysis lists it.
+
+    The run ends `completed`, `diverged` (a non-finite loss: nothing is saved from that model;
+    the last good checkpoint is kept) or `interrupted` (a stop signal: checkpoint saved, then
+    `Interrupted` is raised for the entry point). An exception that escapes (a bug, a full disk)
+    leaves `failed` (or `interrupted` for a second Ctrl-C) with the error in summary.json.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     summary = new_summary(cfg)
-    fresh = not any((out_dir / f).exists() for f in RUN_FILES)
+    fresh = not is_run_folder(out_dir)
     accepted = []
 
     def accept() -> None:
@@ -93,7 +97,10 @@ def train(cfg, out_dir: str | Path, hooks: Iterable[Hook] = (), sinks: Iterable 
     with RunLock(out_dir):
         try:
             validate(cfg)
-            return _train(cfg, out_dir, summary, list(hooks), list(sinks), accept)
+            run = _Run(cfg, out_dir, summary)
+            _resume(run)
+            accept()
+            return _loop(run, list(hooks), list(sinks))
         except BaseException as e:
             if summary["status"] == "running" and (accepted or fresh):
                 if not accepted:
@@ -113,111 +120,150 @@ def _write_summary_if_possible(out_dir: Path, summary: dict) -> None:
         log.error("%s: the summary still says 'running'", e)
 
 
-def _train(cfg, out_dir: Path, summary: dict, hooks: list[Hook], sinks: list,
-           accept: Callable[[], None]) -> dict:
-    t_cfg, steps, B = cfg.train, cfg.train.steps, cfg.train.batch_size
-    device, data, model, optimizer = setup(cfg)
-    scheduler = make_scheduler(optimizer, t_cfg)
-    summary.update(num_params=count_params(model),
-                   num_params_embedding=count_params(model.embedding) if hasattr(model, "embedding") else 0,
-                   device=str(device), torch=torch.__version__, threads=torch.get_num_threads(),
-                   deterministic=torch.are_deterministic_algorithms_enabled(),
-                   heartbeat_s=HEARTBEAT_S)   # run.lock is touched this often while the run lives
+class _Run:
+    """What a run holds while it trains: the objects `setup` builds, where it is (step, the
+    metrics rows so far, the current window), its paths and its summary."""
 
-    ckpt_path, best_path = out_dir / "checkpoint.pt", out_dir / "checkpoint_best.pt"
-    step, rows, elapsed_before, window = 0, [], 0.0, Window(device)
-    if t_cfg.resume and ckpt_path.exists():
-        state = checkpoint.restore_run(ckpt_path, cfg, model, optimizer, scheduler, data)
-        step, rows, elapsed_before = state["step"], state["metrics"], state["elapsed_s"]
-        w = state["window"]
-        window = Window(device, w["loss"], w["correct"], w["n"], w["examples"])
-        log.info("resuming from %s at step %d", ckpt_path, step)
-        summary["resumed_from_step"] = step
+    def __init__(self, cfg, out_dir: Path, summary: dict):
+        self.cfg, self.out_dir, self.summary = cfg, out_dir, summary
+        self.device, self.data, self.model, self.optimizer = setup(cfg)
+        self.scheduler = make_scheduler(self.optimizer, cfg.train)
+        self.checkpoint, self.best = out_dir / "checkpoint.pt", out_dir / "checkpoint_best.pt"
+        self.step, self.rows, self.elapsed_before = 0, [], 0.0
+        self.window = Window(self.device)
+        self.writer: MetricsWriter | None = None
+        self.t0 = time.perf_counter()
+        model = self.model
+        summary.update(num_params=count_params(model),
+                       num_params_embedding=count_params(model.embedding) if hasattr(model, "embedding") else 0,
+                       device=str(self.device), torch=torch.__version__, threads=torch.get_num_threads(),
+                       deterministic=torch.are_deterministic_algorithms_enabled(),
+                       heartbeat_s=HEARTBEAT_S)   # run.lock is touched this often while the run lives
 
-    accept()
-    writer = MetricsWriter(out_dir / "metrics.csv", rows, sinks)
-    write_summary(out_dir, summary)
-    t0 = t_window = time.perf_counter()
+    def elapsed(self) -> float:
+        return self.elapsed_before + time.perf_counter() - self.t0
 
-    def elapsed() -> float:
-        return elapsed_before + time.perf_counter() - t0
-
-    def save(at_step: int, path=ckpt_path) -> bool:
-        """Checkpoint unless the window saw a non-finite loss (then: status diverged)."""
-        w, first_bad = window.read()
+    def save(self, path: Path) -> int:
+        """Checkpoint to `path`; returns 0, or (nothing saved) the first step of the window whose
+        loss was not finite: a diverged model is never saved."""
+        w, first_bad = self.window.read()
         if first_bad:
-            return diverged(first_bad)
-        checkpoint.save_run(path, step=at_step, model=model, optimizer=optimizer,
-                            scheduler=scheduler, data=data, rows=writer.rows, window=w,
-                            elapsed_s=elapsed(), cfg=cfg)
-        return True
+            return first_bad
+        checkpoint.save_run(path, step=self.step, model=self.model, optimizer=self.optimizer,
+                            scheduler=self.scheduler, data=self.data, rows=self.writer.rows, window=w,
+                            elapsed_s=self.elapsed(), cfg=self.cfg)
+        return 0
 
-    def diverged(at_step: int) -> bool:
-        summary.update(status="diverged", diverged_at_step=at_step)
-        log.error("loss is not finite at step %d: stopping (status diverged; the last good "
-                  "checkpoint is kept)", at_step)
-        return False
 
+def _resume(run: _Run) -> None:
+    """Continue from checkpoint.pt when the folder has one (train.resume): model, optimiser,
+    data generator, RNG states, metrics rows and the partial window, so that the run goes on
+    exactly as if it had never stopped. A broken link or unreadable file is refused
+    (CheckpointError), never silently replaced."""
+    path = run.checkpoint
+    if not run.cfg.train.resume or not (path.exists() or path.is_symlink()):
+        return
+    state = checkpoint.restore_run(path, run.cfg, run.model, run.optimizer, run.scheduler, run.data)
+    run.step, run.rows, run.elapsed_before = state["step"], state["metrics"], state["elapsed_s"]
+    w = state["window"]
+    run.window = Window(run.device, w["loss"], w["correct"], w["n"], w["examples"])
+    run.summary["resumed_from_step"] = run.step
+    log.info("resuming from %s at step %d", path, run.step)
+
+
+def _row(run: _Run, is_eval: bool, t_window: float, now_s: float, w: dict) -> dict:
+    """The metrics row of the window that ends at this step (means over its steps), with the
+    held-out evaluation when `is_eval`."""
+    row = {"step": run.step, "loss": w["loss"] / w["n"], "accuracy": w["correct"] / w["n"],
+           "lr": float(run.optimizer.param_groups[0]["lr"]),
+           "examples_per_s": round(w["examples"] / max(now_s - t_window, 1e-9), 1),
+           "elapsed_s": round(run.elapsed(), 3)}
+    if is_eval:
+        row["eval_accuracy"], row["eval_loss"] = evaluate(run.model, run.data.eval_x, run.data.eval_y)
+        if getattr(run.data, "per_character", False):
+            row["eval_bpc"] = row["eval_loss"] / math.log(2)
+    return row
+
+
+def _loop(run: _Run, hooks: list[Hook], sinks: list) -> dict:
+    """Steps until train.steps, a stop signal or a non-finite loss; then `_finish`."""
+    cfg, t_cfg = run.cfg, run.cfg.train
+    steps, B = t_cfg.steps, t_cfg.batch_size
+    run.writer = MetricsWriter(run.out_dir / "metrics.csv", run.rows, sinks)
+    write_summary(run.out_dir, run.summary)
+    run.t0 = t_window = time.perf_counter()
     report_every = max(t_cfg.eval_every, steps // 20)
-    take_step = make_step(model, optimizer, t_cfg.max_norm, device,
-                          cuda_graphs=t_cfg.cuda_graphs and scheduler is None)  # graphs: fixed lr
-    model.train()
+    take_step = make_step(run.model, run.optimizer, t_cfg.max_norm, run.device,
+                          cuda_graphs=t_cfg.cuda_graphs and run.scheduler is None)  # graphs: fixed lr
+    status, diverged_at, stop = "completed", 0, None
+    run.model.train()
     with stop_on_signals() as received:
-        while step < steps:
-            x, y = data.sample(B)
+        while run.step < steps:
+            x, y = run.data.sample(B)
             loss, acc = take_step(x, y)
-            if scheduler is not None:
-                scheduler.step()
-            step += 1
-            window.add(step, loss, acc, len(x))
+            if run.scheduler is not None:
+                run.scheduler.step()
+            run.step += 1
+            run.window.add(run.step, loss, acc, len(x))
 
-            is_eval = step % t_cfg.eval_every == 0 or step == steps
-            if step % t_cfg.log_every == 0 or is_eval:
-                (w, first_bad), now_s = window.read(), time.perf_counter()
-                if first_bad:
-                    diverged(first_bad)
+            is_eval = run.step % t_cfg.eval_every == 0 or run.step == steps
+            if run.step % t_cfg.log_every == 0 or is_eval:
+                (w, diverged_at), now_s = run.window.read(), time.perf_counter()
+                if diverged_at:
                     break
-                row = {"step": step, "loss": w["loss"] / w["n"], "accuracy": w["correct"] / w["n"],
-                       "lr": float(optimizer.param_groups[0]["lr"]),
-                       "examples_per_s": round(w["examples"] / max(now_s - t_window, 1e-9), 1),
-                       "elapsed_s": round(elapsed(), 3)}
-                if is_eval:
-                    row["eval_accuracy"], row["eval_loss"] = evaluate(model, data.eval_x, data.eval_y)
-                    if getattr(data, "per_character", False):
-                        row["eval_bpc"] = row["eval_loss"] / math.log(2)
-                    improved = row["eval_loss"] < min(_eval_losses(writer.rows), default=math.inf)
-                writer.write(row)
-                window, t_window = Window(device), now_s
-                if is_eval and improved:
-                    save(step, best_path)
-                if step % report_every == 0 or step == steps:
-                    eta = (now_s - t0) / max(step - summary.get("resumed_from_step", 0), 1) * (steps - step)
-                    log.info("step %d/%d | loss %.4f | acc %.3f%s | %.0f ex/s | ETA %s", step, steps,
-                             row["loss"], row["accuracy"],
-                             f" | eval {row['eval_accuracy']:.3f}" if is_eval else "",
-                             row["examples_per_s"], _fmt_time(eta))
+                row = _row(run, is_eval, t_window, now_s, w)
+                best_so_far = min(_eval_losses(run.writer.rows), default=math.inf)
+                run.writer.write(row)
+                run.window, t_window = Window(run.device), now_s
+                if is_eval and row["eval_loss"] < best_so_far:
+                    run.save(run.best)
+                if run.step % report_every == 0 or run.step == steps:
+                    _report(run, row, is_eval, now_s)
             for hook in hooks:
-                hook(step, model, data, out_dir)
-            if t_cfg.checkpoint_every and step % t_cfg.checkpoint_every == 0 and step < steps:
-                if not save(step):
-                    break
+                hook(run.step, run.model, run.data, run.out_dir)
+            due = t_cfg.checkpoint_every and run.step % t_cfg.checkpoint_every == 0 and run.step < steps
+            if due and (diverged_at := run.save(run.checkpoint)):
+                break
             if received:
-                if not save(step):
-                    break
-                writer.close()
-                name = signal.Signals(received[0]).name
-                summary.update(status="interrupted", step=step, signal=name, wall_time_s=round(elapsed(), 3))
-                write_summary(out_dir, summary)
-                log.warning("stopped by %s at step %d; checkpoint saved, resume by re-running "
-                            "in this folder", name, step)
-                raise Interrupted(name, step)
+                stop = signal.Signals(received[0]).name
+                break
+    if not diverged_at:
+        diverged_at = run.save(run.checkpoint)   # the end of the run, or its stop
+    if diverged_at:
+        status = "diverged"
+    elif stop is not None:
+        status = "interrupted"
+    return _finish(run, status, diverged_at, stop)
 
-    if summary["status"] == "running" and save(step):
-        summary["status"] = "completed"
-    writer.close()
-    summary.update(step=step, wall_time_s=round(elapsed(), 3), finished=now(), **final_metrics(writer.rows))
-    write_summary(out_dir, summary)
+
+def _finish(run: _Run, status: str, diverged_at: int, stop: str | None) -> dict:
+    """Close metrics.csv, write the final summary; an interrupted run raises `Interrupted`."""
+    run.writer.close()
+    summary = run.summary
+    summary.update(status=status, step=run.step, wall_time_s=round(run.elapsed(), 3), finished=now(),
+                   **final_metrics(run.writer.rows))
+    if status == "diverged":
+        summary["diverged_at_step"] = diverged_at
+        log.error("loss is not finite at step %d: stopping (status diverged; the last good "
+                  "checkpoint is kept)", diverged_at)
+    if status == "interrupted":
+        summary["signal"] = stop
+    write_summary(run.out_dir, summary)
+    if status == "interrupted":
+        log.warning("stopped by %s at step %d; checkpoint saved, resume by re-running "
+                    "in this folder", stop, run.step)
+        raise Interrupted(stop, run.step)
     return summary
+
+
+def _report(run: _Run, row: dict, is_eval: bool, now_s: float) -> None:
+    """The progress line: step, loss, accuracy, held-out accuracy, throughput, ETA."""
+    steps = run.cfg.train.steps
+    done = max(run.step - run.summary.get("resumed_from_step", 0), 1)
+    eta = (now_s - run.t0) / done * (steps - run.step)
+    log.info("step %d/%d | loss %.4f | acc %.3f%s | %.0f ex/s | ETA %s", run.step, steps,
+             row["loss"], row["accuracy"], f" | eval {row['eval_accuracy']:.3f}" if is_eval else "",
+             row["examples_per_s"], _fmt_time(eta))
 
 
 def _eval_losses(rows: list[dict]) -> list[float]:

@@ -15,9 +15,10 @@ from __future__ import annotations
 import csv
 import io
 import logging
-import os
 from pathlib import Path
 from typing import Iterable
+
+from rnn_experiments.run_folder import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -33,12 +34,10 @@ class MetricsWriter:
         self.path = Path(path)
         self.rows = list(rows or [])
         self.sinks = list(sinks)
-        tmp = self.path.with_suffix(".csv.tmp")
-        with open(tmp, "w", newline="") as f:
+        with atomic_write(self.path) as f:
             w = csv.DictWriter(f, fieldnames=COLUMNS)
             w.writeheader()
             w.writerows(self.rows)
-        os.replace(tmp, self.path)
         self._file = open(self.path, "a", newline="")
         self._writer = csv.DictWriter(self._file, fieldnames=COLUMNS)
         self._to_sinks("open", self.path.parent, list(self.rows))

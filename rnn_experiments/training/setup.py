@@ -14,7 +14,6 @@ import torch
 
 from rnn_experiments.data import build_dataset
 from rnn_experiments.errors import ConfigError
-from rnn_experiments.launch import available_cores
 from rnn_experiments.models import build_model
 
 log = logging.getLogger(__name__)
@@ -46,6 +45,13 @@ def use_deterministic_algorithms(on: bool, device: torch.device) -> None:
     torch.use_deterministic_algorithms(on)
     if on:
         log.info("deterministic algorithms on (torch.use_deterministic_algorithms)")
+
+
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
 
 
 def capped_threads(threads: int) -> int:

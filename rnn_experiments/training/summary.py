@@ -11,8 +11,8 @@ import socket
 from datetime import datetime, timezone
 from pathlib import Path
 
-from rnn_experiments.provenance import provenance
-from rnn_experiments.sweep import sweep_id
+from rnn_experiments.provenance import provenance, sweep_id
+from rnn_experiments.run_folder import write_text
 
 
 def now() -> str:
@@ -29,14 +29,7 @@ def new_summary(cfg) -> dict:
 
 def write_summary(out_dir: Path, summary: dict) -> None:
     """summary.json, written atomically; OSError naming the path if it cannot be written."""
-    path = Path(out_dir) / "summary.json"
-    tmp = path.with_name("summary.json.tmp")
-    try:
-        tmp.write_text(json.dumps(summary, indent=2, default=str) + "\n")
-        os.replace(tmp, path)
-    except OSError as e:  # disk full, ...: leave no partial file behind, keep the previous one
-        tmp.unlink(missing_ok=True)
-        raise OSError(f"{path}: cannot write ({e.strerror or e}); the previous summary.json is kept") from None
+    write_text(Path(out_dir) / "summary.json", json.dumps(summary, indent=2, default=str) + "\n")
 
 
 def final_metrics(rows: list[dict]) -> dict:

@@ -167,7 +167,7 @@ def test_generate_command_bad_input_is_one_line(tmp_path):
     # several lines), a bad value
     for args, message in ((["checkpoint=x", "lenght=3"], "Could not override 'lenght'"),
                           (["prompt=t"], "checkpoint is missing"),
-                          (["checkpoint=x", "temperature=abc"], "temperature='abc' is invalid")):
+                          (["checkpoint=x", "temperature=-1"], "temperature=-1.0 is invalid")):
         proc = subprocess.run([sys.executable, "-m", "rnn_experiments.generate", *args], cwd=tmp_path,
                               env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=120)
         assert proc.returncode == 2 and proc.stdout == "", (args, proc.stderr)
@@ -176,14 +176,16 @@ def test_generate_command_bad_input_is_one_line(tmp_path):
 
 
 @pytest.mark.parametrize("override, message", [
-    ("length=abc", "length='abc' is invalid: expected an integer from 0 to 1,000,000"),
-    ("length=2.5", "length=2.5 is invalid"),
-    ("length=1000000000000", "length=1000000000000 is invalid"),
-    ("top_k=2.5", "top_k=2.5 is invalid: expected an integer >= 0"),
-    ("temperature=abc", "temperature='abc' is invalid: expected a finite number"),
+    ("length=1000000000000", "length=1000000000000 is invalid: expected an integer from 0 to 1,000,000"),
+    ("length=-1", "length=-1 is invalid"),
     ("temperature=inf", "temperature=inf is invalid: expected a finite number"),
+    ("temperature=0", "temperature=0.0 is invalid: expected a number > 0"),
+    ("top_k=-2", "top_k=-2 is invalid: expected an integer >= 0"),
+    ("strategy=beam", "strategy='beam' is invalid"),
     ("seed=4294967296", "seed=4294967296 is invalid"),
     ("num_samples=0", "num_samples=0 is invalid"),
+    ("prompt=null", "prompt=None is invalid: expected a non-empty string"),
+    ("prompt=''", "prompt='' is invalid"),
 ])
 def test_generate_settings_are_checked_before_loading(tmp_path, override, message):
     from rnn_experiments.errors import ConfigError
@@ -192,3 +194,18 @@ def test_generate_settings_are_checked_before_loading(tmp_path, override, messag
     with pytest.raises(ConfigError) as e:
         run(cfg)
     assert str(e.value).startswith(message) and "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("override", ["length=abc", "length=2.5", "top_k=2.5", "temperature=abc",
+                                      "num_samples=[1]", "lenght=5"])
+def test_generate_types_and_keys_come_from_its_schema(tmp_path, override):
+    """conf/generate.yaml is typed by GenerateConfig: a wrong type or an unknown key is refused
+    while composing, in one line naming it, before any checkpoint is read."""
+    from rnn_experiments.config import validate_generate
+    from rnn_experiments.errors import ConfigError
+    from rnn_experiments.runner.preflight import preflight
+    key = override.split("=")[0]
+    with pytest.raises(ConfigError) as e:
+        preflight([f"checkpoint={tmp_path / 'never-read.pt'}", override], "generate",
+                  check_run=validate_generate, writes=False)
+    assert key in str(e.value) and "\n" not in str(e.value)

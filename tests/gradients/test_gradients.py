@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from conftest import ROOT, TINY
-from rnn_experiments.config import compose, study_schema
+from rnn_experiments.config import compose
 from rnn_experiments.errors import ConfigError
 from rnn_experiments.gradients import grad_norms_per_step
 from rnn_experiments.gradients.plot import load_gradients, plot_gradients
@@ -56,8 +56,7 @@ def test_rnn_with_small_recurrent_weights_loses_gradient_with_distance():
 
 
 def compose_study(*overrides):
-    with study_schema():
-        return compose(TINY + list(overrides), config_name="gradients")
+    return compose(TINY + list(overrides), config_name="gradients")
 
 
 def test_study_config_is_the_main_tree_plus_a_gradients_section():

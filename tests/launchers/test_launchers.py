@@ -14,7 +14,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from conftest import ROOT, compose_config
-from rnn_experiments.launch import job_threads
+from rnn_experiments.runner.launch import job_threads
 
 # a sweep's jobs small enough to start, train a few steps and be preempted in seconds
 LAUNCH_TINY = ["model.hidden_size=16", "model.embedding_dim=8", "dataset.seq_length=4",
@@ -30,7 +30,7 @@ LAUNCH_TINY = ["model.hidden_size=16", "model.embedding_dim=8", "dataset.seq_len
     (0, {"cpus_per_task": None}, 16, 0),    # nothing said: torch's default
 ])
 def test_job_threads_share_the_cores(monkeypatch, threads, launcher, cores, expected):
-    import rnn_experiments.launch as launch
+    import rnn_experiments.runner.launch as launch
     monkeypatch.setattr(launch, "_launcher_cfg", lambda: OmegaConf.create(launcher))
     cfg = OmegaConf.create({"train": {"threads": threads}})
     assert job_threads(cfg, cores=cores) == expected
@@ -63,7 +63,7 @@ def test_submitit_local_runs_a_tiny_sweep_as_separate_processes(tmp_path):
 
 @pytest.mark.slow
 def test_joblib_sweep_runs_jobs_in_parallel_with_threads_shared(tmp_path):
-    from rnn_experiments.launch import available_cores
+    from rnn_experiments.training.setup import available_cores
     cmd = [sys.executable, "-m", "rnn_experiments.train", "-m", *LAUNCH_TINY, "seed=0,1",
            "train.steps=20", "train.log_every=10", "train.eval_every=10", "train.checkpoint_every=0",
            "hydra/launcher=parallel", "hydra.launcher.n_jobs=2", f"hydra.sweep.dir={tmp_path / 'sweep'}"]

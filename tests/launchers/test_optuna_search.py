@@ -9,7 +9,7 @@ import yaml
 
 from conftest import ROOT, TINY, compose_config
 from rnn_experiments.errors import ConfigError
-from rnn_experiments.extras import OPTUNA_SWEEPER, check_command_line, installed
+from rnn_experiments.runner.extras import OPTUNA_SWEEPER, check_command_line, installed
 
 needs_optuna = pytest.mark.skipif(not installed(OPTUNA_SWEEPER),
                                   reason='needs pip install "rnn-experiments[optuna]"')

@@ -101,7 +101,7 @@ def test_disk_full_while_checkpointing_keeps_the_last_checkpoint(finished, monke
     monkeypatch.setattr(checkpoint.torch, "save", full_disk)
     good_best = (run / "checkpoint_best.pt").read_bytes()
     # the first save at step 30 is checkpoint_best.pt's, if the held-out loss fell, else checkpoint.pt's
-    with pytest.raises(OSError, match=r"checkpoint(_best)?.pt: cannot save \(the write failed\); the "
+    with pytest.raises(OSError, match=r"checkpoint(_best)?.pt: cannot write \(the write failed\); the "
                                       r"previous checkpoint(_best)?.pt is kept") as e:
         train(compose_config(["train.checkpoint_every=10", "train.steps=40"]), run)   # at step 30
     assert "\n" not in str(e.value)
@@ -126,7 +126,7 @@ def test_summary_that_cannot_be_written_leaves_no_partial_file(tmp_path, monkeyp
 
 
 def test_threads_are_capped_at_the_cores(caplog):
-    from rnn_experiments.launch import available_cores
+    from rnn_experiments.training.setup import available_cores
     with caplog.at_level(logging.WARNING):
         assert capped_threads(1000) == available_cores()
     assert "train.threads=1000 is more than" in caplog.text
@@ -152,7 +152,7 @@ def test_a_real_full_disk_is_one_line_and_keeps_the_last_checkpoint(small_disk):
                            "train.checkpoint_every=10", "train.eval_every=20", f"hydra.run.dir={run}"],
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1     # at step 20 the evaluation's checkpoint_best.pt does not fit
-    assert proc.stderr == (f"rnn-train: error: {run}/checkpoint_best.pt: cannot save (No space left on "
+    assert proc.stderr == (f"rnn-train: error: {run}/checkpoint_best.pt: cannot write (No space left on "
                            "device); nothing was written\n")
     assert sorted(p.name for p in run.iterdir()) == [".hydra", "checkpoint.pt", "metrics.csv",
                                                      "summary.json"]   # (nothing logged yet: no train.log)

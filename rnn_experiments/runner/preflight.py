@@ -6,7 +6,7 @@ raises `ConfigError` (one line naming the key or folder) for
 * a composition error: an unknown key, a value of the wrong type, a missing config group
   option, a bad override (Hydra's own report is several lines and exit status 1);
 * a single run's bad value (`rnn_experiments.config.validate`; a sweep's jobs are checked one by
-  one by rnn_experiments/sweep.py before any starts);
+  one by rnn_experiments/runner/sweep.py before any starts);
 * an output folder (`hydra.run.dir` / `hydra.sweep.dir`) that cannot be created or written.
 
 Users' config folders (`--config-dir DIR`) are searched as Hydra searches them (after the
@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Callable
 
 from rnn_experiments.config import conf_dir, validate
-from rnn_experiments.errors import ConfigError
+from rnn_experiments.errors import ConfigError, one_line
 
 
 def _args(argv):
@@ -91,7 +91,6 @@ def _compose(overrides, config_name: str, multirun: bool, config_dir: str | None
     which also takes sweep values (`seed=0,1`) without -m."""
     from hydra.types import RunMode
 
-    from rnn_experiments.sweep import one_line
     try:
         cfg = compose_command(overrides, config_name, multirun, config_dir)
     except ConfigError:

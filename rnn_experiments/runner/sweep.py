@@ -4,11 +4,11 @@ on for every sweep (conf/config.yaml, `hydra.callbacks.sweep_guard`).
 * `on_multirun_start`, before any job starts and before the sweep folder exists: it composes
   every job's config (the job list of Hydra's basic sweeper: sweeper params + command-line
   overrides -> cartesian product) and runs `rnn_experiments.config.validate` on it; the first bad
-  job stops the sweep with one line (`Refused`: exit status 2 from rnn_experiments/job.py). It
+  job stops the sweep with one line (`Refused`: exit status 2 from rnn_experiments/runner/job.py). It
   also names the sweep (`$RNN_EXPERIMENTS_SWEEP_ID`, inherited by every job's process, written
   into each job's summary.json).
 * A job that fails at run time returns normally after recording its failure in its own
-  summary.json (rnn_experiments/job.py), so Hydra goes on with the other jobs and the callbacks.
+  summary.json (rnn_experiments/runner/job.py), so Hydra goes on with the other jobs and the callbacks.
 * `on_multirun_end` reads every job's summary.json and keeps the jobs that did not complete in
   this sweep (`failures()`); the entry point then exits 1 naming them, after the analysis
   callback has run. If not one job ran (each was refused: its folder holds another run), the
@@ -21,10 +21,7 @@ the start, and the end check covers the job folders holding a summary of this sw
 """
 from __future__ import annotations
 
-import json
 import logging
-import os
-import re
 import socket
 import time
 from pathlib import Path
@@ -33,13 +30,13 @@ from typing import Any, List, Optional
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, open_dict
 
+from rnn_experiments.errors import one_line
+from rnn_experiments.provenance import end_sweep, start_sweep, sweep_id
+from rnn_experiments.run_folder import SummaryError, atomic_write, read_summary
+
 log = logging.getLogger(__name__)
 
-SWEEP_ID = "RNN_EXPERIMENTS_SWEEP_ID"
 _FAILURES: list[str] = []   # "#N (overrides): reason" of the last sweep's jobs that did not complete
-
-_DETAIL = ("full_key:", "object_type=", "reference_type=", "See https://", "Set the environment variable")
-
 
 class Refused(BaseException):
     """A sweep refused before any job started; the message is one line. A BaseException, so that
@@ -63,11 +60,6 @@ def failures() -> list[str]:
     return list(_FAILURES)
 
 
-def sweep_id() -> str | None:
-    """The id of the sweep this process runs a job of (None outside a sweep)."""
-    return os.environ.get(SWEEP_ID)
-
-
 def sweep_gone() -> bool:
     """True in a job whose sweep's process has died on this host (killed: a job still queued in
     an orphaned joblib worker must not start)."""
@@ -77,20 +69,6 @@ def sweep_gone() -> bool:
         return False
     from rnn_experiments.training.lock import pid_alive
     return not pid_alive(int(pid))
-
-
-def one_line(e: BaseException) -> str:
-    """An error (Hydra's and OmegaConf's are several lines) as one line: its own lines and its
-    cause's, without OmegaConf's full_key/object_type lines, Hydra's hints and search path."""
-    lines: list[str] = []
-    for err in (e, e.__cause__):
-        for line in str(err or "").splitlines():
-            line = line.strip().rstrip(".")
-            if line.startswith("Config search path"):
-                break
-            if line and not line.startswith(_DETAIL) and line not in lines:
-                lines.append(line)
-    return re.sub(r":; ", ": ", "; ".join(lines)) or type(e).__name__
 
 
 def _job_dir(cfg: DictConfig) -> Path:
@@ -106,7 +84,7 @@ class SweepGuard(Callback):
         from hydra.core.global_hydra import GlobalHydra
         from rnn_experiments.config import validate   # imports torch: only when sweeping
         _FAILURES.clear()
-        os.environ[SWEEP_ID] = f"{socket.gethostname()}:{os.getpid()}:{time.time_ns()}"
+        start_sweep()
         earlier = Path(str(config.hydra.sweep.dir)) / "multirun.yaml"
         self.previous = earlier.read_bytes() if earlier.is_file() else None
         all_jobs = jobs(config.hydra.sweeper, list(config.hydra.overrides.task))
@@ -128,7 +106,7 @@ class SweepGuard(Callback):
         log.debug("checked %d job configs in %.2f s", len(all_jobs), time.perf_counter() - t0)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        me = os.environ.pop(SWEEP_ID, None)
+        me = end_sweep()
         folders = self.folders
         if folders is None:   # another sweeper: the job folders with a summary of this sweep
             root = Path(str(config.hydra.sweep.dir))
@@ -150,13 +128,12 @@ class SweepGuard(Callback):
 
 
 def _restore(path: Path, content: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(content)
-    os.replace(tmp, path)
+    with atomic_write(path, "wb") as f:
+        f.write(content)
 
 
 def _summary(folder: Path) -> dict:
     try:
-        return json.loads((Path(folder) / "summary.json").read_text())
-    except (OSError, ValueError):
+        return read_summary(folder) or {}
+    except SummaryError:
         return {}

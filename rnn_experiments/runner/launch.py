@@ -16,14 +16,9 @@ import logging
 import os
 import signal
 
+from rnn_experiments.training.setup import available_cores
+
 log = logging.getLogger(__name__)
-
-
-def available_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 def _launcher_cfg():

@@ -2,7 +2,7 @@
 
 `run_app(prog, hydra_main, config_name)` is the command: `preflight` (one line and exit status 2
 for a composition error, a bad value, an unwritable output folder) before Hydra starts; exit 2
-when a sweep is refused before its first job (rnn_experiments/sweep.py); after a sweep whose jobs
+when a sweep is refused before its first job (rnn_experiments/runner/sweep.py); after a sweep whose jobs
 did not all complete, one line naming them and exit 1 (the analysis callback has run by then).
 
 `end_job(prog, work)` runs one job inside Hydra's task function and ends it:
@@ -31,7 +31,6 @@ config of the run that folder holds).
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -39,9 +38,10 @@ from typing import Any, Callable
 from omegaconf import OmegaConf
 
 from rnn_experiments.errors import ConfigError
-from rnn_experiments.launch import requeue_if_preempted
-from rnn_experiments.preflight import preflight
-from rnn_experiments.sweep import Refused, failures, sweep_gone
+from rnn_experiments.run_folder import write_text
+from rnn_experiments.runner.launch import requeue_if_preempted
+from rnn_experiments.runner.preflight import preflight
+from rnn_experiments.runner.sweep import Refused, failures, sweep_gone
 from rnn_experiments.training.checkpoint import CheckpointError
 from rnn_experiments.training.lock import RunLocked
 from rnn_experiments.training.stop import Interrupted
@@ -124,6 +124,4 @@ def save_hydra_files(cfg, out_dir) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for name, node in (("config.yaml", cfg), ("hydra.yaml", hydra_cfg),
                        ("overrides.yaml", hydra_cfg.hydra.overrides.task)):
-        tmp = folder / f"{name}.tmp"
-        tmp.write_text(OmegaConf.to_yaml(node), encoding="utf-8")
-        os.replace(tmp, folder / name)
+        write_text(folder / name, OmegaConf.to_yaml(node))
