@@ -2,8 +2,8 @@
 
 `run_app(prog, hydra_main, config_name)` is the command: `preflight` (one line and exit status 2
 for a composition error, a bad value, an unwritable output folder) before Hydra starts; exit 2
-when a sweep is refused before its first job (rnn_experiments/runner/sweep.py); after a sweep whose jobs
-did not all complete, one line naming them and exit 1 (the analysis callback has run by then).
+when a sweep is refused before its first job (runner/sweep.py); after a sweep whose jobs did
+not all complete, one line naming them and exit 1 (the analysis callback has run by then).
 
 `end_job(prog, work)` runs one job inside Hydra's task function and ends it:
 
@@ -18,10 +18,10 @@ did not all complete, one line naming them and exit 1 (the analysis callback has
                                                                       the sweep stops; in a worker
                                                                       (joblib, submitit): as above
 
-A job never raises out of a sweep: Hydra's basic sweeper stops the sweep (and skips the analysis
-callback) at a failed job, and a sys.exit in a joblib worker killed the worker and, with it, the
-jobs running beside it. A job queued in a joblib worker whose sweep process was killed is not
-started (the orphaned worker would train it with nobody waiting).
+A job never raises out of a sweep, because Hydra's basic sweeper stops the whole sweep (and skips
+the analysis callback) at a job that raises, and a sys.exit in a joblib worker kills the worker
+together with the jobs running beside it. A job queued in a joblib worker whose sweep process is
+gone is not started (nobody would wait for it).
 
 `save_hydra_files(cfg, out_dir)` writes `.hydra/` (config.yaml, hydra.yaml, overrides.yaml) once a
 run is accepted: conf/config.yaml sets `hydra.output_subdir: null`, so Hydra itself writes
