@@ -2,6 +2,10 @@
 `rnn-download`): fetch a corpus for the text experiments (rnn_experiments/data/corpora.py)."""
 from __future__ import annotations
 
+from rnn_experiments.runner.startup import require_cwd
+
+require_cwd("rnn-download")   # before torch is imported (runner/startup.py)
+
 import argparse
 import sys
 from pathlib import Path

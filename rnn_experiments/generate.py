@@ -11,6 +11,10 @@ The decoding itself is rnn_experiments/generation/decode.py.
 """
 from __future__ import annotations
 
+from rnn_experiments.runner.startup import require_cwd
+
+require_cwd("rnn-generate")   # before torch is imported (runner/startup.py)
+
 import sys
 
 import hydra

@@ -10,6 +10,10 @@ GradientsStudyConfig in rnn_experiments/config.py).
 """
 from __future__ import annotations
 
+from rnn_experiments.runner.startup import require_cwd
+
+require_cwd("rnn-measure-gradients")   # before torch is imported (runner/startup.py)
+
 import copy
 
 import hydra
