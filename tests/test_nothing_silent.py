@@ -9,6 +9,7 @@ import os
 import signal
 import socket
 import time
+from pathlib import Path
 
 import pytest
 
@@ -94,18 +95,31 @@ def test_a_run_folder_through_a_symlink_loop_is_refused(tmp_path):
     refused(run_command("rnn-train", *TINY, f"hydra.run.dir={tmp_path / 'a' / 'run'}"), "is invalid: Symlink loop")
 
 
-def test_a_command_started_in_a_deleted_folder_says_so(tmp_path):
+def test_a_command_started_in_a_deleted_folder_says_so(tmp_path, capsys):
+    """Every command module calls require_cwd before it imports torch (whose MKL fails to load in a
+    deleted folder with a fatal error of its own); the preflight checks it again."""
+    from rnn_experiments.runner.preflight import check_cwd
+    from rnn_experiments.runner.startup import require_cwd
     gone = tmp_path / "gone"
     gone.mkdir()
     here = os.getcwd()
     os.chdir(gone)
     try:
         gone.rmdir()
-        from rnn_experiments.runner.preflight import check_cwd
+        with pytest.raises(SystemExit) as e:
+            require_cwd("rnn-train")
         with pytest.raises(ConfigError, match="^the current folder no longer exists"):
             check_cwd()
     finally:
         os.chdir(here)
+    assert e.value.code == 2
+    assert capsys.readouterr().err == ("rnn-train: error: the current folder no longer exists (deleted?): "
+                                       "cd into an existing folder and run the command again\n")
+    for module in ("train", "generate", "measure_gradients", "analyze", "plot_gradients", "download", "bench"):
+        source = (Path(__file__).parent.parent / "rnn_experiments" / f"{module}.py").read_text()
+        first_import = next(line for line in source.splitlines()
+                            if line.startswith(("import ", "from ")) and "__future__" not in line)
+        assert first_import == "from rnn_experiments.runner.startup import require_cwd", module
 
 
 def test_a_config_file_that_is_not_utf8_is_named(tmp_path):
