@@ -117,7 +117,8 @@ def test_a_command_started_in_a_deleted_folder_says_so(tmp_path, capsys):
                                        "cd into an existing folder and run the command again\n")
     for module in ("train", "generate", "measure_gradients", "analyze", "plot_gradients", "download", "bench"):
         source = (Path(__file__).parent.parent / "rnn_experiments" / f"{module}.py").read_text()
-        first_import = next(line for line in source.splitlines()
+        code = source.split('"""', 2)[2] if source.startswith('"""') else source   # after the docstring
+        first_import = next(line for line in code.splitlines()
                             if line.startswith(("import ", "from ")) and "__future__" not in line)
         assert first_import == "from rnn_experiments.runner.startup import require_cwd", module
 
