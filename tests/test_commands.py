@@ -206,3 +206,47 @@ def test_refused_sweep_never_touches_a_finished_sweep(tmp_path):
         f"{sweep / '0'} (refused or not started); #1 (seed=1): no record of this sweep in {sweep / '1'} "
         "(refused or not started)")
     assert digest(sweep) == before   # multirun.yaml too: the analysis still rebuilds the old job list
+
+
+# ---- --help and --jobs --------------------------------------------------------------------------
+
+def test_help_lists_every_preset_and_option_with_its_summary_line():
+    from rnn_experiments.config import conf_dir
+    from rnn_experiments.runner.help import summary_line
+    out = run_command("rnn-train", "--help")
+    assert out.code == 0 and out.err == ""
+    for group in ("experiment", "model", "dataset", "hparams_search", "hydra/launcher"):
+        for path in (conf_dir() / group).glob("*.yaml"):
+            line = summary_line(path)
+            assert line and re.search(rf"^  {path.stem} +{re.escape(line)}$", out.out, re.M), path
+    assert "schema" not in out.out and "Outputs: a run folder holds metrics.csv" in out.out
+
+
+def test_each_command_lists_only_the_groups_it_uses():
+    generate = run_command("rnn-generate", "--help").out
+    assert "checkpoint=PATH" in generate and not re.search(r"^(dataset|experiment|hparams_search|model) \(", generate, re.M)
+    gradients = run_command("rnn-measure-gradients", "--help").out
+    assert "gradients.steps" in gradients and re.search(r"^model \(model=NAME\):", gradients, re.M)
+    assert not re.search(r"^(experiment|hparams_search|logger) \(", gradients, re.M)
+
+
+def test_help_lists_a_users_own_presets(tmp_path):
+    (tmp_path / "experiment").mkdir()
+    (tmp_path / "experiment" / "mine.yaml").write_text("# @package _global_\n# My own small study.\nseed: 3\n")
+    out = run_command("rnn-train", "--config-dir", tmp_path, "--help").out
+    assert re.search(r"^  mine +My own small study\.$", out, re.M)
+
+
+def test_jobs_lists_what_a_preset_would_launch_and_launches_nothing(tmp_path):
+    out = run_command("rnn-train", "+experiment=demo", f"hydra.sweep.dir={tmp_path / 'S'}", "--jobs")
+    assert out.code == 0, out.err
+    assert out.out.splitlines() == [f"4 job(s) of a sweep (BasicLauncher) -> {tmp_path / 'S'}",
+                                    "  #0   model=lstm seed=0", "  #1   model=lstm seed=1",
+                                    "  #2   model=peep_lstm seed=0", "  #3   model=peep_lstm seed=1",
+                                    "each checked; nothing was launched"]
+    assert not (tmp_path / "S").exists()
+    one = run_command("rnn-train", *T, f"hydra.run.dir={tmp_path / 'R'}", "--jobs")
+    assert one.code == 0 and one.out.startswith(f"1 job, a single run -> {tmp_path / 'R'}")
+    bad = run_command("rnn-train", "-m", *T, "seed=0,0", "--jobs")
+    assert bad.code == 2 and bad.err.startswith("rnn-train: error: jobs #0 (seed=0) and #1 (seed=0) are the same run")
+    assert list(tmp_path.iterdir()) == []

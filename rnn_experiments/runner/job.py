@@ -40,7 +40,8 @@ from omegaconf import OmegaConf
 from rnn_experiments.errors import ConfigError
 from rnn_experiments.run_folder import write_text
 from rnn_experiments.runner.launch import requeue_if_preempted
-from rnn_experiments.runner.preflight import preflight
+from rnn_experiments.runner.help import help_text
+from rnn_experiments.runner.preflight import dry_run, preflight
 from rnn_experiments.runner.sweep import Refused, failures, sweep_gone
 from rnn_experiments.training.checkpoint import CheckpointError
 from rnn_experiments.training.lock import RunLocked
@@ -59,8 +60,17 @@ def run_app(prog: str, hydra_main: Callable[[], Any], config_name: str, argv=Non
     """The whole command: preflight, Hydra, the sweep's exit status (see the module doc);
     `checks` go to `preflight` (check_run, needs, writes)."""
     logging.raiseExceptions = False   # a log line that cannot be written (disk full) is dropped quietly
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if "--help" in argv or "-h" in argv:
+        config_dir = argv[argv.index("--config-dir") + 1] if "--config-dir" in argv[:-1] else None
+        print(help_text(prog, config_dir), end="")
+        sys.exit(0)
     try:
-        preflight(sys.argv[1:] if argv is None else argv, config_name, **checks)
+        if "--jobs" in argv:   # a dry run: the jobs, checked; nothing launched
+            argv.remove("--jobs")
+            print(dry_run(argv, config_name, **{k: v for k, v in checks.items() if k != "writes"}), end="")
+            sys.exit(0)
+        preflight(argv, config_name, **checks)
         hydra_main()
     except (ConfigError, Refused) as e:
         print(f"{prog}: error: {e}", file=sys.stderr)

@@ -36,8 +36,9 @@ def _args(argv):
 
 
 def compose_command(overrides, config_name: str, multirun: bool, config_dir: str | None = None):
-    """The config (with its `hydra` node) that Hydra composes for this command line; `config_dir`
-    is `--config-dir`, put in the search path where Hydra puts it (after the packaged configs)."""
+    """(the config with its `hydra` node that Hydra composes for this command line, the config
+    loader that composed it: a sweep's jobs are composed with it); `config_dir` is `--config-dir`,
+    put in the search path where Hydra puts it (after the packaged configs)."""
     from hydra._internal.hydra import Hydra
     from hydra._internal.utils import create_config_search_path
     from hydra.core.config_search_path import SearchPathQuery
@@ -55,9 +56,10 @@ def compose_command(overrides, config_name: str, multirun: bool, config_dir: str
     GlobalHydra.instance().clear()
     try:
         hydra = Hydra.create_main_hydra2(task_name="preflight", config_search_path=search_path)
-        return hydra.compose_config(
+        cfg = hydra.compose_config(
             config_name=config_name, overrides=list(overrides), with_log_configuration=False,
             run_mode=RunMode.MULTIRUN if multirun else RunMode.RUN)
+        return cfg, hydra.config_loader
     finally:
         GlobalHydra.instance().clear()
 
@@ -72,7 +74,7 @@ def preflight(argv, config_name: str, check_run: Callable = validate, writes: bo
             or args.experimental_rerun or args.config_path or args.config_name):
         return
     check_cwd()
-    cfg, multirun = _compose(args.overrides, config_name, args.multirun, args.config_dir)
+    cfg, multirun, _ = _compose(args.overrides, config_name, args.multirun, args.config_dir)
     if multirun:
         check_launcher(cfg.hydra)
     if writes:
@@ -93,12 +95,12 @@ def check_cwd() -> None:
 
 
 def _compose(overrides, config_name: str, multirun: bool, config_dir: str | None = None):
-    """(config, whether Hydra will run a sweep): -m, or a preset with `hydra.mode: MULTIRUN`,
-    which also takes sweep values (`seed=0,1`) without -m."""
+    """(config, whether Hydra will run a sweep, the config loader): -m, or a preset with
+    `hydra.mode: MULTIRUN`, which also takes sweep values (`seed=0,1`) without -m."""
     from hydra.types import RunMode
 
     try:
-        cfg = compose_command(overrides, config_name, multirun, config_dir)
+        cfg, loader = compose_command(overrides, config_name, multirun, config_dir)
     except ConfigError:
         raise
     except Exception as e:  # HydraException, OmegaConfBaseException, ...: Hydra would report it
@@ -107,13 +109,37 @@ def _compose(overrides, config_name: str, multirun: bool, config_dir: str | None
             raise ConfigError(f"{undecodable}: not UTF-8 text (configs are UTF-8 YAML files)") from None
         if not multirun:
             try:
-                cfg = compose_command(overrides, config_name, True, config_dir)
+                cfg, loader = compose_command(overrides, config_name, True, config_dir)
                 if cfg.hydra.mode == RunMode.MULTIRUN:
-                    return cfg, True
+                    return cfg, True, loader
             except Exception:
                 pass
         raise ConfigError(one_line(e)) from None
-    return cfg, multirun or cfg.hydra.mode == RunMode.MULTIRUN
+    return cfg, multirun or cfg.hydra.mode == RunMode.MULTIRUN, loader
+
+
+def dry_run(argv, config_name: str, check_run: Callable = validate,
+            needs: Optional[Needs] = training_needs) -> str:
+    """`--jobs`: the jobs this command line would launch, each through the up-front check
+    (a sweep's jobs as the sweep guard checks them), as text; nothing is launched or written.
+    ConfigError or runner.sweep.Refused (one line) for what the command itself would refuse."""
+    from rnn_experiments.runner.sweep import check_sweep, jobs
+    args = _args(argv)
+    cfg, multirun, loader = _compose(args.overrides, config_name, args.multirun, args.config_dir)
+    if not multirun:
+        check_job(cfg, check_run, needs)
+        return (f"1 job, a single run -> {cfg.hydra.run.dir}\n"
+                f"  {' '.join(args.overrides) or '(the defaults)'}\nchecked; nothing was launched\n")
+    check_launcher(cfg.hydra)
+    all_jobs = jobs(cfg.hydra.sweeper, list(cfg.hydra.overrides.task), loader)
+    if all_jobs is None:
+        return (f"a search ({cfg.hydra.sweeper._target_}): its trials are chosen as it runs, "
+                f"-> {cfg.hydra.sweep.dir}\nnothing was launched\n")
+    folders = check_sweep(cfg, all_jobs, loader)
+    launcher = str(cfg.hydra.launcher._target_).rsplit(".", 1)[-1]
+    lines = [f"{len(folders)} job(s) of a sweep ({launcher}) -> {cfg.hydra.sweep.dir}"]
+    lines += [f"  #{num:<3} {label}" for num, label, _ in folders]
+    return "\n".join(lines) + "\neach checked; nothing was launched\n"
 
 
 def _undecodable(e: BaseException, config_dir: str | None) -> Path | None:
