@@ -1,12 +1,22 @@
 """Shared fixtures and constants: compose the REAL config tree under conf/, then shrink it for
-fast tests. Test modules import from here as `from conftest import ...`.
+fast tests; run the real commands in this process (`run_command`); one tiny real sweep shared by
+the tests that only read a sweep (`demo_sweep`). Test modules import from here as
+`from conftest import ...`.
 
-Tests that start a subprocess are marked `slow`: `python -m pytest -q -m "not slow"` skips them.
+Tests that start a subprocess (signals, locks between processes, launchers, the installed wheel)
+are marked `slow`: `python -m pytest -q -m "not slow"` skips them. Tests of a real SLURM cluster
+are marked `slurm` and run only with `-m slurm` (tests/cluster/).
 """
 from __future__ import annotations
 
+import contextlib
+import importlib
+import io
+import logging
 import os
+import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -82,3 +92,72 @@ def unwritable_dir(tmp_path):
             yield folder
             return
     pytest.skip("no unwritable folder here (root, and /sys is writable)")
+
+
+# ---- the commands, run in this process --------------------------------------------------------
+
+COMMANDS = {"rnn-train": "rnn_experiments.train", "rnn-analyze": "rnn_experiments.analyze",
+            "rnn-generate": "rnn_experiments.generate", "rnn-measure-gradients": "rnn_experiments.measure_gradients",
+            "rnn-plot-gradients": "rnn_experiments.plot_gradients", "rnn-download": "rnn_experiments.download",
+            "rnn-bench": "rnn_experiments.bench"}
+
+
+@dataclass
+class Result:
+    code: int      # the exit status the command would have
+    out: str       # what it printed to stdout
+    err: str       # ... and to stderr
+
+
+def run_command(prog: str, *args, cwd=None) -> Result:
+    """`prog args` as the installed command runs it (its `main()`, with sys.argv), in this process:
+    the exit status, stdout and stderr. Afterwards the process is as before: environment, current
+    folder, logging handlers (Hydra configures its own per run) and Hydra's global state."""
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+
+    module = importlib.import_module(COMMANDS[prog])
+    argv, env, here = sys.argv, dict(os.environ), os.getcwd()
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    out, err = io.StringIO(), io.StringIO()
+    sys.argv = [prog, *map(str, args)]
+    try:
+        if cwd is not None:
+            os.chdir(cwd)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = module.main(list(map(str, args))) if prog in ARGPARSE else module.main()
+            except SystemExit as e:
+                code = e.code
+        code = 0 if code is None else code if isinstance(code, int) else 1
+    finally:
+        sys.argv = argv
+        os.chdir(here)
+        os.environ.clear()
+        os.environ.update(env)
+        for h in root.handlers:
+            if h not in handlers:
+                with contextlib.suppress(Exception):
+                    h.close()
+        root.handlers[:] = handlers
+        root.setLevel(level)
+        HydraConfig.instance().cfg = None
+        GlobalHydra.instance().clear()
+    return Result(code, out.getvalue(), err.getvalue())
+
+
+ARGPARSE = ("rnn-analyze", "rnn-plot-gradients", "rnn-download", "rnn-bench")   # main(argv) -> status
+
+
+@pytest.fixture(scope="session")
+def demo_sweep(tmp_path_factory):
+    """One real sweep for the tests that only read one (tests/test_sweep_end_to_end.py): the demo
+    preset (its analysis callback compares model.name), shrunk to 2 models x 2 seeds of a tiny
+    model, 20 steps each. Returns (sweep folder, the command's Result)."""
+    sweep = tmp_path_factory.mktemp("demo") / "sweep"
+    result = run_command("rnn-train", "-m", "+experiment=demo", "model=lstm,peep_lstm", "seed=0,1", *TINY,
+                         "dataset.seq_length=3", "train.threads=1", "hydra.callbacks.analyze.formats=[png]",
+                         f"hydra.sweep.dir={sweep}")
+    assert result.code == 0, result.err[-3000:]
+    return sweep, result

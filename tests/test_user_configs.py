@@ -1,14 +1,11 @@
 """Users' own configs: a folder of their own experiment/ and model/ YAML files, added with
 --config-dir (or hydra.searchpath), beside the packaged configs, which stay the defaults."""
 import json
-import os
 import shlex
-import subprocess
-import sys
 
 import pytest
 
-from conftest import ROOT, TINY, compose_config
+from conftest import TINY, compose_config, run_command
 from rnn_experiments.analysis import collect
 from rnn_experiments.analysis.rerun import reruns
 
@@ -33,16 +30,14 @@ def test_user_presets_and_models_beside_the_packaged_ones(tmp_path):
     assert compose_config([search], tiny=False).model.name == "lstm"        # and still the defaults
 
 
-@pytest.mark.slow
 def test_config_dir_on_the_command_line_and_in_the_rerun_command(tmp_path):
     mine = user_configs(tmp_path / "my_configs")
     run_dir = tmp_path / "run"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    cmd = [sys.executable, "-m", "rnn_experiments.train", "--config-dir", str(mine), "+experiment=mine",
-           *[o for o in TINY if o.split("=")[0] not in ("model.hidden_size", "model.embedding_dim", "train.steps")],
-           f"hydra.run.dir={run_dir}"]
-    done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180)
-    assert done.returncode == 0, done.stderr[-2000:]
+    args = ["--config-dir", str(mine), "+experiment=mine",
+            *[o for o in TINY if o.split("=")[0] not in ("model.hidden_size", "model.embedding_dim", "train.steps")],
+            f"hydra.run.dir={run_dir}"]
+    done = run_command("rnn-train", *args, cwd=tmp_path)
+    assert done.code == 0, done.err[-2000:]
     summary = json.loads((run_dir / "summary.json").read_text())
     assert (summary["experiment"], summary["model"], summary["step"]) == ("mine", "peep_lstm", 10)
 
@@ -51,9 +46,8 @@ def test_config_dir_on_the_command_line_and_in_the_rerun_command(tmp_path):
     df = collect(run_dir)
     (_, again), = reruns(df, [])
     assert again.startswith(f"python -m rnn_experiments.train --config-dir {mine} +experiment=mine")
-    redo = subprocess.run([sys.executable, *shlex.split(again)[1:]], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=180)
-    assert redo.returncode == 0, redo.stderr[-2000:]
+    redo = run_command("rnn-train", *shlex.split(again)[3:], cwd=tmp_path)
+    assert redo.code == 0, redo.err[-2000:]
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "completed"
 
 
@@ -80,13 +74,11 @@ def test_config_dir_command_lines_are_checked_before_hydra_starts(tmp_path):
     assert not run_dir.exists()
 
 
-@pytest.mark.slow
 def test_config_dir_bad_value_is_one_line_and_makes_no_folder(tmp_path):
     mine = user_configs(tmp_path / "my_configs")
     run_dir = tmp_path / "run"
-    done = subprocess.run([sys.executable, "-m", "rnn_experiments.train", "--config-dir", str(mine),
-                           "+experiment=mine", "train.lr=-1", f"hydra.run.dir={run_dir}"], cwd=tmp_path,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=180)
-    assert done.returncode == 2
-    assert done.stderr.startswith("rnn-train: error: train.lr=-1") and done.stderr.count("\n") == 1
+    done = run_command("rnn-train", "--config-dir", str(mine), "+experiment=mine", "train.lr=-1",
+                       f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    assert done.code == 2
+    assert done.err.startswith("rnn-train: error: train.lr=-1") and done.err.count("\n") == 1
     assert not run_dir.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["my_configs"]

@@ -1,11 +1,9 @@
-"""rnn_experiments.analysis on synthetic run folders with known numbers, plus one real sweep."""
+"""rnn_experiments.analysis on synthetic run folders with known numbers (a real sweep:
+tests/test_sweep_end_to_end.py)."""
 from __future__ import annotations
 
 import hashlib
-import os
 import statistics
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +12,6 @@ import pytest
 import yaml
 from scipy import stats as st
 
-from conftest import ROOT, TINY
 from rnn_experiments.analysis import (AnalysisError, aggregate, collect, group_keys, plot_curves,
                                       save_figure, table, to_latex, to_markdown)
 from rnn_experiments.analysis.report import analyze
@@ -252,34 +249,6 @@ def test_bad_input_one_line_error(tmp_path, capsys, args, expected):
     assert err.startswith("rnn-analyze: error: " + expected.format(tmp=tmp_path))
 
 
-@pytest.mark.slow
-def test_end_to_end_real_sweep_then_analysis_command(tmp_path):
-    """The demo preset as a tiny real -m sweep: its callback analyses it; then the command does."""
-    sweep = tmp_path / "sweep"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    run = subprocess.run(
-        [sys.executable, "-m", "rnn_experiments.train", "-m", "+experiment=demo", "model=lstm",
-         "seed=0,1", "model.hidden_size=8", "model.embedding_dim=4", "dataset.seq_length=3",
-         "train.steps=20", "train.batch_size=16", "train.log_every=5", "train.eval_every=10",
-         "train.eval_size=64", "train.threads=1", "device=cpu", f"hydra.sweep.dir={sweep}"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
-    assert run.returncode == 0, run.stderr[-2000:]
-    assert f"plots (png, pdf): {sweep / 'analysis' / 'accuracy.png'}" in run.stdout   # the callback
-    assert (sweep / "analysis" / "summary.tex").is_file()
-    assert not (sweep / "analysis" / "compare.csv").exists()   # one model: the preset's compare skipped
-
-    out = tmp_path / "out"
-    res = subprocess.run([sys.executable, "-m", "rnn_experiments.analyze", str(sweep), "--out", str(out),
-                          "--formats", "png"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
-    assert res.returncode == 0, res.stderr[-2000:]
-    t = pd.read_csv(out / "summary.csv")
-    assert len(t) == 1 and (t["seeds"].iloc[0], t["finished"].iloc[0]) == (2, 2)   # one group: seeds only
-    df = collect(sweep)
-    finals = df.sort_values("step").groupby("run_dir")["accuracy"].last()
-    assert t["final_accuracy_mean"].iloc[0] == pytest.approx(finals.mean())
-    assert "failed or missing" not in res.stdout and (out / "accuracy.png").is_file()
-
-
 def test_max_step_zooms_the_plots_not_the_table(tmp_path, monkeypatch):
     import rnn_experiments.analysis.report as cli
     sweep = _sweep(tmp_path / "sweep")
@@ -454,52 +423,3 @@ def test_compare_needs_two_values_in_some_group(tmp_path):
     with pytest.raises(CompareError, match="no group of dataset.seq_length holds two values of 'model.name'"):
         compare(df, "model.name", by=["model.name", "dataset.seq_length"])
     assert len(compare(df, "model.name", by=["model.name"])) == 6   # seq_length not a group key
-
-
-@pytest.mark.slow
-def test_compare_on_a_real_sweep(tmp_path):
-    """A real tiny -m sweep of two models x two seeds; its callback (the demo preset compares
-    model.name) and the command both write compare.csv; p-values equal scipy's on the runs' own
-    metrics.csv."""
-    sweep, out = tmp_path / "sweep", tmp_path / "a"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    run = subprocess.run(
-        [sys.executable, "-m", "rnn_experiments.train", "-m", "+experiment=demo", "model=lstm,peep_lstm",
-         "seed=0,1", *TINY, "dataset.seq_length=3", "train.threads=1", f"hydra.sweep.dir={sweep}"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    assert run.returncode == 0, run.stderr[-2000:]
-    res = subprocess.run([sys.executable, "-m", "rnn_experiments.analyze", str(sweep), "--compare",
-                          "model.name", "--out", str(out), "--formats", "png"],
-                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
-    assert res.returncode == 0, res.stderr[-2000:]
-    c = pd.read_csv(out / "compare.csv", keep_default_na=False, na_values=[""])
-    assert list(c["statistic"]) == ["final_accuracy", "best_accuracy", "final_eval_accuracy",
-                                    "steps_to_threshold", "final_loss", "final_eval_loss",
-                                    "best_eval_loss", "wall_time_s"]
-    assert (set(c["a"]), set(c["b"])) == ({"lstm"}, {"peep_lstm"})
-    pd.testing.assert_frame_equal(c, pd.read_csv(sweep / "analysis" / "compare.csv",
-                                                 keep_default_na=False, na_values=[""]))
-    assert (out / "compare.md").read_text() in res.stdout and (out / "compare.tex").is_file()
-
-    values = {"lstm": {}, "peep_lstm": {}}     # statistic -> per-run values, from the run folders
-    for d in sorted(p for p in sweep.iterdir() if (p / "metrics.csv").is_file()):
-        model = yaml.safe_load((d / ".hydra" / "config.yaml").read_text())["model"]["name"]
-        m = pd.read_csv(d / "metrics.csv")
-        reached = m.loc[m["accuracy"] >= 0.99, "step"]
-        for k, v in {"final_accuracy": m["accuracy"].iloc[-1], "best_accuracy": m["accuracy"].max(),
-                     "final_eval_accuracy": m["eval_accuracy"].dropna().iloc[-1],
-                     "final_loss": m["loss"].iloc[-1],
-                     "final_eval_loss": m["eval_loss"].dropna().iloc[-1],
-                     "best_eval_loss": m["eval_loss"].min(),
-                     "steps_to_threshold": reached.min() if len(reached) else np.nan}.items():
-            values[model].setdefault(k, []).append(v)
-    for row in c[c["statistic"] != "wall_time_s"].itertuples(index=False):
-        a, b = (np.array(values[m][row.statistic], dtype=float) for m in ("lstm", "peep_lstm"))  # seeds 0, 1
-        keep = ~(np.isnan(a) | np.isnan(b))      # same seed, same batches: the runs are pairs
-        a, b = a[keep], b[keep]
-        assert row.design == "paired" and (row.n_a, row.n_b) == (len(a), len(b))
-        assert "n < 3 seeds (2 pairs)" in row.note or "n < 2 (" in row.note
-        if len(a) < 2 or np.std(a - b) == 0:
-            assert np.isnan(row.p_value)
-        else:
-            assert row.p_value == pytest.approx(st.ttest_rel(a, b).pvalue)

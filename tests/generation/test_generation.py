@@ -4,15 +4,12 @@ command."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 
 import pytest
 import torch
 
-from conftest import REPETITIVE, ROOT, text_overrides
+from conftest import REPETITIVE, run_command, text_overrides
 from rnn_experiments.config import compose
 from rnn_experiments.data.text import Vocab
 from rnn_experiments.generation import generate, hooks_from_config, load_generator, next_token, probabilities
@@ -155,24 +152,20 @@ def test_resumed_run_does_not_repeat_samples(make_cfg, tiny_text, tmp_path):
     assert (tmp_path / "samples.md").read_text().count("## step 30") == 1
 
 
-@pytest.mark.slow
 def test_generate_command_bad_input_is_one_line(tmp_path):
     ckpt = tmp_path / "nothing.pt"
-    proc = subprocess.run([sys.executable, "-m", "rnn_experiments.generate", f"checkpoint={ckpt}",
-                           "prompt=t"], cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 2
-    assert proc.stderr == f"rnn-generate: error: {ckpt}: no such checkpoint\n" and proc.stdout == ""
-    assert list(tmp_path.iterdir()) == []  # nothing written
+    proc = run_command("rnn-generate", f"checkpoint={ckpt}", "prompt=t")
+    assert proc.code == 2
+    assert proc.err == f"rnn-generate: error: {ckpt}: no such checkpoint\n" and proc.out == ""
     # checked before Hydra starts: an unknown key, no checkpoint= at all (Hydra's own reports are
     # several lines), a bad value
     for args, message in ((["checkpoint=x", "lenght=3"], "Could not override 'lenght'"),
                           (["prompt=t"], "checkpoint is missing"),
                           (["checkpoint=x", "temperature=-1"], "temperature=-1.0 is invalid")):
-        proc = subprocess.run([sys.executable, "-m", "rnn_experiments.generate", *args], cwd=tmp_path,
-                              env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=120)
-        assert proc.returncode == 2 and proc.stdout == "", (args, proc.stderr)
-        assert proc.stderr.startswith(f"rnn-generate: error: {message}") and proc.stderr.count("\n") == 1, proc.stderr
-    assert list(tmp_path.iterdir()) == []
+        proc = run_command("rnn-generate", *args, cwd=tmp_path)
+        assert proc.code == 2 and proc.out == "", (args, proc.err)
+        assert proc.err.startswith(f"rnn-generate: error: {message}") and proc.err.count("\n") == 1, proc.err
+    assert list(tmp_path.iterdir()) == []  # nothing written
 
 
 @pytest.mark.parametrize("override, message", [

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import ROOT, TINY
+from conftest import TINY, run_command
 from rnn_experiments.config import compose
 from rnn_experiments.errors import ConfigError
 from rnn_experiments.gradients import grad_norms_per_step
@@ -128,20 +128,15 @@ def test_load_gradients_names_a_missing_folder(tmp_path):
         load_gradients([tmp_path])
 
 
-@pytest.mark.slow
 def test_command_line_multirun_writes_one_csv_per_run(tmp_path):
-    import subprocess
-    import sys
-    cmd = [sys.executable, "-m", "rnn_experiments.measure_gradients", "-m", "model=rnn,lstm", "seed=0",
-           "dataset.seq_length=2", "gradients.steps=[0,2]", "gradients.batch_size=8", *TINY,
-           f"hydra.sweep.dir={tmp_path}"]
-    done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
-    assert done.returncode == 0, done.stderr
+    args = ["model=rnn,lstm", "seed=0", "dataset.seq_length=2", "gradients.steps=[0,2]",
+            "gradients.batch_size=8", *TINY]
+    done = run_command("rnn-measure-gradients", "-m", *args, f"hydra.sweep.dir={tmp_path}")
+    assert done.code == 0, done.err
     df = load_gradients([tmp_path])
     assert sorted(df["model"].unique()) == ["lstm", "rnn"] and len(df) == 2 * 2 * 9
-    bad = subprocess.run(cmd[:3] + ["model=bilstm", f"hydra.run.dir={tmp_path}/bad"],
-                         capture_output=True, text=True, cwd=ROOT)
-    assert bad.returncode == 2 and "model.name='bilstm' is invalid" in bad.stderr
+    bad = run_command("rnn-measure-gradients", "model=bilstm", f"hydra.run.dir={tmp_path}/bad")
+    assert bad.code == 2 and "model.name='bilstm' is invalid" in bad.err and bad.err.count("\n") == 1
 
 
 @pytest.mark.parametrize("content", [b"step,t\n1,2\n", b"\x00\xff\xfe garbage", b"a,b\n1,2,3,4\n"])

@@ -2,8 +2,11 @@
 preemption -> checkpoint -> requeue -> resume under submitit."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -43,7 +46,7 @@ def sweep(tmp_path, *overrides, wait=True):
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     if wait:
         out, _ = proc.communicate(timeout=120)
-        assert proc.returncode == 0, out[-2000:]
+        return proc, out
     return proc
 
 
@@ -51,27 +54,46 @@ def summary(run_dir: Path) -> dict:
     return json.loads((run_dir / "summary.json").read_text())
 
 
+STEPS = ["train.steps=10", "train.log_every=5", "train.eval_every=5", "train.checkpoint_every=0"]
+
+
 @pytest.mark.slow
-def test_submitit_local_runs_a_tiny_sweep_as_separate_processes(tmp_path):
-    sweep(tmp_path, "model=lstm,peep_lstm", "train.steps=30", "train.log_every=10",
-          "train.eval_every=10", "train.checkpoint_every=0")
-    runs = sorted(p for p in (tmp_path / "sweep").iterdir() if p.name.isdigit())
-    assert [summary(r)["model"] for r in runs] == ["lstm", "peep_lstm"]
-    assert all(summary(r)["status"] == "completed" and summary(r)["step"] == 30 for r in runs)
+def test_submitit_local_runs_each_job_in_its_own_process_and_a_failing_one_fails_alone(tmp_path):
+    proc, out = sweep(tmp_path, *STEPS, "train.lr=1e-3,3e37", "hydra/callbacks=analyze",
+                      "hydra.callbacks.analyze.formats=[]")
+    assert proc.returncode == 1, out[-3000:]
+    runs = [tmp_path / "sweep" / str(i) for i in (0, 1)]
+    assert [summary(r)["status"] for r in runs] == ["completed", "diverged"]
+    assert summary(runs[0])["step"] == 10 and summary(runs[0])["pid"] != summary(runs[1])["pid"] != proc.pid
     assert (tmp_path / "sweep" / ".submitit").is_dir()           # submitit's job folders
+    assert re.search(r"rnn-train: error: 1 job\(s\) of the sweep did not complete: #1 \(train.lr=3e\+37\): "
+                     r"diverged \(at step [23]\)", out)
+    assert f"hydra.run.dir={runs[1]}" in (tmp_path / "sweep" / "analysis" / "rerun.sh").read_text()
 
 
 @pytest.mark.slow
-def test_joblib_sweep_runs_jobs_in_parallel_with_threads_shared(tmp_path):
+def test_joblib_sweep_shares_the_cores_records_the_command_and_a_failing_job_fails_alone(tmp_path):
+    """hydra/launcher=parallel: 2 jobs at a time in worker processes, each with cores // 2 torch
+    threads; every job's summary has the command that was typed; a diverging job fails alone and
+    the sweep exits 1 naming it, after its analysis callback."""
     from rnn_experiments.training.setup import available_cores
-    cmd = [sys.executable, "-m", "rnn_experiments.train", "-m", *LAUNCH_TINY, "seed=0,1",
-           "train.steps=20", "train.log_every=10", "train.eval_every=10", "train.checkpoint_every=0",
-           "hydra/launcher=parallel", "hydra.launcher.n_jobs=2", f"hydra.sweep.dir={tmp_path / 'sweep'}"]
+    cmd = [sys.executable, "-m", "rnn_experiments.train", "-m", *LAUNCH_TINY, *STEPS, "seed=0,1",
+           "train.lr=1e-3,3e37", "hydra/launcher=parallel", "hydra.launcher.n_jobs=2", "hydra/callbacks=analyze",
+           "hydra.callbacks.analyze.formats=[]", f"hydra.sweep.dir={tmp_path / 'sweep'}"]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    runs = [summary(tmp_path / "sweep" / str(i)) for i in (0, 1)]
-    assert [r["seed"] for r in runs] == [0, 1] and all(r["status"] == "completed" for r in runs)
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    runs = [summary(tmp_path / "sweep" / str(i)) for i in range(4)]
+    assert [(r["seed"], r["status"]) for r in runs] == [(0, "completed"), (0, "diverged"),
+                                                        (1, "completed"), (1, "diverged")]
     assert all(r["threads"] == max(1, available_cores() // 2) for r in runs)   # 2 jobs x threads <= cores
+    assert all(r["command"] == shlex.join(cmd) for r in runs)    # typed once, recorded in every worker
+    assert len({r["pid"] for r in runs}) == 2                    # two worker processes ...
+    assert proc.returncode is not None and all(r["pid"] != os.getpid() for r in runs)   # ... not this one
+    last = proc.stderr.strip().splitlines()[-1]
+    assert re.match(r"rnn-train: error: 2 job\(s\) of the sweep did not complete: "
+                    r"#1 \(seed=0 train.lr=3e\+37\): diverged \(at step [23]\); #3 \(seed=1 train.lr=3e\+37\)", last)
+    rerun = (tmp_path / "sweep" / "analysis" / "rerun.sh").read_text()
+    assert f"hydra.run.dir={tmp_path / 'sweep' / '1'}" in rerun and f"hydra.run.dir={tmp_path / 'sweep' / '3'}" in rerun
 
 
 def descendants(pid: int) -> list[int]:
@@ -82,15 +104,29 @@ def descendants(pid: int) -> list[int]:
     return out
 
 
+def has_rows(run: Path, n: int = 2) -> bool:
+    try:
+        return len((run / "metrics.csv").read_text().splitlines()) > n
+    except FileNotFoundError:
+        return False
+
+
+def wait_for(predicate, proc, timeout=120):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return
+        assert proc.poll() is None, proc.communicate()[0][-3000:]
+        time.sleep(0.05)
+    raise TimeoutError
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs /proc")
 def test_preempted_submitit_job_checkpoints_requeues_and_resumes(tmp_path):
-    proc = sweep(tmp_path, "train.steps=2000", "train.log_every=50", "train.eval_every=1000",
+    proc = sweep(tmp_path, "train.steps=1000", "train.log_every=50", "train.eval_every=1000",
                  "train.checkpoint_every=0", "train.lr=3e-3", wait=False)
-    metrics = tmp_path / "sweep" / "0" / "metrics.csv"
-    deadline = time.time() + 60
-    while time.time() < deadline and (not metrics.exists() or len(metrics.read_text().splitlines()) < 3):
-        time.sleep(0.2)
+    wait_for(lambda: has_rows(tmp_path / "sweep" / "0"), proc)
     # the job's own process runs `submitit.core._submit`; SLURM would send it SIGUSR2
     task = [p for p in descendants(proc.pid)
             if b"submitit.core._submit" in Path(f"/proc/{p}/cmdline").read_bytes()]
@@ -99,10 +135,78 @@ def test_preempted_submitit_job_checkpoints_requeues_and_resumes(tmp_path):
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 0, out[-2000:]
     s = summary(tmp_path / "sweep" / "0")
-    assert s["status"] == "completed" and s["step"] == 2000
+    assert s["status"] == "completed" and s["step"] == 1000
     assert s["resumed_from_step"] > 0                  # the requeued job went on from checkpoint.pt
     logs = "".join(p.read_text() for p in (tmp_path / "sweep" / ".submitit").rglob("*_log.*"))
     assert "requeueing through submitit" in logs and "Requeued job" in logs
+
+
+LONG = [*LAUNCH_TINY, "train.log_every=10", "train.eval_every=1000", "train.checkpoint_every=100",
+        "train.threads=1"]
+
+
+@pytest.mark.slow
+def test_sigterm_to_one_joblib_worker_leaves_the_other_running(tmp_path):
+    sweep_dir = tmp_path / "S"
+    proc = subprocess.Popen([sys.executable, "-m", "rnn_experiments.train", "-m", *LONG, "train.steps=1500",
+                             "seed=0,1", "hydra/launcher=parallel", f"hydra.sweep.dir={sweep_dir}"],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for(lambda: has_rows(sweep_dir / "0") and has_rows(sweep_dir / "1"), proc)
+    os.kill(summary(sweep_dir / "0")["pid"], signal.SIGTERM)          # one worker, not the sweep
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 1, err[-3000:]
+    assert summary(sweep_dir / "0")["status"] == "interrupted"
+    assert summary(sweep_dir / "1")["status"] == "completed" and summary(sweep_dir / "1")["step"] == 1500
+    assert "#0 (seed=0): interrupted" in err.strip().splitlines()[-1]
+
+
+@pytest.mark.slow
+def test_killed_joblib_sweep_starts_no_queued_job(tmp_path):
+    """SIGTERM to the whole sweep (its process group): the running jobs stop with a checkpoint,
+    the queued ones are not started by the orphaned workers (the guard itself:
+    test_a_job_whose_sweep_is_gone_is_not_started)."""
+    sweep_dir = tmp_path / "S"
+    proc = subprocess.Popen([sys.executable, "-m", "rnn_experiments.train", "-m", *LONG, "train.steps=5000",
+                             "seed=0,1,2,3", "hydra/launcher=parallel", f"hydra.sweep.dir={sweep_dir}"],
+                            cwd=ROOT, start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: has_rows(sweep_dir / "0") and has_rows(sweep_dir / "1"), proc)
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=60)
+        deadline = time.time() + 60
+        while time.time() < deadline and not all((sweep_dir / str(i) / "summary.json").exists()
+                                                 and summary(sweep_dir / str(i))["status"] == "interrupted"
+                                                 for i in (0, 1)):
+            time.sleep(0.1)
+        time.sleep(2)   # a worker that took a queued job would have written its summary.json by now
+        assert [summary(sweep_dir / str(i))["status"] for i in (0, 1)] == ["interrupted", "interrupted"]
+        assert not any((sweep_dir / str(i) / "summary.json").exists() for i in (2, 3))
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)   # the orphaned, idle workers
+
+
+def test_a_job_whose_sweep_is_gone_is_not_started(monkeypatch, capsys):
+    """A job handed to a worker process (joblib, submitit) after its sweep's process died on this
+    host returns without running; in the sweep's own process, or with the sweep alive, it runs."""
+    import socket
+    from rnn_experiments.provenance import SWEEP_ENV
+    from rnn_experiments.runner import job
+    ran = []
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    monkeypatch.setattr(job, "_where", lambda: (True, False))            # a sweep job in a worker
+    monkeypatch.setenv(SWEEP_ENV, f"{socket.gethostname()}:{dead.pid}:0")
+    assert job.end_job("rnn-train", lambda: ran.append(1)) is None and ran == []
+    assert capsys.readouterr().err == ("rnn-train: error: the sweep's process is gone (killed?): "
+                                       "this job is not started\n")
+    monkeypatch.setenv(SWEEP_ENV, f"{socket.gethostname()}:{os.getpid()}:0")   # alive
+    job.end_job("rnn-train", lambda: ran.append(1))
+    monkeypatch.setattr(job, "_where", lambda: (True, True))             # the sweep's own process
+    monkeypatch.setenv(SWEEP_ENV, f"{socket.gethostname()}:{dead.pid}:0")
+    job.end_job("rnn-train", lambda: ran.append(1))
+    assert ran == [1, 1]
 
 
 def test_slurm_preset_makes_an_sbatch_script_with_its_settings(tmp_path, monkeypatch):

@@ -1,12 +1,11 @@
 """Metrics sinks (trackers beside metrics.csv) and `logger=tensorboard`: the same scalars as
 metrics.csv, one TensorBoard run per job, a sweep's runs under one folder, a one-line error
 without the extra."""
-import subprocess
 import sys
 
 import pytest
 
-from conftest import ROOT, TINY
+from conftest import TINY, run_command
 from rnn_experiments.errors import ConfigError
 from rnn_experiments.loggers import loggers_from_config
 from rnn_experiments.training.loop import train
@@ -120,16 +119,13 @@ def test_a_resumed_run_hides_tensorboard_steps_past_its_checkpoint(tmp_path):
     assert scalars(tmp_path / "tensorboard")["loss"] == [(5, 1.0), (10, 1.0), (15, 0.5)]
 
 
-@pytest.mark.slow
 def test_a_sweep_with_logger_tensorboard_opens_as_one_tensorboard_folder(tmp_path):
     pytest.importorskip("tensorboard")
     from tensorboard.backend.event_processing.event_multiplexer import EventMultiplexer
     sweep = tmp_path / "sweep"
-    done = subprocess.run(
-        [sys.executable, "-m", "rnn_experiments.train", "-m", "logger=tensorboard", "seed=0,1", *TINY,
-         "train.threads=1", f"hydra.sweep.dir={sweep}"],
-        cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
+    done = run_command("rnn-train", "-m", "logger=tensorboard", "seed=0,1", *TINY, "train.threads=1",
+                       f"hydra.sweep.dir={sweep}")
+    assert done.code == 0, done.err[-2000:]
     mux = EventMultiplexer().AddRunsFromDirectory(str(sweep))   # tensorboard --logdir SWEEP
     mux.Reload()
     runs = sorted(mux.Runs())

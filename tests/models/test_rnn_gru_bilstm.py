@@ -93,7 +93,9 @@ def test_gru_matches_the_assignments_equations_step_by_step():
 
 
 def test_gru_differs_from_torch_nn_gru():
-    """nn.GRU applies r after the recurrent product and swaps z's role: same weights, other output."""
+    """nn.GRU applies r after the recurrent product and keeps z of the OLD state: with our weights
+    copied in it computes torch's documented equations (checked step by step, so the copy is
+    right), and those are not the assignment's (test_gru_matches_its_equations): the outputs differ."""
     model, x = _model("gru"), _tokens()
     ref = nn.GRU(E, H, batch_first=True).double()
     with torch.no_grad():  # nn.GRU's rows: r, z, n
@@ -101,8 +103,20 @@ def test_gru_differs_from_torch_nn_gru():
         ref.weight_hh_l0.copy_(torch.cat([model.W_rh, model.W_zh, model.W_hh]))
         ref.bias_ih_l0.copy_(torch.cat([model.b_r, model.b_z, model.b_h]))
         ref.bias_hh_l0.zero_()
-    e = model.embedding(x)
-    assert not torch.allclose(torch.stack(model.recurrence(e), 1), ref(e)[0], atol=1e-3)
+    p = dict(model.named_parameters())
+    e = model.embedding(x)                                                  # (B, T, E)
+    h, hs = torch.zeros(B, H, dtype=torch.double), []
+    for t in range(T):    # torch's nn.GRU documentation, with b_hh = 0
+        x_t = e[:, t]
+        r = sigma(x_t @ p["W_rx"].T + p["b_r"] + h @ p["W_rh"].T)
+        z = sigma(x_t @ p["W_zx"].T + p["b_z"] + h @ p["W_zh"].T)
+        n = torch.tanh(x_t @ p["W_hx"].T + p["b_h"] + r * (h @ p["W_hh"].T))
+        h = (1 - z) * n + z * h
+        hs.append(h)
+    torch_equations = torch.stack(hs, 1)                                    # (B, T, H)
+    torch.testing.assert_close(ref(e)[0], torch_equations)
+    ours = torch.stack(model.recurrence(e), 1)
+    assert (ours - torch_equations).abs().max() > 0.05
 
 
 def test_bilstm_matches_two_lstms_step_by_step():

@@ -54,7 +54,7 @@ def test_a_live_pid_with_a_frozen_heartbeat_is_stale(tmp_path):
     """pid reuse or a frozen process: an old heartbeat wins over a live pid."""
     write_lock(tmp_path, os.getppid(), socket.gethostname(), age_s=lock_mod.STALE_AFTER_S + 60)
     with RunLock(tmp_path):
-        pass
+        assert read_lock(tmp_path)["pid"] == os.getpid() and heartbeat_age(tmp_path) < 5
 
 
 def test_heartbeat_touches_the_lock(tmp_path):

@@ -11,7 +11,7 @@ import omegaconf
 import pytest
 import torch
 
-from conftest import ROOT, TINY
+from conftest import ROOT
 from rnn_experiments.provenance import COMMAND_ENV, git_state
 from rnn_experiments.training.loop import train
 from rnn_experiments.training.metrics import TIMING_COLUMNS, read_metrics
@@ -60,21 +60,6 @@ def test_deterministic_run_says_so_and_reproduces(make_cfg, tmp_path, determinis
     assert metrics[0].equals(metrics[1])
     c = train(make_cfg(), tmp_path / "c")   # the next run (e.g. of the same sweep) sets its own
     assert c["deterministic"] is False and not torch.are_deterministic_algorithms_enabled()
-
-
-@pytest.mark.slow
-def test_command_line_of_a_parallel_sweep_job(tmp_path):
-    """The summary's command is the one typed (python -m ...), also in a joblib worker process."""
-    sweep = [sys.executable, "-m", "rnn_experiments.train", "-m", *TINY, "train.steps=5", "train.threads=1",
-             "seed=0,1", "hydra/launcher=parallel", "hydra.launcher.n_jobs=2", f"hydra.sweep.dir={tmp_path}"]
-    done = subprocess.run(sweep, cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    pids = set()
-    for job in ("0", "1"):
-        s = json.loads((tmp_path / job / "summary.json").read_text())
-        assert s["command"] == " ".join(sweep)
-        pids.add(s["pid"])
-    assert len(pids) == 2                    # two worker processes, neither the one started here
 
 
 @pytest.mark.skipif(shutil.which("git") is None, reason="needs git")

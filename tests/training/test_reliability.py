@@ -1,4 +1,6 @@
-"""Real processes: SIGTERM and SIGKILL mid-training, exact resume, divergence, bad checkpoints."""
+"""SIGTERM, SIGHUP and SIGKILL mid-training, exact resume, divergence, bad checkpoints. A signal
+from another process and SIGKILL use a real child process; the rest run the command in this
+process, which sends itself the signal from inside the training step."""
 import json
 import os
 import signal
@@ -9,13 +11,13 @@ import time
 import pandas as pd
 import pytest
 
-from conftest import ROOT, compose_config
+from conftest import ROOT, compose_config, run_command
 from rnn_experiments.training.checkpoint import CheckpointError
 from rnn_experiments.training.loop import train
 from rnn_experiments.training.metrics import TIMING_COLUMNS, read_metrics
 
 RUN = ["dataset.seq_length=4", "model.hidden_size=32", "model.embedding_dim=8", "train.lr=3e-3",
-       "train.steps=1200", "train.batch_size=32", "train.log_every=10", "train.eval_every=100",
+       "train.steps=600", "train.batch_size=32", "train.log_every=10", "train.eval_every=100",
        "train.eval_size=256", "train.threads=1", "device=cpu", "seed=3"]
 
 
@@ -37,7 +39,7 @@ def wait_for_step(run_dir, step, proc, timeout=120):
                 return
         except (FileNotFoundError, ValueError):
             pass
-        time.sleep(0.05)
+        time.sleep(0.02)
     raise TimeoutError(f"run did not reach step {step}")
 
 
@@ -56,25 +58,47 @@ def status(run_dir):
     return json.loads((run_dir / "summary.json").read_text())
 
 
+def resume(run_dir, *extra):
+    """The same command again in the same folder (in this process): it continues the run."""
+    done = run_command("rnn-train", *RUN, *extra, f"hydra.run.dir={run_dir}")
+    assert done.code == 0, done.err[-2000:]
+    assert status(run_dir)["status"] == "completed"
+
+
+def signal_at(monkeypatch, step: int, sig: int):
+    """This process sends itself `sig` right after training step `step` of the next run."""
+    import rnn_experiments.training.loop as loop
+    real = loop.make_step
+
+    def make_step(*args, **kwargs):
+        take_step, taken = real(*args, **kwargs), [0]
+
+        def step_then_signal(x, y):
+            out = take_step(x, y)
+            taken[0] += 1
+            if taken[0] == step:
+                os.kill(os.getpid(), sig)
+            return out
+        return step_then_signal
+    monkeypatch.setattr(loop, "make_step", make_step)
+
+
 @pytest.mark.slow
 def test_sigterm_checkpoints_then_resume_is_exact(tmp_path, uninterrupted):
     run_dir = tmp_path / "run"
     proc = start(run_dir)
-    wait_for_step(run_dir, 200, proc)
+    wait_for_step(run_dir, 100, proc)
     proc.send_signal(signal.SIGTERM)
     t0 = time.time()
     proc.communicate(timeout=30)
     assert proc.returncode == 130 and time.time() - t0 < 10
     summary = status(run_dir)
     assert summary["status"] == "interrupted" and summary["signal"] == "SIGTERM"
-    assert 200 <= summary["step"] < 1200
-    assert (run_dir / "checkpoint.pt").exists()
+    assert 100 <= summary["step"] < 600
+    assert (run_dir / "checkpoint.pt").exists() and not (run_dir / "run.lock").exists()
     assert read_metrics(run_dir / "metrics.csv").step.max() == summary["step"] - summary["step"] % 10
 
-    resumed = start(run_dir)  # the same command in the same folder continues the run
-    _, err = resumed.communicate(timeout=180)
-    assert resumed.returncode == 0, err[-2000:]
-    assert status(run_dir)["status"] == "completed"
+    resume(run_dir)
     assert status(run_dir)["resumed_from_step"] == summary["step"]
     pd.testing.assert_frame_equal(final_metrics(run_dir), uninterrupted)
 
@@ -83,17 +107,38 @@ def test_sigterm_checkpoints_then_resume_is_exact(tmp_path, uninterrupted):
 def test_sigkill_then_resume_from_last_checkpoint_is_exact(tmp_path, uninterrupted):
     run_dir = tmp_path / "run"
     proc = start(run_dir, "train.checkpoint_every=70")
-    wait_for_step(run_dir, 300, proc)
+    wait_for_step(run_dir, 150, proc)
     os.kill(proc.pid, signal.SIGKILL)
     proc.communicate(timeout=30)
     assert status(run_dir)["status"] == "running"  # what a killed process leaves behind ...
     from rnn_experiments.analysis import collect
     assert set(collect([str(run_dir)]).status) == {"crashed"}  # ... and what the analysis sees
-    resumed = start(run_dir, "train.checkpoint_every=70")
-    _, err = resumed.communicate(timeout=180)
-    assert resumed.returncode == 0, err[-2000:]
-    assert status(run_dir)["resumed_from_step"] % 70 == 0
+    resume(run_dir, "train.checkpoint_every=70")
+    assert status(run_dir)["resumed_from_step"] % 70 == 0 and status(run_dir)["resumed_from_step"] >= 140
     pd.testing.assert_frame_equal(final_metrics(run_dir), uninterrupted)
+
+
+def test_sighup_checkpoints_like_sigterm_unless_ignored(tmp_path, monkeypatch, uninterrupted):
+    """A closed terminal or ssh session (SIGHUP) stops cleanly, and the run resumes exactly; a
+    process started to ignore it (nohup) goes on."""
+    run_dir = tmp_path / "run"
+    signal_at(monkeypatch, 50, signal.SIGHUP)
+    done = run_command("rnn-train", *RUN, f"hydra.run.dir={run_dir}")
+    assert done.code == 130 and done.err.startswith("rnn-train: interrupted: stopped by SIGHUP at step 50")
+    assert status(run_dir)["signal"] == "SIGHUP" and status(run_dir)["step"] == 50
+    assert (run_dir / "checkpoint.pt").exists() and not (run_dir / "run.lock").exists()
+    monkeypatch.undo()
+    resume(run_dir)
+    pd.testing.assert_frame_equal(final_metrics(run_dir), uninterrupted)
+
+    ignored = tmp_path / "nohup"
+    signal_at(monkeypatch, 50, signal.SIGHUP)
+    before = signal.signal(signal.SIGHUP, signal.SIG_IGN)   # as nohup starts a process
+    try:
+        done = run_command("rnn-train", *RUN, "train.steps=100", f"hydra.run.dir={ignored}")
+    finally:
+        signal.signal(signal.SIGHUP, before)
+    assert done.code == 0 and status(ignored)["status"] == "completed" and status(ignored)["step"] == 100
 
 
 def test_absurd_learning_rate_diverges(tmp_path):
@@ -115,27 +160,14 @@ def test_corrupt_checkpoint_is_a_clear_error_and_is_left_alone(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt"]   # nothing else written
 
 
+def test_a_dangling_checkpoint_link_is_refused_not_replaced(tmp_path):
+    (tmp_path / "checkpoint.pt").symlink_to(tmp_path / "gone.pt")
+    with pytest.raises(CheckpointError, match="checkpoint.pt: no such checkpoint"):
+        train(compose_config(), tmp_path)
+    assert (tmp_path / "checkpoint.pt").is_symlink() and sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt"]
+
+
 def test_resuming_with_another_model_is_refused(tmp_path):
     train(compose_config(), tmp_path)
     with pytest.raises(CheckpointError, match="model.hidden_size=16"):
         train(compose_config(["model.hidden_size=32"]), tmp_path)
-
-
-@pytest.mark.slow
-def test_sighup_checkpoints_like_sigterm_unless_ignored(tmp_path):
-    """A closed terminal or ssh session (SIGHUP) stops cleanly; under nohup it is ignored."""
-    run_dir = tmp_path / "run"
-    proc = start(run_dir)
-    wait_for_step(run_dir, 50, proc)
-    proc.send_signal(signal.SIGHUP)
-    proc.communicate(timeout=60)
-    assert proc.returncode == 130 and status(run_dir)["signal"] == "SIGHUP"
-    assert (run_dir / "checkpoint.pt").exists() and not (run_dir / "run.lock").exists()
-
-    ignored = tmp_path / "nohup"
-    proc = subprocess.Popen(["nohup", sys.executable, "-m", "rnn_experiments.train", *RUN, "train.steps=300",
-                             f"hydra.run.dir={ignored}"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    wait_for_step(ignored, 50, proc)
-    proc.send_signal(signal.SIGHUP)
-    proc.communicate(timeout=180)
-    assert proc.returncode == 0 and status(ignored)["status"] == "completed"

@@ -8,13 +8,12 @@ import logging
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-from conftest import ROOT, TINY, compose_config, text_overrides
+from conftest import TINY, compose_config, run_command, text_overrides
 from rnn_experiments.errors import ConfigError
 from rnn_experiments.training import checkpoint
 from rnn_experiments.training.checkpoint import CheckpointError
@@ -145,14 +144,12 @@ def small_disk(tmp_path):
     subprocess.run(["umount", str(mount)], check=True)
 
 
-@pytest.mark.slow
 def test_a_real_full_disk_is_one_line_and_keeps_the_last_checkpoint(small_disk):
     run = small_disk / "run"   # checkpoint ~260 KB: the one at step 10 fits, the next one does not
-    proc = subprocess.run([sys.executable, "-m", "rnn_experiments.train", *TINY, "model.hidden_size=64",
-                           "train.checkpoint_every=10", "train.eval_every=20", f"hydra.run.dir={run}"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 1     # at step 20 the evaluation's checkpoint_best.pt does not fit
-    assert proc.stderr == (f"rnn-train: error: {run}/checkpoint_best.pt: cannot write (No space left on "
+    proc = run_command("rnn-train", *TINY, "model.hidden_size=64", "train.checkpoint_every=10",
+                       "train.eval_every=20", f"hydra.run.dir={run}")
+    assert proc.code == 1     # at step 20 the evaluation's checkpoint_best.pt does not fit
+    assert proc.err == (f"rnn-train: error: {run}/checkpoint_best.pt: cannot write (No space left on "
                            "device); nothing was written\n")
     assert sorted(p.name for p in run.iterdir()) == [".hydra", "checkpoint.pt", "metrics.csv",
                                                      "summary.json"]   # (nothing logged yet: no train.log)
