@@ -216,7 +216,7 @@ def latex_tabular(f: pd.DataFrame, caption: str) -> str:
 def _tex_symbols(tex: str) -> str:
     tex = re.sub(r"(?<![\w.$])-(?=\d)", "$-$", tex)             # a minus sign, not a hyphen
     return (tex.replace("±", r"$\pm$").replace("≥", r"$\geq$").replace("−", "$-$")
-            .replace("–", "--"))
+            .replace("–", "--").replace("<", "$<$").replace(">", "$>$"))   # < > in text: ¡ ¿
 
 
 def _caption(t: pd.DataFrame) -> str:

@@ -119,7 +119,8 @@ def plot_curves(df: pd.DataFrame, metric: str = "accuracy", by=None, style: str 
     groups = list(agg.groupby(by, dropna=False, sort=False)) if by else [((), agg)]
     groups = [(k if isinstance(k, tuple) else (k,), g) for k, g in groups]
     value = lambda key, k: k[by.index(key)]  # noqa: E731
-    hue_of = lambda k: _label(hue_keys, tuple(value(h, k) for h in hue_keys)) if hue_keys else "all runs"  # noqa: E731
+    band = _band_text(n_runs, seeds_lines)
+    hue_of = lambda k: _label(hue_keys, tuple(value(h, k) for h in hue_keys)) if hue_keys else band  # noqa: E731
     style_of = lambda k: f"{_short(style)}={value(style, k)}" if style else None  # noqa: E731
     hue_order = sorted({hue_of(k) for k, _ in groups}, key=_num_key)
     colours = dict(zip(hue_order, sns.color_palette(n_colors=len(hue_order))))  # same in every panel
@@ -166,18 +167,20 @@ def plot_curves(df: pd.DataFrame, metric: str = "accuracy", by=None, style: str 
             margin = 0.02 * (q.bounds[1] - q.bounds[0]) if np.isfinite(q.bounds).all() else 0.0
             axes[0].set_ylim(max(low, q.bounds[0] - margin), min(high, q.bounds[1] + margin))
         _legend(axes[-1], hue_keys, hue_order, colours, style_order, dashes,
-                _band_text(n_runs, seeds_lines), "loss" in metric or q.better == "lower")
+                band if hue_keys else None, "loss" in metric or q.better == "lower")
     return fig
 
 
 def _legend(ax, hue_keys, hue_order, colours, style_order, dashes, band: str, upper: bool) -> None:
     """The colour entries (titled by their key), then the line-style entries (key=value); the
-    title says what the lines and bands are. Inside the axes when short, else beside them."""
+    title says what the lines and bands are (without colour keys the one colour entry says it,
+    band=None). Inside the axes when short, else beside them."""
     handles = [Line2D([], [], color=colours[h], linewidth=1.0, label=h) for h in hue_order]
     handles += [Line2D([], [], color="0.3", linestyle=dashes[s], linewidth=1.0, label=s) for s in style_order]
-    title = f"{hue_keys[0]}\n{band}" if len(hue_keys) == 1 else band
+    title = f"{hue_keys[0]}\n{band}" if len(hue_keys) == 1 and band else band
     labels = [h.get_label() for h in handles]
-    outside = len(labels) > LEGEND_INSIDE_MAX or max(map(len, labels)) > LEGEND_LABEL_MAX
+    measured = labels if band else labels[1:] or [""]    # the band's own entry may be longer
+    outside = len(labels) > LEGEND_INSIDE_MAX or max(map(len, measured)) > LEGEND_LABEL_MAX
     where = (dict(loc="upper left", bbox_to_anchor=(1.02, 1.0)) if outside else
              dict(loc="upper right" if upper else "lower right"))
     legend = ax.legend(handles=handles, title=title, fontsize=6, title_fontsize=6, frameon=True, **where)

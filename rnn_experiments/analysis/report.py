@@ -67,7 +67,7 @@ def analyze(paths, metrics=DEFAULT_METRICS, by=None, style="auto", threshold=0.9
     is written; paths in the returned lists are the final ones."""
     paths = [str(p) for p in ([paths] if isinstance(paths, (str, Path)) else paths)]
     check_options(threshold, max_step, formats)
-    out = check_out(out) if out is not None else default_out(paths)
+    out = check_out(out if out is not None else default_out(paths))
     output = Output(out)
     every_run = _where(collect(paths, progress=echo), where)
     n_runs = every_run["run_dir"].nunique()

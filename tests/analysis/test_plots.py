@@ -61,8 +61,9 @@ def test_bands_stay_in_the_metric_range(tmp_path):
 
 def test_one_run_legends_and_the_key_in_every_legend(tmp_path):
     one = _sweep(tmp_path / "one", ACC[:1], models=("lstm",))
-    legend = plot_curves(one, "accuracy").axes[0].get_legend()
-    assert legend.get_title().get_text() == "1 run" and not plot_curves(one, "accuracy").axes[0].collections
+    legend = plot_curves(one, "accuracy").axes[0].get_legend()      # one group: its entry says it
+    assert [t.get_text() for t in legend.get_texts()] == ["1 run"] and not legend.get_title().get_text()
+    assert not plot_curves(one, "accuracy").axes[0].collections     # no band
     df = _sweep(tmp_path / "two", ACC[:1], extra={"dataset.seq_length": 10})
     _sweep(tmp_path / "two20", ACC[:1], extra={"dataset.seq_length": 20})
     df = collect([tmp_path / "two", tmp_path / "two20"])
