@@ -138,7 +138,8 @@ def table(df: pd.DataFrame, by=None, threshold: float = 0.99,
     runs: run folders; seeds: runs with metrics; finished: runs with status completed;
     <X>_mean/_std/_ci_low/_ci_high over the runs with metrics (std: ddof = 1; ci: `mean_ci`'s
     95 % t interval, cut to BOUNDS; NaN skipped: steps_to_threshold is over the runs that reached
-    it); <X>_boot_low/_boot_high: the BCa bootstrap interval of the mean (NaN below
+    it); <X>_n: the runs with a value of X (the mean is over these); <X>_boot_low/_boot_high:
+    the BCa bootstrap interval of the mean (NaN below
     MIN_BOOTSTRAP values or without spread); never_reached: runs with metrics that never reached threshold_metric >= threshold;
     wall_time_s: mean wall time per run.
     """
@@ -154,6 +155,7 @@ def table(df: pd.DataFrame, by=None, threshold: float = 0.99,
         ok = g[g["has_metrics"]]
         row.update(runs=len(g), seeds=len(ok), finished=int(g["finished"].sum()))
         for c in stats:
+            row[f"{c}_n"] = int(ok[c].notna().sum())
             row[f"{c}_mean"] = ok[c].mean()
             row[f"{c}_std"] = ok[c].std()
             row[f"{c}_ci_low"], row[f"{c}_ci_high"] = mean_ci(ok[c], bounds=BOUNDS[c])
@@ -193,6 +195,9 @@ def format_table(t: pd.DataFrame) -> pd.DataFrame:
         cells = [_pm(v[0], v[1], FORMATS[c], *v[2:]) for v in zip(*cols)]
         if c == "steps_to_threshold":
             cells = [x + (f" ({n} never)" if n else "") for x, n in zip(cells, t["never_reached"])]
+        elif f"{c}_n" in t:   # runs without this value (no evaluation yet): said, not hidden
+            cells = [x + (f" ({n} of {s} runs)" if n < s else "")
+                     for x, n, s in zip(cells, t[f"{c}_n"], t["seeds"])]
         out[stat_name(c, thr, m)] = cells
     out["wall time / run"] = ["–" if pd.isna(w) else f"{w:.1f} s" for w in t["wall_time_s"]]
     return out

@@ -185,3 +185,16 @@ def test_adding_seeds_to_a_finished_study_analyses_them_together(tmp_path):
     assert dup["duplicate_of"] == str(first / "2")                # lstm, seed 2 of the first sweep
     assert list(table(df)["seeds"]) == [7, 7] and list(table(df)["runs"]) == [8, 7]
     assert compare(df, "model.name").set_index("statistic").loc["final_accuracy", "n_pairs"] == 7
+
+
+def test_a_mean_over_fewer_runs_than_the_group_says_so(tmp_path):
+    """A run that has not evaluated yet has no held-out accuracy: the cell says over how many runs
+    its mean is, instead of passing for a mean over all of them."""
+    _good(tmp_path, seeds=(0, 1))
+    m = metrics_frame(STEPS, ACC)
+    m["eval_accuracy"] = np.nan
+    write_run(tmp_path / "2", config(seed=2), m)
+    t = table(collect(tmp_path))
+    assert (t["seeds"].iloc[0], t["final_eval_accuracy_n"].iloc[0], t["final_accuracy_n"].iloc[0]) == (3, 2, 3)
+    md = to_markdown(t)
+    assert "1.000 ± 0.000 [1.000, 1.000] (2 of 3 runs)" in md and md.count("of 3 runs") == 1
