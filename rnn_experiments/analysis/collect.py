@@ -259,7 +259,7 @@ def mark_duplicates(results: list) -> None:
     other one keeps its folder in the list with the problem "duplicate of ..." and no metrics."""
     groups: dict[tuple, list[int]] = {}
     for i, (cfg, info, _) in enumerate(results):
-        if cfg and "seed" in cfg:
+        if "seed" in cfg and len(cfg) > 1:   # a config was read (not only summary.json's seed)
             groups.setdefault(setting(cfg), []).append(i)
     for members in (m for m in groups.values() if len(m) > 1):
         kept = next((i for i in members if results[i][2] is not None), members[0])

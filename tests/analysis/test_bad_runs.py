@@ -117,6 +117,14 @@ def test_a_damaged_run_is_listed_with_its_cause_and_counted_only_for_what_it_has
         assert "| 2 (2) of 3 |" in to_markdown(t)
 
 
+def test_runs_without_a_config_are_not_duplicates_of_each_other(tmp_path):
+    for s in (0, 1):   # two unreadable configs, one seed in their summaries: nothing says they are one run
+        write_run(tmp_path / str(s), config(seed=0, **{"train.lr": 10.0 ** -s}), metrics_frame(STEPS, ACC))
+        (tmp_path / str(s) / ".hydra" / "config.yaml").write_text("[not, a, mapping")
+    runs = collect(tmp_path).drop_duplicates("run_dir")
+    assert set(runs["duplicate_of"]) == {""}
+
+
 def test_fifos_in_every_place_are_never_waited_on(tmp_path, time_limit):
     root = tmp_path / "sweep"
     _good(root, seeds=(0, 1, 2))
