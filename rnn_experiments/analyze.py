@@ -6,6 +6,10 @@ plots and comparison tables from run folders (rnn_experiments/analysis/report.py
 """
 from __future__ import annotations
 
+from rnn_experiments.runner.startup import require_cwd
+
+require_cwd("rnn-analyze")   # before torch is imported (runner/startup.py)
+
 import argparse
 import sys
 

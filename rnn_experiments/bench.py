@@ -29,6 +29,10 @@ from a CUDA graph unless --eager; the nn.LSTM baseline always runs eagerly).
 """
 from __future__ import annotations
 
+from rnn_experiments.runner.startup import require_cwd
+
+require_cwd("rnn-bench")   # before torch is imported (runner/startup.py)
+
 import argparse
 import os
 import statistics

@@ -13,13 +13,15 @@ functions before any work; each dataset class declares what it accepts (`model_k
 """
 from __future__ import annotations
 
+import dataclasses
 import math
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING
+from omegaconf import MISSING, DictConfig, OmegaConf
 
 from rnn_experiments.data import DATASETS
 from rnn_experiments.errors import ConfigError, check
@@ -170,10 +172,12 @@ def models_of_kind(kind: str) -> list[str]:
 
 
 def validate(cfg) -> None:
-    """Check every value that types alone cannot check. Raises ConfigError (one line)."""
+    """Check every value that types alone cannot check, and that every setting given is one this
+    run uses (`check_settings`). Raises ConfigError (one line)."""
     m, d, t = cfg.model, cfg.dataset, cfg.train
     check(m.name in MODELS, "model.name", m.name, f"one of {sorted(MODELS)}")
     check(d.name in DATASETS, "dataset.name", d.name, f"one of {sorted(DATASETS)}")
+    check_settings(cfg)
     check(cfg.device in ("auto", "cpu", "cuda"), "device", cfg.device, "auto, cpu or cuda")
     check(0 <= cfg.seed < SEED_LIMIT, "seed", cfg.seed, SEEDS)
     check(0 <= d.eval_seed < SEED_LIMIT, "dataset.eval_seed", d.eval_seed, SEEDS)
@@ -197,6 +201,89 @@ def validate(cfg) -> None:
         _validate_sample(cfg)
     if cfg.get("gradients") is not None:
         _validate_gradients(cfg)
+
+
+# ---- a setting is used or refused -------------------------------------------------------------
+
+def unknown_keys(node, schema, prefix: str = "") -> list[str]:
+    """The keys of `node` that the dataclass `schema` does not have (a typo, or a key added with
+    Hydra's `++`, which struct mode lets through), recursively; free-form dicts (logger) and
+    Hydra's own node are not looked into."""
+    hints = typing.get_type_hints(schema)
+    out = []
+    for key in node.keys():
+        if not prefix and key == "hydra":
+            continue
+        if key not in hints:
+            out.append(f"{prefix}{key}")
+        elif dataclasses.is_dataclass(hints[key]) and isinstance(node.get(key), DictConfig):
+            out += unknown_keys(node[key], hints[key], f"{prefix}{key}.")
+    return out
+
+
+def check_known(cfg, schema) -> None:
+    """ConfigError naming the first key `schema` does not have, and the keys of its section."""
+    for key in unknown_keys(cfg, schema):
+        section, _, name = key.rpartition(".")
+        node = schema
+        for part in section.split(".") if section else []:
+            node = typing.get_type_hints(node)[part]
+        known = ", ".join(typing.get_type_hints(node))
+        where = f"of {section}" if section else "at the top level"
+        raise ConfigError(f"{key} is not a setting (a typo?): expected one of the settings {where}: {known}")
+
+
+_DEFAULTS: dict = {}
+
+
+def _defaults(schema):
+    """The schema's defaults as a config (built once per schema)."""
+    if schema not in _DEFAULTS:
+        _DEFAULTS[schema] = OmegaConf.structured(schema)
+    return _DEFAULTS[schema]
+
+
+def _plain(value):
+    return OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+
+
+def check_settings(cfg) -> None:
+    """A setting is used or refused. ConfigError (one line) for a key that is not a setting
+    (`check_known`), and for a setting given a value other than its schema default that this run
+    does not read: a `model.*` key the model does not declare in `reads`, a `dataset.*` key the
+    task does not, `train.lr_decay` without `train.lr_decay_every`, `sample.*` without
+    `sample.enabled`, and in the gradient study the training settings it does not use."""
+    study = cfg.get("gradients") is not None
+    schema = GradientsStudyConfig if study else Config
+    check_known(cfg, schema)
+    m, d, t = cfg.model, cfg.dataset, cfg.train
+
+    def refuse_if_set(key: str, why: str) -> None:
+        value, default = _plain(OmegaConf.select(cfg, key)), _plain(OmegaConf.select(_defaults(schema), key))
+        if value != default:
+            raise ConfigError(f"{key}={value!r} is not used {why}: expected its default ({default!r})")
+
+    for section, registry, name, chosen in (("model", MODELS, m.name, MODELS[m.name]),
+                                            ("dataset", DATASETS, d.name, DATASETS[d.name])):
+        for key in _defaults(schema)[section]:
+            if key != "name" and key not in chosen.reads:
+                users = sorted({n for n, cls in registry.items() if key in cls.reads})
+                refuse_if_set(f"{section}.{key}", f"by {section}={name}"
+                              + (f" (only by {', '.join(users)})" if users else ""))
+    if t.lr_decay_every == 0:
+        refuse_if_set("train.lr_decay", "while train.lr_decay_every=0 (set it > 0 for a step decay)")
+    if cfg.device == "cpu":
+        refuse_if_set("train.cuda_graphs", "with device=cpu")
+    if not cfg.sample.enabled or study:
+        for key in _defaults(schema).sample:
+            if key != "enabled":
+                refuse_if_set(f"sample.{key}", "while sample.enabled=false")
+    if study:
+        for key in ("steps", "log_every", "eval_every", "checkpoint_every", "resume"):
+            refuse_if_set(f"train.{key}", "by rnn-measure-gradients (it trains to the last of gradients.steps)")
+        refuse_if_set("sample.enabled", "by rnn-measure-gradients")
+        if cfg.get("logger"):
+            raise ConfigError(f"logger={list(cfg.logger)} is not used by rnn-measure-gradients: expected none")
 
 
 def _validate_dataset(cfg) -> None:
@@ -252,8 +339,9 @@ MAX_SAMPLES = 10_000                # continuations per prompt
 
 def validate_generate(cfg) -> None:
     """Check an `rnn-generate` config (types are the schema's) before any checkpoint is read."""
-    from omegaconf import ListConfig, OmegaConf
+    from omegaconf import ListConfig
     from rnn_experiments.generation.sampling import check_sampling
+    check_known(cfg, GenerateConfig)
     if OmegaConf.is_missing(cfg, "checkpoint"):
         raise ConfigError("checkpoint is missing: expected checkpoint=PATH (a run folder or its checkpoint.pt)")
     check(cfg.checkpoint != "", "checkpoint", cfg.checkpoint, "a run folder or a checkpoint file")

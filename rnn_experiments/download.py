@@ -2,6 +2,10 @@
 `rnn-download`): fetch a corpus for the text experiments (rnn_experiments/data/corpora.py)."""
 from __future__ import annotations
 
+from rnn_experiments.runner.startup import require_cwd
+
+require_cwd("rnn-download")   # before torch is imported (runner/startup.py)
+
 import argparse
 import sys
 from pathlib import Path
@@ -19,12 +23,15 @@ def main(argv=None) -> int:
     dl.add_argument("--force", action="store_true", help="download again even if a verified copy exists")
     args = dl.parse_args(argv)
     target = Path(args.dir) / SOURCES[args.name].filename
-    existed = target.exists() and not args.force and sha256_of(target.read_bytes()) == SOURCES[args.name].sha256
+    existed = target.is_file() and not args.force and sha256_of(target.read_bytes()) == SOURCES[args.name].sha256
     try:
         path = download(args.name, args.dir, url=args.url, verify=not args.no_verify, force=args.force)
     except DownloadError as e:
         print(f"download {args.name}: error: {e}", file=sys.stderr)
-        return 1
+        return e.exit_status
+    except KeyboardInterrupt:   # nothing half-written: the file is moved into place only when whole
+        print(f"download {args.name}: interrupted; nothing written", file=sys.stderr)
+        return 130
     print(f"{SOURCES[args.name].description}: {path}" + (" (already there)" if existed else ""))
     if args.dir != DEFAULT_DIR:
         print(f"train on it with dataset.path={path}")

@@ -11,6 +11,10 @@ The decoding itself is rnn_experiments/generation/decode.py.
 """
 from __future__ import annotations
 
+from rnn_experiments.runner.startup import require_cwd
+
+require_cwd("rnn-generate")   # before torch is imported (runner/startup.py)
+
 import sys
 
 import hydra
@@ -19,16 +23,27 @@ from omegaconf import DictConfig, ListConfig
 
 from rnn_experiments.config import conf_dir, validate_generate
 from rnn_experiments.generation.decode import generate, load_generator
+from rnn_experiments.resources import generation_bytes
 from rnn_experiments.runner.job import run_app
 from rnn_experiments.training.checkpoint import CheckpointError
 from rnn_experiments.training.setup import resolve_device
 
 
+def prompts_of(cfg) -> list[str]:
+    """The prompts of a (validated) config, as strings."""
+    return [str(p) for p in (list(cfg.prompt) if isinstance(cfg.prompt, (list, ListConfig)) else [cfg.prompt])]
+
+
+def needs(cfg) -> tuple[int, str]:
+    """The memory the continuations need (runner/checks.py), and the settings that make it."""
+    return (generation_bytes(cfg, prompts_of(cfg)),
+            f"num_samples={cfg.num_samples}, length={cfg.length}, {len(prompts_of(cfg))} prompt(s)")
+
+
 def run(cfg) -> list[str]:
     """The texts `cfg` asks for (ConfigError / CheckpointError / ValueError on bad settings)."""
     validate_generate(cfg)
-    prompts = list(cfg.prompt) if isinstance(cfg.prompt, (list, ListConfig)) else [cfg.prompt]
-    prompts = [str(p) for p in prompts]
+    prompts = prompts_of(cfg)
     model, vocab, _ = load_generator(to_absolute_path(cfg.checkpoint), resolve_device(cfg.device))
     return generate(model, vocab, prompts * cfg.num_samples, cfg.length, cfg.strategy,
                     cfg.temperature, cfg.top_k, cfg.seed)
@@ -50,7 +65,7 @@ def _main(cfg: DictConfig) -> None:
 def main() -> None:
     """The command: a bad command line (an unknown key, a missing checkpoint=, a bad value) is one
     line and exit status 2 before Hydra starts (rnn_experiments/runner/preflight.py)."""
-    run_app("rnn-generate", _main, "generate", check_run=validate_generate, writes=False)
+    run_app("rnn-generate", _main, "generate", check_run=validate_generate, needs=needs, writes=False)
 
 
 if __name__ == "__main__":

@@ -10,20 +10,28 @@ GradientsStudyConfig in rnn_experiments/config.py).
 """
 from __future__ import annotations
 
+from rnn_experiments.runner.startup import require_cwd
+
+require_cwd("rnn-measure-gradients")   # before torch is imported (runner/startup.py)
+
+import copy
+
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from rnn_experiments.config import conf_dir
 from rnn_experiments.gradients.study import run_study
-from rnn_experiments.runner.job import end_job, run_app
+from rnn_experiments.runner.job import end_job, run_app, save_hydra_files
 
 PROG = "rnn-measure-gradients"
 
 
 @hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="gradients")
 def _main(cfg: DictConfig) -> None:
-    end_job(PROG, lambda: run_study(cfg, HydraConfig.get().runtime.output_dir))
+    out_dir = HydraConfig.get().runtime.output_dir
+    as_given = copy.deepcopy(cfg)          # what .hydra/config.yaml records
+    end_job(PROG, lambda: run_study(cfg, out_dir, on_accept=lambda: save_hydra_files(as_given, out_dir)))
 
 
 def main() -> None:

@@ -4,6 +4,10 @@ the gradients.csv files of a gradient-flow study (rnn_experiments/gradients/plot
 """
 from __future__ import annotations
 
+from rnn_experiments.runner.startup import require_cwd
+
+require_cwd("rnn-plot-gradients")   # before torch is imported (runner/startup.py)
+
 import argparse
 import sys
 

@@ -44,13 +44,23 @@ def atomic_write(path, mode: str = "w") -> Iterator[IO]:
         with contextlib.suppress(OSError):
             tmp.unlink(missing_ok=True)
         kept = f"the previous {path.name} is kept" if path.exists() else "nothing was written"
-        raise OSError(f"{path}: cannot write ({_reason(e)}); {kept}") from None
+        error = OSError(f"{path}: cannot write ({_reason(e)}); {kept}")
+        error.errno = _errno(e)
+        raise error from None
 
 
 def write_text(path, text: str) -> None:
     """`path` replaced by `text` atomically (see atomic_write)."""
     with atomic_write(path) as f:
         f.write(text)
+
+
+def _errno(e: BaseException) -> int | None:
+    while e is not None:
+        if isinstance(e, OSError) and e.errno:
+            return e.errno
+        e = e.__cause__ or e.__context__
+    return None
 
 
 def _reason(e: BaseException) -> str:

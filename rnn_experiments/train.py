@@ -13,6 +13,10 @@ of a sweep did not complete, 130 interrupted (rnn_experiments/runner/job.py).
 """
 from __future__ import annotations
 
+from rnn_experiments.runner.startup import require_cwd
+
+require_cwd("rnn-train")   # before torch is imported (runner/startup.py)
+
 import copy
 import sys
 

@@ -55,7 +55,7 @@ def test_preflight_refuses_an_output_folder_that_cannot_be_written(unwritable_di
     with pytest.raises(ConfigError, match=f"hydra.run.dir={unwritable_dir}/x is invalid: cannot write into"):
         preflight([f"hydra.run.dir={unwritable_dir}/x"], "config")
     (tmp_path / "file").write_text("")
-    with pytest.raises(ConfigError, match="is a file, not a folder"):
+    with pytest.raises(ConfigError, match=r"file/sweep is invalid: .*/file is a file$"):
         preflight(["-m", f"hydra.sweep.dir={tmp_path}/file/sweep"], "config")
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, TINY
+from conftest import ROOT, STUDY_TINY, TINY
 from rnn_experiments.config import conf_dir
 
 COMMANDS = ["rnn-train", "rnn-analyze", "rnn-generate", "rnn-measure-gradients", "rnn-plot-gradients",
@@ -112,7 +112,7 @@ def test_installed_wheel_runs_every_command_outside_the_source_tree(installed):
 
     def gradients_then_plot():
         run(bin_dir / "rnn-measure-gradients", "model=rnn", "dataset.seq_length=2", "gradients.steps=[0,2]",
-            "gradients.batch_size=8", *TINY, "hydra.run.dir=grad")
+            "gradients.batch_size=8", *STUDY_TINY, "hydra.run.dir=grad")
         run(bin_dir / "rnn-plot-gradients", "grad", "--out", "gradients.png")
         assert (work / "gradients.png").is_file()
 

@@ -14,12 +14,14 @@ class SeededBatches:
 
     What a task accepts, read by `rnn_experiments.config.validate`: the kind of model it feeds
     (`model_kind`), the range of `dataset.seq_length` (`seq_length_range`, None: no upper
-    bound) and the dataset keys it needs set (`required`).
+    bound), the dataset keys it reads (`reads`) and those it needs set (`required`). `input_length`
+    is the length of its inputs for a seq_length (what a run's memory grows with).
     """
 
     model_kind = "classifier"
     seq_length_range: tuple[int, int | None] = (1, None)
     required: tuple[str, ...] = ()
+    reads = ("seq_length", "eval_seed")   # the `dataset.*` settings it reads (besides name)
     pad_token: int | None = None    # the token that left-pads inputs, if the task pads
 
     def __init__(self, cfg, seed: int, device: torch.device, eval_size: int):
@@ -27,6 +29,11 @@ class SeededBatches:
         self.generator = torch.Generator().manual_seed(seed)
         x, y = self.draw(eval_size, torch.Generator().manual_seed(cfg.eval_seed))
         self.eval_x, self.eval_y = x.to(device), y.to(device)
+
+    @classmethod
+    def sizes(cls, seq_length: int) -> tuple[int, int, int]:
+        """(input length T, vocabulary size, number of classes) for this seq_length."""
+        raise NotImplementedError
 
     def draw(self, batch_size: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError

@@ -76,6 +76,10 @@ class BaumSweetDataset(SeededBatches):
         self.num_classes = 2
         super().__init__(cfg, seed, device, eval_size)
 
+    @classmethod
+    def sizes(cls, seq_length: int) -> tuple[int, int, int]:
+        return 4 * seq_length, cls.vocab_size, 2
+
     def draw(self, batch_size: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """x: (B, 4L) tokens, y: (B,) Baum-Sweet labels."""
         n, y = sample_integers(self.L, batch_size, generator)

@@ -42,17 +42,35 @@ SOURCES = {
 
 
 class DownloadError(RuntimeError):
-    """One line: what could not be fetched or verified, and why."""
+    """One line: what could not be fetched or verified, and why (exit status 1)."""
+    exit_status = 1
+
+
+class BadTarget(DownloadError):
+    """The target folder or file cannot take the corpus: the command's input (exit status 2)."""
+    exit_status = 2
 
 
 def sha256_of(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def fetch(url: str, timeout: float = 30.0) -> bytes:
+MAX_BYTES = 64 * 2**20   # a corpus is a book (the Grimm book: 550 KB); more is not a corpus
+
+
+def fetch(url: str, timeout: float = 30.0, max_bytes: int = MAX_BYTES) -> bytes:
+    """The bytes at `url`; DownloadError (one line) when it cannot be fetched or is larger than
+    `max_bytes` (read in chunks: a stream without end, file:///dev/zero, stops there)."""
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
-            return response.read()
+            chunks, size = [], 0
+            while chunk := response.read(2**20):
+                size += len(chunk)
+                if size > max_bytes:
+                    raise DownloadError(f"{url}: more than {max_bytes // 2**20} MiB, too large for a "
+                                        "corpus; nothing written")
+                chunks.append(chunk)
+            return b"".join(chunks)
     except (urllib.error.URLError, OSError, ValueError) as e:
         reason = getattr(e, "reason", e)
         raise DownloadError(f"cannot fetch {url}: {reason} (offline? copy the file by hand "
@@ -66,6 +84,11 @@ def download(name: str, directory: str | Path = DEFAULT_DIR, url: str | None = N
         raise DownloadError(f"unknown corpus {name!r}: expected one of {sorted(SOURCES)}")
     src = SOURCES[name]
     path = Path(directory).resolve() / src.filename
+    if path.is_dir() or (path.exists() and not path.is_file()):
+        raise BadTarget(f"{path} is in the way: a folder or not a regular file (choose another --dir)")
+    existing = next((p for p in [path.parent, *path.parent.parents] if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise BadTarget(f"--dir {directory}: {existing} is a file, not a folder")
     if path.exists() and not force and sha256_of(path.read_bytes()) == src.sha256:
         return path  # already there and verified
     data = fetch(url or src.url)

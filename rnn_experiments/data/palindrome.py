@@ -63,6 +63,10 @@ class PalindromeDataset(SeededBatches):
         self.num_classes = 2
         super().__init__(cfg, seed, device, eval_size)
 
+    @classmethod
+    def sizes(cls, seq_length: int) -> tuple[int, int, int]:
+        return padded_length(seq_length) - 1, cls.vocab_size, 2
+
     def draw(self, batch_size: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """x: (B, P-1) tokens, y: (B,) last digit."""
         seqs = binary_palindromes(self.L, batch_size, generator)                  # (B, P)

@@ -26,6 +26,10 @@ class RandomCombinationsDataset(SeededBatches):
         self.vocab_size = self.num_classes = self.L  # tokens are the numbers 0..L-1
         super().__init__(cfg, seed, device, eval_size)
 
+    @classmethod
+    def sizes(cls, seq_length: int) -> tuple[int, int, int]:
+        return seq_length - 1, seq_length, seq_length
+
     def draw(self, batch_size: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """x: (B, L-1) numbers, y: (B,) the missing one."""
         perm = random_permutations(self.L, batch_size, generator)                 # (B, L)

@@ -25,6 +25,7 @@ import torch
 from rnn_experiments.errors import ConfigError
 
 HELD_OUT = 0.1  # share of the text (its end) that only the eval windows see
+MAX_VOCAB = 256  # what memory estimates assume before the text is read (a book has ~90 characters)
 DOWNLOAD_HINT = "python -m rnn_experiments.download grimm"
 
 
@@ -111,6 +112,7 @@ class TextDataset:
     model_kind = "generator"         # what rnn_experiments.config.validate checks
     seq_length_range = (1, None)
     required = ("path",)             # dataset.path=FILE
+    reads = ("seq_length", "eval_seed", "path", "gutenberg")
     pad_token = None
     per_character = True             # held-out loss is per character: also report bits per character
 
@@ -139,6 +141,11 @@ class TextDataset:
         eval_gen = torch.Generator().manual_seed(cfg.eval_seed)
         offsets = torch.randint(0, len(eval_data) - self.T, (eval_size,), generator=eval_gen)
         self.eval_x, self.eval_y = (t.to(device) for t in windows(eval_data, offsets, self.T))
+
+    @classmethod
+    def sizes(cls, seq_length: int) -> tuple[int, int, int]:
+        """(T, at most 256, at most 256): the vocabulary is known once the text is read."""
+        return seq_length, MAX_VOCAB, MAX_VOCAB
 
     def sample(self, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
         """x, y: (B, T) character ids, y[:, t] = x[:, t+1] (y's last = the window's last char)."""

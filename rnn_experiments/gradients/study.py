@@ -14,9 +14,17 @@ from __future__ import annotations
 
 import csv
 import logging
+import signal
 from pathlib import Path
+from typing import Callable
+
+from omegaconf import OmegaConf
 
 from rnn_experiments.config import validate
+from rnn_experiments.errors import ConfigError
+from rnn_experiments.run_folder import is_run_folder
+from rnn_experiments.training.lock import RunLock
+from rnn_experiments.training.stop import Interrupted, stop_on_signals
 from rnn_experiments.gradients.measure import grad_norms_per_step
 from rnn_experiments.training.setup import make_scheduler, setup
 from rnn_experiments.training.step import train_step
@@ -27,27 +35,64 @@ log = logging.getLogger(__name__)
 COLUMNS = ["step", "t", "distance", "grad_norm", "input_grad_norm", "loss", "model", "seed"]
 
 
-def run_study(cfg, out_dir) -> list[dict]:
+def run_study(cfg, out_dir, on_accept: Callable[[], None] = lambda: None) -> list[dict]:
     """Measure, train, measure, ...; return the rows also written to out_dir/gradients.csv.
-    summary.json says running, then completed or failed (+ error), as for a training run."""
+
+    The run-folder contract of `rnn-train` (training/loop.py): one process per folder (run.lock),
+    and a folder that holds another run (another config) is refused before anything is written;
+    the same study again starts it afresh. Then `on_accept()` (the entry point saves .hydra/).
+    summary.json says running, then completed, interrupted (a stop signal: `Interrupted` is
+    raised after the summary is written) or failed (+ error), as for a training run."""
     validate(cfg)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    summary = new_summary(cfg)
-    write_summary(out_dir, summary)
-    try:
-        rows = _measure(cfg, out_dir)
-    except BaseException as e:
-        summary.update(status="interrupted" if isinstance(e, KeyboardInterrupt) else "failed",
-                       error=f"{type(e).__name__}: {e}", finished=now())
+    with RunLock(out_dir):
+        refuse_another_run(cfg, out_dir)
+        on_accept()
+        summary = new_summary(cfg)
         write_summary(out_dir, summary)
-        raise
-    summary.update(status="completed", finished=now())
-    write_summary(out_dir, summary)
+        try:
+            with stop_on_signals() as received:
+                rows = _measure(cfg, out_dir, received)
+        except BaseException as e:
+            summary.update(status="interrupted" if isinstance(e, KeyboardInterrupt) else "failed",
+                           error=f"{type(e).__name__}: {e}", finished=now())
+            if isinstance(e, Interrupted):
+                summary.update(signal=e.signal, step=e.step)
+            write_summary(out_dir, summary)
+            raise
+        summary.update(status="completed", finished=now())
+        write_summary(out_dir, summary)
     return rows
 
 
-def _measure(cfg, out_dir: Path) -> list[dict]:
+def refuse_another_run(cfg, out_dir: Path) -> None:
+    """ConfigError (one line) when `out_dir` holds a run made with another config (its
+    .hydra/config.yaml), or one whose config cannot be read."""
+    if not is_run_folder(out_dir):
+        return
+    try:
+        old = OmegaConf.to_container(OmegaConf.load(out_dir / ".hydra" / "config.yaml"), resolve=True)
+    except Exception:  # no or an unreadable .hydra/config.yaml: not a study of this command
+        raise ConfigError(f"{out_dir}: holds a run without a readable .hydra/config.yaml; "
+                          "use another folder (hydra.run.dir=...)") from None
+    new = OmegaConf.to_container(cfg, resolve=True)
+    new.pop("hydra", None)
+    for key in sorted(set(_flat(old)) | set(_flat(new))):
+        if _flat(old).get(key) != _flat(new).get(key):
+            raise ConfigError(f"{out_dir}: holds another run (made with {key}={_flat(old).get(key)!r}, "
+                              f"this one has {key}={_flat(new).get(key)!r}); use another folder "
+                              "(hydra.run.dir=...)")
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+    return out
+
+
+def _measure(cfg, out_dir: Path, received: list) -> list[dict]:
     device, data, model, optimizer = setup(cfg)
     scheduler = make_scheduler(optimizer, cfg.train)
     x, y = data.eval_x[: cfg.gradients.batch_size], data.eval_y[: cfg.gradients.batch_size]
@@ -76,4 +121,6 @@ def _measure(cfg, out_dir: Path) -> list[dict]:
             train_step(model, optimizer, xb, yb, cfg.train.max_norm)
             if scheduler is not None:
                 scheduler.step()
+            if received:
+                raise Interrupted(signal.Signals(received[0]).name, step + 1)
     return rows

@@ -24,6 +24,8 @@ class RecurrentClassifier(nn.Module):
     one_directional = True   # reads h_T of a left-to-right recurrence (the gradient-flow study needs it)
     graphable = True         # its training step can be captured in a CUDA graph (training/step.py)
     log_softmax_dim = -1     # -1: over the classes; 0: over the batch (the report's bug, a switch)
+    # the `model.*` settings it reads (besides name): any other one given a value is refused
+    reads = ("hidden_size", "embedding_dim", "init", "log_softmax_axis")
 
     def __init__(self, vocab_size: int, num_classes: int, embedding_dim: int, hidden_size: int):
         super().__init__()

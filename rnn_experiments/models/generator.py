@@ -21,6 +21,7 @@ State = tuple[torch.Tensor, torch.Tensor]  # (h, c), each (L, B, H)
 
 class TextGenerator(nn.Module):
     kind = "generator"   # next-character model: what a text dataset's `model_kind` asks for
+    reads = ("hidden_size", "embedding_dim", "num_layers", "dropout", "init")   # model.* settings
 
     def __init__(self, vocab_size: int, embedding_dim: int = 64, hidden_size: int = 256,
                  num_layers: int = 2, dropout: float = 0.0, init: str = "uniform"):

@@ -38,6 +38,7 @@ class LSTM(RecurrentClassifier):
     """
 
     reset_token: int | None = None
+    reads = RecurrentClassifier.reads + ("reset_at_padding",)
 
     def __init__(self, vocab_size: int, num_classes: int, embedding_dim: int = 64,
                  hidden_size: int = 256, init: str = "kaiming_normal"):

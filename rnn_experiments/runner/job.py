@@ -57,13 +57,17 @@ class RunFailed(Exception):
 
 def run_app(prog: str, hydra_main: Callable[[], Any], config_name: str, argv=None, **checks) -> None:
     """The whole command: preflight, Hydra, the sweep's exit status (see the module doc);
-    `checks` go to `preflight` (check_run, writes)."""
+    `checks` go to `preflight` (check_run, needs, writes)."""
+    logging.raiseExceptions = False   # a log line that cannot be written (disk full) is dropped quietly
     try:
         preflight(sys.argv[1:] if argv is None else argv, config_name, **checks)
         hydra_main()
     except (ConfigError, Refused) as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
         sys.exit(2)
+    except KeyboardInterrupt:   # Ctrl-C where no job handles it (rnn-generate, Hydra's own startup)
+        print(f"{prog}: interrupted", file=sys.stderr)
+        sys.exit(130)
     failed = failures()
     if failed:
         print(f"{prog}: error: {len(failed)} job(s) of the sweep did not complete: {'; '.join(failed)}",

@@ -4,10 +4,15 @@
 raises `ConfigError` (one line naming the key or folder) for
 
 * a composition error: an unknown key, a value of the wrong type, a missing config group
-  option, a bad override (Hydra's own report is several lines and exit status 1);
-* a single run's bad value (`rnn_experiments.config.validate`; a sweep's jobs are checked one by
-  one by rnn_experiments/runner/sweep.py before any starts);
-* an output folder (`hydra.run.dir` / `hydra.sweep.dir`) that cannot be created or written.
+  option, a bad override (Hydra's own report is several lines and exit status 1), a config file
+  that is not UTF-8 (named);
+* a single run that cannot run: the one up-front check, runner/checks.py:check_job (values,
+  settings used or refused, interpolations, device, memory); a sweep's jobs get the same check,
+  each, from runner/sweep.py before any starts;
+* launcher settings that cannot work (runner/checks.py:check_launcher);
+* an output folder (`hydra.run.dir` / `hydra.sweep.dir`) that cannot be created or written, or
+  an empty or odd path (runner/checks.py:check_folder);
+* a current folder that no longer exists.
 
 Users' config folders (`--config-dir DIR`) are searched as Hydra searches them (after the
 packaged configs). Commands that only print (`--help`, `--cfg`, `--info`, ...) or name another
@@ -16,12 +21,13 @@ primary config (`--config-name`, `--config-path`) are left to Hydra.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Optional
 
 from rnn_experiments.config import conf_dir, validate
 from rnn_experiments.errors import ConfigError, one_line
+from rnn_experiments.runner.checks import (Needs, check_folder, check_job, check_launcher,
+                                          training_needs)
 
 
 def _args(argv):
@@ -56,34 +62,34 @@ def compose_command(overrides, config_name: str, multirun: bool, config_dir: str
         GlobalHydra.instance().clear()
 
 
-def check_writable(folder: Path, key: str) -> None:
-    """ConfigError unless `folder` can be created and written: a folder is created (and removed
-    at once) where it would be, in its nearest existing parent."""
-    folder = Path(folder).absolute()
-    existing = next(p for p in [folder, *folder.parents] if p.exists())
-    if not existing.is_dir():
-        raise ConfigError(f"{key}={folder} is invalid: {existing} is a file, not a folder")
-    try:
-        os.rmdir(tempfile.mkdtemp(prefix=".write-test-", dir=existing))
-    except OSError as e:
-        raise ConfigError(f"{key}={folder} is invalid: cannot write into {existing} "
-                          f"({e.strerror or e})") from None
-
-
-def preflight(argv, config_name: str, check_run: Callable = validate, writes: bool = True) -> None:
+def preflight(argv, config_name: str, check_run: Callable = validate, writes: bool = True,
+              needs: Optional[Needs] = training_needs) -> None:
     """Raise ConfigError (one line) for a command line that cannot run; see the module doc.
-    check_run(cfg) checks a single run's values; writes=False: the command writes no output
-    folder (rnn-generate), so none is checked."""
+    check_run(cfg) checks a single run's values, needs(cfg) its memory (runner/checks.py);
+    writes=False: the command writes no output folder (rnn-generate), so none is checked."""
     args = _args(argv)
     if (args.help or args.hydra_help or args.cfg or args.info or args.shell_completion
             or args.experimental_rerun or args.config_path or args.config_name):
         return
+    check_cwd()
     cfg, multirun = _compose(args.overrides, config_name, args.multirun, args.config_dir)
+    if multirun:
+        check_launcher(cfg.hydra)
     if writes:
         key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
-        check_writable(Path(str(cfg.hydra.sweep.dir if multirun else cfg.hydra.run.dir)), key)
+        check_folder(cfg.hydra.sweep.dir if multirun else cfg.hydra.run.dir, key)
     if not multirun:
-        check_run(cfg)
+        check_job(cfg, check_run, needs)
+
+
+def check_cwd() -> None:
+    """ConfigError when the current folder no longer exists (it was deleted under the shell):
+    every relative path would fail later, some in C libraries without a word."""
+    try:
+        os.getcwd()
+    except FileNotFoundError:
+        raise ConfigError("the current folder no longer exists (deleted?): cd into an existing "
+                          "folder and run the command again") from None
 
 
 def _compose(overrides, config_name: str, multirun: bool, config_dir: str | None = None):
@@ -96,6 +102,9 @@ def _compose(overrides, config_name: str, multirun: bool, config_dir: str | None
     except ConfigError:
         raise
     except Exception as e:  # HydraException, OmegaConfBaseException, ...: Hydra would report it
+        undecodable = _undecodable(e, config_dir)
+        if undecodable is not None:
+            raise ConfigError(f"{undecodable}: not UTF-8 text (configs are UTF-8 YAML files)") from None
         if not multirun:
             try:
                 cfg = compose_command(overrides, config_name, True, config_dir)
@@ -105,3 +114,20 @@ def _compose(overrides, config_name: str, multirun: bool, config_dir: str | None
                 pass
         raise ConfigError(one_line(e)) from None
     return cfg, multirun or cfg.hydra.mode == RunMode.MULTIRUN
+
+
+def _undecodable(e: BaseException, config_dir: str | None) -> Path | None:
+    """The config file a UnicodeDecodeError came from (Hydra's message does not name it)."""
+    chain, err = [], e
+    while err is not None and len(chain) < 10:
+        chain.append(err)
+        err = err.__cause__ or err.__context__
+    if not any(isinstance(x, UnicodeDecodeError) for x in chain):
+        return None
+    for folder in [conf_dir()] + ([Path(config_dir)] if config_dir else []):
+        for path in sorted(Path(folder).rglob("*.yaml")):
+            try:
+                path.read_bytes().decode("utf-8")
+            except UnicodeDecodeError:
+                return path
+    return None

@@ -3,10 +3,11 @@ on for every sweep (conf/config.yaml, `hydra.callbacks.sweep_guard`).
 
 * `on_multirun_start`, before any job starts and before the sweep folder exists: it composes
   every job's config (the job list of Hydra's basic sweeper: sweeper params + command-line
-  overrides -> cartesian product) and runs `rnn_experiments.config.validate` on it; the first bad
-  job stops the sweep with one line (`Refused`: exit status 2 from rnn_experiments/runner/job.py). It
-  also names the sweep (`$RNN_EXPERIMENTS_SWEEP_ID`, inherited by every job's process, written
-  into each job's summary.json).
+  overrides -> cartesian product, glob() expanded) and gives each the one up-front check of a
+  single run (runner/checks.py:check_job), then checks the sweep as a whole (`check_sweep`: no
+  jobs, shared folders, the same run twice); the first problem stops the sweep with one line
+  (`Refused`: exit status 2 from runner/job.py). It also names the sweep (provenance.start_sweep:
+  an id inherited by every job's process, written into each job's summary.json).
 * A job that fails at run time returns normally after recording its failure in its own
   summary.json (rnn_experiments/runner/job.py), so Hydra goes on with the other jobs and the callbacks.
 * `on_multirun_end` reads every job's summary.json and keeps the jobs that did not complete in
@@ -21,6 +22,7 @@ the start, and the end check covers the job folders holding a summary of this sw
 """
 from __future__ import annotations
 
+import json
 import logging
 import socket
 import time
@@ -28,10 +30,11 @@ from pathlib import Path
 from typing import Any, List, Optional
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from rnn_experiments.errors import one_line
 from rnn_experiments.provenance import end_sweep, start_sweep, sweep_id
+from rnn_experiments.runner.checks import check_folder, check_job, check_launcher, training_needs
 from rnn_experiments.run_folder import SummaryError, atomic_write, read_summary
 
 log = logging.getLogger(__name__)
@@ -43,15 +46,17 @@ class Refused(BaseException):
     it passes through Hydra's callback and error handling (which catch Exception)."""
 
 
-def jobs(sweeper_cfg, overrides: List[str]) -> Optional[List[List[str]]]:
+def jobs(sweeper_cfg, overrides: List[str], config_loader=None) -> Optional[List[List[str]]]:
     """The override list of every job, in job-number order, for Hydra's basic sweeper (None for
-    another sweeper, e.g. Optuna, whose jobs are chosen as the sweep goes)."""
+    another sweeper, e.g. Optuna, whose jobs are chosen as the sweep goes). `config_loader`
+    expands glob() sweeps over config groups. Hydra's errors (a sweep type the basic sweeper
+    does not support, a bad override) pass through."""
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.core.override_parser.overrides_parser import OverridesParser
     if not str((sweeper_cfg or {}).get("_target_", "")).endswith("BasicSweeper"):
         return None
     params = [f"{k}={v}" for k, v in (sweeper_cfg.get("params") or {}).items()]
-    parsed = OverridesParser.create().parse_overrides(params + list(overrides))
+    parsed = OverridesParser.create(config_loader=config_loader).parse_overrides(params + list(overrides))
     return [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
 
 
@@ -75,6 +80,54 @@ def _job_dir(cfg: DictConfig) -> Path:
     return Path(str(cfg.hydra.sweep.dir)) / str(cfg.hydra.sweep.subdir)
 
 
+def _swept_keys(config: DictConfig) -> set[str]:
+    """The keys the command line and the sweeper's params sweep (seed in `seed=0,0`)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    params = [f"{k}={v}" for k, v in (config.hydra.sweeper.get("params") or {}).items()]
+    parsed = OverridesParser.create().parse_overrides(params + list(config.hydra.overrides.task))
+    return {o.key_or_group for o in parsed if o.is_sweep_override()}
+
+
+def check_sweep(config: DictConfig, all_jobs: List[List[str]], loader) -> List[tuple[int, str, Path]]:
+    """Every job of a sweep through the one up-front check of a single job (runner/checks.py),
+    then what only a whole sweep can get wrong: no job at all, two jobs in one folder, a job
+    folder that is a file, the same run twice (a repeated seed would count as two seeds).
+    Returns (num, label, folder) per job; raises Refused (one line) for the first problem."""
+    from rnn_experiments.config import validate   # imports torch: only when sweeping
+    if not all_jobs:
+        raise Refused(f"the sweep has no jobs ({' '.join(config.hydra.overrides.task) or 'no overrides'}): "
+                      "expected at least one value for every swept key; nothing was started")
+    shared = set.intersection(*map(set, all_jobs)) if len(all_jobs) > 1 else set()
+    swept = _swept_keys(config)
+    folders, runs = [], {}
+    for num, job in enumerate(all_jobs):
+        label = (" ".join(o for o in job if o not in shared)   # what tells it apart
+                 or " ".join(o for o in job if o.split("=", 1)[0].lstrip("+~") in swept) or " ".join(job))
+        try:
+            cfg = loader.load_sweep_config(master_config=config, sweep_overrides=list(job))
+            with open_dict(cfg):
+                cfg.hydra.job.num = num
+            check_job(cfg, validate, training_needs, hydra_cfg=config.hydra)
+            folder = check_folder(_job_dir(cfg), "hydra.sweep.subdir")
+            run = json.dumps(OmegaConf.to_container(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]),
+                                                    resolve=True), sort_keys=True, default=str)
+        except Exception as e:  # Hydra's, OmegaConf's and our ConfigError
+            raise Refused(f"job #{num} ({label}): {one_line(e)}; no job was started") from None
+        for other, other_label, other_folder in folders:
+            if other_folder == folder:
+                raise Refused(f"jobs #{other} ({other_label}) and #{num} ({label}) would share the folder "
+                              f"{folder} (hydra.sweep.subdir={config.hydra.sweep.subdir}): expected a folder "
+                              "per job, e.g. the default ${hydra.job.num}; no job was started")
+        if run in runs:
+            other, other_label = runs[run]
+            raise Refused(f"jobs #{other} ({other_label}) and #{num} ({label}) are the same run: "
+                          "expected each configuration once (a repeated seed would be counted as "
+                          "two seeds); no job was started")
+        runs[run] = (num, label)
+        folders.append((num, label, folder))
+    return folders
+
+
 class SweepGuard(Callback):
     def __init__(self) -> None:
         self.folders: Optional[List[tuple[int, str, Path]]] = None  # (num, label, folder)
@@ -82,27 +135,21 @@ class SweepGuard(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         from hydra.core.global_hydra import GlobalHydra
-        from rnn_experiments.config import validate   # imports torch: only when sweeping
         _FAILURES.clear()
         start_sweep()
         earlier = Path(str(config.hydra.sweep.dir)) / "multirun.yaml"
         self.previous = earlier.read_bytes() if earlier.is_file() else None
-        all_jobs = jobs(config.hydra.sweeper, list(config.hydra.overrides.task))
+        loader = GlobalHydra.instance().config_loader()
+        try:
+            check_launcher(config.hydra)
+            all_jobs = jobs(config.hydra.sweeper, list(config.hydra.overrides.task), loader)
+        except Exception as e:  # a sweep the basic sweeper cannot run, launcher settings, ...
+            raise Refused(f"{one_line(e)}; no job was started") from None
         if all_jobs is None:
             self.folders = None
             return
-        loader, t0, self.folders = GlobalHydra.instance().config_loader(), time.perf_counter(), []
-        shared = set.intersection(*map(set, all_jobs)) if len(all_jobs) > 1 else set()
-        for num, job in enumerate(all_jobs):
-            label = " ".join(o for o in job if o not in shared)   # what tells this job apart
-            try:
-                cfg = loader.load_sweep_config(master_config=config, sweep_overrides=list(job))
-                validate(cfg)
-                with open_dict(cfg):
-                    cfg.hydra.job.num = num
-                self.folders.append((num, label, _job_dir(cfg)))
-            except Exception as e:  # Hydra's, OmegaConf's and our ConfigError
-                raise Refused(f"job #{num} ({label}): {one_line(e)}; no job was started") from None
+        t0 = time.perf_counter()
+        self.folders = check_sweep(config, all_jobs, loader)
         log.debug("checked %d job configs in %.2f s", len(all_jobs), time.perf_counter() - t0)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:

@@ -61,7 +61,8 @@ def heartbeat_age(out_dir) -> float | None:
 
 
 def is_stale(holder: dict, age: float | None) -> bool:
-    """A lock whose process is known to be gone (see the module doc)."""
+    """A lock whose process is known to be gone (see the module doc). A heartbeat in the future
+    (another host's clock ahead of ours) counts as fresh: its age is not known."""
     if age is None:
         return True
     if holder.get("host") == socket.gethostname() and isinstance(holder.get("pid"), int) \
@@ -88,8 +89,11 @@ class RunLock:
                 if not is_stale(holder, age):
                     raise RunLocked(
                         f"{self.path.parent}: another run is using this folder (pid {holder.get('pid', '?')} "
-                        f"on {holder.get('host', '?')}, since {holder.get('started', '?')}; lock {self.path}); "
-                        "wait for it or use another run folder") from None
+                        f"on {holder.get('host', '?')}, since {holder.get('started', '?')}; lock {self.path}"
+                        + (f"; its heartbeat is {-age:,.0f} s in the future: the clocks of the two hosts "
+                           "differ" if age is not None and age < -1 else "")
+                        + "); wait for it or use another run folder, or, if no run is using it, remove "
+                        f"{self.path} to take the folder over") from None
                 if (read_lock(self.path.parent) or {}) == holder:   # still the stale one: take it over
                     self.path.unlink(missing_ok=True)
                 continue

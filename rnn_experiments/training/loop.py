@@ -94,6 +94,7 @@ def train(cfg, out_dir: str | Path, hooks: Iterable[Hook] = (), sinks: Iterable 
         on_accept()
         accepted.append(True)
 
+    run = None
     with RunLock(out_dir):
         try:
             validate(cfg)
@@ -102,6 +103,8 @@ def train(cfg, out_dir: str | Path, hooks: Iterable[Hook] = (), sinks: Iterable 
             accept()
             return _loop(run, list(hooks), list(sinks))
         except BaseException as e:
+            if run is not None and run.writer is not None:
+                run.writer.close()   # what was written stays; the file is not left open
             if summary["status"] == "running" and (accepted or fresh):
                 if not accepted:
                     on_accept()

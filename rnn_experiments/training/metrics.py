@@ -53,6 +53,9 @@ class MetricsWriter:
         self._to_sinks("write", row)
 
     def close(self) -> None:
+        """Close the file and the sinks (once; again does nothing)."""
+        if self._file.closed:
+            return
         self._file.close()
         self._to_sinks("close")
 

@@ -15,6 +15,7 @@ import torch
 from rnn_experiments.data import build_dataset
 from rnn_experiments.errors import ConfigError
 from rnn_experiments.models import build_model
+from rnn_experiments.resources import check_training_fits
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,7 @@ def setup(cfg):
         torch.set_num_threads(capped_threads(cfg.train.threads))
     seed_everything(cfg.seed)
     device = resolve_device(cfg.device)
+    check_training_fits(cfg, device.type)   # on the node the job got (checked up front where possible)
     use_deterministic_algorithms(bool(cfg.train.get("deterministic", False)), device)
     data = build_dataset(cfg, device)
     model = build_model(cfg.model, data.vocab_size, data.num_classes,

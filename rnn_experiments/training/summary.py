@@ -6,6 +6,7 @@ Provenance (git commit and dirty flag, package versions, command line): rnn_expe
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import socket
@@ -29,8 +30,32 @@ def new_summary(cfg) -> dict:
 
 
 def write_summary(out_dir: Path, summary: dict) -> None:
-    """summary.json, written atomically; OSError naming the path if it cannot be written."""
-    write_text(Path(out_dir) / "summary.json", json.dumps(summary, indent=2, default=str) + "\n")
+    """summary.json, written atomically; OSError naming the path if it cannot be written.
+
+    On a full disk there is no room for the new file beside the old one, so the old one is
+    overwritten in place, where its blocks are (a summary grows by a few hundred bytes from
+    `running` to its end, within the file system's block): the run's end is recorded rather than
+    left saying `running`."""
+    path = Path(out_dir) / "summary.json"
+    text = json.dumps(summary, indent=2, default=str) + "\n"
+    try:
+        write_text(path, text)
+    except OSError as e:
+        if e.errno != errno.ENOSPC or not path.is_file() or not _overwrite(path, text.encode()):
+            raise
+
+
+def _overwrite(path: Path, data: bytes) -> bool:
+    """Write `data` over `path` in place (no new file); False if even that fails."""
+    try:
+        with open(path, "r+b") as f:
+            f.write(data)
+            f.truncate()
+            f.flush()
+            os.fsync(f.fileno())
+        return True
+    except OSError:
+        return False
 
 
 def final_metrics(rows: list[dict]) -> dict:

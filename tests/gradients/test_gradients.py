@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import TINY, run_command
+from conftest import STUDY_TINY, TINY, run_command
 from rnn_experiments.config import compose
 from rnn_experiments.errors import ConfigError
 from rnn_experiments.gradients import grad_norms_per_step
@@ -56,7 +56,7 @@ def test_rnn_with_small_recurrent_weights_loses_gradient_with_distance():
 
 
 def compose_study(*overrides):
-    return compose(TINY + list(overrides), config_name="gradients")
+    return compose(STUDY_TINY + list(overrides), config_name="gradients")
 
 
 def test_study_config_is_the_main_tree_plus_a_gradients_section():
@@ -130,7 +130,7 @@ def test_load_gradients_names_a_missing_folder(tmp_path):
 
 def test_command_line_multirun_writes_one_csv_per_run(tmp_path):
     args = ["model=rnn,lstm", "seed=0", "dataset.seq_length=2", "gradients.steps=[0,2]",
-            "gradients.batch_size=8", *TINY]
+            "gradients.batch_size=8", *STUDY_TINY]
     done = run_command("rnn-measure-gradients", "-m", *args, f"hydra.sweep.dir={tmp_path}")
     assert done.code == 0, done.err
     df = load_gradients([tmp_path])

@@ -2,6 +2,7 @@
 full disk loses nothing already saved, a damaged checkpoint is a one-line error."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -110,18 +111,25 @@ def test_disk_full_while_checkpointing_keeps_the_last_checkpoint(finished, monke
     assert json.loads((run / "summary.json").read_text())["status"] == "failed"
 
 
-def test_summary_that_cannot_be_written_leaves_no_partial_file(tmp_path, monkeypatch):
+@pytest.mark.parametrize("errno, reason, status", [(28, "No space left on device", "completed"),
+                                                  (5, "Input/output error", "running")])
+def test_summary_on_a_full_disk_is_written_in_place_and_never_partial(tmp_path, monkeypatch, errno, reason, status):
+    """No room for a new summary.json beside the old one (ENOSPC): the old one is overwritten in
+    place, so the run's end is recorded; any other failure keeps the old one and says so."""
     from rnn_experiments.training import summary as summary_mod
     summary_mod.write_summary(tmp_path, {"status": "running"})
 
-    def no_space(src, dst):
-        raise OSError(28, "No space left on device")
+    def fails(src, dst):
+        raise OSError(errno, reason)
 
-    monkeypatch.setattr(summary_mod.os, "replace", no_space)
-    with pytest.raises(OSError, match="summary.json: cannot write \\(No space left on device\\)"):
-        summary_mod.write_summary(tmp_path, {"status": "completed"})
+    monkeypatch.setattr(summary_mod.os, "replace", fails)
+    if status == "running":
+        with pytest.raises(OSError, match=f"summary.json: cannot write \\({reason}\\)"):
+            summary_mod.write_summary(tmp_path, {"status": "completed"})
+    else:
+        summary_mod.write_summary(tmp_path, {"status": "completed", "step": 20})
     assert sorted(p.name for p in tmp_path.iterdir()) == ["summary.json"]
-    assert json.loads((tmp_path / "summary.json").read_text())["status"] == "running"
+    assert json.loads((tmp_path / "summary.json").read_text())["status"] == status
 
 
 def test_threads_are_capped_at_the_cores(caplog):
@@ -155,6 +163,37 @@ def test_a_real_full_disk_is_one_line_and_keeps_the_last_checkpoint(small_disk):
                                                      "summary.json"]   # (nothing logged yet: no train.log)
     assert torch.load(run / "checkpoint.pt", weights_only=False)["step"] == 10
     assert json.loads((run / "summary.json").read_text())["status"] == "failed"
+
+
+def test_a_disk_that_fills_mid_run_records_the_failure_in_one_line(small_disk):
+    """The disk fills between two metrics rows (another process's file): the next row cannot be
+    written; the run ends `failed` with the reason in summary.json (written in place), one line,
+    exit 1, and the log says nothing in "--- Logging error ---" blocks."""
+    import rnn_experiments.training.loop as loop
+    run = small_disk / "run"
+    real = loop.make_step
+
+    def make_step(*args, **kwargs):
+        step, taken = real(*args, **kwargs), [0]
+
+        def fill_after_step_7(x, y):
+            taken[0] += 1
+            if taken[0] == 7:
+                with open(small_disk / "filler", "wb") as f, contextlib.suppress(OSError):
+                    while True:
+                        f.write(b"\0" * 4096)
+                        f.flush()
+            return step(x, y)
+        return fill_after_step_7
+    loop.make_step, before = make_step, loop.make_step
+    try:
+        proc = run_command("rnn-train", *TINY, f"hydra.run.dir={run}")
+    finally:
+        loop.make_step = before
+    assert proc.code == 1 and proc.err.count("\n") == 1, proc.err
+    assert "No space left on device" in proc.err and "Logging error" not in proc.err + proc.out
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["status"] == "failed" and "No space left on device" in summary["error"]
 
 
 def test_checkpoint_with_damaged_weights_is_one_line_and_kept(finished):

@@ -1,0 +1,314 @@
+"""Nothing silent, command side: a setting is used or refused; a sweep is checked as a whole by the
+function that checks a single run; resources are bounded; every refusal is one line, exit 2,
+before anything is written (docs/reliability.md, "Nothing silent"). The analysis side:
+tests/analysis/."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import STUDY_TINY, TINY, compose_config, run_command
+from rnn_experiments.config import validate
+from rnn_experiments.errors import ConfigError
+
+
+def refused(result, message: str, folder=None) -> None:
+    """One line naming the problem, exit 2, and (when given) no folder made."""
+    assert result.code == 2, result.err[-2000:]
+    assert result.err.count("\n") == 1 and result.err.startswith(f"{_prog(result)}: error: "), result.err
+    assert message in result.err, result.err
+    if folder is not None:
+        assert not os.path.lexists(folder) or list(folder.iterdir()) == []
+
+
+def _prog(result) -> str:
+    return result.err.split(":", 1)[0]
+
+
+# ---- 1. a setting is used or refused ------------------------------------------------------------
+
+@pytest.mark.parametrize("overrides, message", [
+    (["model.num_layers=3"], "model.num_layers=3 is not used by model=lstm (only by generator)"),
+    (["model.dropout=0.5"], "model.dropout=0.5 is not used by model=lstm"),
+    (["dataset.path=/x.txt"], "dataset.path='/x.txt' is not used by dataset=palindrome (only by grimm, text)"),
+    (["dataset.gutenberg=true"], "dataset.gutenberg=True is not used by dataset=palindrome"),
+    (["model=peep_lstm", "model.reset_at_padding=true"], "model.reset_at_padding=True is not used by model=peep_lstm"),
+    (["train.lr_decay=0.5"], "train.lr_decay=0.5 is not used while train.lr_decay_every=0"),
+    (["sample.length=50"], "sample.length=50 is not used while sample.enabled=false"),
+    (["train.cuda_graphs=false"], "train.cuda_graphs=False is not used with device=cpu"),
+    (["++train.lrr=1"], "train.lrr is not a setting (a typo?): expected one of the settings of train: steps,"),
+    (["++foo=1"], "foo is not a setting (a typo?): expected one of the settings at the top level"),
+])
+def test_a_setting_the_run_does_not_read_is_refused(overrides, message):
+    with pytest.raises(ConfigError) as e:
+        validate(compose_config(overrides))
+    assert str(e.value).startswith(message) and "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("overrides", [["model.num_layers=1"], ["model=generator", "dataset=text", "dataset.path=/x",
+                                       "model.num_layers=3", "model.dropout=0.5"],
+                                      ["train.lr_decay_every=10", "train.lr_decay=0.5"]])
+def test_a_setting_the_run_reads_or_left_at_its_default_is_accepted(overrides):
+    validate(compose_config(overrides))
+
+
+def test_the_gradient_study_refuses_the_loops_own_settings():
+    from rnn_experiments.config import compose
+    study = [*STUDY_TINY, "gradients.batch_size=8"]
+    with pytest.raises(ConfigError, match=r"^train.steps=5 is not used by rnn-measure-gradients"):
+        validate(compose([*study, "train.steps=5"], config_name="gradients"))
+    with pytest.raises(ConfigError, match=r"^logger=\['tensorboard'\] is not used by rnn-measure-gradients"):
+        validate(compose([*study, "logger=tensorboard"], config_name="gradients"))
+    validate(compose([*study, "gradients.steps=[0,2]"], config_name="gradients"))
+
+
+def test_a_sweep_over_a_setting_the_model_does_not_read_starts_no_job(tmp_path):
+    r = run_command("rnn-train", "-m", *TINY, "model.num_layers=1,2,3", f"hydra.sweep.dir={tmp_path / 'S'}")
+    refused(r, "job #1 (model.num_layers=2): model.num_layers=2 is not used by model=lstm", tmp_path / "S")
+
+
+def test_rnn_generate_refuses_an_unknown_key_even_with_plus_plus(tmp_path):
+    r = run_command("rnn-generate", f"checkpoint={tmp_path / 'x.pt'}", "++lenght=5")
+    refused(r, "lenght is not a setting (a typo?): expected one of the settings at the top level: checkpoint,")
+
+
+# ---- 3. check, then write: odd paths --------------------------------------------------------
+
+@pytest.mark.parametrize("override, message", [
+    ("hydra.run.dir=", "hydra.run.dir='' is invalid: expected a folder (an empty path would write into the current folder)"),
+    ("hydra.run.dir=/dev/null/run", "hydra.run.dir=/dev/null/run is invalid: /dev/null is not a folder"),
+])
+def test_an_odd_output_folder_is_refused(tmp_path, override, message):
+    refused(run_command("rnn-train", *TINY, override, cwd=tmp_path), message, tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_run_folder_through_a_symlink_loop_is_refused(tmp_path):
+    (tmp_path / "a").symlink_to(tmp_path / "b")
+    (tmp_path / "b").symlink_to(tmp_path / "a")
+    refused(run_command("rnn-train", *TINY, f"hydra.run.dir={tmp_path / 'a' / 'run'}"), "is invalid: Symlink loop")
+
+
+def test_a_command_started_in_a_deleted_folder_says_so(tmp_path, capsys):
+    """Every command module calls require_cwd before it imports torch (whose MKL fails to load in a
+    deleted folder with a fatal error of its own); the preflight checks it again."""
+    from rnn_experiments.runner.preflight import check_cwd
+    from rnn_experiments.runner.startup import require_cwd
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    here = os.getcwd()
+    os.chdir(gone)
+    try:
+        gone.rmdir()
+        with pytest.raises(SystemExit) as e:
+            require_cwd("rnn-train")
+        with pytest.raises(ConfigError, match="^the current folder no longer exists"):
+            check_cwd()
+    finally:
+        os.chdir(here)
+    assert e.value.code == 2
+    assert capsys.readouterr().err == ("rnn-train: error: the current folder no longer exists (deleted?): "
+                                       "cd into an existing folder and run the command again\n")
+    for module in ("train", "generate", "measure_gradients", "analyze", "plot_gradients", "download", "bench"):
+        source = (Path(__file__).parent.parent / "rnn_experiments" / f"{module}.py").read_text()
+        code = source.split('"""', 2)[2] if source.startswith('"""') else source   # after the docstring
+        first_import = next(line for line in code.splitlines()
+                            if line.startswith(("import ", "from ")) and "__future__" not in line)
+        assert first_import == "from rnn_experiments.runner.startup import require_cwd", module
+
+
+def test_a_config_file_that_is_not_utf8_is_named(tmp_path):
+    mine = tmp_path / "mine" / "experiment"
+    mine.mkdir(parents=True)
+    (mine / "latin.yaml").write_bytes("# @package _global_\nexperiment_name: caf\xe9\n".encode("latin-1"))
+    r = run_command("rnn-train", "--config-dir", tmp_path / "mine", "+experiment=latin", *TINY,
+                    f"hydra.run.dir={tmp_path / 'run'}")
+    refused(r, f"{mine / 'latin.yaml'}: not UTF-8 text", tmp_path / "run")
+
+
+# ---- interpolations and resolvers: one line, single runs and sweeps alike -----------------------
+
+@pytest.mark.parametrize("override, message", [
+    ("train.lr=${train.foo}", "Interpolation key 'train.foo' not found"),
+    ("seed=${oc.env:RNN_EXPERIMENTS_UNSET_VAR}", "Environment variable 'RNN_EXPERIMENTS_UNSET_VAR' not found"),
+    ("train.lr=${oc.env:HOME}", "could not be converted to Float"),
+    ("seed=${seed}", "Recursive interpolation detected"),
+    ("train.lr=${nope:1}", "Unsupported interpolation type nope"),
+    ("~model", "Missing mandatory value: model.name"),
+])
+@pytest.mark.parametrize("sweep", [False, True], ids=["run", "sweep"])
+def test_interpolation_and_resolver_errors_are_one_line(tmp_path, override, message, sweep):
+    args = ["-m", "seed=0,1"] if sweep and override.startswith("train") else []
+    r = run_command("rnn-train", *args, *TINY, override, f"hydra.run.dir={tmp_path / 'R'}",
+                    f"hydra.sweep.dir={tmp_path / 'S'}")
+    refused(r, message)
+    assert list(tmp_path.iterdir()) == []
+
+
+# ---- 4. a sweep is checked as a whole ---------------------------------------------------------
+
+@pytest.mark.parametrize("overrides, message", [
+    (["seed=0,0"], "jobs #0 (seed=0) and #1 (seed=0) are the same run: expected each configuration once"),
+    (["seed=range(3,0)"], "the sweep has no jobs"),
+    (["seed=0,1", "hydra.sweep.subdir=same"], "jobs #0 (seed=0) and #1 (seed=1) would share the folder"),
+    (["seed=0,1", "hydra.sweep.subdir=/dev/null"], "job #0 (seed=0): hydra.sweep.subdir=/dev/null is invalid: /dev/null is not a folder"),
+    (["model=glob(*)"], "job #1 (model=generator): model.name='generator' is invalid: expected a classifier"),
+    (["train.lr=interval(0.1,1)"], "BasicSweeper does not support sweep type : INTERVAL_SWEEP; no job was started"),
+    (["seed=0,1", "hydra/launcher=parallel", "hydra.launcher.n_jobs=0"], "hydra.launcher.n_jobs=0 is invalid: expected an integer >= 1"),
+    (["seed=0,1", "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=0"], "hydra.launcher.timeout_min=0 is invalid"),
+    (["seed=0,1", "device=cuda"], "job #0 (seed=0): device='cuda' is invalid: no CUDA device is available"),
+])
+def test_a_sweep_that_cannot_run_as_a_whole_starts_no_job(tmp_path, overrides, message):
+    if "device=cuda" in overrides:
+        import torch
+        if torch.cuda.is_available():
+            pytest.skip("this machine has CUDA")
+    r = run_command("rnn-train", "-m", *TINY, *overrides, f"hydra.sweep.dir={tmp_path / 'S'}")
+    refused(r, message)
+    assert not (tmp_path / "S").exists()
+
+
+def test_a_job_folder_that_exists_as_a_file_is_refused_up_front(tmp_path):
+    (tmp_path / "S").mkdir()
+    (tmp_path / "S" / "1").write_text("a file of the user's\n")
+    r = run_command("rnn-train", "-m", *TINY, "seed=0,1", f"hydra.sweep.dir={tmp_path / 'S'}")
+    refused(r, f"job #1 (seed=1): hydra.sweep.subdir={tmp_path / 'S' / '1'} is invalid:")
+    assert sorted(p.name for p in (tmp_path / "S").iterdir()) == ["1"]
+
+
+def test_the_same_seed_in_different_configurations_is_the_paired_design(tmp_path):
+    """model=lstm,peep_lstm seed=0: the same seed twice, in two configurations: accepted."""
+    r = run_command("rnn-train", "-m", *TINY, "train.steps=5", "model=lstm,peep_lstm", "seed=0",
+                    f"hydra.sweep.dir={tmp_path / 'S'}")
+    assert r.code == 0, r.err[-2000:]
+
+
+# ---- 5. resources are bounded ---------------------------------------------------------------
+
+@pytest.mark.parametrize("override", ["model.hidden_size=100000", "train.batch_size=10000000",
+                                      "train.eval_size=1000000000", "model.embedding_dim=1000000000"])
+def test_a_run_that_cannot_fit_in_memory_is_refused_before_anything_is_built(tmp_path, override):
+    t0 = time.perf_counter()
+    r = run_command("rnn-train", *TINY, override, f"hydra.run.dir={tmp_path / 'R'}")
+    refused(r, "is invalid: expected a run that fits in memory: it needs about", tmp_path / "R")
+    assert override in r.err and time.perf_counter() - t0 < 30
+
+
+def test_a_model_too_big_to_build_is_refused_before_building(tmp_path):
+    r = run_command("rnn-train", *TINY, "model=generator", "dataset=text", f"dataset.path={tmp_path}/t.txt",
+                    "model.num_layers=100000", f"hydra.run.dir={tmp_path / 'R'}")
+    refused(r, "model.num_layers=100000 is invalid: expected a run that fits in memory", tmp_path / "R")
+
+
+def test_memory_estimate_is_an_upper_bound_of_the_parameters():
+    from rnn_experiments.models import count_params
+    from rnn_experiments.resources import parameters, training_bytes
+    from rnn_experiments.training.setup import setup
+    for model in ("lstm", "peep_lstm", "gru", "rnn", "bilstm"):
+        cfg = compose_config([f"model={model}"])
+        _, data, net, _ = setup(cfg)
+        assert parameters(cfg.model, data.vocab_size, data.num_classes) >= count_params(net)
+        assert training_bytes(cfg) >= 16 * count_params(net)   # weights, gradients, Adam's two moments
+    assert parameters(compose_config(["model=lstm"]).model, 3, 2) == count_params(setup(compose_config([]))[2])
+
+
+def test_generation_that_cannot_fit_is_refused_before_the_checkpoint_is_read(tmp_path):
+    r = run_command("rnn-generate", f"checkpoint={tmp_path / 'never.pt'}", "num_samples=10000", "length=1000000")
+    refused(r, "num_samples=10000, length=1000000, 1 prompt(s) is invalid: expected a run that fits in memory")
+
+
+def test_a_memory_refusal_names_the_joblib_jobs_side_by_side(tmp_path):
+    from rnn_experiments.resources import GiB, training_bytes
+    cfg = compose_config(["model.hidden_size=4096", "train.batch_size=256"])
+    one = training_bytes(cfg)
+    from rnn_experiments.resources import available_bytes
+    if not one < available_bytes() < 64 * one:
+        pytest.skip("needs a machine where one such job fits and 64 do not")
+    r = run_command("rnn-train", "-m", *TINY, "model.hidden_size=4096", "train.batch_size=256", "seed=0,1",
+                    "hydra/launcher=parallel", "hydra.launcher.n_jobs=64", f"hydra.sweep.dir={tmp_path / 'S'}")
+    refused(r, "(64 jobs at once) is invalid: expected a run that fits in memory")
+    assert one > GiB / 1024
+
+
+# ---- 6. signals and locks --------------------------------------------------------------------
+
+def test_ctrl_c_in_rnn_generate_is_one_line_and_exit_130(monkeypatch, tmp_path):
+    import rnn_experiments.generate as gen
+
+    def interrupted(cfg):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(gen, "run", interrupted)
+    r = run_command("rnn-generate", f"checkpoint={tmp_path / 'x.pt'}")
+    assert r.code == 130 and r.err == "rnn-generate: interrupted\n" and r.out == ""
+
+
+def test_sigterm_to_the_gradient_study_stops_it_as_interrupted(tmp_path, monkeypatch):
+    import rnn_experiments.gradients.study as study
+    real = study.train_step
+
+    def step_then_sigterm(*args, **kwargs):
+        out = real(*args, **kwargs)
+        os.kill(os.getpid(), signal.SIGTERM)
+        return out
+    monkeypatch.setattr(study, "train_step", step_then_sigterm)
+    run = tmp_path / "study"
+    r = run_command("rnn-measure-gradients", *STUDY_TINY, "model=rnn", "gradients.steps=[0,5]",
+                    "gradients.batch_size=8", f"hydra.run.dir={run}")
+    assert r.code == 130 and r.err.startswith("rnn-measure-gradients: interrupted: stopped by SIGTERM at step 1")
+    summary = json.loads((run / "summary.json").read_text())
+    assert (summary["status"], summary["signal"], summary["step"]) == ("interrupted", "SIGTERM", 1)
+    assert not (run / "run.lock").exists()
+
+
+def test_the_gradient_study_never_overwrites_another_run(tmp_path):
+    run = tmp_path / "study"
+    args = [*STUDY_TINY, "gradients.steps=[0,2]", "gradients.batch_size=8", f"hydra.run.dir={run}"]
+    assert run_command("rnn-measure-gradients", "model=rnn", *args).code == 0
+    before = {p.name: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    r = run_command("rnn-measure-gradients", "model=lstm", *args)
+    refused(r, f"{run}: holds another run (made with model.name='rnn', this one has model.name='lstm')")
+    assert {p.name: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
+    assert run_command("rnn-measure-gradients", "model=rnn", *args).code == 0   # the same study again
+
+
+def test_a_lock_with_a_heartbeat_in_the_future_says_so_and_how_to_take_over(tmp_path):
+    from rnn_experiments.training.lock import LOCK, RunLock, RunLocked
+    path = tmp_path / LOCK
+    path.write_text(json.dumps({"pid": 4242, "host": "node-9", "started": "2026-01-01T00:00:00"}))
+    future = time.time() + 3600 * 24 * 365
+    os.utime(path, (future, future))
+    with pytest.raises(RunLocked) as e:
+        RunLock(tmp_path).acquire()
+    message = str(e.value)
+    assert "heartbeat is" in message and "in the future: the clocks of the two hosts differ" in message
+    assert f"remove {path} to take the folder over" in message and "\n" not in message
+    assert socket.gethostname() not in message.split("pid 4242 on ")[1].split(",")[0]
+
+
+# ---- the download command -------------------------------------------------------------------
+
+def test_a_download_without_end_stops_at_its_cap(tmp_path, capsys, monkeypatch):
+    from rnn_experiments.data import corpora
+    from rnn_experiments.download import main
+    monkeypatch.setattr(corpora, "MAX_BYTES", 3 * 2**20)
+    monkeypatch.setattr(corpora.fetch, "__defaults__", (30.0, 3 * 2**20))
+    assert main(["grimm", "--dir", str(tmp_path), "--url", "file:///dev/zero", "--no-verify"]) == 1
+    err = capsys.readouterr().err
+    assert err == "download grimm: error: file:///dev/zero: more than 3 MiB, too large for a corpus; nothing written\n"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_download_target_in_the_way_is_one_line_exit_2(tmp_path, capsys):
+    from rnn_experiments.download import main
+    (tmp_path / "grimms_fairy_tales.txt").mkdir()
+    assert main(["grimm", "--dir", str(tmp_path), "--url", "file:///dev/null"]) == 2
+    assert capsys.readouterr().err.startswith(f"download grimm: error: {tmp_path / 'grimms_fairy_tales.txt'} is in the way")
+    (tmp_path / "file").write_text("x")
+    assert main(["grimm", "--dir", str(tmp_path / "file" / "sub"), "--url", "file:///dev/null"]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err
