@@ -12,7 +12,6 @@ require_cwd("rnn-analyze")   # before torch is imported (runner/startup.py)
 
 import argparse
 import sys
-from pathlib import Path
 
 from rnn_experiments.analysis.collect import AnalysisError
 from rnn_experiments.analysis.report import DEFAULT_METRICS, analyze
@@ -41,19 +40,31 @@ def parser() -> argparse.ArgumentParser:
                    help="group key drawn as side-by-side panels, one per value (default: none)")
     p.add_argument("--compare", default=None, metavar="KEY",
                    help="config key whose values are compared pair by pair within each group of the "
-                        "other keys: A - B per statistic, its 95%% Welch interval and Welch's t-test "
-                        "p-value -> compare.csv/.md/.tex (default: none)")
+                        "other keys: A - B per statistic, paired by seed where the runs share seeds "
+                        "(paired t, Wilcoxon) else Welch's t and Mann-Whitney, bootstrap interval, "
+                        "Holm-corrected p, P(A better), seeds for 80%% power -> compare.csv/.md/.tex "
+                        "(default: none)")
+    p.add_argument("--where", action="append", default=[], metavar="KEY=VALUE",
+                   help="analyse only the runs with this setting (repeatable), e.g. "
+                        "model.reset_at_padding=true")
     p.add_argument("--threshold", type=float, default=0.99,
                    help="'steps to reach' counts the first step with accuracy >= this (default: %(default)s)")
     p.add_argument("--threshold-metric", default="accuracy", metavar="M",
                    help="metric the threshold applies to (default: %(default)s)")
-    p.add_argument("--out", type=Path, default=None, metavar="DIR",
+    p.add_argument("--out", default=None, metavar="DIR",
                    help="output folder (default: PATH/analysis/ for one multirun folder or a folder of "
                         "them; needed for a run folder, a glob or several PATHs inside one sweep)")
     p.add_argument("--max-step", type=int, default=None, metavar="N",
                    help="plot only steps <= N (the tables still use every step)")
     p.add_argument("--formats", type=_csv, default=["png", "pdf"], metavar="F1,F2",
                    help="figure formats (default: png,pdf)")
+    p.add_argument("--seeds-lines", action="store_true",
+                   help="draw each seed's curve as a thin line under the mean and its band")
+    p.add_argument("--linear-loss", action="store_true",
+                   help="losses on a linear axis (default: logarithmic)")
+    p.add_argument("--keep-runs", action="store_true",
+                   help="copy the run folders analysed (metrics.csv, summary.json, .hydra/; no "
+                        "checkpoints) into DIR/runs/, so that the tables can be re-analysed later")
     return p
 
 
@@ -63,7 +74,9 @@ def main(argv=None) -> int:
     metrics = tuple(args.metrics) if args.metrics != list(DEFAULT_METRICS) else DEFAULT_METRICS
     try:
         analyze(args.paths, metrics, args.by, style, args.threshold, args.threshold_metric,
-                args.out, tuple(args.formats), args.panels, max_step=args.max_step, compare=args.compare)
+                args.out, tuple(args.formats), args.panels, max_step=args.max_step, compare=args.compare,
+                seeds_lines=args.seeds_lines, log_loss=not args.linear_loss, keep_runs=args.keep_runs,
+                where=args.where)
     except AnalysisError as e:
         print(f"rnn-analyze: error: {e}", file=sys.stderr)
         return 2

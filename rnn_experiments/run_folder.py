@@ -17,6 +17,10 @@ from typing import IO, Iterator
 # a folder holding one of these holds a run (.hydra/config.yaml: the config it ran with)
 RUN_FILES = ("summary.json", "metrics.csv", "checkpoint.pt", ".hydra/config.yaml")
 
+# summary.json's `format`: 2 since it carries this key; a summary without one is format 1 (the
+# release before), which has the same keys otherwise. Readers accept both (docs/analysis.md).
+SUMMARY_FORMAT = 2
+
 
 def is_run_folder(path) -> bool:
     """Whether `path` holds a run (one of RUN_FILES exists there, even as a broken link)."""

@@ -84,11 +84,13 @@ def test_compare_p_values_equal_scipy_on_the_runs_own_metrics(demo_sweep):
                      "steps_to_threshold": reached.min() if len(reached) else np.nan}.items():
             values[model].setdefault(k, []).append(v)
     for row in c[c["statistic"] != "wall_time_s"].itertuples(index=False):
-        a, b = (np.array(values[m][row.statistic], dtype=float) for m in ("lstm", "peep_lstm"))
-        a, b = a[~np.isnan(a)], b[~np.isnan(b)]
-        assert (row.n_a, row.n_b) == (len(a), len(b))
-        assert "n < 3 seeds (lstm 2, peep_lstm 2)" in row.note or "n < 2 seeds" in row.note
-        if min(len(a), len(b)) < 2 or (a.std() == 0 and b.std() == 0):
+        a, b = (np.array(values[m][row.statistic], dtype=float) for m in ("lstm", "peep_lstm"))  # seeds 0, 1
+        keep = ~(np.isnan(a) | np.isnan(b))      # same seed, same batches: the runs are pairs
+        a, b = a[keep], b[keep]
+        assert row.design == "paired" and (row.n_a, row.n_b) == (len(a), len(b))
+        assert "n < 3 seeds (2 pairs)" in row.note or "n < 2 (" in row.note
+        if len(a) < 2 or np.std(a - b) == 0:
             assert np.isnan(row.p_value)
         else:
-            assert row.p_value == pytest.approx(st.ttest_ind(a, b, equal_var=False).pvalue)
+            assert row.p_value == pytest.approx(st.ttest_rel(a, b).pvalue)
+            assert row.p_holm >= row.p_value

@@ -7,7 +7,8 @@ where i runs over the seeds that logged step t (runs of different lengths align 
 The summary table adds a 95 % t interval of each mean over seeds (`mean_ci`):
     mean ± t_{0.975, n-1} · s / sqrt(n)
 cut to the range the statistic can take (accuracies [0, 1]; steps, loss >= 0), which keeps its
-coverage: the mean lies in that range anyway.
+coverage: the mean lies in that range anyway; and, from MIN_BOOTSTRAP seeds on, the BCa bootstrap
+interval of the mean (stats.bootstrap_ci, fixed seed). Ranges and names: quantities.py.
 """
 from __future__ import annotations
 
@@ -18,20 +19,21 @@ import pandas as pd
 from scipy import stats as st
 
 from rnn_experiments.analysis.collect import AnalysisError, config_keys, runs_of, without_config
+from rnn_experiments.analysis.quantities import LOWER, METRICS, STATISTICS, stat_name
+from rnn_experiments.analysis.stats import CONFIDENCE, MIN_BOOTSTRAP, bootstrap_ci
 
 NEVER_GROUP = ("seed",)                 # seeds are what we average over
 REDUNDANT_IF_DETERMINED = ("experiment_name",)  # a label, dropped when the other keys imply it
 # per-run statistics of the summary table (per_run's columns), each as mean, std and 95 % interval
 STATS = ("final_accuracy", "best_accuracy", "final_eval_accuracy", "steps_to_threshold", "final_loss",
          "final_eval_loss", "best_eval_loss", "final_eval_bpc")
-BOUNDS = {"final_accuracy": (0.0, 1.0), "best_accuracy": (0.0, 1.0),
-          "final_eval_accuracy": (0.0, 1.0), "steps_to_threshold": (0.0, np.inf),
-          "final_loss": (0.0, np.inf), "final_eval_loss": (0.0, np.inf),
-          "best_eval_loss": (0.0, np.inf), "final_eval_bpc": (0.0, np.inf)}  # what a statistic can take
-LOWER_IS_BETTER = ("loss", "eval_loss", "eval_bpc")   # their best is the minimum
-CONFIDENCE = 0.95
+BOUNDS = {s: STATISTICS[s].bounds for s in STATS}    # what a statistic can take
+LOWER_IS_BETTER = tuple(m for m, q in METRICS.items() if q.better == LOWER and m in
+                        ("loss", "eval_loss", "eval_bpc"))   # their best is the minimum
 CAPTION = ("mean ± sample std over seeds; [95 % t interval of the mean over seeds, cut to the "
            "statistic's range]; steps to a threshold: over the runs that reached it")
+CAPTION_BOOT = (f"; boot [...]: 95 % BCa bootstrap interval of the mean (scipy.stats.bootstrap, "
+                f"fixed seed), for groups with ≥ {MIN_BOOTSTRAP} seeds")
 
 
 def _n_groups(runs: pd.DataFrame, keys: list[str]) -> int:
@@ -70,10 +72,11 @@ def check_keys(df: pd.DataFrame, by) -> list[str]:
     return by
 
 
-def check_metric(df: pd.DataFrame, metric: str) -> None:
+def check_metric(df: pd.DataFrame, metric: str, option: str = "--metrics") -> None:
+    """AnalysisError naming `option` unless `metric` is a column of these runs' metrics.csv."""
     have = df.attrs.get("metrics") or [c for c in df.columns if c not in config_keys(df)]
     if metric not in have:
-        raise AnalysisError(f"--metrics: {metric!r} is not a column of metrics.csv "
+        raise AnalysisError(f"{option}: {metric!r} is not a column of metrics.csv "
                             f"(have: {', '.join(have) or 'no readable metrics.csv'})")
 
 
@@ -97,7 +100,7 @@ def per_run(df: pd.DataFrame, threshold: float = 0.99, threshold_metric: str = "
     final_X is the last logged value of X; steps_to_threshold is the first logged step with
     threshold_metric >= threshold (NaN: never reached).
     """
-    check_metric(df, threshold_metric)
+    check_metric(df, threshold_metric, "--threshold-metric")
     runs = runs_of(df).set_index("run_dir")
     d = df.dropna(subset=["step"]).sort_values(["run_dir", "step"], kind="stable")
     g = d.groupby("run_dir", sort=False)
@@ -135,7 +138,9 @@ def table(df: pd.DataFrame, by=None, threshold: float = 0.99,
     runs: run folders; seeds: runs with metrics; finished: runs with status completed;
     <X>_mean/_std/_ci_low/_ci_high over the runs with metrics (std: ddof = 1; ci: `mean_ci`'s
     95 % t interval, cut to BOUNDS; NaN skipped: steps_to_threshold is over the runs that reached
-    it); never_reached: runs with metrics that never reached threshold_metric >= threshold;
+    it); <X>_n: the runs with a value of X (the mean is over these); <X>_boot_low/_boot_high:
+    the BCa bootstrap interval of the mean (NaN below
+    MIN_BOOTSTRAP values or without spread); never_reached: runs with metrics that never reached threshold_metric >= threshold;
     wall_time_s: mean wall time per run.
     """
     by = check_keys(df, by)
@@ -150,9 +155,11 @@ def table(df: pd.DataFrame, by=None, threshold: float = 0.99,
         ok = g[g["has_metrics"]]
         row.update(runs=len(g), seeds=len(ok), finished=int(g["finished"].sum()))
         for c in stats:
+            row[f"{c}_n"] = int(ok[c].notna().sum())
             row[f"{c}_mean"] = ok[c].mean()
             row[f"{c}_std"] = ok[c].std()
             row[f"{c}_ci_low"], row[f"{c}_ci_high"] = mean_ci(ok[c], bounds=BOUNDS[c])
+            row[f"{c}_boot_low"], row[f"{c}_boot_high"] = bootstrap_ci(ok[c])
         row["never_reached"] = int(g["never"].sum())
         row["wall_time_s"] = ok["wall_time_s"].mean()
         rows.append(row)
@@ -163,29 +170,17 @@ def table(df: pd.DataFrame, by=None, threshold: float = 0.99,
 
 # ---- text renderings ---------------------------------------------------------------------------
 
-SHORT = {"accuracy": "acc", "eval_accuracy": "eval acc", "loss": "loss"}
-NAMES = {"final_accuracy": "final acc", "best_accuracy": "best acc",
-         "final_eval_accuracy": "final eval acc", "final_loss": "final loss",
-         "final_eval_loss": "final eval loss", "best_eval_loss": "best eval loss",
-         "final_eval_bpc": "final eval bpc", "wall_time_s": "wall time / run (s)"}
-FORMATS = {"final_accuracy": ".3f", "best_accuracy": ".3f", "final_eval_accuracy": ".3f",
-           "steps_to_threshold": ".0f", "final_loss": ".3g", "final_eval_loss": ".3g",
-           "best_eval_loss": ".3g", "final_eval_bpc": ".3f", "wall_time_s": ".1f"}
+FORMATS = {k: q.fmt for k, q in STATISTICS.items()}
 
 
-def stat_name(stat: str, threshold: float, threshold_metric: str) -> str:
-    """The report's name of a per-run statistic ("final acc", "steps to acc ≥ 0.99")."""
-    if stat == "steps_to_threshold":
-        return f"steps to {SHORT.get(threshold_metric, threshold_metric)} ≥ {threshold:g}"
-    return NAMES.get(stat, stat)
-
-
-def _pm(mean, std, fmt, low=np.nan, high=np.nan) -> str:
-    """"0.917 ± 0.104 [0.658, 1.176]"; the std and the interval are left out where NaN (n < 2)."""
+def _pm(mean, std, fmt, low=np.nan, high=np.nan, boot_low=np.nan, boot_high=np.nan) -> str:
+    """"0.917 ± 0.104 [0.658, 1.000]", then " boot [0.85, 0.97]" where there is a bootstrap
+    interval; the std and the intervals are left out where NaN (n < 2)."""
     if pd.isna(mean):
         return "–"
     text = f"{mean:{fmt}}" if pd.isna(std) else f"{mean:{fmt}} ± {std:{fmt}}"
-    return text if pd.isna(low) else f"{text} [{low:{fmt}}, {high:{fmt}}]"
+    text = text if pd.isna(low) else f"{text} [{low:{fmt}}, {high:{fmt}}]"
+    return text if pd.isna(boot_low) else f"{text} boot [{boot_low:{fmt}}, {boot_high:{fmt}}]"
 
 
 def format_table(t: pd.DataFrame) -> pd.DataFrame:
@@ -195,10 +190,14 @@ def format_table(t: pd.DataFrame) -> pd.DataFrame:
     out["seeds (finished)"] = [f"{s} ({f})" + (f" of {r}" if r != s else "")
                                for s, f, r in zip(t["seeds"], t["finished"], t["runs"])]
     for c in (c for c in STATS if f"{c}_mean" in t):
-        cols = [t[f"{c}_{x}"] for x in ("mean", "std", "ci_low", "ci_high")]
-        cells = [_pm(m, s, FORMATS[c], lo, hi) for m, s, lo, hi in zip(*cols)]
+        cols = [t[f"{c}_{x}"] if f"{c}_{x}" in t else pd.Series(np.nan, index=t.index)
+                for x in ("mean", "std", "ci_low", "ci_high", "boot_low", "boot_high")]
+        cells = [_pm(v[0], v[1], FORMATS[c], *v[2:]) for v in zip(*cols)]
         if c == "steps_to_threshold":
             cells = [x + (f" ({n} never)" if n else "") for x, n in zip(cells, t["never_reached"])]
+        elif f"{c}_n" in t:   # runs without this value (no evaluation yet): said, not hidden
+            cells = [x + (f" ({n} of {s} runs)" if n < s else "")
+                     for x, n, s in zip(cells, t[f"{c}_n"], t["seeds"])]
         out[stat_name(c, thr, m)] = cells
     out["wall time / run"] = ["–" if pd.isna(w) else f"{w:.1f} s" for w in t["wall_time_s"]]
     return out
@@ -222,12 +221,17 @@ def latex_tabular(f: pd.DataFrame, caption: str) -> str:
 def _tex_symbols(tex: str) -> str:
     tex = re.sub(r"(?<![\w.$])-(?=\d)", "$-$", tex)             # a minus sign, not a hyphen
     return (tex.replace("±", r"$\pm$").replace("≥", r"$\geq$").replace("−", "$-$")
-            .replace("–", "--"))
+            .replace("–", "--").replace("<", "$<$").replace(">", "$>$"))   # < > in text: ¡ ¿
+
+
+def _caption(t: pd.DataFrame) -> str:
+    has_boot = any(c.endswith("_boot_low") and t[c].notna().any() for c in t.columns)
+    return CAPTION + (CAPTION_BOOT if has_boot else "")
 
 
 def to_markdown(t: pd.DataFrame) -> str:
-    return markdown_table(format_table(t), CAPTION)
+    return markdown_table(format_table(t), _caption(t))
 
 
 def to_latex(t: pd.DataFrame) -> str:
-    return latex_tabular(format_table(t), CAPTION)
+    return latex_tabular(format_table(t), _caption(t))

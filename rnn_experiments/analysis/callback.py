@@ -10,7 +10,9 @@ for any other sweep add `hydra/callbacks=analyze` to the command line; switch it
         analyze:
           _target_: rnn_experiments.analysis.callback.AnalyzeSweep
           threshold: 0.99
-          compare: model.name   # compare.csv/.md/.tex: each pair of models, Welch's t-test
+          compare: model.name   # compare.csv/.md/.tex: each pair of models, paired by seed
+          seeds_lines: false    # each seed's curve under the band
+          linear_loss: false    # losses on a linear axis
 
 With `compare:` set and the sweep holding only one value of that key (e.g. `model=lstm` on the
 command line of a preset that compares models), the comparison is skipped with a warning.
@@ -32,10 +34,11 @@ class AnalyzeSweep(Callback):
                  style: Optional[str] = "auto", threshold: float = 0.99,
                  threshold_metric: str = "accuracy", formats: Sequence[str] = ("png", "pdf"),
                  out: Optional[str] = None, panels: Optional[str] = None,
-                 compare: Optional[str] = None):
+                 compare: Optional[str] = None, seeds_lines: bool = False, linear_loss: bool = False):
         self.kwargs = dict(by=list(by) if by else None, style=style, threshold=threshold,
                            threshold_metric=threshold_metric, formats=tuple(formats), out=out,
-                           panels=panels, compare=compare)
+                           panels=panels, compare=compare, seeds_lines=seeds_lines,
+                           log_loss=not linear_loss)
         if metrics:
             self.kwargs["metrics"] = tuple(metrics)
 

@@ -12,30 +12,34 @@ Run-level columns (RUN_COLUMNS):
     wall_time_s  summary.json's wall_time_s, else the last elapsed_s in metrics.csv
     overrides    the run's command-line overrides (.hydra/overrides.yaml), space-separated; None
                  when that file is missing or unreadable (no re-run command can be made)
-A run without usable metrics keeps one row with `step` = NaN, so tables still count it.
+    duplicate_of "" or the run this one repeats (same settings and seed): counted once, as that
+                 run; this one's metrics are left out (`mark_duplicates`)
+A run without usable metrics keeps one row with `step` = NaN, so tables still count it. A run
+whose metrics.csv is not a regular file, not a table, or holds NaN or inf where every row has a
+number (loss, accuracy) has no usable metrics; its `problem` says why. Files are read through
+analysis/readers.py: regular files only, YAML bounded by size and by alias expansion.
 """
 from __future__ import annotations
 
 import glob
+import json
 import os
 import re
 import socket
+import stat
+import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
-from rnn_experiments.run_folder import RUN_FILES, SummaryError, is_run_folder, read_summary
-from rnn_experiments.training.lock import heartbeat_age, is_stale, pid_alive, read_lock
-from rnn_experiments.training.metrics import read_metrics
+from rnn_experiments.analysis.readers import ReadError, read_bytes, read_text, read_yaml
+from rnn_experiments.run_folder import (RUN_FILES, SUMMARY_FORMAT, SummaryError, is_run_folder,
+                                        read_summary)
+from rnn_experiments.training.lock import LOCK, heartbeat_age, is_stale, pid_alive
+from rnn_experiments.training.metrics import parse_metrics
 
-try:  # libyaml's C loader: ~10x faster than the pure-Python one on 1,000 configs
-    _Loader = yaml.CSafeLoader
-except AttributeError:  # pragma: no cover
-    _Loader = yaml.SafeLoader
-
-RUN_COLUMNS = ["run_dir", "status", "problem", "wall_time_s", "overrides"]
+RUN_COLUMNS = ["run_dir", "status", "problem", "wall_time_s", "overrides", "duplicate_of"]
 
 
 class AnalysisError(Exception):
@@ -101,8 +105,57 @@ def flatten(d: dict, prefix: str = "") -> dict:
     return out
 
 
-def _load_yaml(path: Path):
-    return yaml.load(path.read_text(), Loader=_Loader)
+STATUSES = ("running", "completed", "failed", "interrupted", "diverged")
+_NUMBER = (int, float)
+# summary.json keys the analysis reads, with the type each must have; a key of another type is
+# listed as a problem and ignored (bool is not a number here, though Python calls it an int)
+SUMMARY_TYPES = {"format": (int, "an integer"), "status": (str, f"one of {', '.join(STATUSES)}"), "seed": (int, "an integer"),
+                 "wall_time_s": (_NUMBER, "a number"), "pid": (int, "an integer"), "host": (str, "a string"),
+                 "heartbeat_s": (_NUMBER, "a number"), "diverged_at_step": (int, "an integer")}
+FINITE_COLUMNS = ("loss", "accuracy")    # logged in every metrics.csv row: NaN or inf is damage
+
+
+def check_summary(summary: dict) -> tuple[dict, list[str]]:
+    """(the summary with every key of the wrong type dropped, one problem line per such key)."""
+    summary, problems = dict(summary), []
+    for key, (types, what) in SUMMARY_TYPES.items():
+        if key not in summary:
+            continue
+        v = summary[key]
+        ok = isinstance(v, types) and not isinstance(v, bool)
+        if ok and key == "status":
+            ok = v in STATUSES
+        if ok and isinstance(v, float):
+            ok = np.isfinite(v)
+        if not ok:
+            problems.append(f"summary.json: {key}={v!r} is not {what} (ignored)")
+            del summary[key]
+    fmt = summary.get("format", 1)
+    if fmt > SUMMARY_FORMAT:
+        problems.append(f"summary.json: format {fmt} is newer than this release reads (up to "
+                        f"{SUMMARY_FORMAT}); read as format {SUMMARY_FORMAT}")
+    return summary, problems
+
+
+def _read_metrics(path: Path) -> tuple[pd.DataFrame | None, str]:
+    """(metrics.csv as numbers, "") or (None, why not); None, "" when there is no such file."""
+    if not os.path.lexists(path):
+        return None, ""
+    try:
+        metrics = parse_metrics(read_text(path), path)
+        text_columns = metrics.columns[[k not in "iufb" for k in metrics.dtypes.map(lambda d: d.kind)]]
+        if len(text_columns):  # a damaged value leaves its column as text: ValueError here
+            metrics[text_columns] = metrics[text_columns].apply(pd.to_numeric)
+    except (ValueError, UnicodeDecodeError) as e:   # ReadError is a ValueError too
+        msg = str(e).split("\n")[0]
+        return None, msg if str(path) in msg else f"{path}: {msg}"
+    for col in (c for c in FINITE_COLUMNS if c in metrics.columns):
+        bad = ~np.isfinite(metrics[col].to_numpy(dtype=float))
+        if bad.any():
+            i = int(np.argmax(bad))
+            return None, (f"{path}: {col} is {metrics[col].iloc[i]} at step {metrics['step'].iloc[i]} "
+                          f"({int(bad.sum())} of {len(bad)} rows); the run's metrics are not used")
+    return (None if metrics.empty else metrics), ""
 
 
 def read_run(run_dir: Path) -> tuple[dict, dict, pd.DataFrame | None]:
@@ -111,40 +164,35 @@ def read_run(run_dir: Path) -> tuple[dict, dict, pd.DataFrame | None]:
     run_dir = Path(run_dir)
     problems, config, overrides, summary = [], {}, [], {}
     try:
-        config = flatten(_load_yaml(run_dir / ".hydra" / "config.yaml") or {})
+        loaded = read_yaml(run_dir / ".hydra" / "config.yaml")
+        config = flatten(loaded or {})
     except FileNotFoundError:
         problems.append("no .hydra/config.yaml")
-    except (OSError, ValueError, AttributeError, yaml.YAMLError) as e:  # not YAML, not a mapping, ...
-        problems.append(f".hydra/config.yaml unreadable ({type(e).__name__})")
+    except ReadError as e:
+        problems.append(str(e).replace(f"{run_dir}/", "").replace("config.yaml: ", "config.yaml unreadable: ", 1))
+    except (ValueError, AttributeError, TypeError):  # YAML, but not a mapping
+        problems.append(".hydra/config.yaml unreadable (not a mapping of settings)")
     try:
-        overrides = list(_load_yaml(run_dir / ".hydra" / "overrides.yaml") or [])
-    except (OSError, ValueError, TypeError, yaml.YAMLError):
+        overrides = list(read_yaml(run_dir / ".hydra" / "overrides.yaml") or [])
+    except (OSError, ValueError, TypeError):
         overrides = None   # no re-run command can be rebuilt
     try:
-        summary = read_summary(run_dir) or {}
+        summary, bad = check_summary(read_summary(run_dir) or {})
+        problems += bad
     except SummaryError as e:
         problems.append(str(e).replace(f"{run_dir}/", ""))
     if "seed" not in config and "seed" in summary:
         config["seed"] = summary["seed"]
 
-    metrics, metrics_path = None, run_dir / "metrics.csv"
-    if metrics_path.is_file():
-        try:
-            metrics = read_metrics(metrics_path)
-            text_columns = metrics.columns[[k not in "iufb" for k in metrics.dtypes.map(lambda d: d.kind)]]
-            if len(text_columns):  # a damaged value leaves its column as text: ValueError here
-                metrics[text_columns] = metrics[text_columns].apply(pd.to_numeric)
-        except (ValueError, UnicodeDecodeError) as e:
-            msg = str(e).split("\n")[0]
-            problems.append(msg if str(metrics_path) in msg else f"{metrics_path}: {msg}")
-            metrics = None
-        if metrics is not None and metrics.empty:
-            metrics = None
+    metrics_path = run_dir / "metrics.csv"
+    metrics, why = _read_metrics(metrics_path)
+    if why:
+        problems.append(why)
     if metrics is None and not problems and summary.get("status") == "diverged":
         problems.append(f"diverged at step {summary.get('diverged_at_step', '?')}, before its first metrics row")
     elif metrics is None and not problems and metrics_path.is_file():
         problems.append("metrics.csv has no rows yet")
-    status = summary.get("status") or ("crashed" if metrics_path.is_file() else "failed")
+    status = summary.get("status") or ("crashed" if os.path.lexists(metrics_path) else "failed")
     if status == "running" and not _alive(run_dir, summary):
         status = "crashed"  # killed (SIGKILL, out of memory, a lost node, ...) before it could say so
     wall = summary.get("wall_time_s")
@@ -152,7 +200,8 @@ def read_run(run_dir: Path) -> tuple[dict, dict, pd.DataFrame | None]:
         wall = metrics["elapsed_s"].max()
     info = {"run_dir": str(run_dir), "status": status, "problem": "; ".join(problems),
             "wall_time_s": float(wall) if wall is not None else np.nan,
-            "overrides": " ".join(map(str, overrides)) if overrides is not None else None}
+            "overrides": " ".join(map(str, overrides)) if overrides is not None else None,
+            "duplicate_of": ""}
     return config, info, metrics
 
 
@@ -161,12 +210,68 @@ def _alive(run_dir: Path, summary: dict) -> bool:
     summary has `heartbeat_s`): their run.lock is gone or stale (training/lock.py: a dead pid on
     this host, or no heartbeat for STALE_AFTER_S on any host). Older runs: same host, no such pid."""
     if "heartbeat_s" in summary:
-        holder = read_lock(run_dir)
+        holder = _read_lock(run_dir)
         return holder is not None and not is_stale(holder, heartbeat_age(run_dir))
     pid, host = summary.get("pid"), summary.get("host")
     if not isinstance(pid, int) or host != socket.gethostname():
         return True  # another machine (a cluster node): cannot tell, trust the summary
     return pid_alive(pid)
+
+
+def _read_lock(run_dir: Path) -> dict | None:
+    """run.lock's content as training/lock.py's read_lock gives it (None: no lock; {}: unreadable),
+    read through `read_bytes`: a FIFO or device in its place is not waited on."""
+    try:
+        holder = json.loads(read_bytes(Path(run_dir) / LOCK, limit=1 << 16))
+    except FileNotFoundError:
+        return None
+    except (ValueError, UnicodeDecodeError):   # ReadError, JSONDecodeError
+        return {}
+    return holder if isinstance(holder, dict) else {}
+
+
+# Config keys that do not change what a run computes from its seed (a label, the threads, the
+# device, checkpointing, logging): two runs that differ only in these, with one seed, are the same
+# run twice (duplicates), and two runs that differ in them and in the compared key are a pair.
+RUN_ONLY_KEYS = ("experiment_name", "device", "train.threads", "train.resume", "train.checkpoint_every",
+                 "train.cuda_graphs")
+RUN_ONLY_PREFIXES = ("logger.", "sample.", "hydra.")
+
+
+def is_run_only(key: str) -> bool:
+    return key in RUN_ONLY_KEYS or key.startswith(RUN_ONLY_PREFIXES)
+
+
+def setting(config: dict, leave_out=()) -> tuple:
+    """What a run computes, as a hashable key: its config (seed included) without RUN_ONLY keys
+    and the keys in `leave_out`; NaN (a key another run has and this one lacks) as None."""
+    return tuple(sorted((k, None if _isna(v) else repr(v)) for k, v in config.items()
+                        if not is_run_only(k) and k not in leave_out))
+
+
+def _isna(v) -> bool:
+    return isinstance(v, float) and np.isnan(v)
+
+
+def mark_duplicates(results: list) -> None:
+    """Runs with the same setting (`setting`, seed included) are one seed run twice (`-m
+    seed=0,0`, a run copied, a sweep repeated): the first with usable metrics is counted, every
+    other one keeps its folder in the list with the problem "duplicate of ..." and no metrics."""
+    groups: dict[tuple, list[int]] = {}
+    for i, (cfg, info, _) in enumerate(results):
+        if "seed" in cfg and len(cfg) > 1:   # a config was read (not only summary.json's seed)
+            groups.setdefault(setting(cfg), []).append(i)
+    for members in (m for m in groups.values() if len(m) > 1):
+        kept = next((i for i in members if results[i][2] is not None), members[0])
+        for i in members:
+            if i == kept:
+                continue
+            cfg, info, _ = results[i]
+            info["duplicate_of"] = results[kept][1]["run_dir"]
+            why = (f"duplicate of {info['duplicate_of']} (same settings, seed {cfg['seed']}): "
+                   "counted once, as that run")
+            info["problem"] = "; ".join(p for p in (why, info["problem"]) if p)
+            results[i] = (cfg, info, None)
 
 
 def without_config(df: pd.DataFrame) -> set[str]:
@@ -179,14 +284,23 @@ def without_config(df: pd.DataFrame) -> set[str]:
     return set(runs.loc[runs[keys].isna().all(axis=1), "run_dir"])
 
 
-def collect(paths) -> pd.DataFrame:
+def collect(paths, progress=None) -> pd.DataFrame:
     """All runs under `paths` as one DataFrame (see the module docstring for its columns).
+    Duplicates (`mark_duplicates`) are listed, counted once. `progress(line)`, if given, hears
+    how far the reading is every PROGRESS_S seconds.
 
     df.attrs["config_keys"] and df.attrs["metrics"] name the config and metric columns.
     """
     run_dirs = find_runs(paths)
+    size = sum(_size(d / "metrics.csv") for d in run_dirs)
+    if progress is not None and size > PROGRESS_BYTES:   # pandas reads ~50 MB/s: say it will take a while
+        progress(f"reading {len(run_dirs)} run folder(s), {size / 1e6:,.0f} MB of metrics.csv")
     # ~1.6 ms a run (libyaml + pandas' C parser); a thread pool measured no faster on 2 cores
-    results = [read_run(d) for d in run_dirs]
+    results, ticker = [], Ticker(progress)
+    for i, d in enumerate(run_dirs):
+        ticker(lambda: f"reading run folders: {i} of {len(run_dirs)} read")
+        results.append(read_run(d))
+    mark_duplicates(results)
 
     config_keys = list(dict.fromkeys(k for cfg, _, _ in results for k in cfg))
     runs = pd.DataFrame([{**cfg, **info} for cfg, info, _ in results],
@@ -203,6 +317,34 @@ def collect(paths) -> pd.DataFrame:
     df.attrs["config_keys"] = config_keys
     df.attrs["metrics"] = metric_keys
     return df
+
+
+PROGRESS_S = 2.0
+PROGRESS_BYTES = 64 << 20
+
+
+def _size(path: Path) -> int:
+    """The size of a regular file, 0 for anything else (missing, a FIFO, a device)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return 0
+    return st.st_size if stat.S_ISREG(st.st_mode) else 0
+
+
+class Ticker:
+    """`ticker(make_line)` calls progress(make_line() + elapsed) when PROGRESS_S seconds have
+    passed since the start or the last line; nothing when `progress` is None."""
+
+    def __init__(self, progress, every: float = None):
+        self.progress, self.every = progress, PROGRESS_S if every is None else every
+        self.t0 = self.last = time.perf_counter()
+
+    def __call__(self, make_line) -> None:
+        now = time.perf_counter()
+        if self.progress is not None and now - self.last >= self.every:
+            self.progress(f"{make_line()} ({now - self.t0:.0f} s)")
+            self.last = now
 
 
 def config_keys(df: pd.DataFrame) -> list[str]:

@@ -3,11 +3,17 @@ callback do.
 
 Writes into --out (default: PATH/analysis/): <metric>.png/.pdf per metric, summary.csv,
 summary.md, summary.tex (booktabs; mean ± std [95 % t interval] per group), with --compare KEY
-also compare.csv, compare.md, compare.tex (A − B per pair of KEY's values, Welch interval and
-t-test), rerun.sh when runs failed or are missing; prints the markdown tables, the problems found
-and where everything went. Run folders are only read. Runs whose config cannot be read are listed
-and left out of the table; when no run has a usable metrics row, the problems and rerun.sh are
-written and AnalysisError says so. Bad options raise AnalysisError before anything is written.
+also compare.csv, compare.md, compare.tex (A − B per pair of KEY's values: paired by seed where
+the runs are pairs, else Welch; rank tests, bootstrap intervals, Holm-corrected p, probability of
+improvement, seeds needed), rerun.sh when runs failed or are missing, and with --keep-runs the
+run folders themselves without checkpoints (runs/); prints the markdown tables, the problems
+found and where everything went. Run folders are only read.
+
+Check, then write: every option is checked (paths, --out, keys, metrics, formats) before a byte
+is written, and everything is written into a temporary folder that is moved into place only when
+all of it succeeded (output.py): a failure leaves the previous analysis as it was. Runs whose
+config cannot be read are listed and left out of the table; when no run has a usable metrics
+row, the problems and rerun.sh are written and AnalysisError says so.
 """
 from __future__ import annotations
 
@@ -16,12 +22,15 @@ import math
 import os
 from pathlib import Path
 
+import yaml
 from matplotlib.backend_bases import FigureCanvasBase
 
-from rnn_experiments.analysis.aggregate import check_keys, table, to_latex, to_markdown
-from rnn_experiments.analysis.collect import AnalysisError, collect, find_runs, without_config
+from rnn_experiments.analysis.aggregate import check_keys, check_metric, table, to_latex, to_markdown
+from rnn_experiments.analysis.collect import (AnalysisError, Ticker, collect, config_keys, find_runs,
+                                              without_config)
 from rnn_experiments.analysis.compare import check_compare, compare_latex, compare_markdown
 from rnn_experiments.analysis.compare import compare as compare_table
+from rnn_experiments.analysis.output import Output, check_out, keep_runs as copy_runs
 from rnn_experiments.analysis.plot import plot_curves, save_figure
 from rnn_experiments.analysis.rerun import reruns
 from rnn_experiments.run_folder import is_run_folder
@@ -46,21 +55,30 @@ def default_out(paths) -> Path:
 
 def analyze(paths, metrics=DEFAULT_METRICS, by=None, style="auto", threshold=0.99,
             threshold_metric="accuracy", out=None, formats=("png", "pdf"), panels=None,
-            echo=print, max_step=None, compare=None) -> dict:
+            echo=print, max_step=None, compare=None, seeds_lines=False, log_loss=True,
+            keep_runs=False, where=()) -> dict:
     """Collect, tabulate, plot and report; returns {"table": DataFrame, "plots": [...],
-    "tables": [...], "compare": DataFrame or None, "compare_tables": [...]}.
+    "tables": [...], "compare": DataFrame or None, "compare_tables": [...], "data": DataFrame}.
 
     compare: a config key whose values are compared pair by pair (rnn_experiments.analysis.compare);
-    a bad one raises CompareError before anything is written."""
+    seeds_lines: each seed's curve under the band; log_loss: losses on a log axis; keep_runs: copy
+    the run folders (no checkpoints) into OUT/runs; where: ["KEY=VALUE", ...], only the runs with
+    these settings. Bad options raise AnalysisError (CompareError for --compare) before anything
+    is written; paths in the returned lists are the final ones."""
     paths = [str(p) for p in ([paths] if isinstance(paths, (str, Path)) else paths)]
     check_options(threshold, max_step, formats)
-    out = Path(out) if out is not None else default_out(paths)
-    every_run = collect(paths)
+    out = check_out(out if out is not None else default_out(paths))
+    output = Output(out)
+    every_run = _where(collect(paths, progress=echo), where)
     n_runs = every_run["run_dir"].nunique()
+    run_dirs = list(every_run["run_dir"].unique())
+    if keep_runs:
+        output.check_keep_runs(run_dirs)
     skipped = without_config(every_run)    # cannot be grouped: listed with the problems, not tabulated
     df = _keep(every_run, ~every_run["run_dir"].isin(skipped))
     if df["step"].notna().sum() == 0:      # not one metrics row to tabulate: say why, run by run
-        _problems_and_reruns(every_run, by or [], out, echo)
+        with output.staged(remove_stale=False) as stage:
+            _problems_and_reruns(every_run, by or [], stage, echo)
         raise AnalysisError(f"no run under {', '.join(paths)} has usable metrics ({n_runs} run(s), "
                             "their problems listed above)")
     by = check_keys(df, by)
@@ -70,36 +88,46 @@ def analyze(paths, metrics=DEFAULT_METRICS, by=None, style="auto", threshold=0.9
     if metrics == DEFAULT_METRICS:  # those these runs logged (eval_bpc: text runs only)
         metrics = [m for m in metrics if m in have and df[m].notna().any()]
     metrics = list(metrics)
+    for m in metrics:
+        check_metric(df, m, "--metrics")
+    check_metric(df, threshold_metric, "--threshold-metric")
+    for name, key in (("--style", style), ("--panels", panels)):
+        if key not in (None, "auto") and key not in by:
+            raise AnalysisError(f"{name}: {key!r} must be one of the group keys {by}")
     echo(f"{n_runs} runs under {', '.join(paths)}; groups by: {', '.join(by) or '(one group)'}"
          + (f"; compares: {compare}" if compare is not None else "")
+         + (f"; only {' '.join(where)}" if where else "")
          + (f"; {len(skipped)} without a readable config left out" if skipped else ""))
 
     t = table(df, by, threshold, threshold_metric)
     c = compare_table(df, compare, by, threshold, threshold_metric) if compare is not None else None
-    out.mkdir(parents=True, exist_ok=True)
-    md = to_markdown(t)
-    tables = [out / "summary.csv", out / "summary.md", out / "summary.tex"]
-    t.to_csv(tables[0], index=False)
-    tables[1].write_text(md)
-    tables[2].write_text(to_latex(t))
-    echo("\n" + md)
-    compare_tables = _write_compare(c, out, echo) if c is not None else []
+    names, plot_names, compare_names = ["summary.csv", "summary.md", "summary.tex"], [], []
+    with output.staged() as stage:
+        md = to_markdown(t)
+        t.to_csv(stage / names[0], index=False)
+        (stage / names[1]).write_text(md)
+        (stage / names[2]).write_text(to_latex(t))
+        echo("\n" + md)
+        if c is not None:
+            compare_names = _write_compare(c, stage, echo)
+        plot_df = df if max_step is None else df[df["step"] <= max_step]  # zoom; the table keeps all
+        ticker = Ticker(echo)
+        for i, metric in enumerate(metrics):
+            ticker(lambda: f"plotting: {i} of {len(metrics)} metrics drawn")
+            try:
+                fig = plot_curves(plot_df, metric, by, style, panels, seeds_lines=seeds_lines,
+                                  log_loss=log_loss)
+            except ValueError as e:
+                echo(f"no plot of {metric}: {e}")
+                continue
+            plot_names += [p.name for p in save_figure(fig, stage / metric, formats)]
+        todo = _problems_and_reruns(every_run, by, stage, echo)
+        if keep_runs:
+            kept = copy_runs(run_dirs, stage, echo)
+    tables = [out / n for n in names] + ([out / "rerun.sh"] if todo else [])
+    plots = [out / n for n in plot_names]
+    compare_tables = [out / n for n in compare_names]
 
-    plots = []
-    plot_df = df if max_step is None else df[df["step"] <= max_step]  # zoom; the table keeps all
-    for metric in metrics:
-        try:
-            fig = plot_curves(plot_df, metric, by, style, panels)
-        except ValueError as e:
-            if str(e).startswith("--"):
-                raise AnalysisError(str(e)) from None
-            echo(f"no plot of {metric}: {e}")
-            continue
-        plots += save_figure(fig, out / metric, formats)
-
-    todo = _problems_and_reruns(every_run, by, out, echo)
-    if todo:
-        tables.append(out / "rerun.sh")
     running = df.drop_duplicates("run_dir").query("status == 'running'")
     if len(running):
         echo(f"{len(running)} run(s) still running (analysed as they are now)")
@@ -108,6 +136,8 @@ def analyze(paths, metrics=DEFAULT_METRICS, by=None, style="auto", threshold=0.9
     echo(f"tables (csv, md, tex): {tables[1]}" + (f"\nre-run script: {tables[3]}" if todo else ""))
     if compare_tables:
         echo(f"comparison of {compare} (csv, md, tex): {compare_tables[1]}")
+    if keep_runs:
+        echo(f"run folders (no checkpoints): {kept} under {out / 'runs'}")
     return {"table": t, "plots": plots, "tables": tables, "data": df, "compare": c,
             "compare_tables": compare_tables}
 
@@ -125,6 +155,27 @@ def check_options(threshold: float, max_step, formats) -> None:
                                 f"(have: {', '.join(sorted(supported))})")
 
 
+def _where(df, where):
+    """The runs whose config has every KEY=VALUE of `where` (VALUE read as YAML: true, 10, lstm)."""
+    for item in where or ():
+        key, sep, raw = str(item).partition("=")
+        if not sep or not key:
+            raise AnalysisError(f"--where {item!r}: expected KEY=VALUE (e.g. model.reset_at_padding=true)")
+        if key not in config_keys(df):
+            raise AnalysisError(f"--where: {key!r} is not a config key of these runs "
+                                f"(have: {', '.join(config_keys(df))})")
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            value = raw
+        rows = df[key].map(lambda v: v == value or str(v) == raw)
+        if not rows.any():
+            values = ", ".join(sorted(map(str, df[key].dropna().unique())))
+            raise AnalysisError(f"--where {item}: no run has {key}={raw} (values: {values})")
+        df = _keep(df, rows)
+    return df
+
+
 def _keep(df, rows):
     """df[rows] with df's attrs (the config and metric column names)."""
     kept = df[rows]
@@ -132,9 +183,9 @@ def _keep(df, rows):
     return kept
 
 
-def _problems_and_reruns(df, by, out: Path, echo) -> list:
+def _problems_and_reruns(df, by, stage: Path, echo) -> list:
     """Print the runs with problems and the commands that re-run what failed or is missing;
-    write them to out/rerun.sh (remove a stale one). Returns the (why, command) list."""
+    write them to stage/rerun.sh. Returns the (why, command) list."""
     problems = df.drop_duplicates("run_dir").query("problem != ''")
     if len(problems):
         echo(f"{len(problems)} run(s) with problems (their metrics are skipped or partial):")
@@ -145,19 +196,16 @@ def _problems_and_reruns(df, by, out: Path, echo) -> list:
         echo(f"{len(todo)} run(s) failed or missing; re-run just them with:")
         for why, cmd in todo:
             echo(f"  # {why}\n  {cmd}")
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "rerun.sh").write_text("#!/bin/sh\n" + "".join(f"# {w}\n{c}\n" for w, c in todo))
-    elif (out / "rerun.sh").exists():
-        (out / "rerun.sh").unlink()  # our own output from an earlier analysis, now stale
+        (stage / "rerun.sh").write_text("#!/bin/sh\n" + "".join(f"# {w}\n{c}\n" for w, c in todo))
     return todo
 
 
-def _write_compare(c, out: Path, echo) -> list[Path]:
+def _write_compare(c, stage: Path, echo) -> list[str]:
     """compare.csv, compare.md, compare.tex; prints the markdown."""
-    paths = [out / "compare.csv", out / "compare.md", out / "compare.tex"]
+    names = ["compare.csv", "compare.md", "compare.tex"]
     md = compare_markdown(c)
-    c.to_csv(paths[0], index=False)
-    paths[1].write_text(md)
-    paths[2].write_text(compare_latex(c))
+    c.to_csv(stage / names[0], index=False)
+    (stage / names[1]).write_text(md)
+    (stage / names[2]).write_text(compare_latex(c))
     echo(f"\ncomparison of {c.attrs['key']}:\n" + md)
-    return paths
+    return names

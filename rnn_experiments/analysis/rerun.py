@@ -12,9 +12,9 @@ import shlex
 from pathlib import Path
 
 import pandas as pd
-import yaml
 
-from rnn_experiments.analysis.collect import _Loader, config_keys, runs_of
+from rnn_experiments.analysis.collect import config_keys, runs_of
+from rnn_experiments.analysis.readers import read_yaml
 
 TRAIN = "python -m rnn_experiments.train"
 RERUN_STATUSES = ("failed", "crashed", "interrupted")
@@ -34,10 +34,10 @@ def config_dirs(hydra_yaml: Path) -> list[str]:
     """The folders of users' own configs that a run or sweep was started with (--config-dir or a
     command-line hydra.searchpath), from its .hydra/hydra.yaml or multirun.yaml; [] if none."""
     try:
-        h = yaml.load(Path(hydra_yaml).read_text(), Loader=_Loader)["hydra"]
+        h = read_yaml(hydra_yaml)["hydra"]
         return [src["path"] for src in h["runtime"]["config_sources"]
                 if src["schema"] == "file" and src["provider"] in ("command-line", "hydra.searchpath in command-line")]
-    except (OSError, yaml.YAMLError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError):
         return []
 
 
@@ -50,7 +50,7 @@ def expected_jobs(sweep_dir: Path) -> list[list[str]] | None:
     """The override lists of every job of a BasicSweeper sweep, in job-number order (None if
     the sweep's job list cannot be rebuilt)."""
     try:
-        cfg = yaml.safe_load((Path(sweep_dir) / "multirun.yaml").read_text())
+        cfg = read_yaml(Path(sweep_dir) / "multirun.yaml")
         h = cfg["hydra"]
         from rnn_experiments.runner.sweep import jobs
         return jobs(h["sweeper"], list(h["overrides"]["task"]))
@@ -60,14 +60,16 @@ def expected_jobs(sweep_dir: Path) -> list[list[str]] | None:
 
 def _overrides(run_dir: Path) -> list[str]:
     try:
-        return list(yaml.load((run_dir / ".hydra" / "overrides.yaml").read_text(), Loader=_Loader) or [])
-    except (OSError, yaml.YAMLError):
+        return list(read_yaml(run_dir / ".hydra" / "overrides.yaml") or [])
+    except (OSError, ValueError, TypeError):
         return []
 
 
 def _rerun_failed(runs: pd.DataFrame, with_metrics: set[str]) -> list[tuple[str, str]]:
     out = []
     for r in runs.itertuples(index=False):
+        if r.duplicate_of:   # counted as the run it repeats: nothing to re-run
+            continue
         usable = r.run_dir in with_metrics
         if r.status in RERUN_STATUSES or (not usable and r.status != "running"):
             why = r.status + (f": {r.problem}" if r.problem else "")

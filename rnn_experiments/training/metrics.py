@@ -77,9 +77,14 @@ def read_metrics(path):
 
     Raises ValueError naming the path if the file is not a metrics table.
     """
+    return parse_metrics(Path(path).read_text(), path)
+
+
+def parse_metrics(text: str, path):
+    """The text of metrics.csv (read by the caller) as `read_metrics` returns it; `path` names
+    the file in errors."""
     import pandas as pd
 
-    text = Path(path).read_text()
     if not text.endswith("\n"):
         text = text[: text.rfind("\n") + 1]
     try:

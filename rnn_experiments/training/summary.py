@@ -1,5 +1,6 @@
 """summary.json: what a run is (status, seed, model, ...) and what it reached, written atomically.
 
+format: SUMMARY_FORMAT (run_folder.py); a summary without it is format 1, the previous release's.
 status: running | completed | failed (+ error) | interrupted (+ signal) | diverged (+ step).
 Provenance (git commit and dirty flag, package versions, command line): rnn_experiments/provenance.py.
 """
@@ -13,7 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from rnn_experiments.provenance import provenance, sweep_id
-from rnn_experiments.run_folder import write_text
+from rnn_experiments.run_folder import SUMMARY_FORMAT, write_text
 
 
 def now() -> str:
@@ -23,7 +24,7 @@ def now() -> str:
 def new_summary(cfg) -> dict:
     """The summary of a run that starts now; host and pid let the analysis spot dead runs, the
     sweep's id (None for a single run) tells the sweep's end check which run it is."""
-    return {"status": "running", "seed": cfg.seed, "model": cfg.model.name,
+    return {"format": SUMMARY_FORMAT, "status": "running", "seed": cfg.seed, "model": cfg.model.name,
             "dataset": cfg.dataset.name, "experiment": cfg.experiment_name, "started": now(),
             "host": socket.gethostname(), "pid": os.getpid(), "sweep_id": sweep_id(), **provenance()}
 

@@ -130,14 +130,14 @@ def test_plot_lines_are_the_aggregated_means_and_files_are_valid(tmp_path):
         assert sum(np.allclose(ln.get_xdata(), g["step"]) and np.allclose(ln.get_ydata(), g["mean"])
                    for ln in lines) == 1
     assert {ln.get_linestyle() for ln in lines} == {"-", "--"}      # seq_length as line style
-    assert ax.get_legend().get_title().get_text() == "mean ± std over 3 seeds"
+    assert ax.get_legend().get_title().get_text() == "model.name\nmean ± std over 3 seeds"  # names its key
     assert "step" in ax.get_xlabel() and "fraction" in ax.get_ylabel()
     png, pdf = save_figure(fig, tmp_path / "out" / "accuracy", ("png", "pdf"))
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and pdf.read_bytes()[:5] == b"%PDF-"
 
     # one panel per sequence length, a line per model in each, the same means
     fig = plot_curves(df, "accuracy", panels="dataset.seq_length")
-    assert [a.get_title() for a in fig.axes] == ["seq_length = 10", "seq_length = 20"]
+    assert [a.get_title() for a in fig.axes] == ["seq_length=10", "seq_length=20"]
     for a, L in zip(fig.axes, (10, 20)):
         lines = [ln for ln in a.lines if len(ln.get_xdata())]
         for _, g in agg[agg["dataset.seq_length"] == L].groupby("model.name"):
@@ -279,10 +279,13 @@ WALL5 = {("lstm", 0): 10.0, ("lstm", 1): 12.0, ("lstm", 2): 11.0, ("lstm", 3): 1
          ("peep_lstm", 0): 20.0, ("peep_lstm", 1): 18.0, ("peep_lstm", 2): 25.0}
 
 
-def _curves_sweep(root: Path, curves=CURVES, wall=WALL5) -> Path:
+def _curves_sweep(root: Path, curves=CURVES, wall=WALL5, peep_seeds_from=0) -> Path:
+    """The runs of `curves`; peep_seeds_from=10 gives the peephole runs seeds 10, 11, ... (no seed
+    shared with the LSTM runs: an unpaired, Welch comparison)."""
     for num, ((model, seed), acc) in enumerate(curves.items()):
+        seed = seed + peep_seeds_from if model == "peep_lstm" else seed
         write_run(root / str(num), config(**{"model.name": model, "seed": seed}),
-                  metrics_frame(STEPS5[:len(acc)], acc), wall_time_s=wall[(model, seed)])
+                  metrics_frame(STEPS5[:len(acc)], acc), wall_time_s=wall[(model, seed % 10)])
     return root
 
 
@@ -333,7 +336,7 @@ def test_table_ci_is_nan_for_one_seed(tmp_path):
 
 
 def test_compare_equals_scipy_welch(tmp_path):
-    df = collect(_curves_sweep(tmp_path / "sweep"))
+    df = collect(_curves_sweep(tmp_path / "sweep", peep_seeds_from=10))
     c = compare(df, "model.name", threshold=0.9)
     assert list(c["statistic"]) == ["final_accuracy", "best_accuracy", "final_eval_accuracy",
                                     "steps_to_threshold", "final_loss", "wall_time_s"]  # no eval_loss logged
@@ -358,25 +361,26 @@ def test_compare_equals_scipy_welch(tmp_path):
     assert (steps.n_a, steps.n_b, steps.excluded_a, steps.excluded_b) == (4, 2, 0, 1)
     assert "never reached accuracy ≥ 0.9, excluded: lstm 0 of 4, peep_lstm 1 of 3" in steps.note
     assert "n < 3 seeds (lstm 4, peep_lstm 2)" in steps.note
-    assert c.set_index("statistic").loc["final_accuracy", "note"] == ""
+    assert set(c["design"]) == {"unpaired"} and set(c["test"]) == {"Welch t"}
+    assert c["why"].iloc[0] == "unpaired: model.name=lstm and model.name=peep_lstm share 0 seed(s), a paired test needs 2"
 
     md = compare_markdown(c)
     head = md.splitlines()[0]
-    assert head == ("| statistic | lstm mean (n) | peep_lstm mean (n) | lstm − peep_lstm [95 % CI] "
-                    "| p (Welch t) | note |")
+    assert head.startswith("| statistic | model.name=lstm mean (n) | model.name=peep_lstm mean (n) | "
+                           "model.name=lstm − model.name=peep_lstm [95 % CI] | bootstrap 95 % CI | test | p |")
     r = c.iloc[0]
     assert (f"| final acc | {r.mean_a:.3f} (4) | {r.mean_b:.3f} (3) | {r.difference:.3f} "
-            f"[{r.ci_low:.3f}, {r.ci_high:.3f}] | {r.p_value:#.2g} |  |") in md
-    assert "Welch's t-test (scipy.stats.ttest_ind, equal_var=False)" in md.splitlines()[-1]
+            f"[{r.ci_low:.3f}, {r.ci_high:.3f}] | – | Welch t | {r.p_value:#.2g} |") in md
+    assert "ttest_ind with equal_var=False" in md
     tex = compare_latex(c)
-    assert r"\toprule" in tex and r"lstm $-$ peep\_lstm [95 \% CI]" in tex
+    assert r"\toprule" in tex and r"model.name=lstm $-$ model.name=peep\_lstm [95 \% CI]" in tex
 
 
 def test_compare_within_each_group_of_the_other_keys(tmp_path):
     for L in (10, 20):
         for num, ((m, s), acc) in enumerate(CURVES.items()):
-            write_run(tmp_path / "sweep" / f"{L}_{num}",
-                      config(**{"model.name": m, "seed": s, "dataset.seq_length": L}),
+            write_run(tmp_path / "sweep" / f"{L}_{num}",      # no shared seeds: Welch
+                      config(**{"model.name": m, "seed": s + 10 * (m == "peep_lstm"), "dataset.seq_length": L}),
                       metrics_frame(STEPS5, [x * L / 20 for x in acc]), wall_time_s=WALL5[(m, s)])
     c = compare(collect(tmp_path / "sweep"), "model.name", threshold=0.9)
     assert list(c.columns[:2]) == ["dataset.seq_length", "key"]
@@ -388,15 +392,15 @@ def test_compare_within_each_group_of_the_other_keys(tmp_path):
     # L = 10 halves every accuracy: nobody reaches 0.9
     steps = c[(c["dataset.seq_length"] == 10) & (c["statistic"] == "steps_to_threshold")].iloc[0]
     assert (steps.n_a, steps.n_b) == (0, 0) and np.isnan(steps.difference) and np.isnan(steps.p_value)
-    assert "n < 2 seeds (lstm 0, peep_lstm 0): no test" in steps.note
-    assert "| 10 | steps to acc ≥ 0.9 | – (0) | – (0) | – | – |" in compare_markdown(c)
+    assert "n < 2 (lstm 0, peep_lstm 0): no test" in steps.note
+    assert "| 10 | steps to acc ≥ 0.9 | – (0) | – (0) | – | – | Welch t | – | – |" in compare_markdown(c)
 
 
 def test_compare_one_seed_and_no_spread(tmp_path):
     same = [0.5, 0.7, 0.9, 1.0, 1.0]
     curves = {("lstm", 0): same, ("lstm", 1): same, ("peep_lstm", 0): same, ("peep_lstm", 1): same}
     wall = {k: 10.0 for k in curves}
-    c = compare(collect(_curves_sweep(tmp_path / "flat", curves, wall)), "model.name",
+    c = compare(collect(_curves_sweep(tmp_path / "flat", curves, wall, peep_seeds_from=10)), "model.name",
                 threshold=0.9).set_index("statistic")
     assert c["p_value"].isna().all() and c["ci_low"].isna().all() and (c["difference"] == 0).all()
     assert all("no spread on either side: no t-test" in n for n in c["note"])
@@ -405,8 +409,9 @@ def test_compare_one_seed_and_no_spread(tmp_path):
     one = {k: v for k, v in CURVES.items() if k in (("lstm", 0), ("peep_lstm", 0), ("peep_lstm", 1))}
     c = compare(collect(_curves_sweep(tmp_path / "one", one)), "model.name", threshold=0.9)
     assert c["p_value"].isna().all() and c["difference"].notna().all()
-    assert all(n.startswith("n < 2 seeds (lstm 1, peep_lstm 2): no test") for n in c["note"])
-    assert "| final acc | 0.940 (1) | 0.985 (2) | -0.045 | – | n < 2 seeds" in compare_markdown(c)
+    assert set(c["design"]) == {"unpaired"}            # one shared seed (0): no paired test
+    assert all(n.startswith("n < 2 (lstm 1, peep_lstm 2): no test") for n in c["note"])
+    assert "| final acc | 0.940 (1) | 0.985 (2) | -0.045 | – | Welch t | – | – |" in compare_markdown(c)
 
 
 def test_compare_needs_two_values_in_some_group(tmp_path):
