@@ -124,3 +124,19 @@ def test_gradient_plot_refuses_odd_outs_and_empty_folders_and_names_what_it_left
         plot_gradients(zero, tmp_path / "z.png")                  # was a KeyError
     grid = plot_gradients(load_gradients([tmp_path / "good"]).assign(grad_norm=0.0), tmp_path / "h.png")
     assert grid.left_out == ["‖∂L/∂h_t‖"] and (tmp_path / "h.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_band_is_mean_plus_minus_the_sample_std_of_the_aggregate(tmp_path):
+    """Inside the metric's range the band spans exactly mean ± std (ddof = 1) of `aggregate` at every
+    step: not the standard error, not a percentile interval."""
+    mid = [[0.50, 0.60, 0.70, 0.80], [0.55, 0.66, 0.74, 0.81], [0.62, 0.70, 0.72, 0.88]]
+    df = _sweep(tmp_path / "s", mid, models=("lstm",))
+    agg = aggregate(df, metric="accuracy").set_index("step")
+    ax = plot_curves(df, "accuracy").axes[0]
+    (band,) = ax.collections
+    vertices = np.concatenate([p.vertices for p in band.get_paths()])
+    for step in STEPS:
+        ys = vertices[np.isclose(vertices[:, 0], step), 1]
+        mean, std = agg.loc[step, "mean"], agg.loc[step, "std"]
+        assert std == pytest.approx(np.std([a[STEPS.index(step)] for a in mid], ddof=1))
+        assert ys.min() == pytest.approx(mean - std) and ys.max() == pytest.approx(mean + std)
