@@ -166,3 +166,11 @@ def demo_sweep(tmp_path_factory):
                          f"hydra.sweep.dir={sweep}")
     assert result.code == 0, result.err[-3000:]
     return sweep, result
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Files with subprocess tests (marked slow) first: under `--dist loadfile` each file goes to
+    one worker in collection order, and the longest files started first keep both workers busy
+    to the end instead of leaving one to finish a long file alone."""
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_files)   # stable: file order kept within
