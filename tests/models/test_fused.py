@@ -42,9 +42,25 @@ def test_peep_lstm_function_gradcheck():
                                     (P, Q, W_c))
 
 
+@pytest.fixture(params=[False, True], ids=["tanh", "tanh_by_sigmoid"])
+def tanh_kernel(request, monkeypatch):
+    """Both ways the cells evaluate tanh (ATen's tanh, or 2σ(2x) - 1), at every size."""
+    monkeypatch.setattr(fused, "TANH_BY_SIGMOID", request.param)
+    monkeypatch.setattr(fused, "SIGMOID_TANH_MIN_SIZE", 0)
+    return request.param
+
+
+def test_lstm_function_gradcheck_both_tanh_kernels(tanh_kernel):
+    T, B, H, V = 4, 3, 5, 3
+    v = torch.randint(0, V, (T, B), generator=torch.Generator().manual_seed(1))
+    P = torch.randn(V, 4 * H, dtype=torch.double, requires_grad=True)
+    W_h = torch.randn(4 * H, H, dtype=torch.double, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda P, W: LSTMFunction.apply(v, P, W, False, True, 1), (P, W_h))
+
+
 @pytest.mark.parametrize("cls", [LSTM, PeepLSTM])
 @pytest.mark.parametrize("T", [1, 13])
-def test_fused_forward_equals_the_autograd_recurrence(cls, T, monkeypatch):
+def test_fused_forward_equals_the_autograd_recurrence(cls, T, monkeypatch, tanh_kernel):
     monkeypatch.setattr(fused, "BLOCK_BYTES", 3000)  # several time blocks, uneven last one
     torch.manual_seed(0)
     m = cls(3, 2, 8, 16, init="kaiming_normal").double()
@@ -84,5 +100,45 @@ def test_evaluation_without_grad_gives_the_same_outputs(cls):
     m = cls(3, 2, 8, 16)
     x = torch.randint(0, 3, (5, 11))
     with torch.no_grad():
-        lp_eval = m(x)                                  # one reused gate buffer
+        lp_eval = m(x)                                  # buffers of one or two steps
+        lp_again = m(x)                                 # the same buffers, reused
     torch.testing.assert_close(lp_eval, m(x).detach(), atol=0, rtol=0)
+    torch.testing.assert_close(lp_again, lp_eval, atol=0, rtol=0)
+
+
+def test_backward_through_an_evaluation_forward_is_one_clear_error():
+    v = torch.randint(0, 3, (5, 2))
+    P, W_h = torch.randn(3, 8, requires_grad=True), torch.randn(8, 2, requires_grad=True)
+    with pytest.raises(RuntimeError, match="keep=False"):
+        LSTMFunction.apply(v, P, W_h, True, False).sum().backward()
+    P3, Q, W_c = torch.randn(3, 6, requires_grad=True), torch.rand(3, 2), torch.randn(6, 2)
+    with pytest.raises(RuntimeError, match="keep=False"):
+        PeepLSTMFunction.apply(v, P3, Q, W_c, True, False).sum().backward()
+
+
+def test_training_steps_reuse_buffers_and_match_fresh_ones():
+    """A second forward + backward of the same sizes takes the first one's buffers (no new
+    allocation) and computes what fresh buffers give."""
+    torch.manual_seed(0)
+    m = LSTM(3, 2, 4, 6).double()
+    x = torch.randint(0, 3, (4, 9))
+    grads = []
+    for _ in range(2):
+        m.zero_grad()
+        m(x).sum().backward()
+        grads.append(m.W_fh.grad.clone())
+    assert LSTMFunction.spare.buffers is not None      # handed on to the next step
+    kept = LSTMFunction.spare.buffers
+    m.zero_grad()
+    m(x).sum().backward()
+    assert LSTMFunction.spare.buffers is kept           # taken and put back, not reallocated
+    torch.testing.assert_close(grads[1], grads[0], atol=0, rtol=0)
+
+
+def test_tanh_kernel_choice_is_a_bool_and_can_be_set(monkeypatch):
+    monkeypatch.setattr(fused, "TANH_BY_SIGMOID", None)
+    state = torch.random.get_rng_state()
+    assert fused.tanh_by_sigmoid() in (True, False)     # measured once ...
+    assert torch.equal(torch.random.get_rng_state(), state)   # ... without drawing random numbers
+    monkeypatch.setattr(fused, "TANH_BY_SIGMOID", True)
+    assert fused.tanh_by_sigmoid() is True
