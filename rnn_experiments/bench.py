@@ -315,6 +315,71 @@ def bench_memory(steps=20, seq_length=10):
              "target": "reported"}]
 
 
+def bench_run(device, steps: int = 300, model: str = "lstm", L: int = 10, B: int = 256, H: int = 256,
+              train_rows=()):
+    """A palindrome training run at the course's settings (log every 10 steps, held-out
+    evaluation of 2048 examples every 100, checkpoint every 500 and at every better held-out
+    loss), in this process, with its wall time split into the steps and the rest: evaluation,
+    checkpoints, batches, setup, and what remains (metrics rows, summaries). The loop's own
+    functions are wrapped with timers for the run (rnn_experiments.training.loop)."""
+    import rnn_experiments.training.loop as loop
+    spent: dict = {}
+
+    def timed(name, fn):
+        def wrapper(*args, **kwargs):
+            t0 = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                n, total = spent.get(name, (0, 0.0))
+                spent[name] = (n + 1, total + time.perf_counter() - t0)
+        return wrapper
+
+    def timed_setup(cfg):
+        device_, data, model_, optimizer = originals["setup"](cfg)
+        data.sample = timed("batches", data.sample)
+        return device_, data, model_, optimizer
+
+    originals = {"make_step": loop.make_step, "evaluate": loop.evaluate, "setup": loop.setup,
+                 "save_run": loop.checkpoint.save_run}
+    loop.make_step = lambda *a, **k: timed("steps", originals["make_step"](*a, **k))
+    loop.evaluate = timed("evaluation", originals["evaluate"])
+    loop.setup = timed("setup", timed_setup)
+    loop.checkpoint.save_run = timed("checkpoints", originals["save_run"])
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            cfg = train_config(model, B, H, L, device, [f"train.steps={steps}", "train.eval_size=2048",
+                                                         "train.log_every=10", "train.eval_every=100",
+                                                         "train.checkpoint_every=500"])
+            t0 = time.perf_counter()
+            summary = loop.train(cfg, Path(tmp) / "run")
+            wall = time.perf_counter() - t0
+    finally:
+        loop.make_step, loop.evaluate, loop.setup = originals["make_step"], originals["evaluate"], originals["setup"]
+        loop.checkpoint.save_run = originals["save_run"]
+    case = f"{model} L={L} B={B} H={H}, {steps} steps"
+    n_steps, t_steps = spent["steps"]
+    rows = [{"section": "run", "case": case, "what": "wall time (train())", "median_ms": wall * 1e3,
+             "ratio": None, "target": ""},
+            {"section": "run", "case": case, "what": f"steps ({n_steps}, {t_steps / n_steps * 1e3:.0f} ms each)",
+             "median_ms": t_steps * 1e3, "ratio": None, "target": ""}]
+    for name in ("evaluation", "checkpoints", "batches", "setup"):
+        n, t = spent.get(name, (0, 0.0))
+        rows.append({"section": "run", "case": case, "what": f"{name} ({n})", "median_ms": t * 1e3,
+                     "ratio": t / t_steps, "target": ""})
+    rest = wall - t_steps - sum(spent.get(k, (0, 0.0))[1] for k in ("evaluation", "checkpoints", "batches", "setup"))
+    rows.append({"section": "run", "case": case, "what": "rest (rows, summaries)", "median_ms": rest * 1e3,
+                 "ratio": rest / t_steps, "target": ""})
+    rows.append({"section": "run", "case": case, "what": "overhead: wall / steps - 1", "median_ms": None,
+                 "ratio": wall / t_steps - 1, "target": "<= 0.1"})
+    bench_ms = {r["case"]: r["median_ms"] for r in train_rows if r["what"] == model}.get(f"B={B} H={H} T={4 * L + 1}")
+    if bench_ms:
+        rows.append({"section": "run", "case": case, "what": "wall / (steps x bench step)", "median_ms": None,
+                     "ratio": wall / (steps * bench_ms / 1e3), "target": "reported"})
+    assert summary["status"] == "completed", summary
+    return rows
+
+
 def bench_sweep(steps: int, repeats: int):
     """Wall time of the demo sweep, sequential vs 2-way parallel, alternating; medians."""
     def run(parallel: bool):
@@ -450,6 +515,7 @@ def check_args(args, repeats: int, sections) -> torch.device:
     check(0 <= args.threads <= available_cores(), "--threads", args.threads,
           f"an integer from 0 to {available_cores()} (the cores this process may use; 0: torch's default)")
     check(args.sweep_steps >= 1, "--sweep-steps", args.sweep_steps, "an integer >= 1")
+    check(args.run_steps >= 1, "--run-steps", args.run_steps, "an integer >= 1")
     for case in args.case or []:
         parse_case(case)
     if "data" in sections and args.book.exists():   # an absent book only skips its row
@@ -462,7 +528,7 @@ def main(argv=None):
     ap.add_argument("--repeats", type=int, default=7, help="timed repeats per case (medians)")
     ap.add_argument("--quick", action="store_true",
                     help=f"3 repeats; train cases {', '.join(map(str, QUICK_GRID))} only")
-    ap.add_argument("--only", choices=["train", "gen", "data", "memory", "analysis", "sweep"], action="append",
+    ap.add_argument("--only", choices=["train", "gen", "data", "memory", "analysis", "run", "sweep"], action="append",
                     help="run only these sections (repeatable)")
     ap.add_argument("--case", action="append", metavar="B,H,T",
                     help="train cases to time instead of the grid (repeatable), e.g. 128,32,81")
@@ -472,6 +538,7 @@ def main(argv=None):
     ap.add_argument("--eager", action="store_true", help="on a GPU: no CUDA graphs for our models")
     ap.add_argument("--book", type=Path, default=BOOK, help="text file for the text-data row")
     ap.add_argument("--sweep-steps", type=int, default=400, help="steps per run of the sweep section")
+    ap.add_argument("--run-steps", type=int, default=300, help="steps of the run section's training run")
     args = ap.parse_args(argv)
     repeats = 3 if args.quick else args.repeats
     sections = args.only or ["train", "gen", "data", "memory", "analysis"]
@@ -507,6 +574,8 @@ def main(argv=None):
         rows += bench_memory()
     if "analysis" in sections:
         rows += bench_analysis()
+    if "run" in sections:
+        rows += bench_run(device, args.run_steps, train_rows=rows)
     if "sweep" in sections:
         rows += bench_sweep(args.sweep_steps, 1 if args.quick else 2)
     load_end = " / ".join(f"{x:.2f}" for x in os.getloadavg())

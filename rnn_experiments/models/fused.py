@@ -9,13 +9,17 @@ the products and the passes over memory; what follows removes calls and passes w
 what is computed (docs/speed_and_scale.md has the measurements):
 
   * Inputs are tokens, x_t = Emb[v_t], so W_x x_t + b = P[v_t] with the (V, 4H) table
-    P = Emb W_x^T + b: one tiny product, then row lookups (one per block of timesteps, before
-    the loop) instead of a (T·B, E) x (E, 4H) product and its two backward products. Its
-    gradient is dP[v] = Σ_{t,b: v_tb = v} dA_tb (an index_add), and autograd takes dP back to
-    Emb, W_x, b.
-  * The recurrent weight gradient is formed after the loop, one product per block of timesteps:
-        dW_h^T = Σ_t h_{t-1}^T dA_t = H_prev^T dA      dA: (T·B, 4H), H_prev: (T·B, H)
-    without step 1 (h_0 = 0).
+    P = Emb W_x^T + b: one tiny product instead of a (T·B, E) x (E, 4H) product and its two
+    backward products; autograd takes dP back to Emb, W_x, b. For small vocabularies
+    (V <= ONEHOT_MAX_VOCAB; V = 3 for palindromes) the LSTM adds P[v_t] inside its step's
+    product, a_t = [h_{t-1} | onehot(v_t)] [W_h^T; P], so no pass gathers rows and the
+    backward's weight product gives dP too; otherwise rows are gathered per block of
+    timesteps and dP[v] = Σ_{t,b: v_tb = v} dA_tb is an index_add.
+  * The recurrent weight gradient is formed after the loop, one product per block of timesteps
+    instead of one small product per step:
+        [dW_h^T; dP] = Σ_t [h_{t-1} | onehot(v_t)]^T dA_t = X^T dA      dA: (T·B, 4H)
+    (X without its one-hot columns for larger vocabularies; the peephole LSTM's likewise with
+    c_{t-1}).
   * Every per-step view (a gate's columns of step t, c_{t-1}, h_t, ...) is made once per buffer
     set and kept with it, so the loops only compute; operands the backward multiplies by the same
     factor sit side by side, so one broadcast product serves two gates:
@@ -46,6 +50,7 @@ import torch
 BLOCK_BYTES = 16 * 2**20
 TANH_BY_SIGMOID: bool | None = None   # None: measured at the first call (see tanh_by_sigmoid)
 SIGMOID_TANH_MIN_SIZE = 128 * 128     # B·H from which 2σ(2x) - 1 may replace tanh
+ONEHOT_MAX_VOCAB = 64                 # up to this many tokens, P[v_t] is a product with onehot(v_t)
 
 
 class _TimeBlocks:
@@ -174,20 +179,25 @@ def _check_backward(ctx) -> None:
 
 class _LSTMBuffers:
     """The LSTM forward's storage, per step t (0-based, T steps), with its views:
-        gates[t] = [g-slot | i | f | o] (B, 4H): P[v_t] + h_{t-1} W_h^T, then i, f, o after σ and
-                   K_t in the g slot, then dA_t (backward)
+        x[t]     = [h_{t-1} | onehot(v_t)] (B, H + V), h_{-1} := h_0 = 0: the left operand of
+                   step t's product with [W_h^T; P] (one (T, B, H + V) tensor, for dW_h and dP);
+                   [h_{t-1}] (B, H) where V > ONEHOT_MAX_VOCAB (P[v_t] is gathered instead)
+        gates[t] = [g-slot | i | f | o] (B, 4H): a_t, then i, f, o after σ and K_t in the g
+                   slot, then dA_t (backward)
         gc[t]    = [g_t | c_{t-1}] (B, 2H), c_{-1} := c_0 = 0; c_T in c_last
-        tanh_c[t] = tanh c_{t+1}, h[t] = h_{t+1} (B, H) (h: one (T, B, H) tensor for dW_h)
+        tanh_c[t] = tanh c_{t+1}; h_{t+1} in x[t+1] (h_T in h_last)
     and the backward's per-step temporaries. keep=False: rings of one or two steps."""
 
-    def __init__(self, T: int, B: int, H: int, like: torch.Tensor, keep: bool):
+    def __init__(self, T: int, B: int, H: int, V: int, like: torch.Tensor, keep: bool):
+        """V: the one-hot columns of x (0: none)."""
         ring = None if keep else 1
         self.gates = _TimeBlocks(T, (B, 4 * H), like, ring)
         self.gc = _TimeBlocks(T, (B, 2 * H), like, None if keep else 2)
         self.tanh_c = _TimeBlocks(T, (B, H), like, ring)
-        self.h = like.new_empty(T if keep else 2, B, H)
-        self.h_steps = [self.h[t if keep else t % 2] for t in range(T)]
-        self.c_last = like.new_empty(B, H)
+        self.x = like.new_zeros(T if keep else 2, B, H + V)
+        self.x_steps = [self.x[t if keep else t % 2] for t in range(T)]
+        self.h_last, self.c_last = like.new_empty(B, H), like.new_empty(B, H)
+        self.h_next = [x[:, :H] for x in self.x_steps[1:]] + [self.h_last]   # where step t writes h_t
         self.minus_one = like.new_full((), -1.0)
         c_prev = self.gc.cols(H, 2 * H)                     # c_{t-1} of step t
         self.c_next = c_prev[1:] + [self.c_last]            # where step t writes c_t
@@ -219,35 +229,43 @@ class LSTMFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, v, P, W_h, reuse_buffers=True, keep=True, reset_token=None):
         T, B = v.shape
-        H = W_h.shape[1]
+        H, V = W_h.shape[1], P.shape[0]
         by_sigmoid = B * H >= SIGMOID_TANH_MIN_SIZE and tanh_by_sigmoid()
-        W_h_t = W_h.t()                                     # (H, 4H)
+        fold = V <= ONEHOT_MAX_VOCAB                        # P[v_t] through the product
+        W = torch.cat([W_h.t(), P]) if fold else W_h.t()    # (H + V, 4H) or (H, 4H)
         if by_sigmoid:                                      # a^g doubled: g_t = 2σ(2a^g) - 1
-            P, W_h_t = P.clone(), W_h_t.clone()
+            W, P = W.clone(), P.clone()
+            W[:, :H] *= 2
             P[:, :H] *= 2
-            W_h_t[:, :H] *= 2
-        key = (T, B, H, P.dtype, P.device, BLOCK_BYTES, keep)
+        key = (T, B, H, V, P.dtype, P.device, BLOCK_BYTES, keep, fold)
         spare = LSTMFunction.spare if keep else LSTMFunction.eval_spare
-        buf = spare.take(key) or _LSTMBuffers(T, B, H, P, keep)
+        buf = spare.take(key) or _LSTMBuffers(T, B, H, V if fold else 0, P, keep)
         m = None if reset_token is None else (v != reset_token).unsqueeze(-1).to(P.dtype).unbind(0)
-        gates, tanh_cs, hs = buf.gates.steps, buf.tanh_c.steps, buf.h_steps
+        gates, tanh_cs, xs, h_next = buf.gates.steps, buf.tanh_c.steps, buf.x_steps, buf.h_next
         a_g, a_ifo = buf.gates.cols(0, H), buf.gates.cols(H, 4 * H)
         i, f, o = buf.gates.cols(H, 2 * H), buf.gates.cols(2 * H, 3 * H), buf.gates.cols(3 * H, 4 * H)
         g, c_prev, c_next = buf.gc.cols(0, H), buf.gc.cols(H, 2 * H), buf.c_next
         c_prev[0].zero_()                                   # c_0 = 0
-        if keep:                                            # P[v_t] for every t, by blocks
+        xs[0][:, :H].zero_()                                # h_0 = 0
+        v_t = v.unbind(0)
+        if keep and fold:                                   # onehot(v_t) for every t
+            buf.x[..., H:].zero_().scatter_(2, v.unsqueeze(-1), 1.0)
+        elif keep:                                          # P[v_t] for every t, by blocks
             for s, block in buf.gates.spans():
                 n = block.shape[0]
                 torch.index_select(P, 0, v[s:s + n].reshape(-1), out=block.view(n * B, 4 * H))
-        v_t = v.unbind(0)
-        mul, addcmul, tanh, minus_one = torch.mul, torch.addcmul, torch.tanh, buf.minus_one
-        h_prev = [None] + hs[:-1]
-        for t, (a, ag, aifo, it, ft, ot, gt, cp, c, tc, h, hp) in enumerate(zip(
-                gates, a_g, a_ifo, i, f, o, g, c_prev, c_next, tanh_cs, hs, h_prev)):
-            if not keep:
-                torch.index_select(P, 0, v_t[t], out=a)     # (B, 4H) = P[v_t]
-            if t > 0:                                       # h_0 = 0
-                a.addmm_(hp, W_h_t)
+        mul, addcmul, tanh, mm, minus_one = torch.mul, torch.addcmul, torch.tanh, torch.mm, buf.minus_one
+        for t, (a, ag, aifo, it, ft, ot, gt, cp, c, tc, x, h) in enumerate(zip(
+                gates, a_g, a_ifo, i, f, o, g, c_prev, c_next, tanh_cs, xs, h_next)):
+            if fold:
+                if not keep:
+                    x[:, H:].zero_().scatter_(1, v_t[t].unsqueeze(1), 1.0)   # onehot(v_t)
+                mm(x, W, out=a)                             # (B, 4H) = P[v_t] + h_{t-1} W_h^T
+            else:
+                if not keep:
+                    torch.index_select(P, 0, v_t[t], out=a)  # (B, 4H) = P[v_t]
+                if t > 0:                                   # h_0 = 0
+                    a.addmm_(x, W)
             if by_sigmoid:
                 a.sigmoid_()
                 torch.add(minus_one, ag, alpha=2, out=gt)   # g_t = 2σ(2a^g) - 1
@@ -264,7 +282,7 @@ class LSTMFunction(torch.autograd.Function):
             mul(tc, ot, out=h)                              # h_t
             if keep:
                 addcmul(ot, h, tc, value=-1, out=ag)        # K_t = o_t (1 - tanh² c_t)
-        h_T = hs[T - 1].clone()                             # (B, H)
+        h_T = buf.h_last.clone()                            # (B, H)
         if not keep:                                        # nothing to keep for a backward
             LSTMFunction.eval_spare.put(key, buf)
             buf = None
@@ -307,18 +325,18 @@ class LSTMFunction(torch.autograd.Function):
             sigmoid_bw(grad, a_ifo, grad_input=a_ifo)       # dA_t^{i,f,o}
             if t > 0:
                 mm(a, W_h, out=dh)                          # (B, H) = dh_{t-1}
-        dW_h_t = W_h.new_zeros(H, 4 * H)                    # dW_h^T = H_prev^T dA
-        dP = W_h.new_zeros(ctx.num_tokens, 4 * H)
+        V = ctx.num_tokens
+        fold = buf.x.shape[-1] == H + V
+        dW = W_h.new_zeros(H + V, 4 * H)                    # [dW_h^T; dP] = X^T dA
         for s, block in dA_blocks.spans():                  # dA: (n, B, 4H) for t = s .. s+n-1
-            n = block.shape[0]
-            dP.index_add_(0, v[s:s + n].reshape(-1), block.view(n * B, 4 * H))  # Σ over v_tb = v
-            first = max(s, 1)                                                   # h_0 = 0
-            if first < s + n:
-                dW_h_t.addmm_(buf.h[first - 1:s + n - 1].view(-1, H).t(),       # Σ_t h_{t-1}^T dA_t
-                              block[first - s:].view(-1, 4 * H))
+            n = block.shape[0]                              # Σ_t [h_{t-1} | onehot v_t]^T dA_t
+            dA_n = block.view(n * B, 4 * H)
+            dW[:buf.x.shape[-1]].addmm_(buf.x[s:s + n].view(n * B, -1).t(), dA_n)
+            if not fold:
+                dW[H:].index_add_(0, v[s:s + n].reshape(-1), dA_n)   # dP[v] = Σ_{v_tb = v} dA_tb
         if ctx.reuse:
             LSTMFunction.spare.put(ctx.key, buf)
-        return None, dP, dW_h_t.t().contiguous(), None, None, None
+        return None, dW[H:], dW[:H].t().contiguous(), None, None, None
 
 
 class _PeepBuffers:

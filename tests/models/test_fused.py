@@ -50,7 +50,7 @@ def tanh_kernel(request, monkeypatch):
     return request.param
 
 
-def test_lstm_function_gradcheck_both_tanh_kernels(tanh_kernel):
+def test_lstm_function_gradcheck_both_tanh_kernels(tanh_kernel, token_rows):
     T, B, H, V = 4, 3, 5, 3
     v = torch.randint(0, V, (T, B), generator=torch.Generator().manual_seed(1))
     P = torch.randn(V, 4 * H, dtype=torch.double, requires_grad=True)
@@ -58,9 +58,15 @@ def test_lstm_function_gradcheck_both_tanh_kernels(tanh_kernel):
     assert torch.autograd.gradcheck(lambda P, W: LSTMFunction.apply(v, P, W, False, True, 1), (P, W_h))
 
 
+@pytest.fixture(params=[64, 0], ids=["onehot_product", "gathered_rows"])
+def token_rows(request, monkeypatch):
+    """Both ways the LSTM adds P[v_t]: through its product with onehot(v_t), or gathered."""
+    monkeypatch.setattr(fused, "ONEHOT_MAX_VOCAB", request.param)
+
+
 @pytest.mark.parametrize("cls", [LSTM, PeepLSTM])
 @pytest.mark.parametrize("T", [1, 13])
-def test_fused_forward_equals_the_autograd_recurrence(cls, T, monkeypatch, tanh_kernel):
+def test_fused_forward_equals_the_autograd_recurrence(cls, T, monkeypatch, tanh_kernel, token_rows):
     monkeypatch.setattr(fused, "BLOCK_BYTES", 3000)  # several time blocks, uneven last one
     torch.manual_seed(0)
     m = cls(3, 2, 8, 16, init="kaiming_normal").double()
@@ -95,7 +101,7 @@ def test_recurrence_keeps_every_h_t_in_the_graph():
 
 
 @pytest.mark.parametrize("cls", [LSTM, PeepLSTM])
-def test_evaluation_without_grad_gives_the_same_outputs(cls):
+def test_evaluation_without_grad_gives_the_same_outputs(cls, token_rows):
     torch.manual_seed(0)
     m = cls(3, 2, 8, 16)
     x = torch.randint(0, 3, (5, 11))
