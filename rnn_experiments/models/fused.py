@@ -51,6 +51,8 @@ BLOCK_BYTES = 16 * 2**20
 TANH_BY_SIGMOID: bool | None = None   # None: measured at the first call (see tanh_by_sigmoid)
 SIGMOID_TANH_MIN_SIZE = 128 * 128     # B·H from which 2σ(2x) - 1 may replace tanh
 ONEHOT_MAX_VOCAB = 64                 # up to this many tokens, P[v_t] is a product with onehot(v_t)
+GEMM: str | None = None               # "mkl" | "onednn"; None: measured per shape (see gemm_library)
+_GEMM_CHOICE: dict = {}
 
 
 class _TimeBlocks:
@@ -132,17 +134,74 @@ def tanh_by_sigmoid() -> bool:
     """Whether to evaluate tanh x as 2σ(2x) - 1: where ATen's float tanh takes more than twice as
     long as its sigmoid (Sleef tanhf on AMD Zen 3: 3.5x), the identity's sigmoid and two cheap
     passes are faster; where it does not (Intel Xeon, AVX2 and AVX-512 kernels alike: tanh is
-    the faster of the two) ATen's tanh is. Measured once per process on a 256 x 256 tensor
-    (a few ms; min of interleaved repeats, and the two cases differ by far more than a busy
-    machine's noise) unless TANH_BY_SIGMOID is set. The identity is exact; in float32 its
-    absolute error stays below 1.2e-7, the rounding of the values themselves."""
+    the faster of the two) ATen's tanh is. Measured once per process on a 128 x 128 tensor (one
+    thread: below ATen's grain size; min of interleaved repeats, a few ms; the two cases differ
+    by far more than a busy machine's noise), unless TANH_BY_SIGMOID is set; ATen's tanh under
+    torch.use_deterministic_algorithms (results must not depend on a timing). The identity is
+    exact; in float32 its absolute error stays below 1.2e-7, the rounding of the values."""
     global TANH_BY_SIGMOID
-    if TANH_BY_SIGMOID is None:
-        x, out = torch.linspace(-4, 4, 256 * 256).view(256, 256), torch.empty(256, 256)  # no RNG draw
-        t_tanh = min(_time_kernel(lambda x, o: torch.tanh(x, out=o), x, out) for _ in range(3))
-        t_sig = min(_time_kernel(lambda x, o: torch.sigmoid(x, out=o), x, out) for _ in range(3))
-        TANH_BY_SIGMOID = t_tanh > 2 * t_sig
+    if TANH_BY_SIGMOID is not None:
+        return TANH_BY_SIGMOID
+    if torch.are_deterministic_algorithms_enabled():
+        return False
+    x, out = torch.linspace(-4, 4, 128 * 128).view(128, 128), torch.empty(128, 128)  # no RNG draw
+    t_tanh = t_sig = float("inf")
+    for _ in range(3):
+        t_tanh = min(t_tanh, _time_kernel(lambda x, o: torch.tanh(x, out=o), x, out))
+        t_sig = min(t_sig, _time_kernel(lambda x, o: torch.sigmoid(x, out=o), x, out))
+    TANH_BY_SIGMOID = t_tanh > 2 * t_sig
     return TANH_BY_SIGMOID
+
+
+def _onednn_linear():
+    """oneDNN's fp32 matmul as torch exposes it (x W^T, the op torch.compile's CPU backend
+    calls for linear layers), or None in a build without it."""
+    if not torch.backends.mkldnn.is_available():
+        return None
+    return getattr(torch.ops.mkldnn, "_linear_pointwise", None)
+
+
+def gemm_library(M: int, K: int, N: int, dtype: torch.dtype) -> str:
+    """Which library computes a per-step product (M, K) x (K, N): "mkl" (torch.mm, what ATen
+    calls for float32) or "onednn" (what torch.nn.LSTM calls).
+
+    Where the products are large enough for the kernel's vector width to matter, the two can
+    differ: MKL's sgemm takes its AVX2 path on AMD CPUs, oneDNN takes AVX-512 wherever the CPU
+    has it. So from M·K·N = 2^23 on (B = 128, H = 128 and up), float32 only, both are timed once
+    per shape and thread count, in two rounds of 8 calls each, and oneDNN is used if it was at
+    least 1.25x faster in both (a busy machine's noise should not pick it). Smaller products,
+    where oneDNN's per-call overhead makes it the slower, and runs under
+    torch.use_deterministic_algorithms (whose results must not depend on a timing) use MKL.
+    GEMM overrides the choice. Both compute the product in float32, up to the order of sums."""
+    if GEMM is not None:
+        return GEMM
+    linear = _onednn_linear()
+    if (dtype != torch.float32 or linear is None or M * K * N < 2**23
+            or torch.are_deterministic_algorithms_enabled()):
+        return "mkl"
+    key = (M, K, N, torch.get_num_threads())
+    if key not in _GEMM_CHOICE:
+        x = torch.linspace(-1, 1, M * K).view(M, K)         # no RNG draw
+        w = torch.linspace(-1, 1, N * K).view(N, K)
+        out = torch.empty(M, N)
+
+        def best(fn):
+            fn()
+            times = []
+            for _ in range(8):
+                t0 = time.perf_counter()
+                fn()
+                times.append(time.perf_counter() - t0)
+            return min(times)
+        faster = []
+        for _ in range(2):
+            try:
+                t_onednn = best(lambda: linear(x, w, None, "none", [], ""))
+            except RuntimeError:
+                t_onednn = float("inf")
+            faster.append(1.25 * t_onednn < best(lambda: torch.mm(x, w.t(), out=out)))
+        _GEMM_CHOICE[key] = "onednn" if all(faster) else "mkl"
+    return _GEMM_CHOICE[key]
 
 
 def _tanh_into(x, out, by_sigmoid: bool, minus_one):
@@ -237,6 +296,8 @@ class LSTMFunction(torch.autograd.Function):
             W, P = W.clone(), P.clone()
             W[:, :H] *= 2
             P[:, :H] *= 2
+        onednn = _onednn_linear() if gemm_library(B, W.shape[0], 4 * H, P.dtype) == "onednn" else None
+        W_rows = W.t().contiguous() if onednn else None     # (4H, H + V): oneDNN's x W_rows^T
         key = (T, B, H, V, P.dtype, P.device, BLOCK_BYTES, keep, fold)
         spare = LSTMFunction.spare if keep else LSTMFunction.eval_spare
         buf = spare.take(key) or _LSTMBuffers(T, B, H, V if fold else 0, P, keep)
@@ -257,21 +318,30 @@ class LSTMFunction(torch.autograd.Function):
         mul, addcmul, tanh, mm, minus_one = torch.mul, torch.addcmul, torch.tanh, torch.mm, buf.minus_one
         for t, (a, ag, aifo, it, ft, ot, gt, cp, c, tc, x, h) in enumerate(zip(
                 gates, a_g, a_ifo, i, f, o, g, c_prev, c_next, tanh_cs, xs, h_next)):
+            pre = a                                         # a_t, before the gates' functions
             if fold:
                 if not keep:
                     x[:, H:].zero_().scatter_(1, v_t[t].unsqueeze(1), 1.0)   # onehot(v_t)
-                mm(x, W, out=a)                             # (B, 4H) = P[v_t] + h_{t-1} W_h^T
+                if onednn:
+                    pre = onednn(x, W_rows, None, "none", [], "")
+                else:
+                    mm(x, W, out=a)                         # (B, 4H) = P[v_t] + h_{t-1} W_h^T
             else:
                 if not keep:
                     torch.index_select(P, 0, v_t[t], out=a)  # (B, 4H) = P[v_t]
-                if t > 0:                                   # h_0 = 0
+                if t > 0 and onednn:                        # h_0 = 0
+                    pre = onednn.binary(x, a, W_rows, None, "add")
+                elif t > 0:
                     a.addmm_(x, W)
             if by_sigmoid:
-                a.sigmoid_()
+                torch.sigmoid(pre, out=a)
                 torch.add(minus_one, ag, alpha=2, out=gt)   # g_t = 2σ(2a^g) - 1
-            else:
+            elif pre is a:
                 tanh(ag, out=gt)
                 aifo.sigmoid_()
+            else:
+                tanh(pre[:, :H], out=gt)
+                torch.sigmoid(pre[:, H:], out=aifo)
             if t > 0:
                 mul(cp, ft, out=c).addcmul_(gt, it)         # c_t
             else:
@@ -310,6 +380,8 @@ class LSTMFunction(torch.autograd.Function):
         dc_b = dc.unsqueeze(1)                              # (B, 1, H)
         mul, addcmul, mm = torch.mul, torch.addcmul, torch.mm
         tanh_bw, sigmoid_bw = torch.ops.aten.tanh_backward.grad_input, torch.ops.aten.sigmoid_backward.grad_input
+        onednn = _onednn_linear() if gemm_library(B, 4 * H, H, W_h.dtype) == "onednn" else None
+        W_h_rows = W_h.t().contiguous() if onednn else None  # (H, 4H): oneDNN's dA_t W_h_rows^T
         steps = zip(dA, K, ifo, i_f, g, gc, tanh_cs, m if m is not None else [None] * T)
         for t, (a, k, a_ifo, a_if, gt, gct, tc, mt) in reversed(list(enumerate(steps))):
             if t == T - 1:
@@ -323,7 +395,9 @@ class LSTMFunction(torch.autograd.Function):
             mul(dc_b, a_if, out=di_df)                      # [dc_t ⊙ i_t, dc_t ⊙ f_t]
             tanh_bw(di, gt, grad_input=k)                   # dA_t^g = dc_t ⊙ i_t ⊙ (1 - g_t²)
             sigmoid_bw(grad, a_ifo, grad_input=a_ifo)       # dA_t^{i,f,o}
-            if t > 0:
+            if t > 0 and onednn:
+                dh = onednn(a, W_h_rows, None, "none", [], "")   # (B, H) = dh_{t-1}
+            elif t > 0:
                 mm(a, W_h, out=dh)                          # (B, H) = dh_{t-1}
         V = ctx.num_tokens
         fold = buf.x.shape[-1] == H + V

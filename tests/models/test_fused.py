@@ -148,3 +148,35 @@ def test_tanh_kernel_choice_is_a_bool_and_can_be_set(monkeypatch):
     assert torch.equal(torch.random.get_rng_state(), state)   # ... without drawing random numbers
     monkeypatch.setattr(fused, "TANH_BY_SIGMOID", True)
     assert fused.tanh_by_sigmoid() is True
+    monkeypatch.setattr(fused, "TANH_BY_SIGMOID", None)
+    torch.use_deterministic_algorithms(True)
+    try:
+        assert fused.tanh_by_sigmoid() is False          # no timing decides a deterministic run
+    finally:
+        torch.use_deterministic_algorithms(False)
+
+
+@pytest.mark.skipif(fused._onednn_linear() is None, reason="torch built without oneDNN")
+def test_lstm_with_onednn_products_equals_the_recurrence(monkeypatch, token_rows):
+    """The per-step products through oneDNN (float32; chosen where it is faster) give what the
+    autograd recurrence gives, outputs and every gradient, and evaluation the same outputs."""
+    monkeypatch.setattr(fused, "GEMM", "onednn")
+    torch.manual_seed(0)
+    model = LSTM(3, 2, 8, 16)
+    x = torch.randint(0, 3, (6, 11))
+    assert_fused_equals_recurrence(model, x, tol=1e-5)
+    with torch.no_grad():
+        reference = model(x)                             # model.fused is False here
+        model.fused = True
+        torch.testing.assert_close(model(x), reference, atol=1e-5, rtol=1e-5)
+
+
+def test_gemm_library_is_mkl_where_results_must_not_depend_on_timing(monkeypatch):
+    monkeypatch.setattr(fused, "GEMM", None)
+    assert fused.gemm_library(8, 8, 32, torch.float64) == "mkl"
+    torch.use_deterministic_algorithms(True)
+    try:
+        assert fused.gemm_library(256, 256, 1024, torch.float32) == "mkl"
+    finally:
+        torch.use_deterministic_algorithms(False)
+    assert fused.gemm_library(256, 256, 1024, torch.float32) in ("mkl", "onednn")
