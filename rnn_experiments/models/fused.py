@@ -132,9 +132,9 @@ def _time_kernel(fn, x, out, calls=20, repeats=5) -> float:
 
 def tanh_by_sigmoid() -> bool:
     """Whether to evaluate tanh x as 2σ(2x) - 1: where ATen's float tanh takes more than twice as
-    long as its sigmoid (Sleef tanhf on AMD Zen 3: 3.5x), the identity's sigmoid and two cheap
-    passes are faster; where it does not (Intel Xeon, AVX2 and AVX-512 kernels alike: tanh is
-    the faster of the two) ATen's tanh is. Measured once per process on a 128 x 128 tensor (one
+    long as its sigmoid (Sleef tanhf on AMD Zen 3), the identity's sigmoid and two cheap passes
+    are faster; where it does not (Intel Xeon, AVX2 and AVX-512 kernels alike) ATen's tanh is
+    (docs/speed_and_scale.md has both machines' kernel times). Measured once per process on a 128 x 128 tensor (one
     thread: below ATen's grain size; min of interleaved repeats, a few ms; the two cases differ
     by far more than a busy machine's noise), unless TANH_BY_SIGMOID is set; ATen's tanh under
     torch.use_deterministic_algorithms (results must not depend on a timing). The identity is
@@ -519,8 +519,8 @@ class PeepLSTMFunction(torch.autograd.Function):
                 if t == T - 1:
                     dc.addmm_(dA_o, W_o)                    # o_T reads c_{T-1} too
         dW_fi_t = W_c.new_zeros(H, 2 * H)                   # (dW_c^{fi})^T = C_prev^T dA^{fi}
-        dP_fi = W_c.new_zeros(ctx.num_tokens, 2 * H)        # (index_add_ into a contiguous
-        dQ = W_c.new_zeros(ctx.num_tokens, H)               # tensor: 4x faster than into a view)
+        dP_fi = W_c.new_zeros(ctx.num_tokens, 2 * H)        # (index_add_ into contiguous
+        dQ = W_c.new_zeros(ctx.num_tokens, H)               # tensors, not views: faster)
         for (s, block), (_, cq_block) in zip(dA_blocks.spans(), cq_blocks.spans()):
             n = block.shape[0]
             block, cq_block = block.view(n * B, 2 * H), cq_block.view(n * B, 2 * H)
