@@ -32,11 +32,11 @@ def test_bench_train_section_prints_the_machine_the_cases_and_the_worst_ratio(ca
     torch, the threads and the load; each case has nn.LSTM and both models; the summary names
     the worst ratio per model."""
     rows = bench.main(["--only", "train", "--case", "8,4,9", "--case", "4,4,17", "--repeats", "1",
-                       "--threads", "1"])
+                       "--threads", "1", "--clock", "thread"])
     out = capsys.readouterr().out
     header = out.splitlines()[0]
     assert "CPU " in header and "ATen" in header and f"torch {torch.__version__}" in header
-    assert "1 threads" in header and "load average (1/5/15 min) at start" in header
+    assert "1 threads" in header and "(thread clock)" in header and "load average (1/5/15 min) at start" in header
     assert "at end" in out and out.splitlines()[1].startswith("kernels: tanh")
     assert [(r["case"], r["what"]) for r in rows] == [
         (case, what) for case in ("B=8 H=4 T=9", "B=4 H=4 T=17") for what in ("nn.LSTM", "lstm", "peep_lstm")]
@@ -72,6 +72,7 @@ def test_train_summary_names_the_worst_case_and_the_misses():
     (["--threads", "100000"], "--threads=100000 is invalid"),
     (["--sweep-steps", "0"], "--sweep-steps=0 is invalid"),
     (["--case", "256,256"], "--case='256,256' is invalid"),
+    (["--clock", "thread", "--threads", "0"], "--clock='thread' is invalid"),
     (["--case", "256,256,40"], "--case='256,256,40' is invalid"),
     (["--case", "256,256,45"], "--case='256,256,45' is invalid"),
     (["--book", "/bin/ls"], "/bin/ls: not UTF-8 text"),
@@ -84,3 +85,22 @@ def test_bad_arguments_are_refused_before_any_timing(capsys, argv, message):
     assert e.value.code == 2
     out, err = capsys.readouterr()
     assert err.startswith(f"rnn-bench: error: {message}") and err.count("\n") == 1 and out == ""
+
+
+def test_bench_run_splits_a_real_training_run_and_restores_the_loop():
+    """A 12-step run: every part is timed (12 steps, the final evaluation, the final checkpoint
+    plus the best one), the parts and the rest add up to the whole, and the loop's functions are
+    its own again afterwards."""
+    import rnn_experiments.training.loop as loop
+    originals = (loop.make_step, loop.evaluate, loop.setup, loop.checkpoint.save_run)
+    rows = bench.bench_run(torch.device("cpu"), steps=12, B=8, H=4, L=2)
+    assert (loop.make_step, loop.evaluate, loop.setup, loop.checkpoint.save_run) == originals
+    ms = {r["what"].split(" (")[0]: r["median_ms"] for r in rows}
+    whats = [r["what"] for r in rows]
+    assert "steps (12" in whats[1] and "evaluation (1)" in whats and "batches (12)" in whats
+    assert any(w.startswith("checkpoints (") for w in whats)
+    parts = ms["steps"] + ms["evaluation"] + ms["checkpoints"] + ms["batches"] + ms["setup"] + ms["rest"]
+    assert parts == pytest.approx(ms["train() in all"])
+    overhead = rows[-1]
+    assert overhead["what"].startswith("overhead") and overhead["ratio"] == pytest.approx(
+        ms["train() in all"] / ms["steps"] - 1)
