@@ -1,8 +1,8 @@
 """Speed benchmark: one command, a table of medians over repeats and the ratios the targets name.
 
-    python -m rnn_experiments.bench                  # everything (train grid ~3-4 min on 2 cores)
+    python -m rnn_experiments.bench                  # train, gen, data, memory, analysis (minutes)
     python -m rnn_experiments.bench --only train     # the training-step grid alone
-    python -m rnn_experiments.bench --quick          # 3 repeats, a subset of the grid (~30 s)
+    python -m rnn_experiments.bench --quick          # 3 repeats, 4 cases of the grid
     python -m rnn_experiments.bench --only train --case 128,32,81 --case 256,256,41
     python -m rnn_experiments.bench --only train --threads 1 --clock thread   # on a busy machine
     python -m rnn_experiments.bench --device cuda    # where there is a GPU
