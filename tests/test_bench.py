@@ -27,11 +27,54 @@ def test_bench_analysis_section_times_collect_and_table_of_real_folders():
     assert total_row["ratio"] == pytest.approx(total_row["median_ms"] / 1e3 / 5.0)
 
 
+def test_bench_train_section_prints_the_machine_the_cases_and_the_worst_ratio(capsys):
+    """Two tiny cases through the real command: the header names the CPU's vector extensions,
+    torch, the threads and the load; each case has nn.LSTM and both models; the summary names
+    the worst ratio per model."""
+    rows = bench.main(["--only", "train", "--case", "8,4,9", "--case", "4,4,17", "--repeats", "1",
+                       "--threads", "1", "--clock", "thread"])
+    out = capsys.readouterr().out
+    header = out.splitlines()[0]
+    assert "CPU " in header and "ATen" in header and f"torch {torch.__version__}" in header
+    assert "1 threads" in header and "(thread clock)" in header and "load average (1/5/15 min) at start" in header
+    assert "at end" in out and out.splitlines()[1].startswith("kernels: tanh")
+    assert [(r["case"], r["what"]) for r in rows] == [
+        (case, what) for case in ("B=8 H=4 T=9", "B=4 H=4 T=17") for what in ("nn.LSTM", "lstm", "peep_lstm")]
+    worst = max((r for r in rows if r["what"] == "lstm"), key=lambda r: r["min_ratio"])
+    assert f"worst lstm: {worst['min_ratio']:.2f} x nn.LSTM ({worst['case']})" in out
+
+
+def test_train_grid_and_targets_are_the_issues():
+    assert {B for B, _, _ in bench.TRAIN_GRID} == {32, 128, 256}
+    assert {H for _, H, _ in bench.TRAIN_GRID} == {32, 64, 128, 256, 512}
+    assert {T for _, _, T in bench.TRAIN_GRID} == {41, 81} and len(bench.TRAIN_GRID) == 30
+    assert set(bench.QUICK_GRID) <= set(bench.TRAIN_GRID)
+    assert bench.train_target(256, 256, "lstm") == 0.8
+    assert bench.train_target(256, 256, "peep_lstm") == bench.train_target(128, 32, "lstm") == 1.0
+    assert bench.train_target(32, 64, "lstm") == bench.train_target(32, 64, "peep_lstm") == 1.3
+    assert bench.train_target(32, 512, "lstm") is None and bench.train_target(256, 64, "nn.LSTM") is None
+
+
+def test_train_summary_names_the_worst_case_and_the_misses():
+    row = lambda case, what, r, limit: {"section": "train", "case": case, "what": what, "min_ratio": r,
+                                        "limit": limit, "target": f"<= {limit:g}" if limit else ""}
+    lines = bench.train_summary([row("B=32 H=32 T=41", "lstm", 1.4, None),
+                                 row("B=128 H=32 T=81", "lstm", 1.05, 1.0),
+                                 row("B=256 H=256 T=41", "lstm", 0.7, 0.8)])
+    assert lines == ["worst lstm: 1.40 x nn.LSTM (B=32 H=32 T=41); at B >= 128: 1.05 (B=128 H=32 T=81)",
+                     "targets met (ratio of the fastest repeats): 1 of 2; "
+                     "missed: lstm B=128 H=32 T=81 1.05 (target <= 1)"]
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--repeats", "0"], "--repeats=0 is invalid"),
     (["--threads", "-1"], "--threads=-1 is invalid"),
     (["--threads", "100000"], "--threads=100000 is invalid"),
     (["--sweep-steps", "0"], "--sweep-steps=0 is invalid"),
+    (["--case", "256,256"], "--case='256,256' is invalid"),
+    (["--clock", "thread", "--threads", "0"], "--clock='thread' is invalid"),
+    (["--case", "256,256,40"], "--case='256,256,40' is invalid"),
+    (["--case", "256,256,45"], "--case='256,256,45' is invalid"),
     (["--book", "/bin/ls"], "/bin/ls: not UTF-8 text"),
     pytest.param(["--device", "cuda"], "device='cuda' is invalid: no CUDA device",
                  marks=pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is present")),
@@ -42,3 +85,22 @@ def test_bad_arguments_are_refused_before_any_timing(capsys, argv, message):
     assert e.value.code == 2
     out, err = capsys.readouterr()
     assert err.startswith(f"rnn-bench: error: {message}") and err.count("\n") == 1 and out == ""
+
+
+def test_bench_run_splits_a_real_training_run_and_restores_the_loop():
+    """A 12-step run: every part is timed (12 steps, the final evaluation, the final checkpoint
+    plus the best one), the parts and the rest add up to the whole, and the loop's functions are
+    its own again afterwards."""
+    import rnn_experiments.training.loop as loop
+    originals = (loop.make_step, loop.evaluate, loop.setup, loop.checkpoint.save_run)
+    rows = bench.bench_run(torch.device("cpu"), steps=12, B=8, H=4, L=2)
+    assert (loop.make_step, loop.evaluate, loop.setup, loop.checkpoint.save_run) == originals
+    ms = {r["what"].split(" (")[0]: r["median_ms"] for r in rows}
+    whats = [r["what"] for r in rows]
+    assert "steps (12" in whats[1] and "evaluation (1)" in whats and "batches (12)" in whats
+    assert any(w.startswith("checkpoints (") for w in whats)
+    parts = ms["steps"] + ms["evaluation"] + ms["checkpoints"] + ms["batches"] + ms["setup"] + ms["rest"]
+    assert parts == pytest.approx(ms["train() in all"])
+    overhead = rows[-1]
+    assert overhead["what"].startswith("overhead") and overhead["ratio"] == pytest.approx(
+        ms["train() in all"] / ms["steps"] - 1)

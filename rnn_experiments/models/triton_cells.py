@@ -19,10 +19,8 @@ element-wise maths happen in one kernel, forward and backward:
 Cost per step and direction: 2·B·H·4H flops (LSTM; 3H peephole) in fp32 IEEE dots (FMA units,
 not TF32 tensor cores), plus reading W_h once per row of tiles (⌈B/BLOCK_B⌉ × 16H² bytes, from
 L2). At B = H = 256 that is 134 MFLOP over 128 programs, a few µs: the time loop is bound by
-launch latency (2T launches) unless the step is replayed from a CUDA graph. Measured on an H200
-(torch 2.11, triton 3.6), forward + backward, B = H = 256, T = 41, LSTM: 3.2 ms eager and
-1.17 ms from a CUDA graph, against 12.3 and 2.5 ms for LSTMFunction (T = 81: 5.5 / 2.3 ms
-against 19.5 / 5.0 ms; the peephole LSTM: 3.7 / 0.95 ms against 8.8 / 1.9 ms at T = 41).
+launch latency (2T launches) unless the step is replayed from a CUDA graph (figures in
+docs/speed_and_scale.md).
 Nothing here syncs with the host or allocates by data, and block sizes come from B and H alone
 (no autotuning), so forward and backward can be captured in a CUDA graph (replaying one matched
 eager results exactly); kernels compile at the first call, so run one step before capturing.

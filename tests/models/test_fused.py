@@ -42,9 +42,32 @@ def test_peep_lstm_function_gradcheck():
                                     (P, Q, W_c))
 
 
+@pytest.fixture(params=[False, True], ids=["tanh", "tanh_by_sigmoid"])
+def tanh_kernel(request, monkeypatch):
+    """Both ways the cells evaluate tanh (ATen's tanh, or 2σ(2x) - 1), at every size."""
+    monkeypatch.setattr(fused, "TANH_BY_SIGMOID", request.param)
+    monkeypatch.setattr(fused, "SIGMOID_TANH_MIN_SIZE", 0)
+    return request.param
+
+
+def test_lstm_function_gradcheck_both_tanh_kernels(tanh_kernel, token_rows):
+    T, B, H, V = 4, 3, 5, 3
+    v = torch.randint(0, V, (T, B), generator=torch.Generator().manual_seed(1))
+    P = torch.randn(V, 4 * H, dtype=torch.double, requires_grad=True)
+    W_h = torch.randn(4 * H, H, dtype=torch.double, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda P, W: LSTMFunction.apply(v, P, W, False, True, 1), (P, W_h),
+                                    fast_mode=True)
+
+
+@pytest.fixture(params=[64, 0], ids=["onehot_product", "gathered_rows"])
+def token_rows(request, monkeypatch):
+    """Both ways the LSTM adds P[v_t]: through its product with onehot(v_t), or gathered."""
+    monkeypatch.setattr(fused, "ONEHOT_MAX_VOCAB", request.param)
+
+
 @pytest.mark.parametrize("cls", [LSTM, PeepLSTM])
 @pytest.mark.parametrize("T", [1, 13])
-def test_fused_forward_equals_the_autograd_recurrence(cls, T, monkeypatch):
+def test_fused_forward_equals_the_autograd_recurrence(cls, T, monkeypatch, tanh_kernel, token_rows):
     monkeypatch.setattr(fused, "BLOCK_BYTES", 3000)  # several time blocks, uneven last one
     torch.manual_seed(0)
     m = cls(3, 2, 8, 16, init="kaiming_normal").double()
@@ -79,10 +102,82 @@ def test_recurrence_keeps_every_h_t_in_the_graph():
 
 
 @pytest.mark.parametrize("cls", [LSTM, PeepLSTM])
-def test_evaluation_without_grad_gives_the_same_outputs(cls):
+def test_evaluation_without_grad_gives_the_same_outputs(cls, token_rows):
     torch.manual_seed(0)
     m = cls(3, 2, 8, 16)
     x = torch.randint(0, 3, (5, 11))
     with torch.no_grad():
-        lp_eval = m(x)                                  # one reused gate buffer
+        lp_eval = m(x)                                  # buffers of one or two steps
+        lp_again = m(x)                                 # the same buffers, reused
     torch.testing.assert_close(lp_eval, m(x).detach(), atol=0, rtol=0)
+    torch.testing.assert_close(lp_again, lp_eval, atol=0, rtol=0)
+
+
+def test_backward_through_an_evaluation_forward_is_one_clear_error():
+    v = torch.randint(0, 3, (5, 2))
+    P, W_h = torch.randn(3, 8, requires_grad=True), torch.randn(8, 2, requires_grad=True)
+    with pytest.raises(RuntimeError, match="keep=False"):
+        LSTMFunction.apply(v, P, W_h, True, False).sum().backward()
+    P3, Q, W_c = torch.randn(3, 6, requires_grad=True), torch.rand(3, 2), torch.randn(6, 2)
+    with pytest.raises(RuntimeError, match="keep=False"):
+        PeepLSTMFunction.apply(v, P3, Q, W_c, True, False).sum().backward()
+
+
+def test_training_steps_reuse_buffers_and_match_fresh_ones():
+    """A second forward + backward of the same sizes takes the first one's buffers (no new
+    allocation) and computes what fresh buffers give."""
+    torch.manual_seed(0)
+    m = LSTM(3, 2, 4, 6).double()
+    x = torch.randint(0, 3, (4, 9))
+    grads = []
+    for _ in range(2):
+        m.zero_grad()
+        m(x).sum().backward()
+        grads.append(m.W_fh.grad.clone())
+    assert LSTMFunction.spare.buffers is not None      # handed on to the next step
+    kept = LSTMFunction.spare.buffers
+    m.zero_grad()
+    m(x).sum().backward()
+    assert LSTMFunction.spare.buffers is kept           # taken and put back, not reallocated
+    torch.testing.assert_close(grads[1], grads[0], atol=0, rtol=0)
+
+
+def test_tanh_kernel_choice_is_a_bool_and_can_be_set(monkeypatch):
+    monkeypatch.setattr(fused, "TANH_BY_SIGMOID", None)
+    state = torch.random.get_rng_state()
+    assert fused.tanh_by_sigmoid() in (True, False)     # measured once ...
+    assert torch.equal(torch.random.get_rng_state(), state)   # ... without drawing random numbers
+    monkeypatch.setattr(fused, "TANH_BY_SIGMOID", True)
+    assert fused.tanh_by_sigmoid() is True
+    monkeypatch.setattr(fused, "TANH_BY_SIGMOID", None)
+    torch.use_deterministic_algorithms(True)
+    try:
+        assert fused.tanh_by_sigmoid() is False          # no timing decides a deterministic run
+    finally:
+        torch.use_deterministic_algorithms(False)
+
+
+@pytest.mark.skipif(fused._onednn_linear() is None, reason="torch built without oneDNN")
+def test_lstm_with_onednn_products_equals_the_recurrence(monkeypatch, token_rows):
+    """The per-step products through oneDNN (float32; chosen where it is faster) give what the
+    autograd recurrence gives, outputs and every gradient, and evaluation the same outputs."""
+    monkeypatch.setattr(fused, "GEMM", "onednn")
+    torch.manual_seed(0)
+    model = LSTM(3, 2, 8, 16)
+    x = torch.randint(0, 3, (6, 11))
+    assert_fused_equals_recurrence(model, x, tol=1e-5)
+    with torch.no_grad():
+        reference = model(x)                             # model.fused is False here
+        model.fused = True
+        torch.testing.assert_close(model(x), reference, atol=1e-5, rtol=1e-5)
+
+
+def test_gemm_library_is_mkl_where_results_must_not_depend_on_timing(monkeypatch):
+    monkeypatch.setattr(fused, "GEMM", None)
+    assert fused.gemm_library(8, 8, 32, torch.float64) == "mkl"
+    torch.use_deterministic_algorithms(True)
+    try:
+        assert fused.gemm_library(256, 256, 1024, torch.float32) == "mkl"
+    finally:
+        torch.use_deterministic_algorithms(False)
+    assert fused.gemm_library(256, 256, 1024, torch.float32) in ("mkl", "onednn")
