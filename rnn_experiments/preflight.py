@@ -7,7 +7,9 @@ raises `ConfigError` (one line naming the key or folder) for
   option, a bad override (Hydra's own report is several lines and exit status 1);
 * a single run's bad value (`rnn_experiments.config.validate`; a sweep's jobs are checked one by
   one by rnn_experiments/sweep.py before any starts);
-* an output folder (`hydra.run.dir` / `hydra.sweep.dir`) that cannot be created or written.
+* an output folder (`hydra.run.dir` / `hydra.sweep.dir`) that cannot be created or written;
+* a sweep on SLURM (`hydra/launcher=slurm`) that the cluster cannot take: no sbatch, an unknown
+  partition, more CPUs or memory than a node has (rnn_experiments/slurm.py).
 
 Users' config folders (`--config-dir DIR`) are searched as Hydra searches them (after the
 packaged configs). Commands that only print (`--help`, `--cfg`, `--info`, ...) or name another
@@ -84,6 +86,9 @@ def preflight(argv, config_name: str, check_run: Callable = validate, writes: bo
         check_writable(Path(str(cfg.hydra.sweep.dir if multirun else cfg.hydra.run.dir)), key)
     if not multirun:
         check_run(cfg)
+    else:
+        from rnn_experiments.slurm import check_slurm_launcher   # reads the cluster: only for SLURM
+        check_slurm_launcher(cfg.hydra.launcher)
 
 
 def _compose(overrides, config_name: str, multirun: bool, config_dir: str | None = None):

@@ -11,9 +11,11 @@ on for every sweep (conf/config.yaml, `hydra.callbacks.sweep_guard`).
   summary.json (rnn_experiments/job.py), so Hydra goes on with the other jobs and the callbacks.
 * `on_multirun_end` reads every job's summary.json and keeps the jobs that did not complete in
   this sweep (`failures()`); the entry point then exits 1 naming them, after the analysis
-  callback has run. If not one job ran (each was refused: its folder holds another run), the
-  sweep folder's earlier multirun.yaml, which Hydra overwrote, is put back: the folder still
-  describes the sweep whose runs it holds (the analysis rebuilds its job list from it).
+  callback has run. If not one job ran (each was refused: its folder holds another run), or if
+  every job of this sweep is a job of the sweep that the folder held before (a re-run of some of
+  its jobs, as rnn_experiments/analysis/rerun.py prints them for a SLURM sweep), the sweep
+  folder's earlier multirun.yaml, which Hydra overwrote, is put back: the folder still describes
+  the sweep whose runs it holds (the analysis rebuilds its job list from it).
 
 Works with any launcher (basic, joblib, submitit): jobs in other processes report through their
 folders. With another sweeper (Optuna, ...) the jobs are not known in advance: no check before
@@ -101,6 +103,7 @@ class SweepGuard(Callback):
     def __init__(self) -> None:
         self.folders: Optional[List[tuple[int, str, Path]]] = None  # (num, label, folder)
         self.previous: Optional[bytes] = None   # the sweep folder's multirun.yaml before this sweep
+        self.rerun = False                      # every job of this sweep is a job of that sweep
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         from hydra.core.global_hydra import GlobalHydra
@@ -110,6 +113,7 @@ class SweepGuard(Callback):
         earlier = Path(str(config.hydra.sweep.dir)) / "multirun.yaml"
         self.previous = earlier.read_bytes() if earlier.is_file() else None
         all_jobs = jobs(config.hydra.sweeper, list(config.hydra.overrides.task))
+        self.rerun = all_jobs is not None and _jobs_of(self.previous, all_jobs)
         if all_jobs is None:
             self.folders = None
             return
@@ -145,8 +149,20 @@ class SweepGuard(Callback):
                 why = summary.get("error") or (f"at step {summary['diverged_at_step']}"
                                                if "diverged_at_step" in summary else "")
                 _FAILURES.append(f"{label}: {summary.get('status')}" + (f" ({why})" if why else ""))
-        if not ran and self.previous is not None:   # every job refused: the folder's sweep is the old one
+        if self.previous is not None and (not ran or self.rerun):   # the folder's sweep is the old one
             _restore(Path(str(config.hydra.sweep.dir)) / "multirun.yaml", self.previous)
+
+
+def _jobs_of(multirun_yaml: Optional[bytes], these: List[List[str]]) -> bool:
+    """Whether every job of `these` is a job (the same overrides) of the sweep that this
+    multirun.yaml describes."""
+    import yaml
+    try:
+        h = yaml.safe_load(multirun_yaml or b"")["hydra"]
+        earlier = jobs(h["sweeper"], list(h["overrides"]["task"]))
+    except Exception:   # no earlier sweep, or one whose jobs cannot be rebuilt
+        return False
+    return earlier is not None and {frozenset(j) for j in these} <= {frozenset(j) for j in earlier}
 
 
 def _restore(path: Path, content: bytes) -> None:
