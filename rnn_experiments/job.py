@@ -21,7 +21,8 @@ did not all complete, one line naming them and exit 1 (the analysis callback has
 A job never raises out of a sweep: Hydra's basic sweeper stops the sweep (and skips the analysis
 callback) at a failed job, and a sys.exit in a joblib worker killed the worker and, with it, the
 jobs running beside it. A job queued in a joblib worker whose sweep process was killed is not
-started (the orphaned worker would train it with nobody waiting).
+started (the orphaned worker would train it with nobody waiting); a SLURM job does start (SLURM
+runs it whether or not the sweep's process lives, also on a one-node cluster).
 
 `save_hydra_files(cfg, out_dir)` writes `.hydra/` (config.yaml, hydra.yaml, overrides.yaml) once a
 run is accepted: conf/config.yaml sets `hydra.output_subdir: null`, so Hydra itself writes
@@ -39,7 +40,7 @@ from typing import Any, Callable
 from omegaconf import OmegaConf
 
 from rnn_experiments.errors import ConfigError
-from rnn_experiments.launch import requeue_if_preempted
+from rnn_experiments.launch import in_slurm_job, requeue_if_preempted
 from rnn_experiments.preflight import preflight
 from rnn_experiments.sweep import Refused, failures, sweep_gone
 from rnn_experiments.training.checkpoint import CheckpointError
@@ -90,7 +91,7 @@ def end_job(prog: str, work: Callable[[], Any]) -> Any:
         if not in_sweep:
             sys.exit(status)
 
-    if in_sweep and not in_process and sweep_gone():
+    if in_sweep and not in_process and not in_slurm_job() and sweep_gone():
         print(f"{prog}: error: the sweep's process is gone (killed?): this job is not started",
               file=sys.stderr)
         return None

@@ -159,3 +159,16 @@ def test_a_rerun_of_some_jobs_of_the_sweep_keeps_its_multirun_yaml():
     assert not _jobs_of(earlier, [["train.steps=30", "model=peep_lstm", "seed=2"]])   # another sweep
     assert not _jobs_of(earlier, [["model=lstm", "seed=1"]])
     assert not _jobs_of(None, [["seed=1"]]) and not _jobs_of(b"not: [yaml", [["seed=1"]])
+
+
+def test_a_slurm_job_starts_even_when_its_sweeps_process_is_gone(monkeypatch, capsys):
+    """SLURM runs a job whether or not the sweep's process lives (on a one-node cluster, too);
+    a job of an orphaned joblib worker is not started."""
+    import rnn_experiments.job as job
+    monkeypatch.setattr(job, "_where", lambda: (True, False))   # a sweep's job, in a worker
+    monkeypatch.setattr(job, "sweep_gone", lambda: True)
+    monkeypatch.delenv("SUBMITIT_EXECUTOR", raising=False)
+    assert job.end_job("rnn-train", lambda: 0.75) is None
+    assert "the sweep's process is gone" in capsys.readouterr().err
+    monkeypatch.setenv("SUBMITIT_EXECUTOR", "slurm")
+    assert job.end_job("rnn-train", lambda: 0.75) == 0.75
