@@ -3,9 +3,11 @@
 * `check_slurm_launcher(launcher_cfg)`, before anything is submitted: ConfigError (one line
   naming the key) for `sbatch` not on PATH, a controller that does not answer, no partition on a
   cluster without a default one, a partition the cluster does not have, or more CPUs, memory or
-  GPUs per node than any node of the partition has. SLURM would refuse such a job only at
-  submission (submitit's multi-line traceback), or, for resources, leave it pending for ever.
-  The cluster is read with `scontrol show partition` and `scontrol show node`.
+  GPUs per node than any node of the partition has (each, or all together). SLURM would refuse
+  such a job only at submission (submitit's multi-line traceback), or, for resources, leave it
+  pending for ever.
+  The cluster is read with `scontrol show partition` and `scontrol show node` (hidden
+  partitions included).
 * `wait_for(job, ...)`: how the launcher of conf/hydra/launcher/slurm.yaml
   (hydra_plugins/rnn_experiments_slurm: Hydra takes launchers only from the hydra_plugins
   package) waits for each job. A job that SLURM ended without a result (cancelled, killed at its
@@ -58,7 +60,7 @@ class Cluster:
 
 def _records(text: str) -> list[dict[str, str]]:
     """`scontrol show ... -o` output: one record a line, KEY=VALUE fields (a value such as OS's
-    may hold spaces; only the fields read here matter)."""
+    may hold spaces; only the fields this module reads matter)."""
     return [dict(re.findall(r"(?:^|\s)([A-Za-z]+)=(\S*)", line)) for line in text.splitlines() if "=" in line]
 
 
@@ -98,7 +100,9 @@ def _scontrol(*args: str) -> str:
 
 
 def read_cluster() -> Cluster:
-    return parse_cluster(_scontrol("show", "partition", "-o"), _scontrol("show", "node", "-o"))
+    """The cluster as the controller describes it (hidden partitions included)."""
+    return parse_cluster(_scontrol("--all", "--oneliner", "show", "partition"),
+                         _scontrol("--all", "--oneliner", "show", "node"))
 
 
 def check_slurm_launcher(launcher_cfg, cluster: Optional[Cluster] = None,
@@ -114,14 +118,17 @@ def check_slurm_launcher(launcher_cfg, cluster: Optional[Cluster] = None,
     key = "hydra.launcher.partition"
     partition = launcher_cfg.get("partition")
     known = ", ".join(cluster.partitions) or "none"
-    if partition is None:
+    if partition is None:   # sbatch without --partition: the default partition
         if cluster.default is None:
             raise ConfigError(f"{key}=None is invalid: expected one of the cluster's partitions "
                               f"({known}); the cluster has no default partition")
         partition = cluster.default
-    elif str(partition) not in cluster.partitions:
-        raise ConfigError(f"{key}={partition!r} is invalid: expected one of the cluster's partitions ({known})")
-    nodes = [n for n in cluster.nodes if partition in n.partitions]
+    asked = str(partition).split(",")   # sbatch takes a list: the job runs in one of them
+    unknown = [p for p in asked if p not in cluster.partitions]
+    if unknown:
+        raise ConfigError(f"{key}={partition!r} is invalid: expected one of the cluster's partitions ({known})"
+                          + (f"; {', '.join(unknown)} is not one" if len(asked) > 1 else ""))
+    nodes = [n for n in cluster.nodes if set(asked) & set(n.partitions)]
     tasks = int(launcher_cfg.get("tasks_per_node") or 1)
     wanted = [("cpus_per_task", int(launcher_cfg.get("cpus_per_task") or 0) * tasks, "cpus", "CPUs"),
               ("mem_gb", int(launcher_cfg.get("mem_gb") or 0) * 1024, "memory_mb", "MB of memory"),
@@ -133,6 +140,9 @@ def check_slurm_launcher(launcher_cfg, cluster: Optional[Cluster] = None,
             allowed = most // 1024 if name == "mem_gb" else most // tasks if name == "cpus_per_task" else most
             raise ConfigError(f"hydra.launcher.{name}={launcher_cfg.get(name)}{per} is invalid: expected at "
                               f"most {allowed} (the largest node of partition {partition} has {most} {unit})")
+    if not any(all(need <= getattr(n, attr) for _, need, attr, _ in wanted) for n in nodes):
+        asked_for = ", ".join(f"hydra.launcher.{name}={launcher_cfg.get(name)}" for name, need, _, _ in wanted if need)
+        raise ConfigError(f"{asked_for}: no node of partition {partition} has all of these together")
 
 
 def wait_for(job, num: int, overrides: Sequence[str], poll_s: float = 5.0):

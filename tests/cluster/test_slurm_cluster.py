@@ -44,7 +44,7 @@ def sh(*cmd: str, check: bool = True) -> str:
 
 
 def cluster_problem() -> str | None:
-    """Why the tests cannot run here (None: a cluster answers, with accounting and a node up)."""
+    """Why the tests cannot run (None: a cluster answers, with accounting and a node up)."""
     if shutil.which("sbatch") is None:
         return "no SLURM cluster (sbatch not on PATH); start one: sudo bash tests/cluster/slurm.sh"
     for cmd in (["sinfo", "-h", "-o", "%P %t"], ["sacct", "-n", "-X", "-S", "now"]):
@@ -145,7 +145,7 @@ def attempts(job: str) -> list[dict]:
 
 
 def speed(tmp_path) -> float:
-    """Training steps per second of the TINY model here (one thread), from a 1000-step run."""
+    """Training steps per second of the TINY model (one thread) on the machine running the tests."""
     run = tmp_path / "speed"
     subprocess.run([sys.executable, "-m", "rnn_experiments.train", *TINY, "train.steps=1000",
                     "train.log_every=500", "train.eval_every=1000", "train.checkpoint_every=0",

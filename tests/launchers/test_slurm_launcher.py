@@ -68,6 +68,18 @@ def test_what_no_node_of_the_partition_has_is_refused_in_one_line(kw, message):
     assert str(e.value).startswith(message) and "\n" not in str(e.value)
 
 
+def test_several_partitions_and_resources_no_single_node_has():
+    check(launcher(partition="cpu,gpu", gpus_per_node=2))      # sbatch --partition=cpu,gpu: one of them
+    with pytest.raises(ConfigError, match=r"^hydra.launcher.partition='cpu,gpus' is invalid: expected one "
+                                          r"of the cluster's partitions \(cpu, gpu\); gpus is not one$"):
+        check(launcher(partition="cpu,gpus"))
+    two_kinds = Cluster(partitions=["p"], default="p", nodes=[Node("big", 64, 1000, 0, ["p"]),
+                                                              Node("gpu", 4, 1000, 1, ["p"])])
+    with pytest.raises(ConfigError, match=r"^hydra.launcher.cpus_per_task=8, hydra.launcher.gpus_per_node=1: "
+                                          r"no node of partition p has all of these together$"):
+        check(launcher(cpus_per_task=8, gpus_per_node=1, mem_gb=0), two_kinds)
+
+
 def test_no_partition_on_a_cluster_without_default_is_refused():
     c = parse_cluster(PARTITIONS.replace("Default=YES", "Default=NO"), NODES)
     with pytest.raises(ConfigError, match=r"^hydra.launcher.partition=None is invalid: expected one of the "
