@@ -145,6 +145,16 @@ def check_slurm_launcher(launcher_cfg, cluster: Optional[Cluster] = None,
         raise ConfigError(f"{asked_for}: no node of partition {partition} has all of these together")
 
 
+def register_launcher() -> None:
+    """Make Hydra know the launcher of conf/hydra/launcher/slurm.yaml. Hydra finds plugins by
+    listing the folders of the hydra_plugins package, which misses a package installed in
+    editable mode (pip install -e) when the command runs outside the source tree."""
+    from hydra.core.plugins import Plugins
+
+    from hydra_plugins.rnn_experiments_slurm.launcher import SlurmLauncher
+    Plugins.instance().register(SlurmLauncher)
+
+
 def wait_for(job, num: int, overrides: Sequence[str], poll_s: float = 5.0):
     """The job's Hydra JobReturn; for a job that SLURM ended without a result, one line in the
     log and a JobReturn without a value. A job that SLURM requeued (a node failure shows as

@@ -6,7 +6,8 @@ on for every sweep (conf/config.yaml, `hydra.callbacks.sweep_guard`).
   overrides -> cartesian product) and runs `rnn_experiments.config.validate` on it; the first bad
   job stops the sweep with one line (`Refused`: exit status 2 from rnn_experiments/job.py). It
   also names the sweep (`$RNN_EXPERIMENTS_SWEEP_ID`, inherited by every job's process, written
-  into each job's summary.json).
+  into each job's summary.json). With hydra/launcher=slurm it registers that launcher with Hydra
+  (rnn_experiments/slurm.py: `register_launcher`) before Hydra instantiates it.
 * A job that fails at run time returns normally after recording its failure in its own
   summary.json (rnn_experiments/job.py), so Hydra goes on with the other jobs and the callbacks.
 * `on_multirun_end` reads every job's summary.json and keeps the jobs that did not complete in
@@ -108,7 +109,10 @@ class SweepGuard(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         from hydra.core.global_hydra import GlobalHydra
         from rnn_experiments.config import validate   # imports torch: only when sweeping
+        from rnn_experiments.slurm import is_slurm_launcher, register_launcher
         _FAILURES.clear()
+        if is_slurm_launcher(config.hydra.launcher):   # before Hydra instantiates the launcher
+            register_launcher()
         os.environ[SWEEP_ID] = f"{socket.gethostname()}:{os.getpid()}:{time.time_ns()}"
         earlier = Path(str(config.hydra.sweep.dir)) / "multirun.yaml"
         self.previous = earlier.read_bytes() if earlier.is_file() else None

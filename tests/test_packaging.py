@@ -99,7 +99,10 @@ def test_installed_wheel_runs_every_command_outside_the_source_tree(installed):
         # rnn-bench builds its models through rnn_experiments.config.compose, as here
         where = json.loads(run(bin_dir / "python", "-c", "import json, rnn_experiments.config as c; "
                                "assert c.compose(['model=peep_lstm']).model.name == 'peep_lstm'; "
-                               "import hydra_plugins.rnn_experiments_slurm.launcher as s; "   # hydra/launcher=slurm
+                               "import hydra_plugins.rnn_experiments_slurm.launcher as s; "   # hydra/launcher=slurm,
+                               "from hydra.core.plugins import Plugins; "                       # found by Hydra's scan
+                               "from hydra.plugins.launcher import Launcher; "
+                               "assert s.SlurmLauncher in Plugins.instance().discover(Launcher); "
                                "print(json.dumps([c.__file__, str(c.conf_dir()), s.__file__]))"))
         assert all(Path(p).is_relative_to(venv) for p in where), where   # the wheel's code and configs
         assert not any(Path(p).is_relative_to(ROOT) for p in where)

@@ -113,10 +113,19 @@ def test_the_preset_is_checked_as_composed(monkeypatch):
     preflight(["-m", "hydra/launcher=slurm", "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=2"], "config")
 
 
-def test_the_launcher_is_a_hydra_plugin():
+def test_the_launcher_is_a_hydra_plugin_also_where_hydras_scan_misses_it():
+    """Hydra's scan of the hydra_plugins folders finds it in a checkout or a wheel, not in an
+    editable install run outside the source tree: register_launcher() (SweepGuard) covers that."""
     from hydra.core.plugins import Plugins
     from hydra.plugins.launcher import Launcher
-    assert SLURM_TARGET in {f"{c.__module__}.{c.__name__}" for c in Plugins.instance().discover(Launcher)}
+    from rnn_experiments.slurm import register_launcher
+    plugins = Plugins.instance()
+    assert SLURM_TARGET in {f"{c.__module__}.{c.__name__}" for c in plugins.discover(Launcher)}
+    cls = plugins.class_name_to_class.pop(SLURM_TARGET)
+    plugins.plugin_type_to_subclass_list[Launcher].remove(cls)
+    assert SLURM_TARGET not in {f"{c.__module__}.{c.__name__}" for c in plugins.discover(Launcher)}
+    register_launcher()
+    assert plugins.class_name_to_class[SLURM_TARGET] is cls and cls in plugins.discover(Launcher)
 
 
 class FakeJob:
