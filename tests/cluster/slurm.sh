@@ -3,7 +3,7 @@
 # (tests/cluster/test_slurm.py; docs/slurm.md). Run as root on Debian 12 (or a derivative):
 #
 #     sudo bash tests/cluster/slurm.sh          # install if needed, configure, start; exit 0 when up
-#     sudo bash tests/cluster/slurm.sh stop     # stop the daemons it started
+#     sudo bash tests/cluster/slurm.sh stop     # stop the daemons it starts
 #
 # What it sets up, as a university cluster has it:
 #   munged            authentication (auth/munge)
@@ -56,6 +56,8 @@ if [ "${1:-}" = stop ]; then
     stop_daemon slurmd /run/slurmd.pid
     stop_daemon slurmctld /run/slurmctld.pid
     stop_daemon slurmdbd /run/slurmdbd.pid
+    if mariadb-admin ping >/dev/null 2>&1; then mariadb-admin shutdown && say "stopped mariadbd"; fi
+    stop_daemon munged /run/munge/munged.pid
     exit 0
 fi
 
