@@ -38,7 +38,7 @@ def installed(tmp_path_factory):
     src.mkdir()
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, src / name)
-    for name in ("conf", "rnn_experiments"):
+    for name in ("conf", "rnn_experiments", "hydra_plugins"):
         shutil.copytree(ROOT / name, src / name, ignore=ignore)
     build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
                             "-w", str(tmp / "dist"), str(src)], capture_output=True, text=True, timeout=300)
@@ -75,6 +75,7 @@ def test_wheel_holds_every_config_module_and_command(installed):
     assert len(configs) > 20
     assert {f"rnn_experiments/conf/{c}" for c in configs} <= names
     assert {f"rnn_experiments/{m}" for m in _source_files(ROOT / "rnn_experiments", "*.py")} <= names
+    assert {f"hydra_plugins/{m}" for m in _source_files(ROOT / "hydra_plugins", "*.py")} <= names
     entry_points, = (n for n in names if n.endswith(".dist-info/entry_points.txt"))
     text = zipfile.ZipFile(wheel).read(entry_points).decode()
     assert all(f"{c} = " in text for c in COMMANDS)
@@ -98,7 +99,11 @@ def test_installed_wheel_runs_every_command_outside_the_source_tree(installed):
         # rnn-bench builds its models through rnn_experiments.config.compose, as here
         where = json.loads(run(bin_dir / "python", "-c", "import json, rnn_experiments.config as c; "
                                "assert c.compose(['model=peep_lstm']).model.name == 'peep_lstm'; "
-                               "print(json.dumps([c.__file__, str(c.conf_dir())]))"))
+                               "import hydra_plugins.rnn_experiments_slurm.launcher as s; "   # hydra/launcher=slurm,
+                               "from hydra.core.plugins import Plugins; "                       # found by Hydra's scan
+                               "from hydra.plugins.launcher import Launcher; "
+                               "assert s.SlurmLauncher in Plugins.instance().discover(Launcher); "
+                               "print(json.dumps([c.__file__, str(c.conf_dir()), s.__file__]))"))
         assert all(Path(p).is_relative_to(venv) for p in where), where   # the wheel's code and configs
         assert not any(Path(p).is_relative_to(ROOT) for p in where)
 

@@ -5,6 +5,11 @@ A sweep's job list is rebuilt from its multirun.yaml the way Hydra's BasicSweepe
 (sweeper params + command-line overrides -> cartesian product), and matched to the run folders
 by their .hydra/overrides.yaml. Without a multirun.yaml, a group missing some of the seeds seen
 in other groups gets one command per missing seed.
+
+A job of a sweep that ran on SLURM (hydra/launcher=slurm) is re-run on SLURM: its command is a
+one-job sweep with the sweep's own launcher settings, into the same job folder
+(hydra.sweep.dir = the sweep's folder, hydra.sweep.subdir = the job's), where it resumes from its
+checkpoint. The sweep's multirun.yaml is kept (rnn_experiments/runner/sweep.py).
 """
 from __future__ import annotations
 
@@ -28,6 +33,45 @@ def command(overrides: list[str], run_dir: str | Path | None = None, config_dirs
         + (["hydra.mode=RUN"] if any(_may_sweep(o) for o in overrides) else []) \
         + ([f"hydra.run.dir={run_dir}"] if run_dir is not None else [])
     return " ".join([TRAIN] + [shlex.quote(a) for a in args])
+
+
+def slurm_command(overrides: list[str], job_dir: Path, sweep_dir: Path, hydra_overrides: list[str],
+                  config_dirs: list[str] = ()) -> str:
+    """A one-job sweep (-m) of a job of a SLURM sweep, submitted with the sweep's own hydra
+    overrides (the launcher's settings) into the job's folder `job_dir` under `sweep_dir`."""
+    keep = [o for o in hydra_overrides
+            if o.split("=", 1)[0] not in ("hydra.sweep.dir", "hydra.sweep.subdir", "hydra.mode")]
+    args = [a for d in config_dirs for a in ("--config-dir", d)] + list(overrides) + keep \
+        + [f"hydra.sweep.dir={sweep_dir}", f"hydra.sweep.subdir={Path(job_dir).relative_to(sweep_dir)}"]
+    return " ".join([TRAIN, "-m"] + [shlex.quote(a) for a in args])
+
+
+def slurm_overrides(hydra_yaml: Path) -> list[str] | None:
+    """The hydra overrides of a sweep that ran on SLURM, from its multirun.yaml or a job's
+    .hydra/hydra.yaml; None for a single run or another launcher."""
+    try:
+        h = read_yaml(hydra_yaml)["hydra"]
+        from rnn_experiments.runner.slurm import is_slurm_launcher
+        if h.get("mode") != "MULTIRUN" or not is_slurm_launcher(h.get("launcher")):
+            return None
+        return [str(o) for o in (h["overrides"].get("hydra") or [])]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def _sweep_of(run_dir: Path) -> Path | None:
+    """The folder holding the sweep's multirun.yaml that `run_dir` is a job folder of."""
+    return next((p for p in Path(run_dir).parents if (p / "multirun.yaml").is_file()), None)
+
+
+def rerun_command(overrides: list[str], run_dir: Path, hydra_yaml: Path) -> str:
+    """The command that re-runs one job in `run_dir`: on SLURM when its sweep ran there (see
+    the module doc), else a single run."""
+    dirs = config_dirs(hydra_yaml)
+    on_slurm, sweep = slurm_overrides(hydra_yaml), _sweep_of(run_dir)
+    if on_slurm is not None and sweep is not None:
+        return slurm_command(overrides, Path(run_dir), sweep, on_slurm, dirs)
+    return command(overrides, run_dir, dirs)
 
 
 def config_dirs(hydra_yaml: Path) -> list[str]:
@@ -77,8 +121,8 @@ def _rerun_failed(runs: pd.DataFrame, with_metrics: set[str]) -> list[tuple[str,
                 out.append((f"{r.run_dir} ({why}; no readable .hydra/overrides.yaml, so no command: "
                             "re-run it by hand)", ":"))
                 continue
-            out.append((f"{r.run_dir} ({why})", command(r.overrides.split(), r.run_dir,
-                                                         config_dirs(Path(r.run_dir) / ".hydra" / "hydra.yaml"))))
+            out.append((f"{r.run_dir} ({why})", rerun_command(r.overrides.split(), Path(r.run_dir),
+                                                               Path(r.run_dir) / ".hydra" / "hydra.yaml")))
     return out
 
 
@@ -96,7 +140,7 @@ def _missing_in_sweeps(runs: pd.DataFrame) -> tuple[list[tuple[str, str]], set[s
             if frozenset(job) not in have:
                 run_dir = Path(sweep) / str(num)
                 out.append((f"{run_dir} (job #{num} of {sweep}: no run folder; not started yet or lost)",
-                            command(job, run_dir, config_dirs(Path(sweep) / "multirun.yaml"))))
+                            rerun_command(job, run_dir, Path(sweep) / "multirun.yaml")))
     return out, covered
 
 

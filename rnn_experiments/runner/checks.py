@@ -41,7 +41,8 @@ def training_needs(cfg) -> tuple[int, str]:
 def launcher_kind(hydra_cfg) -> str:
     """"local" (basic, joblib, submitit_local) or "slurm", from the launcher's _target_."""
     target = str(((hydra_cfg or {}).get("launcher") or {}).get("_target_", ""))
-    return "slurm" if target.endswith("SlurmLauncher") else "local"
+    from rnn_experiments.runner.slurm import is_slurm_launcher
+    return "slurm" if is_slurm_launcher((hydra_cfg or {}).get("launcher") or {}) else "local"
 
 
 def concurrent_jobs(hydra_cfg) -> int:
@@ -154,6 +155,9 @@ def check_launcher(hydra_cfg) -> None:
         need(mem is None or (isinstance(mem, (int, float)) and mem > 0), "mem_gb", "a number of GB > 0")
         gpus = launcher.get("gpus_per_node")
         need(gpus is None or (isinstance(gpus, int) and gpus >= 0), "gpus_per_node", "an integer >= 0")
+    from rnn_experiments.runner.slurm import check_slurm_launcher, is_slurm_launcher
+    if is_slurm_launcher(launcher):   # what the cluster can take: partition, node sizes, sbatch
+        check_slurm_launcher(launcher)
 
 
 @contextlib.contextmanager

@@ -21,7 +21,8 @@ not all complete, one line naming them and exit 1 (the analysis callback has run
 A job never raises out of a sweep, because Hydra's basic sweeper stops the whole sweep (and skips
 the analysis callback) at a job that raises, and a sys.exit in a joblib worker kills the worker
 together with the jobs running beside it. A job queued in a joblib worker whose sweep process is
-gone is not started (nobody would wait for it).
+gone is not started (nobody would wait for it). A SLURM job does start: SLURM runs it whether or not the
+sweep's process lives.
 
 `save_hydra_files(cfg, out_dir)` writes `.hydra/` (config.yaml, hydra.yaml, overrides.yaml) once a
 run is accepted: conf/config.yaml sets `hydra.output_subdir: null`, so Hydra itself writes
@@ -39,7 +40,7 @@ from omegaconf import OmegaConf
 
 from rnn_experiments.errors import ConfigError
 from rnn_experiments.run_folder import write_text
-from rnn_experiments.runner.launch import requeue_if_preempted
+from rnn_experiments.runner.launch import in_slurm_job, requeue_if_preempted
 from rnn_experiments.runner.help import help_text
 from rnn_experiments.runner.preflight import dry_run, preflight
 from rnn_experiments.runner.sweep import Refused, failures, sweep_gone
@@ -104,7 +105,7 @@ def end_job(prog: str, work: Callable[[], Any]) -> Any:
         if not in_sweep:
             sys.exit(status)
 
-    if in_sweep and not in_process and sweep_gone():
+    if in_sweep and not in_process and not in_slurm_job() and sweep_gone():
         print(f"{prog}: error: the sweep's process is gone (killed?): this job is not started",
               file=sys.stderr)
         return None

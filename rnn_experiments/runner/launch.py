@@ -9,12 +9,18 @@
   back to submitit's handler, which calls the Hydra launcher's `checkpoint` (resubmit the same
   job: same overrides, same folder) and requeues; the requeued run resumes from checkpoint.pt
   because `train.resume` is true.
+* SIGTERM in a SLURM job: SLURM itself is ending the job (`scontrol requeue`, preemption with
+  requeue, scancel, a node set DOWN, the time limit). The loop saves checkpoint.pt as for any
+  stop; the job then exits without a result, so that the sweep keeps waiting: a requeued job runs
+  again and resumes from the checkpoint, and a job that ended for good is reported from SLURM's
+  accounting (rnn_experiments/runner/slurm.py).
 """
 from __future__ import annotations
 
 import logging
 import os
 import signal
+import sys
 
 from rnn_experiments.training.setup import available_cores
 
@@ -58,10 +64,20 @@ def in_submitit_job() -> bool:
     return submitit.JobEnvironment().activated()
 
 
+def in_slurm_job() -> bool:
+    """Inside a job that submitit started on SLURM (its sbatch script sets SUBMITIT_EXECUTOR)."""
+    return os.environ.get("SUBMITIT_EXECUTOR") == "slurm"
+
+
 def requeue_if_preempted(signal_name: str) -> None:
     """After the loop stopped on `signal_name` with its checkpoint saved: if that is submitit's
     preemption signal inside a submitit job, raise it again so that submitit's handler resubmits
-    the job and exits. Returns otherwise."""
+    the job and exits; if it is SIGTERM in a SLURM job, exit without a result (the module doc).
+    Returns otherwise."""
+    if signal_name == "SIGTERM" and in_slurm_job():
+        log.warning("stopped by SIGTERM with checkpoint saved: SLURM ends this job (a requeued "
+                    "job resumes from the checkpoint); exiting without a result")
+        sys.exit(128 + signal.SIGTERM)
     sig = preempt_signal()
     if signal_name != sig.name or not in_submitit_job():
         return

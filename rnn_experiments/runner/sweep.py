@@ -8,13 +8,17 @@ on for every sweep (conf/config.yaml, `hydra.callbacks.sweep_guard`).
   jobs, shared folders, the same run twice); the first problem stops the sweep with one line
   (`Refused`: exit status 2 from runner/job.py). It also names the sweep (provenance.start_sweep:
   an id inherited by every job's process, written into each job's summary.json).
+  With hydra/launcher=slurm it registers that launcher with Hydra (runner/slurm.py:
+  `register_launcher`) before Hydra instantiates it.
 * A job that fails at run time returns normally after recording its failure in its own
   summary.json (rnn_experiments/runner/job.py), so Hydra goes on with the other jobs and the callbacks.
 * `on_multirun_end` reads every job's summary.json and keeps the jobs that did not complete in
   this sweep (`failures()`); the entry point then exits 1 naming them, after the analysis
-  callback has run. If not one job ran (each was refused: its folder holds another run), the
-  sweep folder's earlier multirun.yaml, which Hydra overwrote, is put back: the folder still
-  describes the sweep whose runs it holds (the analysis rebuilds its job list from it).
+  callback has run. If not one job ran (each was refused: its folder holds another run), or if
+  every job of this sweep is a job of the sweep that the folder held before (a re-run of some of
+  its jobs, as rnn_experiments/analysis/rerun.py prints them for a SLURM sweep), the sweep
+  folder's earlier multirun.yaml, which Hydra overwrote, is put back: the folder still describes
+  the sweep whose runs it holds (the analysis rebuilds its job list from it).
 
 Works with any launcher (basic, joblib, submitit): jobs in other processes report through their
 folders. With another sweeper (Optuna, ...) the jobs are not known in advance: no check before
@@ -132,10 +136,14 @@ class SweepGuard(Callback):
     def __init__(self) -> None:
         self.folders: Optional[List[tuple[int, str, Path]]] = None  # (num, label, folder)
         self.previous: Optional[bytes] = None   # the sweep folder's multirun.yaml before this sweep
+        self.rerun = False                      # every job of this sweep is a job of that sweep
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         from hydra.core.global_hydra import GlobalHydra
+        from rnn_experiments.runner.slurm import is_slurm_launcher, register_launcher
         _FAILURES.clear()
+        if is_slurm_launcher(config.hydra.launcher):   # before Hydra instantiates the launcher
+            register_launcher()
         start_sweep()
         earlier = Path(str(config.hydra.sweep.dir)) / "multirun.yaml"
         self.previous = earlier.read_bytes() if earlier.is_file() else None
@@ -145,6 +153,7 @@ class SweepGuard(Callback):
             all_jobs = jobs(config.hydra.sweeper, list(config.hydra.overrides.task), loader)
         except Exception as e:  # a sweep the basic sweeper cannot run, launcher settings, ...
             raise Refused(f"{one_line(e)}; no job was started") from None
+        self.rerun = all_jobs is not None and _jobs_of(self.previous, all_jobs)
         if all_jobs is None:
             self.folders = None
             return
@@ -170,8 +179,20 @@ class SweepGuard(Callback):
                 why = summary.get("error") or (f"at step {summary['diverged_at_step']}"
                                                if "diverged_at_step" in summary else "")
                 _FAILURES.append(f"{label}: {summary.get('status')}" + (f" ({why})" if why else ""))
-        if not ran and self.previous is not None:   # every job refused: the folder's sweep is the old one
+        if self.previous is not None and (not ran or self.rerun):   # the folder's sweep is the old one
             _restore(Path(str(config.hydra.sweep.dir)) / "multirun.yaml", self.previous)
+
+
+def _jobs_of(multirun_yaml: Optional[bytes], these: List[List[str]]) -> bool:
+    """Whether every job of `these` is a job (the same overrides) of the sweep that this
+    multirun.yaml describes."""
+    import yaml
+    try:
+        h = yaml.safe_load(multirun_yaml or b"")["hydra"]
+        earlier = jobs(h["sweeper"], list(h["overrides"]["task"]))
+    except Exception:   # no earlier sweep, or one whose jobs cannot be rebuilt
+        return False
+    return earlier is not None and {frozenset(j) for j in these} <= {frozenset(j) for j in earlier}
 
 
 def _restore(path: Path, content: bytes) -> None:

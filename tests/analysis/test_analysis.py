@@ -220,6 +220,31 @@ def test_missing_jobs_from_multirun_yaml(tmp_path):
         f"hydra.run.dir={sweep / '3'}"]   # the preset sweeps by itself: RUN makes it the one job
 
 
+def test_jobs_of_a_slurm_sweep_are_rerun_on_slurm_in_their_own_folders(tmp_path):
+    """An interrupted job and a job never started, of a sweep whose launcher was SLURM: each
+    command is a one-job sweep with the sweep's launcher settings, into the job's folder."""
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+    hydra = {"mode": "MULTIRUN", "launcher": {"_target_": "hydra_plugins.rnn_experiments_slurm.launcher.SlurmLauncher"},
+             "sweeper": {"_target_": "hydra._internal.core_plugins.basic_sweeper.BasicSweeper", "params": {}},
+             "overrides": {"task": ["seed=0,1,2"], "hydra": [
+                 "hydra/launcher=slurm", "hydra.launcher.partition=gpu", f"hydra.sweep.dir={sweep}",
+                 "hydra.mode=MULTIRUN"]},
+             "runtime": {"config_sources": []}}
+    (sweep / "multirun.yaml").write_text(yaml.safe_dump({"hydra": hydra}))
+    for seed, status in ((0, "completed"), (1, "interrupted")):             # job #2 never started
+        run = write_run(sweep / str(seed), config(**{"model.name": "lstm", "seed": seed}),
+                        metrics_frame(STEPS, ACC[("lstm", seed)]), status=status, overrides=[f"seed={seed}"])
+        (run / ".hydra" / "hydra.yaml").write_text(yaml.safe_dump({"hydra": hydra}))
+    df = collect(sweep)
+    slurm = f"hydra/launcher=slurm hydra.launcher.partition=gpu hydra.sweep.dir={sweep} hydra.sweep.subdir="
+    assert [cmd for _, cmd in reruns(df, group_keys(df))] == [
+        f"python -m rnn_experiments.train -m seed=1 {slurm}1", f"python -m rnn_experiments.train -m seed=2 {slurm}2"]
+    hydra["launcher"]["_target_"] = "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher"
+    (sweep / "1" / ".hydra" / "hydra.yaml").write_text(yaml.safe_dump({"hydra": hydra}))
+    assert reruns(df, group_keys(df))[0][1] == f"python -m rnn_experiments.train seed=1 hydra.run.dir={sweep / '1'}"
+
+
 def test_missing_seed_without_multirun_yaml(tmp_path):
     acc = {k: v for k, v in ACC.items() if k != ("peep_lstm", 2)}
     df = collect(_sweep(tmp_path / "runs", acc=acc))

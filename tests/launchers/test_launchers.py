@@ -226,7 +226,7 @@ def test_slurm_preset_makes_an_sbatch_script_with_its_settings(tmp_path, monkeyp
     executor.update_parameters(**{k if k in base else f"slurm_{k}": v for k, v in params.items()})
     script = executor._executor._make_submission_file_text("python -m rnn_experiments.train", "uid")
     for line in ["--partition=gpu", "--time=120", "--cpus-per-task=4", "--gpus-per-node=1",
-                 "--mem=8GB", "--signal=USR2@120"]:
+                 "--mem=8GB", "--signal=USR2@120", "--requeue"]:
         assert f"#SBATCH {line}" in script, line
     assert executor._executor.max_num_timeout == 5
     assert cfg.hydra.launcher.array_parallelism == 12

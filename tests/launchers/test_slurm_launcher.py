@@ -1,0 +1,195 @@
+"""hydra/launcher=slurm without a cluster: the checks before submission against `scontrol`
+output, the launcher's wait for jobs that SLURM ended or requeued, SIGTERM in a SLURM job, and a
+re-run sweep keeping its folder's multirun.yaml. On a real cluster: tests/cluster/."""
+from __future__ import annotations
+
+import pytest
+import yaml
+from omegaconf import OmegaConf
+
+from conftest import compose_config
+from rnn_experiments.errors import ConfigError
+from rnn_experiments.runner.slurm import Cluster, Node, check_slurm_launcher, parse_cluster, wait_for
+
+# `scontrol show partition -o` and `scontrol show node -o` of a small cluster: partition cpu (the
+# default, two 2-core nodes), partition gpu (no default), one GPU node; OS fields hold spaces
+PARTITIONS = """\
+PartitionName=cpu AllowGroups=ALL Default=YES QoS=N/A DefaultTime=NONE MaxNodes=UNLIMITED Nodes=n[1-2] State=UP TotalCPUs=4
+PartitionName=gpu AllowGroups=ALL Default=NO QoS=N/A DefaultTime=NONE MaxNodes=UNLIMITED Nodes=g1 State=UP TotalCPUs=32
+"""
+NODES = """\
+NodeName=n1 Arch=x86_64 CoresPerSocket=2  CPUAlloc=0 CPUEfctv=2 CPUTot=2 CPULoad=0.01 Gres=(null) NodeAddr=n1 OS=Linux 6.1.0 #1 SMP PREEMPT_DYNAMIC @0  RealMemory=24105 AllocMem=0 State=IDLE Partitions=cpu  BootTime=2026-01-01T00:00:00
+NodeName=n2 Arch=x86_64 CoresPerSocket=2  CPUAlloc=0 CPUEfctv=2 CPUTot=2 CPULoad=0.01 Gres=(null) NodeAddr=n2 OS=Linux 6.1.0 #1 SMP  RealMemory=16000 AllocMem=0 State=IDLE Partitions=cpu  BootTime=2026-01-01T00:00:00
+NodeName=g1 Arch=x86_64 CoresPerSocket=16  CPUAlloc=0 CPUEfctv=30 CPUTot=32 Gres=gpu:a100:4(S:0-1),shard:8 NodeAddr=g1 OS=Linux 6.1.0 #1 SMP  RealMemory=512000 State=IDLE Partitions=gpu,cpu_all
+"""
+SLURM_TARGET = "hydra_plugins.rnn_experiments_slurm.launcher.SlurmLauncher"
+
+
+def launcher(**kw):
+    return OmegaConf.create({"_target_": SLURM_TARGET, "partition": None, "cpus_per_task": 1,
+                             "tasks_per_node": 1, "mem_gb": 1, "gpus_per_node": None, **kw})
+
+
+def check(cfg, cluster=None, which=lambda name: f"/usr/bin/{name}"):
+    check_slurm_launcher(cfg, cluster or parse_cluster(PARTITIONS, NODES), which=which)
+
+
+def test_scontrol_output_gives_partitions_default_and_nodes():
+    c = parse_cluster(PARTITIONS, NODES)
+    assert (c.partitions, c.default) == (["cpu", "gpu"], "cpu")
+    assert [(n.name, n.cpus, n.memory_mb, n.gpus, n.partitions) for n in c.nodes] == [
+        ("n1", 2, 24105, 0, ["cpu"]), ("n2", 2, 16000, 0, ["cpu"]),
+        ("g1", 30, 512000, 4, ["gpu", "cpu_all"])]   # CPUEfctv: the CPUs jobs may use
+
+
+@pytest.mark.parametrize("kw", [{}, {"partition": "cpu", "cpus_per_task": 2, "mem_gb": 23},
+                                {"partition": "gpu", "gpus_per_node": 4, "cpus_per_task": 15, "tasks_per_node": 2}])
+def test_a_sweep_the_cluster_can_take_passes(kw):
+    check(launcher(**kw))
+
+
+@pytest.mark.parametrize("kw, message", [
+    ({"partition": "gpus"}, "hydra.launcher.partition='gpus' is invalid: expected one of the cluster's "
+                            "partitions (cpu, gpu)"),
+    ({"cpus_per_task": 4}, "hydra.launcher.cpus_per_task=4 is invalid: expected at most 2 "
+                           "(the largest node of partition cpu has 2 CPUs)"),
+    ({"partition": "gpu", "cpus_per_task": 16, "tasks_per_node": 2},
+     "hydra.launcher.cpus_per_task=16 x tasks_per_node=2 is invalid: expected at most 15 "
+     "(the largest node of partition gpu has 30 CPUs)"),
+    ({"mem_gb": 24}, "hydra.launcher.mem_gb=24 is invalid: expected at most 23 "
+                     "(the largest node of partition cpu has 24105 MB of memory)"),
+    ({"gpus_per_node": 1}, "hydra.launcher.gpus_per_node=1 is invalid: expected at most 0 "
+                           "(the largest node of partition cpu has 0 GPUs)"),
+    ({"partition": "gpu", "gpus_per_node": 8}, "hydra.launcher.gpus_per_node=8 is invalid: expected at most 4"),
+])
+def test_what_no_node_of_the_partition_has_is_refused_in_one_line(kw, message):
+    with pytest.raises(ConfigError) as e:
+        check(launcher(**kw))
+    assert str(e.value).startswith(message) and "\n" not in str(e.value)
+
+
+def test_several_partitions_and_resources_no_single_node_has():
+    check(launcher(partition="cpu,gpu", gpus_per_node=2))      # sbatch --partition=cpu,gpu: one of them
+    with pytest.raises(ConfigError, match=r"^hydra.launcher.partition='cpu,gpus' is invalid: expected one "
+                                          r"of the cluster's partitions \(cpu, gpu\); gpus is not one$"):
+        check(launcher(partition="cpu,gpus"))
+    two_kinds = Cluster(partitions=["p"], default="p", nodes=[Node("big", 64, 1000, 0, ["p"]),
+                                                              Node("gpu", 4, 1000, 1, ["p"])])
+    with pytest.raises(ConfigError, match=r"^hydra.launcher.cpus_per_task=8, hydra.launcher.gpus_per_node=1: "
+                                          r"no node of partition p has all of these together$"):
+        check(launcher(cpus_per_task=8, gpus_per_node=1, mem_gb=0), two_kinds)
+
+
+def test_no_partition_on_a_cluster_without_default_is_refused():
+    c = parse_cluster(PARTITIONS.replace("Default=YES", "Default=NO"), NODES)
+    with pytest.raises(ConfigError, match=r"^hydra.launcher.partition=None is invalid: expected one of the "
+                                          r"cluster's partitions \(cpu, gpu\); the cluster has no default"):
+        check(launcher(), c)
+    check(launcher(partition="cpu"), c)
+
+
+def test_no_sbatch_is_refused_and_other_launchers_are_not_checked():
+    with pytest.raises(ConfigError, match="^hydra/launcher=slurm needs SLURM's sbatch, which is not on PATH"):
+        check(launcher(), which=lambda name: None)
+    empty = Cluster(partitions=[], default=None, nodes=[])
+    check(OmegaConf.create({"_target_": "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher"}),
+          empty, which=lambda name: None)
+
+
+def test_the_preset_is_checked_as_composed(monkeypatch):
+    """conf/hydra/launcher/slurm.yaml (4 CPUs, 8 GB: a real cluster's node) on a 2-core node; the
+    command line's preflight refuses it before Hydra starts."""
+    import rnn_experiments.runner.slurm as slurm
+    from rnn_experiments.runner.preflight import preflight
+    cfg = compose_config(["hydra/launcher=slurm"], return_hydra_config=True).hydra.launcher
+    assert cfg._target_ == SLURM_TARGET
+    with pytest.raises(ConfigError, match="^hydra.launcher.cpus_per_task=4 is invalid: expected at most 2"):
+        check(cfg)
+    monkeypatch.setattr(slurm, "read_cluster", lambda: parse_cluster(PARTITIONS, NODES))
+    monkeypatch.setattr(slurm.shutil, "which", lambda name: f"/usr/bin/{name}")
+    with pytest.raises(ConfigError, match="^hydra.launcher.mem_gb=30 is invalid"):
+        preflight(["-m", "hydra/launcher=slurm", "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=30"],
+                  "config")
+    preflight(["-m", "hydra/launcher=slurm", "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=2"], "config")
+
+
+def test_the_launcher_is_a_hydra_plugin_also_where_hydras_scan_misses_it():
+    """Hydra's scan of the hydra_plugins folders finds it in a checkout or a wheel, not in an
+    editable install run outside the source tree: register_launcher() (SweepGuard) covers that."""
+    from hydra.core.plugins import Plugins
+    from hydra.plugins.launcher import Launcher
+    from rnn_experiments.runner.slurm import register_launcher
+    plugins = Plugins.instance()
+    assert SLURM_TARGET in {f"{c.__module__}.{c.__name__}" for c in plugins.discover(Launcher)}
+    cls = plugins.class_name_to_class.pop(SLURM_TARGET)
+    plugins.plugin_type_to_subclass_list[Launcher].remove(cls)
+    assert SLURM_TARGET not in {f"{c.__module__}.{c.__name__}" for c in plugins.discover(Launcher)}
+    register_launcher()
+    assert plugins.class_name_to_class[SLURM_TARGET] is cls and cls in plugins.discover(Launcher)
+
+
+class FakeJob:
+    """A submitit job: results() raises until `result` is set; sacct's states in turn."""
+
+    def __init__(self, states, result=None):
+        from submitit.core.utils import UncompletedJobError
+        self.job_id, self.states, self.result, self.error = "7_1", list(states), result, UncompletedJobError
+        self.watcher = self
+
+    def get_state(self, job_id, mode):
+        assert (job_id, mode) == ("7_1", "force")
+        state = self.states.pop(0)
+        if not self.states and self.result is not None:
+            self.ready = True
+        return state
+
+    def results(self):
+        if getattr(self, "ready", False):
+            return [self.result]
+        raise self.error("no result")
+
+
+def test_a_job_slurm_ended_without_a_result_is_logged_and_the_sweep_goes_on(caplog):
+    ret = wait_for(FakeJob(["CANCELLED by 0"]), 1, ["seed=1"], poll_s=0)
+    assert ret.return_value is None and ret.overrides == ["seed=1"]
+    assert "job #1 (SLURM job 7_1): ended CANCELLED without a result" in caplog.text
+
+
+def test_a_requeued_job_is_waited_for():
+    job = FakeJob(["PENDING", "RUNNING"], result="the JobReturn")   # e.g. after NODE_FAIL: requeued
+    assert wait_for(job, 1, ["seed=1"], poll_s=0) == "the JobReturn" and job.states == []
+
+
+def test_sigterm_in_a_slurm_job_exits_without_a_result(monkeypatch):
+    from rnn_experiments.runner.launch import requeue_if_preempted
+    monkeypatch.delenv("SUBMITIT_EXECUTOR", raising=False)
+    assert requeue_if_preempted("SIGTERM") is None          # outside SLURM: the job ends as usual
+    monkeypatch.setenv("SUBMITIT_EXECUTOR", "slurm")
+    with pytest.raises(SystemExit) as e:
+        requeue_if_preempted("SIGTERM")
+    assert e.value.code == 128 + 15
+
+
+def test_a_rerun_of_some_jobs_of_the_sweep_keeps_its_multirun_yaml():
+    from rnn_experiments.runner.sweep import _jobs_of
+    earlier = yaml.safe_dump({"hydra": {
+        "sweeper": {"_target_": "hydra._internal.core_plugins.basic_sweeper.BasicSweeper",
+                    "params": {"model": "lstm,peep_lstm"}},
+        "overrides": {"task": ["seed=0,1", "train.steps=30"]}}}).encode()
+    assert _jobs_of(earlier, [["train.steps=30", "model=peep_lstm", "seed=1"]])
+    assert not _jobs_of(earlier, [["train.steps=30", "model=peep_lstm", "seed=2"]])   # another sweep
+    assert not _jobs_of(earlier, [["model=lstm", "seed=1"]])
+    assert not _jobs_of(None, [["seed=1"]]) and not _jobs_of(b"not: [yaml", [["seed=1"]])
+
+
+def test_a_slurm_job_starts_even_when_its_sweeps_process_is_gone(monkeypatch, capsys):
+    """SLURM runs a job whether or not the sweep's process lives (on a one-node cluster, too);
+    a job of an orphaned joblib worker is not started."""
+    import rnn_experiments.runner.job as job
+    monkeypatch.setattr(job, "_where", lambda: (True, False))   # a sweep's job, in a worker
+    monkeypatch.setattr(job, "sweep_gone", lambda: True)
+    monkeypatch.delenv("SUBMITIT_EXECUTOR", raising=False)
+    assert job.end_job("rnn-train", lambda: 0.75) is None
+    assert "the sweep's process is gone" in capsys.readouterr().err
+    monkeypatch.setenv("SUBMITIT_EXECUTOR", "slurm")
+    assert job.end_job("rnn-train", lambda: 0.75) == 0.75
