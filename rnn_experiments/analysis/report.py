@@ -4,7 +4,8 @@ callback do.
 Writes into --out (default: PATH/analysis/): <metric>.png/.pdf per metric, summary.csv,
 summary.md, summary.tex (booktabs; mean ± std [95 % t interval] per group), with --compare KEY
 also compare.csv, compare.md, compare.tex (A − B per pair of KEY's values, Welch interval and
-t-test), rerun.sh when runs failed or are missing; prints the markdown tables, the problems found
+t-test), rerun.sh when runs failed or are missing, and for the sweep folder of an Optuna search
+its report (search.md, search_trials.csv, search_history.png/.pdf: rnn_experiments/search/); prints the markdown tables, the problems found
 and where everything went. Run folders are only read. Runs whose config cannot be read are listed
 and left out of the table; when no run has a usable metrics row, the problems and rerun.sh are
 written and AnalysisError says so. Bad options raise AnalysisError before anything is written.
@@ -108,8 +109,19 @@ def analyze(paths, metrics=DEFAULT_METRICS, by=None, style="auto", threshold=0.9
     echo(f"tables (csv, md, tex): {tables[1]}" + (f"\nre-run script: {tables[3]}" if todo else ""))
     if compare_tables:
         echo(f"comparison of {compare} (csv, md, tex): {compare_tables[1]}")
+    search = _search_report(paths, out, echo, formats)
     return {"table": t, "plots": plots, "tables": tables, "data": df, "compare": c,
-            "compare_tables": compare_tables}
+            "compare_tables": compare_tables, "search": search}
+
+
+def _search_report(paths, out: Path, echo, formats):
+    """An Optuna search's report (rnn_experiments/search/report.py) when PATH is its sweep
+    folder (it holds study.yaml), else None."""
+    from rnn_experiments.search import STUDY_FILE
+    if len(paths) != 1 or glob.has_magic(paths[0]) or not (Path(paths[0]) / STUDY_FILE).is_file():
+        return None
+    from rnn_experiments.search.report import report_folder
+    return report_folder(paths[0], out, echo=echo, formats=formats)
 
 
 def check_options(threshold: float, max_step, formats) -> None:
