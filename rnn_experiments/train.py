@@ -30,6 +30,7 @@ from rnn_experiments.provenance import remember_command
 from rnn_experiments.runner.extras import check_command_line
 from rnn_experiments.runner.job import RunFailed, end_job, run_app, save_hydra_files
 from rnn_experiments.runner.launch import job_threads
+from rnn_experiments.search import register_sweeper
 from rnn_experiments.search.trial import objective, trial_sinks
 from rnn_experiments.training.loop import train
 
@@ -62,6 +63,7 @@ def main() -> None:
     except ConfigError as e:
         print(f"rnn-train: error: {e}", file=sys.stderr)
         sys.exit(2)
+    register_sweeper()                     # hydra/sweeper=optuna, also from an editable install
     run_app("rnn-train", _main, "config")
 
 

@@ -1,7 +1,9 @@
 """The optional extras of pyproject.toml ([tensorboard], [optuna]): when a command line asks for
 one that is not installed, the command stops with one line naming what to install, before Hydra
 composes anything. The Optuna sweeper is the project's own (rnn_experiments/search/); it needs
-Optuna 4 or later (an older one is refused the same way).
+Optuna 4 or later (an older one is refused the same way), and Hydra's own Optuna plugin
+(hydra-optuna-sweeper, which an earlier version of the [optuna] extra installed) must be gone: its
+configs have the same names.
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import re
 from rnn_experiments.config import conf_dir
 from rnn_experiments.errors import ConfigError
 
+OLD_OPTUNA_SWEEPER = "hydra_plugins.hydra_optuna_sweeper"   # Hydra's plugin (optuna < 3), the name's former owner
 OPTUNA = "optuna"
 OPTUNA_MIN = 4                # ask-and-tell with the journal file storage (optuna.storages.journal)
 TENSORBOARD = "tensorboard"   # the package; torch.utils.tensorboard exists without it
@@ -52,6 +55,10 @@ def check_command_line(args: list[str]) -> None:
     for arg in args:
         key, _, value = arg.lstrip("+").partition("=")
         wants = (key == "hydra/sweeper" and value == "optuna") or (key == "hparams_search" and _uses_optuna(value))
+        if wants and installed(OLD_OPTUNA_SWEEPER):
+            raise ConfigError(f"{arg}: hydra-optuna-sweeper is installed, and its configs take the names of "
+                              "this project's Optuna sweeper (hydra/sweeper=optuna): pip uninstall "
+                              "hydra-optuna-sweeper (rnn-experiments has its own, on optuna >= 4)")
         problem = optuna_problem() if wants else None
         if problem == "not installed":
             raise ConfigError(missing(arg, "optuna", "optuna"))

@@ -16,8 +16,10 @@ on for every sweep (conf/config.yaml, `hydra.callbacks.sweep_guard`).
   describes the sweep whose runs it holds (the analysis rebuilds its job list from it).
 
 Works with any launcher (basic, joblib, submitit): jobs in other processes report through their
-folders. With another sweeper (Optuna, ...) the jobs are not known in advance: no check before
-the start, and the end check covers the job folders holding a summary of this sweep.
+folders. With another sweeper the jobs are not known in advance: no check here before the start
+(the project's Optuna sweeper checks its whole search space itself, before its first trial:
+rnn_experiments/search/checks.py), and the end check covers the job folders holding a summary
+of this sweep.
 """
 from __future__ import annotations
 

@@ -24,3 +24,16 @@ STUDY_FILE = "study.yaml"   # in a search's sweep folder: its study's storage an
 
 class SearchError(ValueError):
     """A search setting or search-space entry that cannot work; the message is one line."""
+
+
+def register_sweeper() -> None:
+    """Make the sweeper class known to Hydra where its scan of the `hydra_plugins` namespace does
+    not see it: an editable install (pip install -e) puts the namespace behind an import hook
+    that the scan (pkgutil) cannot list. An installed wheel needs no help; registering again is
+    harmless. Called by the entry point before Hydra starts."""
+    try:
+        from hydra_plugins.rnn_experiments_sweeper.optuna_sweeper import OptunaSweeper
+    except ImportError:   # not installed with this package: Hydra says what is missing
+        return
+    from hydra.core.plugins import Plugins
+    Plugins.instance().register(OptunaSweeper)

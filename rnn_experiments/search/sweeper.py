@@ -174,6 +174,7 @@ class Search:
         import optuna
         from hydra.core.plugins import Plugins
         optuna.logging.set_verbosity(optuna.logging.WARNING)   # the search logs what it does itself
+        logging.getLogger("alembic").setLevel(logging.WARNING)  # a database storage's migrations, every plugin
         self.config, self.hydra_context = config, hydra_context
         self.launcher = Plugins.instance().instantiate_launcher(
             config=config, hydra_context=hydra_context, task_function=task_function)
@@ -218,7 +219,11 @@ class Search:
                           failed, ran, s.max_failure_rate)
                 break
         from rnn_experiments.search.report import report
-        report(study, self.sweep_dir / "analysis", sweep_dir=self.sweep_dir, storage=spec)
+        try:
+            report(study, self.sweep_dir / "analysis", sweep_dir=self.sweep_dir, storage=spec)
+        except Exception as e:   # the trials are in the study and their folders: never fail the search here
+            log.error("the search's report failed (%s: %s); rnn-analyze %s makes it", type(e).__name__,
+                      one_line(e), self.sweep_dir)
         return None
 
     def _open(self, spec: str, name: str):

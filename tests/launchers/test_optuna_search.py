@@ -17,10 +17,12 @@ import yaml
 from conftest import compose_config
 from rnn_experiments.errors import ConfigError
 from rnn_experiments.provenance import COMMAND_ENV, SWEEP_ENV
-from rnn_experiments.runner.extras import OPTUNA, check_command_line, optuna_problem
+from rnn_experiments.runner.extras import (OLD_OPTUNA_SWEEPER, OPTUNA, check_command_line, installed,
+                                          optuna_problem)
 
-needs_optuna = pytest.mark.skipif(optuna_problem() is not None,
-                                  reason='needs pip install "rnn-experiments[optuna]" (optuna >= 4)')
+needs_optuna = pytest.mark.skipif(optuna_problem() is not None or installed(OLD_OPTUNA_SWEEPER),
+                                  reason='needs pip install "rnn-experiments[optuna]" (optuna >= 4), '
+                                         'without hydra-optuna-sweeper')
 
 # a palindrome task a good learning rate solves by step 20 and a tiny one never does
 FAST = ["hparams_search=palindrome_optuna", "model.hidden_size=16", "model.embedding_dim=8",
@@ -78,6 +80,7 @@ def test_the_preset_searches_lr_and_hidden_size_with_the_projects_sweeper():
 
 def test_missing_optuna_extra_is_one_line(monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, OPTUNA, None)     # as if not installed
+    monkeypatch.setitem(sys.modules, OLD_OPTUNA_SWEEPER, None)
     with pytest.raises(ConfigError, match=r'^hparams_search=palindrome_optuna needs optuna, '
                                           r'which is not installed: pip install "rnn-experiments\[optuna\]"'):
         check_command_line(["model=lstm", "hparams_search=palindrome_optuna"])
@@ -86,10 +89,17 @@ def test_missing_optuna_extra_is_one_line(monkeypatch, capsys):
     assert code == 2 and err.count("\n") == 1 and err.startswith("rnn-train: error: hydra/sweeper=optuna needs")
 
 
+def test_hydras_old_optuna_plugin_beside_it_is_refused_in_one_line(monkeypatch):
+    import rnn_experiments.runner.extras as extras
+    monkeypatch.setattr(extras, "installed", lambda module: True)   # hydra-optuna-sweeper too
+    with pytest.raises(ConfigError, match=r"hydra-optuna-sweeper is installed.*pip uninstall hydra-optuna-sweeper"):
+        check_command_line(["hparams_search=palindrome_optuna"])
+
+
 def test_an_optuna_older_than_4_is_refused_in_one_line(monkeypatch):
     import importlib.metadata
     import rnn_experiments.runner.extras as extras
-    monkeypatch.setattr(extras, "installed", lambda module: True)
+    monkeypatch.setattr(extras, "installed", lambda module: module == "optuna")
     monkeypatch.setattr(importlib.metadata, "version", lambda name: "2.10.1")
     with pytest.raises(ConfigError, match=r"needs optuna >= 4 \(2\.10\.1 is installed, not >= 4\): pip install -U"):
         check_command_line(["hparams_search=palindrome_optuna"])

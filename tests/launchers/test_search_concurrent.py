@@ -10,10 +10,11 @@ import pytest
 import yaml
 
 from conftest import ROOT
-from rnn_experiments.runner.extras import optuna_problem
+from rnn_experiments.runner.extras import OLD_OPTUNA_SWEEPER, installed, optuna_problem
 
 pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(optuna_problem() is not None, reason='needs pip install "rnn-experiments[optuna]"')]
+              pytest.mark.skipif(optuna_problem() is not None or installed(OLD_OPTUNA_SWEEPER),
+                                 reason='needs pip install "rnn-experiments[optuna]", without hydra-optuna-sweeper')]
 
 
 def test_two_processes_share_one_study_without_repeats(tmp_path):
