@@ -207,7 +207,8 @@ def format_table(t: pd.DataFrame) -> pd.DataFrame:
     by, thr, m = t.attrs.get("by", []), t.attrs.get("threshold"), t.attrs.get("threshold_metric")
     out = pd.DataFrame({k: readable(t[k]) for k in by})
     pruned = t["pruned"] if "pruned" in t else [0] * len(t)
-    out["seeds (finished)"] = [f"{s} ({f}" + (f", {p} pruned" if p else "") + ")" + (f" of {r}" if r != s else "")
+    out["seeds (finished)"] = [f"{s} ({f}" + (f", {p} pruned" if p else "") + ")"
+                               + (f" of {r}" if r != s else "")
                                for s, f, p, r in zip(t["seeds"], t["finished"], pruned, t["runs"])]
     for c in (c for c in STATS if f"{c}_mean" in t):
         cols = [t[f"{c}_{x}"] for x in ("mean", "std", "ci_low", "ci_high")]

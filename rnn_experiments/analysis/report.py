@@ -5,8 +5,8 @@ Writes into --out (default: PATH/analysis/): <metric>.png/.pdf per metric, summa
 summary.md, summary.tex (booktabs; mean ± std [95 % t interval] per group), with --compare KEY
 also compare.csv, compare.md, compare.tex (A − B per pair of KEY's values, Welch interval and
 t-test), rerun.sh when runs failed or are missing, and for the sweep folder of an Optuna search
-its report (search.md, search_trials.csv, search_history.png/.pdf: rnn_experiments/search/); prints the markdown tables, the problems found
-and where everything went. Run folders are only read. Runs whose config cannot be read are listed
+its report (search.md, search_trials.csv, search_history.png/.pdf: rnn_experiments/search/);
+prints the markdown tables, the problems found and where everything went. Run folders are only read. Runs whose config cannot be read are listed
 and left out of the table; when no run has a usable metrics row, the problems and rerun.sh are
 written and AnalysisError says so. Bad options raise AnalysisError before anything is written.
 """

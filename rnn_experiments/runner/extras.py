@@ -40,7 +40,9 @@ def optuna_problem() -> str | None:
         major = int(importlib.metadata.version(OPTUNA).split(".")[0])
     except (importlib.metadata.PackageNotFoundError, ValueError):
         return None
-    return None if major >= OPTUNA_MIN else f"{importlib.metadata.version(OPTUNA)} is installed, not >= {OPTUNA_MIN}"
+    if major >= OPTUNA_MIN:
+        return None
+    return f"{importlib.metadata.version(OPTUNA)} is installed, not >= {OPTUNA_MIN}"
 
 
 def _uses_optuna(preset: str) -> bool:

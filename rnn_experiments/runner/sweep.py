@@ -10,10 +10,11 @@ on for every sweep (conf/config.yaml, `hydra.callbacks.sweep_guard`).
 * A job that fails at run time returns normally after recording its failure in its own
   summary.json (rnn_experiments/runner/job.py), so Hydra goes on with the other jobs and the callbacks.
 * `on_multirun_end` reads every job's summary.json and keeps the jobs that did not complete in
-  this sweep (`failures()`; a job that ended `pruned` by a search's pruner ended normally); the entry point then exits 1 naming them, after the analysis
-  callback has run. If not one job ran (each was refused: its folder holds another run), the
-  sweep folder's earlier multirun.yaml, which Hydra overwrote, is put back: the folder still
-  describes the sweep whose runs it holds (the analysis rebuilds its job list from it).
+  this sweep (`failures()`; a trial a search's pruner stopped, `pruned`, ended normally); the
+  entry point then exits 1 naming them, after the analysis callback has run. If not one job
+  ran (each was refused: its folder holds another run), the sweep folder's earlier
+  multirun.yaml, which Hydra overwrote, is put back: the folder still describes the sweep whose
+  runs it holds (the analysis rebuilds its job list from it).
 
 Works with any launcher (basic, joblib, submitit): jobs in other processes report through their
 folders. With another sweeper the jobs are not known in advance: no check here before the start

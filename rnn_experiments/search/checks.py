@@ -37,7 +37,7 @@ def check_settings(s: DictConfig) -> None:
         raise SearchError(f"hydra.sweeper.{key}={s.get(key)} is invalid: expected {expected}")
 
     if not _is_int(s.get("n_trials")) or s.n_trials < 1:
-        bad("n_trials", "an integer >= 1 (the trials the study is to hold, those it has included)")
+        bad("n_trials", "an integer >= 1 (the trials the study is to hold, counting those it holds)")
     if not _is_int(s.get("n_jobs")) or s.n_jobs < 1:
         bad("n_jobs", "an integer >= 1 (trials launched at a time)")
     if s.get("direction") not in DIRECTIONS:

@@ -172,7 +172,8 @@ def report(study, out: Path, sweep_dir: Path | None = None, storage: str | None 
                  + (f" ({not_run} proposed again and not run)" if not_run else "")
                  + (f"; storage {storage}" if storage else ""))
     if res["best_params"] is not None:
-        params = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in res["best_params"].items())
+        params = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                          for k, v in res["best_params"].items())
         lines += ["", f"best: trial {res['best_trial']}, value {res['best_value']:.4f}, {params}",
                   f"best run folder: {res['best_run_dir']}"]
     else:
@@ -214,7 +215,8 @@ def report_folder(sweep_dir, out, echo=print, formats=("png", "pdf")) -> dict | 
         return None
     problem = optuna_problem()
     if problem:
-        echo(f"no search report: it needs optuna >= {OPTUNA_MIN} ({problem}): pip install \"rnn-experiments[optuna]\"")
+        echo(f"no search report: it needs optuna >= {OPTUNA_MIN} ({problem}): "
+             "pip install \"rnn-experiments[optuna]\"")
         return None
     from rnn_experiments.search import SearchError
     from rnn_experiments.search.study import load

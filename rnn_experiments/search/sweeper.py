@@ -67,7 +67,8 @@ def outcome(run_dir: Path, returned: Any = None) -> tuple[str, Optional[float], 
         return "FAIL", None, {"failure": str(e), "killed": "its summary.json is unreadable"}
     status = summary.get("status")
     if status == "completed":
-        value = returned if isinstance(returned, (int, float)) and not isinstance(returned, bool) else objective(summary)
+        number = isinstance(returned, (int, float)) and not isinstance(returned, bool)
+        value = returned if number else objective(summary)
         if value is not None and math.isfinite(value):
             return "COMPLETE", float(value), {}
         return "FAIL", None, {"failure": "completed without a held-out value"}

@@ -62,9 +62,11 @@ def trial_sinks(cfg) -> list:
         return []
     import optuna
     from rnn_experiments.search.study import load, make_pruner, storage_spec, study_name
-    spec, name, number = storage_spec(hc.sweeper, hc.sweep.dir), study_name(hc.sweeper, cfg.experiment_name), hc.job.num
+    spec, name = storage_spec(hc.sweeper, hc.sweep.dir), study_name(hc.sweeper, cfg.experiment_name)
+    number = hc.job.num   # the sweeper launches trial N as job N
     try:
-        study = load(spec, name, sampler=optuna.samplers.RandomSampler(), pruner=make_pruner(hc.sweeper.get("pruner")))
+        pruner = make_pruner(hc.sweeper.get("pruner"))
+        study = load(spec, name, sampler=optuna.samplers.RandomSampler(), pruner=pruner)
         trial_id = next(t._trial_id for t in study.get_trials(deepcopy=False) if t.number == number)
         return [TrialReporter(optuna.trial.Trial(study, trial_id))]
     except (SearchError, StopIteration) as e:

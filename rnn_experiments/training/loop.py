@@ -82,8 +82,9 @@ def train(cfg, out_dir: str | Path, hooks: Iterable[Hook] = (), sinks: Iterable 
     The run ends `completed`, `diverged` (a non-finite loss: nothing is saved from that model;
     the last good checkpoint is kept), `interrupted` (a stop signal: checkpoint saved, then
     `Interrupted` is raised for the entry point) or with the status a sink asked for by raising
-    `StopRun` (e.g. `pruned`: checkpoint saved, a normal end). An exception that escapes (a bug, a full disk)
-    leaves `failed` (or `interrupted` for a second Ctrl-C) with the error in summary.json.
+    `StopRun` (e.g. `pruned`: checkpoint saved, a normal end). An exception that escapes (a bug,
+    a full disk) leaves `failed` (or `interrupted` for a second Ctrl-C) with the error in
+    summary.json.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
