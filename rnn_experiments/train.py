@@ -5,11 +5,13 @@
     python -m rnn_experiments.train --cfg job          # print the composed config
     python -m rnn_experiments.train hparams_search=palindrome_optuna   # an Optuna search (extra [optuna])
 
-It runs the task-agnostic loop (rnn_experiments/training/loop.py) with the hooks the config asks
-for (text samples: rnn_experiments/generation/hooks.py) and the trackers (`logger=tensorboard`:
-rnn_experiments/loggers/) in Hydra's output folder. Exit status: 0 completed, 2 refused input
-(one line naming the key or file; nothing on disk changed), 1 the run failed or diverged, or jobs
-of a sweep did not complete, 130 interrupted (rnn_experiments/runner/job.py).
+It runs the task-agnostic loop (rnn_experiments/training/loop.py) in Hydra's output folder with
+the hooks the config asks for (text samples: rnn_experiments/generation/hooks.py), the trackers
+(`logger=tensorboard`: rnn_experiments/loggers/) and, in a trial of an Optuna search, the sink
+that reports to the trial and stops it when pruned (rnn_experiments/search/trial.py). Exit
+status: 0 completed (or pruned: a normal end), 2 refused input (one line naming the key or file;
+nothing on disk changed), 1 the run failed or diverged, or jobs of a sweep did not complete,
+130 interrupted (rnn_experiments/runner/job.py).
 """
 from __future__ import annotations
 
@@ -32,6 +34,8 @@ from rnn_experiments.provenance import remember_command
 from rnn_experiments.runner.extras import check_command_line
 from rnn_experiments.runner.job import RunFailed, end_job, run_app, save_hydra_files
 from rnn_experiments.runner.launch import job_threads
+from rnn_experiments.search import register_sweeper
+from rnn_experiments.search.trial import objective, trial_sinks
 from rnn_experiments.training.loop import train
 
 
@@ -42,14 +46,16 @@ def _main(cfg: DictConfig) -> float | None:
     cfg.train.threads = job_threads(cfg)   # parallel sweep jobs share the cores (launch.py)
 
     def work():
-        summary = train(cfg, out_dir, hooks=hooks_from_config(cfg), sinks=loggers_from_config(cfg),
+        summary = train(cfg, out_dir, hooks=hooks_from_config(cfg),
+                        sinks=loggers_from_config(cfg) + trial_sinks(cfg),
                         on_accept=lambda: save_hydra_files(as_given, out_dir))
         if summary["status"] == "diverged":
             raise RunFailed(f"{out_dir}: the loss is not finite at step {summary['diverged_at_step']} "
                             "(status diverged; the last good checkpoint is kept)")
         # the return value is what Hydra's sweepers optimise (hparams_search=palindrome_optuna:
-        # direction maximize); None (no held-out evaluation yet) is a failed trial for Optuna
-        return summary.get("final_eval_accuracy")
+        # direction maximize): final_eval_accuracy; None (no held-out evaluation yet, or a trial
+        # the pruner stopped) is a failed or pruned trial, as its summary.json says
+        return objective(summary) if summary["status"] == "completed" else None
 
     return end_job("rnn-train", work)
 
@@ -61,6 +67,7 @@ def main() -> None:
     except ConfigError as e:
         print(f"rnn-train: error: {e}", file=sys.stderr)
         sys.exit(2)
+    register_sweeper()                     # hydra/sweeper=optuna, also from an editable install
     run_app("rnn-train", _main, "config")
 
 

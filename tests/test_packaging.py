@@ -75,7 +75,9 @@ def test_wheel_holds_every_config_module_and_command(installed):
     assert len(configs) > 20
     assert {f"rnn_experiments/conf/{c}" for c in configs} <= names
     assert {f"rnn_experiments/{m}" for m in _source_files(ROOT / "rnn_experiments", "*.py")} <= names
-    assert {f"hydra_plugins/{m}" for m in _source_files(ROOT / "hydra_plugins", "*.py")} <= names
+    plugins = _source_files(ROOT / "hydra_plugins", "*.py")     # the Optuna sweeper, the SLURM launcher
+    assert plugins and {f"hydra_plugins/{m}" for m in plugins} <= names
+    assert "hydra_plugins/__init__.py" not in names             # a namespace shared with other plugins
     entry_points, = (n for n in names if n.endswith(".dist-info/entry_points.txt"))
     text = zipfile.ZipFile(wheel).read(entry_points).decode()
     assert all(f"{c} = " in text for c in COMMANDS)
@@ -127,6 +129,16 @@ def test_installed_wheel_runs_every_command_outside_the_source_tree(installed):
         assert "name: peep_lstm" in shown and "experiment_name: small" in shown
         assert "strategy: sample" in run(bin_dir / "rnn-generate", "--cfg", "job")
 
+    def search():   # the project's Optuna sweeper found by Hydra in the installed wheel
+        from rnn_experiments.runner.extras import OLD_OPTUNA_SWEEPER, installed, optuna_problem
+        if optuna_problem() is not None or installed(OLD_OPTUNA_SWEEPER):
+            return      # the [optuna] extra is not installed here
+        run(bin_dir / "rnn-train", "hparams_search=palindrome_optuna", "hydra.sweeper.n_trials=2", *TINY,
+            "dataset.seq_length=4", "train.threads=1", "hydra.sweep.dir=search")
+        result = (work / "search" / "optimization_results.yaml").read_text()
+        assert "best_value:" in result and (work / "search" / "1" / "summary.json").is_file()
+        assert (work / "search" / "analysis" / "search.md").is_file()
+
     def help_texts():
         run(bin_dir / "rnn-bench", "--help")
         run(bin_dir / "rnn-download", "--help")
@@ -134,5 +146,5 @@ def test_installed_wheel_runs_every_command_outside_the_source_tree(installed):
     # independent commands side by side (each starts Python and torch)
     with ThreadPoolExecutor(max_workers=3) as pool:
         for job in [pool.submit(f) for f in (train_then_analyze, gradients_then_plot, configs_shown,
-                                             installed_code_and_configs, help_texts)]:
+                                             installed_code_and_configs, help_texts, search)]:
             job.result()

@@ -21,6 +21,7 @@ from scipy import stats as st
 from rnn_experiments.analysis.collect import AnalysisError, config_keys, runs_of, without_config
 from rnn_experiments.analysis.quantities import LOWER, METRICS, STATISTICS, stat_name
 from rnn_experiments.analysis.stats import CONFIDENCE, MIN_BOOTSTRAP, bootstrap_ci
+from rnn_experiments.training.stop import STOP_STATUSES
 
 NEVER_GROUP = ("seed",)                 # seeds are what we average over
 REDUNDANT_IF_DETERMINED = ("experiment_name",)  # a label, dropped when the other keys imply it
@@ -135,7 +136,8 @@ def table(df: pd.DataFrame, by=None, threshold: float = 0.99,
           threshold_metric: str = "accuracy") -> pd.DataFrame:
     """The comparison table, one row per group (numbers, not strings; see `format_table`).
 
-    runs: run folders; seeds: runs with metrics; finished: runs with status completed;
+    runs: run folders; seeds: runs with metrics; finished: runs with status completed; pruned:
+    runs a search's pruner stopped early (status pruned or stopped: a normal end, not a failure);
     <X>_mean/_std/_ci_low/_ci_high over the runs with metrics (std: ddof = 1; ci: `mean_ci`'s
     95 % t interval, cut to BOUNDS; NaN skipped: steps_to_threshold is over the runs that reached
     it); <X>_n: the runs with a value of X (the mean is over these); <X>_boot_low/_boot_high:
@@ -146,6 +148,7 @@ def table(df: pd.DataFrame, by=None, threshold: float = 0.99,
     by = check_keys(df, by)
     r = per_run(df, threshold, threshold_metric)
     r["finished"] = (r["status"] == "completed") & r["has_metrics"]
+    r["pruned"] = r["status"].isin(STOP_STATUSES)   # stopped early on purpose (a search's pruner)
     r["never"] = r["has_metrics"] & r["steps_to_threshold"].isna()
     stats = [c for c in STATS if c in r.columns]
     rows = []
@@ -153,7 +156,8 @@ def table(df: pd.DataFrame, by=None, threshold: float = 0.99,
         key = key if isinstance(key, tuple) else (key,)
         row = dict(zip(by, key))
         ok = g[g["has_metrics"]]
-        row.update(runs=len(g), seeds=len(ok), finished=int(g["finished"].sum()))
+        row.update(runs=len(g), seeds=len(ok), finished=int(g["finished"].sum()),
+                   pruned=int(g["pruned"].sum()))
         for c in stats:
             row[f"{c}_n"] = int(ok[c].notna().sum())
             row[f"{c}_mean"] = ok[c].mean()
@@ -173,6 +177,16 @@ def table(df: pd.DataFrame, by=None, threshold: float = 0.99,
 FORMATS = {k: q.fmt for k, q in STATISTICS.items()}
 
 
+def readable(values: pd.Series, digits: int = 4) -> list[str]:
+    """Config values as text, floats with `digits` significant digits (a sampled learning rate
+    0.0012345678901234567 -> "0.001235"), more where fewer would make two values look alike."""
+    floats = [v for v in values if isinstance(v, float) and not pd.isna(v)]
+    for d in range(digits, 18):
+        if len({f"{v:.{d}g}" for v in floats}) == len(set(floats)):
+            break
+    return [f"{v:.{d}g}" if isinstance(v, float) and not pd.isna(v) else str(v) for v in values]
+
+
 def _pm(mean, std, fmt, low=np.nan, high=np.nan, boot_low=np.nan, boot_high=np.nan) -> str:
     """"0.917 ± 0.104 [0.658, 1.000]", then " boot [0.85, 0.97]" where there is a bootstrap
     interval; the std and the intervals are left out where NaN (n < 2)."""
@@ -186,9 +200,11 @@ def _pm(mean, std, fmt, low=np.nan, high=np.nan, boot_low=np.nan, boot_high=np.n
 def format_table(t: pd.DataFrame) -> pd.DataFrame:
     """`table`'s numbers as the strings of the report table ("0.998 ± 0.002 [0.993, 1.003]")."""
     by, thr, m = t.attrs.get("by", []), t.attrs.get("threshold"), t.attrs.get("threshold_metric")
-    out = pd.DataFrame({k: t[k].astype(str) for k in by})
-    out["seeds (finished)"] = [f"{s} ({f})" + (f" of {r}" if r != s else "")
-                               for s, f, r in zip(t["seeds"], t["finished"], t["runs"])]
+    out = pd.DataFrame({k: readable(t[k]) for k in by})
+    pruned = t["pruned"] if "pruned" in t else [0] * len(t)
+    out["seeds (finished)"] = [f"{s} ({f}" + (f", {p} pruned" if p else "") + ")"
+                               + (f" of {r}" if r != s else "")
+                               for s, f, p, r in zip(t["seeds"], t["finished"], pruned, t["runs"])]
     for c in (c for c in STATS if f"{c}_mean" in t):
         cols = [t[f"{c}_{x}"] if f"{c}_{x}" in t else pd.Series(np.nan, index=t.index)
                 for x in ("mean", "std", "ci_low", "ci_high", "boot_low", "boot_high")]

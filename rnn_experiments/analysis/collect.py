@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from rnn_experiments.analysis.readers import ReadError, read_bytes, read_text, read_yaml
+from rnn_experiments.training.stop import STOP_STATUSES
 from rnn_experiments.run_folder import (RUN_FILES, SUMMARY_FORMAT, SummaryError, is_run_folder,
                                         read_summary)
 from rnn_experiments.training.lock import LOCK, heartbeat_age, is_stale, pid_alive
@@ -105,7 +106,7 @@ def flatten(d: dict, prefix: str = "") -> dict:
     return out
 
 
-STATUSES = ("running", "completed", "failed", "interrupted", "diverged")
+STATUSES = ("running", "completed", "failed", "interrupted", "diverged") + STOP_STATUSES  # training/summary.py
 _NUMBER = (int, float)
 # summary.json keys the analysis reads, with the type each must have; a key of another type is
 # listed as a problem and ignored (bool is not a number here, though Python calls it an int)

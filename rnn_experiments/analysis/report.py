@@ -6,7 +6,9 @@ summary.md, summary.tex (booktabs; mean ± std [95 % t interval] per group), wit
 also compare.csv, compare.md, compare.tex (A − B per pair of KEY's values: paired by seed where
 the runs are pairs, else Welch; rank tests, bootstrap intervals, Holm-corrected p, probability of
 improvement, seeds needed), rerun.sh when runs failed or are missing, and with --keep-runs the
-run folders themselves without checkpoints (runs/); prints the markdown tables, the problems
+run folders themselves without checkpoints (runs/), and for the sweep folder of an Optuna
+search its report (search.md, search_trials.csv, search_history.png: rnn_experiments/search/);
+prints the markdown tables, the problems
 found and where everything went. Run folders are only read.
 
 Check, then write: every option is checked (paths, --out, keys, metrics, formats) before a byte
@@ -124,6 +126,7 @@ def analyze(paths, metrics=DEFAULT_METRICS, by=None, style="auto", threshold=0.9
         todo = _problems_and_reruns(every_run, by, stage, echo)
         if keep_runs:
             kept = copy_runs(run_dirs, stage, echo)
+        search = _search_report(paths, stage, echo, formats)   # an Optuna search's own report
     tables = [out / n for n in names] + ([out / "rerun.sh"] if todo else [])
     plots = [out / n for n in plot_names]
     compare_tables = [out / n for n in compare_names]
@@ -139,7 +142,17 @@ def analyze(paths, metrics=DEFAULT_METRICS, by=None, style="auto", threshold=0.9
     if keep_runs:
         echo(f"run folders (no checkpoints): {kept} under {out / 'runs'}")
     return {"table": t, "plots": plots, "tables": tables, "data": df, "compare": c,
-            "compare_tables": compare_tables}
+            "compare_tables": compare_tables, "search": search}
+
+
+def _search_report(paths, out: Path, echo, formats):
+    """An Optuna search's report (rnn_experiments/search/report.py) when PATH is its sweep
+    folder (it holds study.yaml), else None."""
+    from rnn_experiments.search import STUDY_FILE
+    if len(paths) != 1 or glob.has_magic(paths[0]) or not (Path(paths[0]) / STUDY_FILE).is_file():
+        return None
+    from rnn_experiments.search.report import report_folder
+    return report_folder(paths[0], out, echo=echo, formats=formats)
 
 
 def check_options(threshold: float, max_step, formats) -> None:

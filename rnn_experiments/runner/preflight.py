@@ -133,8 +133,11 @@ def dry_run(argv, config_name: str, check_run: Callable = validate,
     check_launcher(cfg.hydra)
     all_jobs = jobs(cfg.hydra.sweeper, list(cfg.hydra.overrides.task), loader)
     if all_jobs is None:
-        return (f"a search ({cfg.hydra.sweeper._target_}): its trials are chosen as it runs, "
-                f"-> {cfg.hydra.sweep.dir}\nnothing was launched\n")
+        if str(cfg.hydra.sweeper._target_).endswith("OptunaSweeper"):   # the project's: checkable
+            from rnn_experiments.search.checks import check_search
+            check_search(cfg, loader)
+        return (f"a search ({cfg.hydra.sweeper._target_}): its trials are chosen as it runs, each "
+                f"value of its space checked -> {cfg.hydra.sweep.dir}\nnothing was launched\n")
     folders = check_sweep(cfg, all_jobs, loader)
     launcher = str(cfg.hydra.launcher._target_).rsplit(".", 1)[-1]
     lines = [f"{len(folders)} job(s) of a sweep ({launcher}) -> {cfg.hydra.sweep.dir}"]

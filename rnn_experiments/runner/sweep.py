@@ -13,16 +13,19 @@ on for every sweep (conf/config.yaml, `hydra.callbacks.sweep_guard`).
 * A job that fails at run time returns normally after recording its failure in its own
   summary.json (rnn_experiments/runner/job.py), so Hydra goes on with the other jobs and the callbacks.
 * `on_multirun_end` reads every job's summary.json and keeps the jobs that did not complete in
-  this sweep (`failures()`); the entry point then exits 1 naming them, after the analysis
-  callback has run. If not one job ran (each was refused: its folder holds another run), or if
-  every job of this sweep is a job of the sweep that the folder held before (a re-run of some of
-  its jobs, as rnn_experiments/analysis/rerun.py prints them for a SLURM sweep), the sweep
-  folder's earlier multirun.yaml, which Hydra overwrote, is put back: the folder still describes
-  the sweep whose runs it holds (the analysis rebuilds its job list from it).
+  this sweep (`failures()`; a trial a search's pruner stopped, `pruned`, ended normally); the
+  entry point then exits 1 naming them, after the analysis callback has run. If not one job
+  ran (each was refused: its folder holds another run), or if every job of this sweep is a job
+  of the sweep that the folder held before (a re-run of some of its jobs, as
+  rnn_experiments/analysis/rerun.py prints them for a SLURM sweep), the sweep folder's earlier
+  multirun.yaml, which Hydra overwrote, is put back: the folder still describes the sweep whose
+  runs it holds (the analysis rebuilds its job list from it).
 
 Works with any launcher (basic, joblib, submitit): jobs in other processes report through their
-folders. With another sweeper (Optuna, ...) the jobs are not known in advance: no check before
-the start, and the end check covers the job folders holding a summary of this sweep.
+folders. With another sweeper the jobs are not known in advance: no check here before the start
+(the project's Optuna sweeper checks its whole search space itself, before its first trial:
+rnn_experiments/search/checks.py), and the end check covers the job folders holding a summary
+of this sweep.
 """
 from __future__ import annotations
 
@@ -40,6 +43,7 @@ from rnn_experiments.errors import one_line
 from rnn_experiments.provenance import end_sweep, start_sweep, sweep_id
 from rnn_experiments.runner.checks import check_folder, check_job, check_launcher, training_needs
 from rnn_experiments.run_folder import SummaryError, atomic_write, read_summary
+from rnn_experiments.training.summary import NORMAL_ENDS
 
 log = logging.getLogger(__name__)
 
@@ -175,7 +179,7 @@ class SweepGuard(Callback):
             ran += summary.get("sweep_id") == me
             if summary.get("sweep_id") != me:
                 _FAILURES.append(f"{label}: no record of this sweep in {folder} (refused or not started)")
-            elif summary.get("status") != "completed":
+            elif summary.get("status") not in NORMAL_ENDS:   # pruned: a normal end
                 why = summary.get("error") or (f"at step {summary['diverged_at_step']}"
                                                if "diverged_at_step" in summary else "")
                 _FAILURES.append(f"{label}: {summary.get('status')}" + (f" ({why})" if why else ""))

@@ -80,9 +80,11 @@ def train(cfg, out_dir: str | Path, hooks: Iterable[Hook] = (), sinks: Iterable 
     summary.json (status failed), so that a sweep's analysis lists it.
 
     The run ends `completed`, `diverged` (a non-finite loss: nothing is saved from that model;
-    the last good checkpoint is kept) or `interrupted` (a stop signal: checkpoint saved, then
-    `Interrupted` is raised for the entry point). An exception that escapes (a bug, a full disk)
-    leaves `failed` (or `interrupted` for a second Ctrl-C) with the error in summary.json.
+    the last good checkpoint is kept), `interrupted` (a stop signal: checkpoint saved, then
+    `Interrupted` is raised for the entry point) or with the status a sink asked for by raising
+    `StopRun` (e.g. `pruned`: checkpoint saved, a normal end). An exception that escapes (a bug,
+    a full disk) leaves `failed` (or `interrupted` for a second Ctrl-C) with the error in
+    summary.json.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -189,7 +191,7 @@ def _row(run: _Run, is_eval: bool, t_window: float, now_s: float, w: dict) -> di
 
 
 def _loop(run: _Run, hooks: list[Hook], sinks: list) -> dict:
-    """Steps until train.steps, a stop signal or a non-finite loss; then `_finish`."""
+    """Steps until train.steps, a stop signal, a sink's StopRun or a non-finite loss; then `_finish`."""
     cfg, t_cfg = run.cfg, run.cfg.train
     steps, B = t_cfg.steps, t_cfg.batch_size
     run.writer = MetricsWriter(run.out_dir / "metrics.csv", run.rows, sinks)
@@ -230,17 +232,22 @@ def _loop(run: _Run, hooks: list[Hook], sinks: list) -> dict:
             if received:
                 stop = signal.Signals(received[0]).name
                 break
+            if run.writer.stop is not None:   # a sink asked the run to end (StopRun)
+                break
     if not diverged_at:
         diverged_at = run.save(run.checkpoint)   # the end of the run, or its stop
     if diverged_at:
         status = "diverged"
     elif stop is not None:
         status = "interrupted"
+    elif run.writer.stop is not None:
+        status = run.writer.stop.status
     return _finish(run, status, diverged_at, stop)
 
 
 def _finish(run: _Run, status: str, diverged_at: int, stop: str | None) -> dict:
-    """Close metrics.csv, write the final summary; an interrupted run raises `Interrupted`."""
+    """Close metrics.csv, write the final summary; an interrupted run raises `Interrupted`; a
+    run a sink stopped (pruned, ...) ends normally with its status and `stop_reason`."""
     run.writer.close()
     summary = run.summary
     summary.update(status=status, step=run.step, wall_time_s=round(run.elapsed(), 3), finished=now(),
@@ -251,6 +258,10 @@ def _finish(run: _Run, status: str, diverged_at: int, stop: str | None) -> dict:
                   "checkpoint is kept)", diverged_at)
     if status == "interrupted":
         summary["signal"] = stop
+    requested = run.writer.stop
+    if requested is not None and status == requested.status:
+        summary["stop_reason"] = requested.reason
+        log.info("%s at step %d: %s (checkpoint saved)", status, run.step, requested.reason)
     write_summary(run.out_dir, summary)
     if status == "interrupted":
         log.warning("stopped by %s at step %d; checkpoint saved, resume by re-running "

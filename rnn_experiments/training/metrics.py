@@ -8,7 +8,9 @@ rnn_experiments/loggers/); the entry point builds them from the config (`logger=
 hands them to the writer. A sink has `write(row)` (a row exactly as written to the file: every
 column, "" where empty), and optionally `open(out_dir, rows)`, called first with the rows the file
 starts with (a resumed run's, from its checkpoint), and `close()`. A sink that raises is logged
-and dropped; the run and metrics.csv go on.
+and dropped; the run and metrics.csv go on. A sink may instead raise `StopRun` (stop.py) from
+`write` to ask the run to end early: the writer keeps the first such request in `stop` (the
+other sinks still get the row) and the loop ends the run after the step.
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from pathlib import Path
 from typing import Iterable
 
 from rnn_experiments.run_folder import atomic_write
+from rnn_experiments.training.stop import StopRun
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +37,7 @@ class MetricsWriter:
         self.path = Path(path)
         self.rows = list(rows or [])
         self.sinks = list(sinks)
+        self.stop: StopRun | None = None   # the first request of a sink to end the run early
         with atomic_write(self.path) as f:
             w = csv.DictWriter(f, fieldnames=COLUMNS)
             w.writeheader()
@@ -66,6 +70,8 @@ class MetricsWriter:
                 continue
             try:
                 call(*args)
+            except StopRun as e:
+                self.stop = self.stop or e
             except Exception as e:  # a tracker's failure never stops the run: metrics.csv is the record
                 log.error("%s.%s failed (%s: %s); going on without it (metrics.csv is complete)",
                           type(sink).__name__, method, type(e).__name__, e)

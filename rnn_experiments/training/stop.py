@@ -1,10 +1,15 @@
-"""Stopping a run cleanly on a signal.
+"""Stopping a run cleanly: on a signal, or when a metrics sink asks for it (`StopRun`).
 
 SIGTERM and SIGINT (Ctrl-C), SIGHUP (the terminal or ssh session closed) and SIGUSR2 (SLURM's
 time-limit / preemption signal, through submitit) only set a flag; the loop checks it after each
 step, saves a checkpoint and raises `Interrupted`, which carries the signal's name to the entry
 point (exit 130, or a requeue). A second Ctrl-C stops at once. A signal the process was started
 to ignore (`nohup` ignores SIGHUP) stays ignored.
+
+A metrics sink (metrics.py) that decides the run should end early (an Optuna trial the pruner
+stops: rnn_experiments/search/trial.py) raises `StopRun(status, reason)` from `write(row)`. The
+loop finishes that step as usual (best checkpoint, progress line), saves checkpoint.pt and ends
+with that status: a normal end (exit 0), like `completed`, but short of train.steps.
 """
 from __future__ import annotations
 
@@ -21,6 +26,20 @@ class Interrupted(KeyboardInterrupt):
     def __init__(self, signal: str, step: int):
         super().__init__(f"stopped by {signal} at step {step}")
         self.signal, self.step = signal, step
+
+
+STOP_STATUSES = ("pruned", "stopped")   # what a StopRun may end a run with (summary.json's status)
+
+
+class StopRun(Exception):
+    """Raised by a metrics sink: end the run after this step with `status` (one of STOP_STATUSES),
+    `reason` a line for summary.json (`stop_reason`) and the log."""
+
+    def __init__(self, status: str, reason: str):
+        if status not in STOP_STATUSES:
+            raise ValueError(f"StopRun status {status!r}: expected one of {', '.join(STOP_STATUSES)}")
+        super().__init__(reason)
+        self.status, self.reason = status, reason
 
 
 @contextmanager

@@ -1,7 +1,10 @@
 """summary.json: what a run is (status, seed, model, ...) and what it reached, written atomically.
 
 format: SUMMARY_FORMAT (run_folder.py); a summary without it is format 1, the previous release's.
-status: running | completed | failed (+ error) | interrupted (+ signal) | diverged (+ step).
+status: running | completed | failed (+ error) | interrupted (+ signal) | diverged (+ step) |
+pruned or stopped (+ stop_reason: a metrics sink ended the run early, training/stop.py).
+NORMAL_ENDS are the statuses of a run that ended as asked: not a failure for a sweep's exit
+status, not re-run by the analysis.
 Provenance (git commit and dirty flag, package versions, command line): rnn_experiments/provenance.py.
 """
 from __future__ import annotations
@@ -15,6 +18,9 @@ from pathlib import Path
 
 from rnn_experiments.provenance import provenance, sweep_id
 from rnn_experiments.run_folder import SUMMARY_FORMAT, write_text
+from rnn_experiments.training.stop import STOP_STATUSES
+
+NORMAL_ENDS = ("completed",) + STOP_STATUSES
 
 
 def now() -> str:

@@ -448,3 +448,16 @@ def test_compare_needs_two_values_in_some_group(tmp_path):
     with pytest.raises(CompareError, match="no group of dataset.seq_length holds two values of 'model.name'"):
         compare(df, "model.name", by=["model.name", "dataset.seq_length"])
     assert len(compare(df, "model.name", by=["model.name"])) == 6   # seq_length not a group key
+
+
+def test_group_values_are_readable_numbers_that_stay_distinct(tmp_path):
+    """A searched learning rate (0.0012345678901234567) shows 4 significant digits in the tables,
+    more only where 4 would make two groups look alike."""
+    from rnn_experiments.analysis.aggregate import readable
+    assert readable(pd.Series([0.0012345678901234567, 0.01, 3e-05])) == ["0.001235", "0.01", "3e-05"]
+    assert readable(pd.Series([0.00123451, 0.00123459])) == ["0.0012345", "0.0012346"]
+    assert readable(pd.Series(["lstm", 64, np.nan])) == ["lstm", "64", "nan"]
+    for i, lr in enumerate((0.0012345678901234567, 0.0003000000000000001)):
+        write_run(tmp_path / str(i), config(**{"train.lr": lr}), metrics_frame(STEPS, [0.5] * len(STEPS)))
+    md = analyze([tmp_path], echo=lambda *_: None, formats=("png",))["tables"][1].read_text()
+    assert "| 0.0003 |" in md and "| 0.001235 |" in md and "0.0012345678901234567" not in md

@@ -86,7 +86,7 @@ CASES = [
     ("summary.json a FIFO", lambda r: _replace(r / "summary.json", "fifo"),
      "summary.json: not a regular file", 3, 3),      # its metrics are sound: counted (status unknown)
     ("summary.json of the wrong types", lambda r: _summary(r, status=5, wall_time_s="abc", seed="x", pid=[1]),
-     "summary.json: status=5 is not one of running, completed, failed, interrupted, diverged (ignored)", 3, 3),
+     "summary.json: status=5 is not one of running, completed, failed, interrupted, diverged, pruned, stopped (ignored)", 3, 3),
     ("summary.json of a newer format", lambda r: _summary(r, format=SUMMARY_FORMAT + 1),
      f"summary.json: format {SUMMARY_FORMAT + 1} is newer than this release reads", 3, 3),
     (".hydra/config.yaml a FIFO", lambda r: _replace(r / ".hydra" / "config.yaml", "fifo"),

@@ -4,6 +4,7 @@ import json
 
 import pandas as pd
 import pytest
+import torch
 
 from rnn_experiments.training.loop import train
 from rnn_experiments.training.metrics import COLUMNS, TIMING_COLUMNS, read_metrics
@@ -104,3 +105,34 @@ def test_best_checkpoint_stays_at_the_best_when_held_out_loss_gets_worse(make_cf
         model.eval()
         _, eval_loss = evaluate(model, data.eval_x, data.eval_y)
         assert eval_loss == pytest.approx(evals.loc[step, "eval_loss"], rel=1e-5), name
+
+
+def test_a_sink_that_raises_stoprun_ends_the_run_early_as_a_normal_end(make_cfg, tmp_path):
+    """The loop's general early stop (an Optuna trial's pruning uses it): a sink raises StopRun
+    at an evaluation; the other sinks still get that row, the step ends as usual, the checkpoint
+    is saved at that step and the run ends with the sink's status and reason."""
+    from rnn_experiments.training.stop import StopRun
+
+    class StopAt:
+        def write(self, row):
+            if row["step"] == 10:
+                raise StopRun("pruned", "held-out accuracy too low at step 10")
+
+    class Record:
+        rows: list = []
+
+        def write(self, row):
+            self.rows.append(row["step"])
+
+    rec = Record()
+    cfg = make_cfg("train.steps=40", "train.log_every=5", "train.eval_every=10", "train.checkpoint_every=0")
+    summary = train(cfg, tmp_path, sinks=[StopAt(), rec])
+    assert summary["status"] == "pruned" and summary["step"] == 10
+    assert summary["stop_reason"] == "held-out accuracy too low at step 10"
+    assert rec.rows == [5, 10]                                  # the other sink got the row too
+    assert read_metrics(tmp_path / "metrics.csv").step.tolist() == [5, 10]
+    assert json.loads((tmp_path / "summary.json").read_text())["status"] == "pruned"
+    assert torch.load(tmp_path / "checkpoint.pt", weights_only=False)["step"] == 10   # saved at the stop
+    assert (tmp_path / "checkpoint_best.pt").exists()
+    with pytest.raises(ValueError, match="expected one of pruned, stopped"):
+        StopRun("completed", "not a stop status")
