@@ -9,12 +9,14 @@ command of `EXEMPT` below, a variable (`R=path`, used later as `$R`) or a commen
 in this process (conftest.run_command), each page in a fresh temporary folder; what each gets:
 
     rnn-train, rnn-measure-gradients   a single run: run, shrunk by SHRINK (STUDY_SHRINK);
-                                       a sweep: a dry run (one job per value of every swept key,
-                                       each composed and checked as `--jobs` checks it);
-                                       device=cuda: the same dry run, on device=cpu (no GPU here)
-                                       --help, --cfg, --info, --jobs: as written (they only print)
-    rnn-analyze                        run on a copy of the shared tiny sweep (any PATH), or, when
-                                       it names keys that do not vary there, its options checked
+                                       a sweep, or --jobs: a dry run (one job per value of every
+                                       swept key, each composed and checked as `--jobs` checks it);
+                                       device=cuda: the same dry run, on device=cpu (no GPU here);
+                                       --help, --cfg, --info: as written (they only print);
+                                       a transcript that shows its error: as written (refused)
+    rnn-analyze                        run on a copy of the shared tiny sweep (any PATH but one
+                                       an earlier command of the page made), without figures; when it names keys that do not vary there, its
+                                       options parsed and its keys checked against the config
     rnn-generate                       run on the tiny text model (RUN_DIR)
     rnn-plot-gradients                 run on a tiny gradient study
     rnn-download                       run, from a local copy (--url file://BOOK --no-verify)
@@ -28,6 +30,7 @@ a block's text into a file before its commands run with `<!-- doc-test: file PAT
 """
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shlex
@@ -440,6 +443,7 @@ def covering(all_jobs: list[list[str]]) -> list[list[str]]:
     return [all_jobs[n] for n in sorted(picked)]
 
 
+@functools.lru_cache(maxsize=None)
 def varying_keys(sweep: Path) -> dict[str, set]:
     """Config keys that vary across the runs of a sweep, with their values (as strings)."""
     from rnn_experiments.analysis import collect
@@ -462,8 +466,11 @@ def _analyze(args: list[str], here: Path, page_sweep: Path) -> Outcome:
         s for s in [ns.style] if s not in ("auto", "none")]
     where = [w.split("=", 1) for w in ns.where]
     fits = all(k in vary for k in named) and all(k in vary and v.lower() in vary[k] for k, v in where)
-    paths = [str(page_sweep / "0") if ("outputs/" in p or p.endswith("/0") or p == str(page_sweep / "0"))
-             else str(page_sweep) for p in ns.paths]
+    def stand_in(p: str) -> str:    # what an earlier command of the page made is read as it is
+        if (here / p).exists() and not p.startswith(str(page_sweep)):
+            return p
+        return str(page_sweep / "0") if ("outputs/" in p or p == str(page_sweep / "0")) else str(page_sweep)
+    paths = [stand_in(p) for p in ns.paths]
     paths = list(dict.fromkeys(paths))    # one sweep stands for every sweep the command names
     flags = _flags([a for a in args if a not in ns.paths])
     if fits:
@@ -475,12 +482,17 @@ def _analyze(args: list[str], here: Path, page_sweep: Path) -> Outcome:
                        "(they do not vary in the shared tiny sweep)")
 
 
+@functools.lru_cache(maxsize=None)
+def _default_config():
+    from conftest import compose_config
+    return compose_config([], tiny=False)
+
+
 def _check_keys(keys: list[str], ns, how: str) -> Outcome:
     from omegaconf import OmegaConf
 
-    from conftest import compose_config
     from rnn_experiments.analysis.quantities import METRICS
-    cfg = compose_config([], tiny=False)
+    cfg = _default_config()
     missing = [k for k in keys if k != "seed" and OmegaConf.select(cfg, k, default="<none>") == "<none>"]
     metrics = [m for m in (ns.metrics or []) + [ns.threshold_metric] if m not in METRICS]
     if missing or metrics:
