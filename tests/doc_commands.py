@@ -8,7 +8,9 @@ in a ```bash / ```sh block every other line is too (pip, tensorboard, ...), and 
 command of `EXEMPT` below, a variable (`R=path`, used later as `$R`) or a comment. Commands run
 in this process (conftest.run_command), each page in a fresh temporary folder; what each gets:
 
-    rnn-train, rnn-measure-gradients   a single run: run, shrunk by SHRINK (STUDY_SHRINK);
+    rnn-train, rnn-measure-gradients   a single run of the README: run, shrunk by SHRINK
+                                       (STUDY_SHRINK); of the guide: composed and checked as
+                                       `--jobs` checks it (running each costs ~0.4 s);
                                        a sweep, or --jobs: a dry run (one job per value of every
                                        swept key, each composed and checked as `--jobs` checks it);
                                        device=cuda: the same dry run, on device=cpu (no GPU here);
@@ -334,7 +336,7 @@ def run(cmd: Command, here: Path, stand: StandIns, page_sweep: Path) -> Outcome:
         r = run_command(prog, *args, cwd=here)
         return Outcome("run as written (refused input)", r.code, r.out, r.err)
     if prog in HYDRA:
-        return _hydra(prog, args, here)
+        return _hydra(prog, args, here, run_single=cmd.page.name == "README.md" and cmd.page.parent == ROOT)
     if prog == "rnn-analyze":
         return _analyze(args, here, page_sweep)
     if prog == "rnn-generate":
@@ -374,12 +376,12 @@ def _flags_in_help(prog: str, args: list[str]) -> Outcome:
                    err=f"not in {prog} --help: {missing}" if missing else helped.err)
 
 
-def _hydra(prog: str, args: list[str], here: Path) -> Outcome:
+def _hydra(prog: str, args: list[str], here: Path, run_single: bool = True) -> Outcome:
     from rnn_experiments.config import validate
     from rnn_experiments.errors import ConfigError
-    from rnn_experiments.runner.checks import check_job, check_launcher, training_needs
+    from rnn_experiments.runner.checks import check_folder, check_job, check_launcher, training_needs
     from rnn_experiments.runner.preflight import _args, _compose
-    from rnn_experiments.runner.sweep import Refused, check_sweep, jobs
+    from rnn_experiments.runner.sweep import Refused, jobs
 
     if {"--help", "-h", "--hydra-help", "--cfg", "-c", "--info", "-i"} & set(args):
         r = run_command(prog, *args, cwd=here)
@@ -395,11 +397,12 @@ def _hydra(prog: str, args: list[str], here: Path) -> Outcome:
     try:
         parsed = _args(args)
         cfg, multirun, loader = _compose(parsed.overrides, config, parsed.multirun, parsed.config_dir)
-        if not multirun and how == "dry run":
+        if not multirun and how == "dry run" and run_single:
             shrink = STUDY_SHRINK if prog == "rnn-measure-gradients" else SHRINK
             r = run_command(prog, *args, *shrink, cwd=here)
             return Outcome("run, shrunk", r.code, r.out, r.err)
-        if not multirun:
+        if not multirun:          # as preflight checks a run before Hydra starts
+            check_folder(cfg.hydra.run.dir, "hydra.run.dir")
             check_job(cfg, validate, training_needs)
             return Outcome(how + ", a single run", 0)
         check_launcher(cfg.hydra)
@@ -408,7 +411,7 @@ def _hydra(prog: str, args: list[str], here: Path) -> Outcome:
             return Outcome(f"{how}: composed (a search: {cfg.hydra.sweeper._target_}, its trials are chosen "
                            "as it runs)", 0)
         some = covering(all_jobs)
-        check_sweep(cfg, some, loader)
+        check_jobs(cfg, some, loader)
         return Outcome(f"{how}: {len(some)} of its {len(all_jobs)} jobs checked, one per value of each "
                        "swept key", 0)
     except (ConfigError, Refused) as e:    # as the command itself would report it
@@ -417,6 +420,47 @@ def _hydra(prog: str, args: list[str], here: Path) -> Outcome:
         os.chdir(cwd)
         from hydra.core.global_hydra import GlobalHydra
         GlobalHydra.instance().clear()
+
+
+def check_jobs(master, some: list[list[str]], loader) -> None:
+    """Each job through the up-front check of a sweep's jobs (runner/checks.py:check_job). A job
+    is composed as the sweep guard composes it where it picks a config-group option other than
+    the sweep's own (composed once per such choice); a job that differs from the sweep's config
+    only in values gets that config with Hydra's own override step applied
+    (ConfigLoaderImpl._apply_overrides_to_config: what composing it again would do after the
+    defaults list, at a fraction of the cost). ConfigError (one line) for the first bad job."""
+    import copy
+
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.core.override_parser.types import OverrideType
+
+    from rnn_experiments.config import validate
+    from rnn_experiments.errors import ConfigError, one_line
+    from rnn_experiments.runner.checks import check_job, training_needs
+
+    parser = OverridesParser.create(config_loader=loader)
+    choices = master.hydra.runtime.choices
+    for job in some:
+        try:
+            values, same_choices = [], True
+            for o in parser.parse_overrides(list(job)):
+                group = o.key_or_group.replace(".", "/")
+                if o.package is None and loader.repository.group_exists(group):
+                    same_choices &= o.type in (OverrideType.CHANGE, OverrideType.ADD) and \
+                        choices.get(group) == o.value()
+                elif o.type == OverrideType.CHANGE and o.package is None:
+                    values.append(o)
+                else:
+                    same_choices = False
+            if same_choices:
+                cfg = copy.deepcopy(master)
+                ConfigLoaderImpl._apply_overrides_to_config(values, cfg)
+            else:
+                cfg = loader.load_sweep_config(master_config=master, sweep_overrides=list(job))
+            check_job(cfg, validate, training_needs, hydra_cfg=master.hydra)
+        except Exception as e:  # Hydra's, OmegaConf's and our ConfigError
+            raise ConfigError(f"job ({' '.join(job)}): {one_line(e)}") from None
 
 
 def covering(all_jobs: list[list[str]]) -> list[list[str]]:

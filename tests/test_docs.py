@@ -226,3 +226,76 @@ def test_a_users_preset_from_the_docs_ends_its_sweep_with_the_analysis(tmp_path)
     summary = (sweep / "analysis" / "summary.md").read_text(encoding="utf-8")
     assert "| lstm |" in summary and "| peep_lstm |" in summary            # lstm_small is a model=lstm
     assert (sweep / "analysis" / "compare.md").is_file()                   # its compare: model.name
+
+
+# ---- the mechanism itself: it finds what a page shows, and a broken command fails ----------------
+
+PAGE = r"""# A page
+
+```bash
+R=some/folder
+pip install something          # exempt
+rnn-train -m model=lstm,peep_lstm \
+    seed=0,1                   # a sweep over two lines
+python -m rnn_experiments.analyze $R --compare model.name
+```
+
+<!-- doc-test: skip needs a quantum computer -->
+```bash
+rnn-train device=qpu
+```
+
+<!-- doc-test: file my/x.yaml -->
+```yaml
+a: 1
+```
+
+```console
+$ rnn-train train.lr=-1
+rnn-train: error: train.lr=-1.0 is invalid: expected a finite number > 0
+```
+
+    rnn-generate checkpoint=RUN_DIR
+    some output line
+"""
+
+
+def test_the_parser_finds_commands_variables_markers_and_transcripts(tmp_path):
+    page = tmp_path / "page.md"
+    page.write_text(PAGE, encoding="utf-8")
+    found = dc.commands(page)
+    assert [(c.line, c.prog, c.args) for c in found] == [
+        (5, None, ["install", "something"]),
+        (6, "rnn-train", ["-m", "model=lstm,peep_lstm", "seed=0,1"]),
+        (8, "rnn-analyze", ["some/folder", "--compare", "model.name"]),
+        (13, "rnn-train", ["device=qpu"]),
+        (22, "rnn-train", ["train.lr=-1"]),
+        (26, "rnn-generate", ["checkpoint=RUN_DIR"]),
+    ]
+    assert dc.exempt_reason(found[0]).startswith("installs packages")
+    assert dc.exempt_reason(found[3]) == "needs a quantum computer"
+    assert found[4].shows_error and not found[1].shows_error
+    assert dc.files(page) == [("my/x.yaml", "a: 1\n")]
+
+
+BROKEN = [
+    ("rnn-train -m model=lstm,peep_lsmt seed=0,1", "peep_lsmt"),         # a bad option in a sweep
+    ("rnn-train -m seed=0,-1", "seed=-1"),                              # a bad value in a sweep
+    ("rnn-train -m train.lrr=1e-3,1e-2", "train.lrr"),                  # an unknown key in a sweep
+    ("rnn-train model=gru train.lr=-1", "train.lr"),                    # a single run of the guide
+    ("rnn-analyze SWEEP_DIR --compare model.nme", "model.nme"),         # a key that is not one
+    ("rnn-generate checkpoint=RUN_DIR lenght=3", "lenght"),
+    ("rnn-bench --only sweep --sweep-stepz 3", "--sweep-stepz"),
+]
+
+
+@pytest.mark.parametrize("line, named", BROKEN, ids=[b[1] for b in BROKEN])
+def test_a_broken_doc_command_fails(line, named, stand, tmp_path):
+    page = tmp_path / "docs" / "page.md"
+    page.parent.mkdir()
+    page.write_text(f"```bash\n{line}\n```\n", encoding="utf-8")
+    cmd, = dc.commands(page)
+    here = tmp_path / "here"
+    here.mkdir()
+    outcome = dc.run(cmd, here, stand, dc.page_sweep(stand, here))
+    assert outcome.code != 0 and named in outcome.err, outcome

@@ -52,11 +52,12 @@ def test_a_short_real_search(tmp_path):
     done = subprocess.run(
         [sys.executable, "-m", "rnn_experiments.train", "hparams_search=palindrome_optuna",
          "hydra.sweeper.n_trials=3", "model.hidden_size=choice(4, 8)", *tiny, "dataset.seq_length=4",
-         "train.threads=1", f"hydra.sweep.dir={sweep}"],
+         "train.threads=1", "hydra.callbacks.analyze.formats=[]", f"hydra.sweep.dir={sweep}"],
         cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
-    trials = sorted(p for p in sweep.iterdir() if p.is_dir())
+    trials = sorted(p for p in sweep.iterdir() if p.is_dir() and p.name != "analysis")
     assert [p.name for p in trials] == ["0", "1", "2"]
+    assert (sweep / "analysis" / "summary.md").is_file()           # a search ends with its analysis too
     accuracy = []
     for trial in trials:
         cfg = yaml.safe_load((trial / ".hydra" / "config.yaml").read_text())
