@@ -63,6 +63,13 @@ def tree(sweep: Path, run: Path) -> str:
     return "\n".join(lines)
 
 
+def summary_text(job: Path, info: dict) -> str:
+    """The run's summary.json as written, the interpreter's path shown as `python` (the command
+    records sys.executable, a path of the machine that made the sample)."""
+    text = (job / "summary.json").read_text(encoding="utf-8")
+    return text.replace(json.dumps(info["python"])[1:-1] + " -m", "python -m") if info.get("python") else text
+
+
 def metrics_head(job: Path, rows: int = 3) -> str:
     return "\n".join((job / "metrics.csv").read_text(encoding="utf-8").splitlines()[:rows + 1])
 
@@ -76,7 +83,8 @@ def machine() -> dict:
     except OSError:
         pass
     import torch
-    return {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__, "load": os.getloadavg()[0]}
+    return {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__, "load": os.getloadavg()[0],
+            "python": sys.executable}
 
 
 def fence(lang: str, text: str) -> str:
@@ -98,7 +106,7 @@ def samples(run: Path) -> dict[str, str]:
                          f"{info['cores']} cores of an `{info['cpu']}`, torch {info['torch']}, on a machine "
                          f"shared with other jobs (load average {info['load']:.1f} when it started, "
                          f"{info.get('load_end', info['load']):.1f} when it ended).\n"),
-        "summary-json": fence("json", (job / "summary.json").read_text(encoding="utf-8")),
+        "summary-json": fence("json", summary_text(job, info)),
         "metrics-csv": fence("text", metrics_head(job)),
     }
     assert set(made) == set(NAMES)
