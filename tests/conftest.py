@@ -157,8 +157,8 @@ ARGPARSE = ("rnn-analyze", "rnn-plot-gradients", "rnn-download", "rnn-bench")   
 
 @pytest.fixture(scope="session")
 def demo_sweep(tmp_path_factory):
-    """One real sweep for the tests that only read one (tests/test_sweep_end_to_end.py,
-    tests/test_docs.py): the README's demo command (the demo preset: 2 models x 2 seeds, its
+    """One real sweep for the tests that only read one (all in tests/test_docs.py, so that it is
+    made once per test run): the README's demo command (the demo preset: 2 models x 2 seeds, its
     analysis callback compares model.name), shrunk as the doc tests shrink every training
     command (doc_commands.SHRINK: a tiny model, 20 steps each). Returns (sweep folder, Result)."""
     from doc_commands import run_shared_sweep
