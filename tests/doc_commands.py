@@ -68,6 +68,8 @@ EXEMPT = {
     "nvidia-smi": "needs a GPU",
     "lscpu": "prints the machine", "uptime": "prints the machine",
     "python tests/doc_samples.py": "runs the real demo (minutes) and rewrites the docs' samples",
+    "ssh": "needs a remote machine", "scp": "needs a remote machine",
+    "module": "a cluster's environment modules",
 }
 
 NOT_COMMANDS = {"yaml", "yml", "python", "py", "json", "csv", "toml", "ini", "diff", "markdown", "md"}
@@ -203,9 +205,10 @@ def commands(page: Path) -> list[Command]:
                 continue          # output in a text block
             line = re.sub(r"\$\{?([A-Za-z_]\w*)\}?", lambda m: variables.get(m.group(1), m.group(0)), line)
             for words in _split(line):
-                assign = re.fullmatch(r"([A-Za-z_]\w*)=(\S*)", words[0])
-                if assign and len(words) == 1:
-                    variables[assign.group(1)] = assign.group(2)
+                names = words[1:] if words[0] == "export" else words
+                assigns = [re.fullmatch(r"([A-Za-z_]\w*)=(\S*)", w) for w in names]
+                if names and all(assigns):      # R=path, export A=1 B=2: variables for later lines
+                    variables.update(a.groups() for a in assigns)
                     continue
                 head = " ".join(words)
                 m = COMMAND.match(head)
@@ -282,7 +285,7 @@ def make_gradient_study(folder: Path):
 @dataclass
 class Outcome:
     how: str             # what was done: "run", "dry run", "checked", ...
-    code: int
+    code: Optional[int]  # None: not run, an optional extra it needs is not installed (the test skips)
     out: str = ""
     err: str = ""
 
@@ -332,6 +335,13 @@ def run(cmd: Command, here: Path, stand: StandIns, page_sweep: Path) -> Outcome:
         values["RUN_DIR"] = str(stand.text_run)
     args = _outputs_inside([_substitute(a, values) for a in cmd.args], here)
     prog = cmd.prog
+    if prog in HYDRA:
+        from rnn_experiments.errors import ConfigError
+        from rnn_experiments.runner.extras import check_command_line
+        try:
+            check_command_line(args)
+        except ConfigError as e:    # as the tests of the extras skip where they are not installed
+            return Outcome(f"not run: {e}", None)
     if prog in HYDRA and cmd.shows_error:
         r = run_command(prog, *args, cwd=here)
         return Outcome("run as written (refused input)", r.code, r.out, r.err)

@@ -72,6 +72,8 @@ def test_every_doc_command_runs_or_is_checked(cmd, stand, page_folders, demo_swe
         assert outcome.code == 0, f"{cmd.id}: the same command as {first}, which failed"
         return
     outcome = dc.run(cmd, here, stand, sweep)
+    if outcome.code is None:
+        pytest.skip(outcome.how)
     if key is not None:
         DONE[key] = (cmd.id, outcome)
     status = 2 if cmd.shows_error else 0     # a transcript that shows a one-line error: exit 2
