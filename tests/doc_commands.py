@@ -291,8 +291,10 @@ class Outcome:
 
 
 def _inside(path: str, here: Path) -> str:
-    """An output path inside the page's folder (an absolute one re-rooted there)."""
-    return str(here / path.lstrip("/")) if os.path.isabs(path) else path
+    """An output path inside the page's folder (an absolute one elsewhere re-rooted there)."""
+    if os.path.isabs(path) and not Path(path).is_relative_to(here):
+        return str(here / path.lstrip("/"))
+    return path
 
 
 def _substitute(arg: str, values: dict[str, str]) -> str:
