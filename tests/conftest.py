@@ -157,13 +157,13 @@ ARGPARSE = ("rnn-analyze", "rnn-plot-gradients", "rnn-download", "rnn-bench")   
 
 @pytest.fixture(scope="session")
 def demo_sweep(tmp_path_factory):
-    """One real sweep for the tests that only read one (tests/test_sweep_end_to_end.py): the demo
-    preset (its analysis callback compares model.name), shrunk to 2 models x 2 seeds of a tiny
-    model, 20 steps each. Returns (sweep folder, the command's Result)."""
+    """One real sweep for the tests that only read one (all in tests/test_docs.py, so that it is
+    made once per test run): the README's demo command (the demo preset: 2 models x 2 seeds, its
+    analysis callback compares model.name), shrunk as the doc tests shrink every training
+    command (doc_commands.SHRINK: a tiny model, 20 steps each). Returns (sweep folder, Result)."""
+    from doc_commands import run_shared_sweep
     sweep = tmp_path_factory.mktemp("demo") / "sweep"
-    result = run_command("rnn-train", "-m", "+experiment=demo", "model=lstm,peep_lstm", "seed=0,1", *TINY,
-                         "dataset.seq_length=3", "train.threads=1", "hydra.callbacks.analyze.formats=[png]",
-                         f"hydra.sweep.dir={sweep}")
+    result = run_shared_sweep(sweep)
     assert result.code == 0, result.err[-3000:]
     return sweep, result
 

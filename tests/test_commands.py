@@ -206,6 +206,7 @@ def test_refused_sweep_never_touches_a_finished_sweep(tmp_path):
         f"{sweep / '0'} (refused or not started); #1 (seed=1): no record of this sweep in {sweep / '1'} "
         "(refused or not started)")
     assert digest(sweep) == before   # multirun.yaml too: the analysis still rebuilds the old job list
+    assert f"no job of this sweep ran: the analysis in {sweep / 'analysis'} is left as it was" in proc.out
 
 
 # ---- --help and --jobs --------------------------------------------------------------------------

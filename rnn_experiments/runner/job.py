@@ -43,7 +43,7 @@ from rnn_experiments.run_folder import write_text
 from rnn_experiments.runner.launch import in_slurm_job, requeue_if_preempted
 from rnn_experiments.runner.help import help_text
 from rnn_experiments.runner.preflight import dry_run, preflight
-from rnn_experiments.runner.sweep import Refused, failures, sweep_gone
+from rnn_experiments.runner.sweep import Refused, failures, forget, sweep_gone
 from rnn_experiments.training.checkpoint import CheckpointError
 from rnn_experiments.training.lock import RunLocked
 from rnn_experiments.training.stop import Interrupted
@@ -72,6 +72,7 @@ def run_app(prog: str, hydra_main: Callable[[], Any], config_name: str, argv=Non
             print(dry_run(argv, config_name, **{k: v for k, v in checks.items() if k != "writes"}), end="")
             sys.exit(0)
         preflight(argv, config_name, **checks)
+        forget()   # the failures reported below are this command's sweep's
         hydra_main()
     except (ConfigError, Refused) as e:
         print(f"{prog}: error: {e}", file=sys.stderr)

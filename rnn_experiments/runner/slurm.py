@@ -105,16 +105,22 @@ def read_cluster() -> Cluster:
                          _scontrol("--all", "--oneliner", "show", "node"))
 
 
+def _read_cluster() -> Cluster:
+    return read_cluster()   # looked up at call time: a stand-in cluster can replace read_cluster
+
+
 def check_slurm_launcher(launcher_cfg, cluster: Optional[Cluster] = None,
-                         which: Callable[[str], Optional[str]] = shutil.which) -> None:
+                         which: Optional[Callable[[str], Optional[str]]] = None) -> None:
     """ConfigError (one line) for a SLURM sweep that cannot start; see the module doc. Does
-    nothing for another launcher. `cluster`: the cluster as read by `read_cluster()`."""
+    nothing for another launcher. `cluster`: the cluster as read by `read_cluster()`; `which`:
+    how a program is found (shutil.which)."""
     if not is_slurm_launcher(launcher_cfg):
         return
+    which = which or shutil.which
     if which("sbatch") is None:
         raise ConfigError("hydra/launcher=slurm needs SLURM's sbatch, which is not on PATH: run the "
                           "sweep on a machine of the cluster (a login node), or use hydra/launcher=parallel")
-    cluster = cluster or read_cluster()
+    cluster = cluster or _read_cluster()
     key = "hydra.launcher.partition"
     partition = launcher_cfg.get("partition")
     known = ", ".join(cluster.partitions) or "none"

@@ -48,6 +48,7 @@ from rnn_experiments.training.summary import NORMAL_ENDS
 log = logging.getLogger(__name__)
 
 _FAILURES: list[str] = []   # "#N (overrides): reason" of the last sweep's jobs that did not complete
+_RAN: list[int] = []        # [jobs of the last sweep that ran in it], once its end check is done
 
 class Refused(BaseException):
     """A sweep refused before any job started; the message is one line. A BaseException, so that
@@ -71,6 +72,18 @@ def jobs(sweeper_cfg, overrides: List[str], config_loader=None) -> Optional[List
 def failures() -> list[str]:
     """The jobs of the last sweep of this process that did not complete."""
     return list(_FAILURES)
+
+
+def forget() -> None:
+    """Forget the last sweep's outcome (a new command starts in this process)."""
+    _FAILURES.clear()
+    _RAN.clear()
+
+
+def jobs_ran() -> Optional[int]:
+    """How many jobs of the sweep that is ending ran (None until its end check is done): the
+    analysis callback leaves a sweep folder as it was when not one job ran (each refused)."""
+    return _RAN[0] if _RAN else None
 
 
 def sweep_gone() -> bool:
@@ -145,7 +158,7 @@ class SweepGuard(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         from hydra.core.global_hydra import GlobalHydra
         from rnn_experiments.runner.slurm import is_slurm_launcher, register_launcher
-        _FAILURES.clear()
+        forget()
         if is_slurm_launcher(config.hydra.launcher):   # before Hydra instantiates the launcher
             register_launcher()
         start_sweep()
@@ -183,6 +196,7 @@ class SweepGuard(Callback):
                 why = summary.get("error") or (f"at step {summary['diverged_at_step']}"
                                                if "diverged_at_step" in summary else "")
                 _FAILURES.append(f"{label}: {summary.get('status')}" + (f" ({why})" if why else ""))
+        _RAN[:] = [ran]
         if self.previous is not None and (not ran or self.rerun):   # the folder's sweep is the old one
             _restore(Path(str(config.hydra.sweep.dir)) / "multirun.yaml", self.previous)
 

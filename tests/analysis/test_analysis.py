@@ -1,5 +1,5 @@
 """rnn_experiments.analysis on synthetic run folders with known numbers (a real sweep:
-tests/test_sweep_end_to_end.py)."""
+tests/test_docs.py, its last section)."""
 from __future__ import annotations
 
 import hashlib

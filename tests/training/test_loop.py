@@ -1,5 +1,5 @@
 """Training learns, reproduces from its seed, logs what it claims (a real -m sweep:
-tests/test_sweep_end_to_end.py)."""
+tests/test_docs.py, its last section)."""
 import json
 
 import pandas as pd

@@ -1,14 +1,14 @@
-"""Hydra callback: analyse a sweep when it ends (plots + tables into <sweep dir>/analysis/).
+"""Hydra callback: analyse a sweep when it ends (seed-averaged plots and tables into
+<sweep dir>/analysis/, as `python -m rnn_experiments.analyze SWEEP_DIR` writes them).
 
-On for the experiment presets (conf/experiment/*.yaml select conf/hydra/callbacks/analyze.yaml);
-for any other sweep add `hydra/callbacks=analyze` to the command line; switch it off with
-`'~hydra.callbacks.analyze'` (quoted for the shell; deletes the callback's node, so a preset's
-`compare:` goes with it). Options as in `python -m rnn_experiments.analyze`:
+On for every sweep (conf/config.yaml selects conf/hydra/callbacks/analyze.yaml), a user's own
+preset included; switch it off with `'~hydra.callbacks.analyze'` (quoted for the shell; deletes
+the callback's node, so a preset's `compare:` goes with it). Options as in
+`python -m rnn_experiments.analyze`:
 
     hydra:
       callbacks:
         analyze:
-          _target_: rnn_experiments.analysis.callback.AnalyzeSweep
           threshold: 0.99
           compare: model.name   # compare.csv/.md/.tex: each pair of models, paired by seed
           seeds_lines: false    # each seed's curve under the band
@@ -16,6 +16,9 @@ for any other sweep add `hydra/callbacks=analyze` to the command line; switch it
 
 With `compare:` set and the sweep holding only one value of that key (e.g. `model=lstm` on the
 command line of a preset that compares models), the comparison is skipped with a warning.
+
+Hydra instantiates its callbacks for every run, single runs included, so this module imports
+nothing of the analysis until a sweep ends (the analysis package loads pandas, scipy, seaborn).
 """
 from __future__ import annotations
 
@@ -25,6 +28,8 @@ from typing import Any, Optional, Sequence
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
+
+from rnn_experiments.runner.sweep import jobs_ran
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +59,9 @@ class AnalyzeSweep(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(str(config.hydra.sweep.dir))
+        if jobs_ran() == 0:   # each job refused (its folder holds another run): nothing new to analyse
+            print(f"\nno job of this sweep ran: the analysis in {sweep_dir / 'analysis'} is left as it was")
+            return
         print(f"\n== analysis of {sweep_dir} (python -m rnn_experiments.analyze {sweep_dir}) ==")
         try:
             self.analyze(sweep_dir)
