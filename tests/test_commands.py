@@ -251,3 +251,21 @@ def test_jobs_lists_what_a_preset_would_launch_and_launches_nothing(tmp_path):
     bad = run_command("rnn-train", "-m", *T, "seed=0,0", "--jobs")
     assert bad.code == 2 and bad.err.startswith("rnn-train: error: jobs #0 (seed=0) and #1 (seed=0) are the same run")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("args", [["+experiment=report_ablation"], ["-m", "model=lstm,peep_lstm", "seed=0,1,2",
+                                                                    "train.lr=1e-3,0.01", "dataset.seq_length=4,5"]])
+def test_a_sweeps_jobs_composed_quickly_equal_hydras_own(args):
+    """JobComposer sets a job's values on an already composed job where only values differ:
+    every job's config equals the one Hydra composes for it in full (groups recomposed)."""
+    from omegaconf import OmegaConf
+    from rnn_experiments.runner.preflight import _args, _compose
+    from rnn_experiments.runner.sweep import JobComposer, jobs
+    parsed = _args(args)
+    cfg, multirun, loader = _compose(parsed.overrides, "config", parsed.multirun)
+    all_jobs = jobs(cfg.hydra.sweeper, list(cfg.hydra.overrides.task), loader)
+    composer = JobComposer(cfg, loader)
+    for job in all_jobs:
+        quick, full = composer(job), loader.load_sweep_config(master_config=cfg, sweep_overrides=list(job))
+        assert OmegaConf.to_container(quick) == OmegaConf.to_container(full), job
+

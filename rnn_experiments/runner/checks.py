@@ -55,16 +55,26 @@ def concurrent_jobs(hydra_cfg) -> int:
     return n if n > 0 else max(1, available_cores() + 1 + n)
 
 
+def settings(cfg) -> dict:
+    """The job's own settings (everything but Hydra's node), resolved, as plain containers."""
+    return {k: (OmegaConf.to_container(cfg[k], resolve=True) if OmegaConf.is_config(cfg[k]) else cfg[k])
+            for k in cfg if k != "hydra"}
+
+
 def resolve(cfg) -> None:
     """ConfigError (one line) for a value that does not resolve: an interpolation to a missing key,
     an unknown resolver, an unset environment variable, a loop. Hydra's own node is resolved by
     Hydra (its ${now:...} needs a running job); ${hydra:...} in a value reads this job's node."""
     if not isinstance(cfg, DictConfig):
         return
-    ours = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
     try:
-        with hydra_config(cfg) if "hydra" in cfg else contextlib.nullcontext():
-            OmegaConf.to_container(ours, resolve=True)
+        try:
+            settings(cfg)
+        except Exception:   # perhaps a ${hydra:...}: it needs the job's node set (a copy: slow)
+            if "hydra" not in cfg:
+                raise
+            with hydra_config(cfg):
+                settings(cfg)
     except Exception as e:  # OmegaConf's InterpolationResolutionError, a resolver's own error, ...
         raise ConfigError(one_line(e)) from None
 

@@ -41,7 +41,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from rnn_experiments.errors import one_line
 from rnn_experiments.provenance import end_sweep, start_sweep, sweep_id
-from rnn_experiments.runner.checks import check_folder, check_job, check_launcher, training_needs
+from rnn_experiments.runner.checks import check_folder, check_job, check_launcher, settings, training_needs
 from rnn_experiments.run_folder import SummaryError, atomic_write, read_summary
 from rnn_experiments.training.summary import NORMAL_ENDS
 
@@ -109,6 +109,56 @@ def _swept_keys(config: DictConfig) -> set[str]:
     return {o.key_or_group for o in parsed if o.is_sweep_override()}
 
 
+class JobComposer:
+    """A sweep's job configs, as Hydra composes them (loader.load_sweep_config), but quicker: a
+    job whose overrides differ from the job composed last only in values of existing settings
+    (seed=1, train.lr=0.01: no config group, no + or ~) is that job's config with the values
+    set, as Hydra's override step sets them; any other job is composed in full. The config
+    returned is valid until the next call (it is updated in place)."""
+
+    def __init__(self, config: DictConfig, loader):
+        from hydra.core.override_parser.overrides_parser import OverridesParser
+        self.config, self.loader, self.parser = config, loader, OverridesParser.create()
+        self.last: Optional[tuple[list[str], DictConfig]] = None
+
+    def __call__(self, job: List[str]) -> DictConfig:
+        cfg = self._from_last(job) if self.last is not None else None
+        if cfg is None:
+            cfg = self.loader.load_sweep_config(master_config=self.config, sweep_overrides=list(job))
+        self.last = (list(job), cfg)
+        return cfg
+
+    def _from_last(self, job: List[str]) -> Optional[DictConfig]:
+        from hydra._internal.config_loader_impl import get_overrides_dirname
+        last_job, cfg = self.last
+        changed = [o for o in job if o not in last_job]
+        keys = [o.split("=", 1)[0] for o in changed]
+        if len(job) != len(last_job) or any(k.startswith(("+", "~")) or "/" in k or "@" in k for k in keys) \
+                or sorted(keys) != sorted(o.split("=", 1)[0] for o in last_job if o not in job):
+            return None
+        overrides = self.parser.parse_overrides(changed)
+        for override in overrides:   # all checked before anything is set
+            key = override.key_or_group
+            if override.is_sweep_override() or not _has_leaf(cfg, key) or \
+                    OmegaConf.is_config(OmegaConf.select(cfg, key, throw_on_missing=False)):
+                return None      # a group choice, a new key, a sweep: compose it as Hydra does
+        with open_dict(cfg):
+            for override in overrides:
+                OmegaConf.update(cfg, override.key_or_group, override.value(), merge=False)
+            cfg.hydra.overrides.task = list(job)
+            od = cfg.hydra.job.config.override_dirname   # as Hydra's loader names the job
+            cfg.hydra.job.override_dirname = get_overrides_dirname(
+                overrides=self.parser.parse_overrides(list(job)), kv_sep=od.kv_sep,
+                item_sep=od.item_sep, exclude_keys=od.exclude_keys)
+        return cfg
+
+
+def _has_leaf(cfg: DictConfig, key: str) -> bool:
+    parent_key, _, leaf = key.rpartition(".")
+    parent = OmegaConf.select(cfg, parent_key) if parent_key else cfg
+    return OmegaConf.is_dict(parent) and leaf in parent
+
+
 def check_sweep(config: DictConfig, all_jobs: List[List[str]], loader) -> List[tuple[int, str, Path]]:
     """Every job of a sweep through the one up-front check of a single job (runner/checks.py),
     then what only a whole sweep can get wrong: no job at all, two jobs in one folder, a job
@@ -120,18 +170,18 @@ def check_sweep(config: DictConfig, all_jobs: List[List[str]], loader) -> List[t
                       "expected at least one value for every swept key; nothing was started")
     shared = set.intersection(*map(set, all_jobs)) if len(all_jobs) > 1 else set()
     swept = _swept_keys(config)
+    composer = JobComposer(config, loader)
     folders, runs = [], {}
     for num, job in enumerate(all_jobs):
         label = (" ".join(o for o in job if o not in shared)   # what tells it apart
                  or " ".join(o for o in job if o.split("=", 1)[0].lstrip("+~") in swept) or " ".join(job))
         try:
-            cfg = loader.load_sweep_config(master_config=config, sweep_overrides=list(job))
+            cfg = composer(job)
             with open_dict(cfg):
                 cfg.hydra.job.num = num
             check_job(cfg, validate, training_needs, hydra_cfg=config.hydra)
             folder = check_folder(_job_dir(cfg), "hydra.sweep.subdir")
-            run = json.dumps(OmegaConf.to_container(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]),
-                                                    resolve=True), sort_keys=True, default=str)
+            run = json.dumps(settings(cfg), sort_keys=True, default=str)
         except Exception as e:  # Hydra's, OmegaConf's and our ConfigError
             raise Refused(f"job #{num} ({label}): {one_line(e)}; no job was started") from None
         for other, other_label, other_folder in folders:
