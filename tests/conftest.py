@@ -12,10 +12,12 @@ from __future__ import annotations
 import contextlib
 import importlib
 import io
+import json
 import logging
 import os
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -166,6 +168,32 @@ def demo_sweep(tmp_path_factory):
     result = run_shared_sweep(sweep)
     assert result.code == 0, result.err[-3000:]
     return sweep, result
+
+
+# ---- waiting on subprocess runs (launcher and signal tests) ----------------------------------
+
+def summary_of(run_dir) -> dict:
+    """A run folder's summary.json."""
+    return json.loads((Path(run_dir) / "summary.json").read_text())
+
+
+def has_rows(run, n: int = 2) -> bool:
+    """Whether a run's metrics.csv holds more than `n` lines (its header and n-1 rows)."""
+    try:
+        return len((Path(run) / "metrics.csv").read_text().splitlines()) > n
+    except FileNotFoundError:
+        return False
+
+
+def wait_for(predicate, proc, timeout=120):
+    """Poll `predicate` until it holds; AssertionError with the output if `proc` ends first."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return
+        assert proc.poll() is None, proc.communicate()[0][-3000:]
+        time.sleep(0.05)
+    raise TimeoutError
 
 
 def pytest_collection_modifyitems(session, config, items):

@@ -111,7 +111,7 @@ def test_sweep_with_a_bad_value_starts_no_job(tmp_path):
 def test_a_job_that_fails_at_run_time_fails_alone(tmp_path):
     """Jobs run one after another in this process (basic launcher); a diverging job does not stop
     the others, the analysis callback runs, the sweep exits 1 naming the jobs that did not
-    complete (the parallel and submitit launchers: tests/launchers/test_launchers.py)."""
+    complete (the parallel and submitit launchers: tests/launchers/test_joblib.py, test_submitit.py)."""
     sweep = tmp_path / "S"
     proc = train_cmd("-m", *T, "train.steps=10", "seed=0,1", "train.lr=1e-3,3e37", "hydra/callbacks=analyze",
                      "hydra.callbacks.analyze.formats=[]", f"hydra.sweep.dir={sweep}")

@@ -66,11 +66,12 @@ def check_values(config: DictConfig, space: Space, loader) -> int:
     """Compose the configs at the ends of the space with the fixed overrides and validate each
     (rnn_experiments.config.validate); SearchError naming the trial overrides that fail.
     Returns how many configs were checked."""
-    n = 0
+    from rnn_experiments.runner.sweep import JobComposer
+    n, composer = 0, JobComposer(config, loader)
     for params in combinations(space):
-        problem = _problem(config, space.overrides(params), loader)
+        problem = _problem(composer, space.overrides(params))
         if problem is not None:
-            if _problem(config, space.fixed, loader) == problem:   # the fixed overrides alone
+            if _problem(JobComposer(config, loader), space.fixed) == problem:   # the fixed overrides alone
                 raise SearchError(f"every trial would fail: {problem}")
             where = " ".join(f"{k}={format_value(v)}" for k, v in params.items())
             raise SearchError(f"a trial with {where} would fail: {problem}")
@@ -78,15 +79,15 @@ def check_values(config: DictConfig, space: Space, loader) -> int:
     return n
 
 
-def _problem(config: DictConfig, overrides: list[str], loader) -> str | None:
+def _problem(composer, overrides: list[str]) -> str | None:
     """Why the job config these overrides compose cannot run (one line), or None: the one
     up-front check of a job (runner/checks.py:check_job: values, settings used or refused,
     interpolations, device and memory where the trials will run)."""
     from rnn_experiments.config import validate
     from rnn_experiments.runner.checks import check_job, training_needs
     try:
-        job = loader.load_sweep_config(master_config=config, sweep_overrides=list(overrides))
-        check_job(job, validate, training_needs, hydra_cfg=config.hydra)
+        job = composer(list(overrides))   # composed as the trial's job will be (runner/sweep.py)
+        check_job(job, validate, training_needs, hydra_cfg=composer.config.hydra)
     except Exception as e:   # Hydra's, OmegaConf's and our ConfigError
         return one_line(e)
     return None
