@@ -57,8 +57,15 @@ def concurrent_jobs(hydra_cfg) -> int:
 
 def settings(cfg) -> dict:
     """The job's own settings (everything but Hydra's node), resolved, as plain containers."""
-    return {k: (OmegaConf.to_container(cfg[k], resolve=True) if OmegaConf.is_config(cfg[k]) else cfg[k])
-            for k in cfg if k != "hydra"}
+    out = {}
+    for k in cfg:
+        if k == "hydra":
+            continue
+        if OmegaConf.is_missing(cfg, k):     # `???`: the command's own check names it
+            out[k] = "???"
+            continue
+        out[k] = OmegaConf.to_container(cfg[k], resolve=True) if OmegaConf.is_config(cfg[k]) else cfg[k]
+    return out
 
 
 def resolve(cfg) -> None:

@@ -1,6 +1,6 @@
 """Hydra's submitit launchers: submitit_local runs each job in its own process, a failing job
-fails alone, preemption -> checkpoint -> requeue -> resume; the SLURM preset's sbatch script
-(the real SLURM cluster: tests/cluster/)."""
+fails alone, preemption -> checkpoint -> requeue -> resume (one sweep shows all three); the SLURM
+preset's sbatch script (the real SLURM cluster: tests/cluster/)."""
 from __future__ import annotations
 
 import os
@@ -33,23 +33,6 @@ def sweep(tmp_path, *overrides, wait=True):
 
 
 
-STEPS = ["train.steps=10", "train.log_every=5", "train.eval_every=5", "train.checkpoint_every=0"]
-
-
-@pytest.mark.slow
-def test_submitit_local_runs_each_job_in_its_own_process_and_a_failing_one_fails_alone(tmp_path):
-    proc, out = sweep(tmp_path, *STEPS, "train.lr=1e-3,3e37", "hydra/callbacks=analyze",
-                      "hydra.callbacks.analyze.formats=[]")
-    assert proc.returncode == 1, out[-3000:]
-    runs = [tmp_path / "sweep" / str(i) for i in (0, 1)]
-    assert [summary_of(r)["status"] for r in runs] == ["completed", "diverged"]
-    assert summary_of(runs[0])["step"] == 10 and summary_of(runs[0])["pid"] != summary_of(runs[1])["pid"] != proc.pid
-    assert (tmp_path / "sweep" / ".submitit").is_dir()           # submitit's job folders
-    assert re.search(r"rnn-train: error: 1 job\(s\) of the sweep did not complete: #1 \(train.lr=3e\+37\): "
-                     r"diverged \(at step [23]\)", out)
-    assert f"hydra.run.dir={runs[1]}" in (tmp_path / "sweep" / "analysis" / "rerun.sh").read_text()
-
-
 def descendants(pid: int) -> list[int]:
     out = []
     for task in Path(f"/proc/{pid}/task").iterdir():
@@ -58,26 +41,30 @@ def descendants(pid: int) -> list[int]:
     return out
 
 
-
-
-
-
 @pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs /proc")
-def test_preempted_submitit_job_checkpoints_requeues_and_resumes(tmp_path):
-    proc = sweep(tmp_path, "train.steps=600", "train.log_every=50", "train.eval_every=1000", "~hydra.callbacks.analyze",
-                 "train.checkpoint_every=0", "train.lr=3e-3", wait=False)
-    wait_for(lambda: has_rows(tmp_path / "sweep" / "0"), proc)
-    # the job's own process runs `submitit.core._submit`; SLURM would send it SIGUSR2
-    task = [p for p in descendants(proc.pid)
-            if b"submitit.core._submit" in Path(f"/proc/{p}/cmdline").read_bytes()]
-    assert task, "no submitit task process found"
-    os.kill(task[0], signal.SIGUSR2)
+def test_submitit_jobs_run_alone_fail_alone_and_a_preempted_one_requeues_and_resumes(tmp_path):
+    """submitit_local: each job in a process of its own. Job #1 diverges and fails alone; job #0
+    gets SIGUSR2 (what SLURM sends before a time limit): it saves checkpoint.pt, submitit
+    requeues it, and it resumes from the checkpoint to the end. The sweep exits 1 naming #1 only,
+    and its analysis's rerun.sh lists #1 only."""
+    proc = sweep(tmp_path, "train.steps=600", "train.log_every=50", "train.eval_every=1000",
+                 "train.checkpoint_every=0", "train.lr=3e-3,3e37", "hydra.callbacks.analyze.formats=[]",
+                 wait=False)
+    runs = [tmp_path / "sweep" / str(i) for i in (0, 1)]
+    wait_for(lambda: has_rows(runs[0]), proc)
+    task = summary_of(runs[0])["pid"]             # the job's own process: submitit.core._submit
+    assert b"submitit.core._submit" in Path(f"/proc/{task}/cmdline").read_bytes() and task in descendants(proc.pid)
+    os.kill(task, signal.SIGUSR2)
     out, _ = proc.communicate(timeout=120)
-    assert proc.returncode == 0, out[-2000:]
-    s = summary_of(tmp_path / "sweep" / "0")
-    assert s["status"] == "completed" and s["step"] == 600
-    assert s["resumed_from_step"] > 0                  # the requeued job went on from checkpoint.pt
+    assert proc.returncode == 1, out[-3000:]
+    first, second = summary_of(runs[0]), summary_of(runs[1])
+    assert (first["status"], first["step"]) == ("completed", 600) and first["resumed_from_step"] > 0
+    assert second["status"] == "diverged" and len({first["pid"], second["pid"], task, proc.pid}) == 4
+    assert re.search(r"rnn-train: error: 1 job\(s\) of the sweep did not complete: #1 \(train.lr=3e\+37\): "
+                     r"diverged \(at step [23]\)", out)
+    rerun = (tmp_path / "sweep" / "analysis" / "rerun.sh").read_text()
+    assert f"hydra.run.dir={runs[1]}" in rerun and f"hydra.run.dir={runs[0]}" not in rerun
     logs = "".join(p.read_text() for p in (tmp_path / "sweep" / ".submitit").rglob("*_log.*"))
     assert "requeueing through submitit" in logs and "Requeued job" in logs
 
