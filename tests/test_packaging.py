@@ -105,7 +105,10 @@ def test_installed_wheel_runs_every_command_outside_the_source_tree(installed):
                                "from hydra.core.plugins import Plugins; "                       # found by Hydra's scan
                                "from hydra.plugins.launcher import Launcher; "
                                "assert s.SlurmLauncher in Plugins.instance().discover(Launcher); "
-                               "print(json.dumps([c.__file__, str(c.conf_dir()), s.__file__]))"))
+                               "import hydra_plugins.rnn_experiments_sweeper.optuna_sweeper as o; "   # hparams_search=...
+                               "from hydra.plugins.sweeper import Sweeper; "
+                               "assert o.OptunaSweeper in Plugins.instance().discover(Sweeper); "
+                               "print(json.dumps([c.__file__, str(c.conf_dir()), s.__file__, o.__file__]))"))
         assert all(Path(p).is_relative_to(venv) for p in where), where   # the wheel's code and configs
         assert not any(Path(p).is_relative_to(ROOT) for p in where)
 
@@ -128,16 +131,6 @@ def test_installed_wheel_runs_every_command_outside_the_source_tree(installed):
         assert "name: peep_lstm" in shown and "experiment_name: small" in shown and "steps: 3000" in shown
         assert "strategy: sample" in run(bin_dir / "rnn-generate", "--cfg", "job")
 
-    def search():   # the project's Optuna sweeper found by Hydra in the installed wheel
-        from rnn_experiments.runner.extras import OLD_OPTUNA_SWEEPER, installed, optuna_problem
-        if optuna_problem() is not None or installed(OLD_OPTUNA_SWEEPER):
-            return      # the [optuna] extra is not installed here
-        run(bin_dir / "rnn-train", "hparams_search=palindrome_optuna", "hydra.sweeper.n_trials=2", *TINY,
-            "dataset.seq_length=4", "train.threads=1", "hydra.callbacks.analyze.formats=[png]", "hydra.sweep.dir=search")
-        result = (work / "search" / "optimization_results.yaml").read_text()
-        assert "best_value:" in result and (work / "search" / "1" / "summary.json").is_file()
-        assert (work / "search" / "analysis" / "search.md").is_file()
-
     def help_texts():
         run(bin_dir / "rnn-bench", "--help")
         run(bin_dir / "rnn-download", "--help")
@@ -145,5 +138,5 @@ def test_installed_wheel_runs_every_command_outside_the_source_tree(installed):
     # independent commands side by side (each starts Python and torch)
     with ThreadPoolExecutor(max_workers=3) as pool:
         for job in [pool.submit(f) for f in (train_then_analyze, gradients_then_plot, configs_shown,
-                                             installed_code_and_configs, help_texts, search)]:
+                                             installed_code_and_configs, help_texts)]:
             job.result()

@@ -17,7 +17,7 @@ from rnn_experiments.training.loop import train
 from rnn_experiments.training.metrics import TIMING_COLUMNS, read_metrics
 
 RUN = ["dataset.seq_length=4", "model.hidden_size=32", "model.embedding_dim=8", "train.lr=3e-3",
-       "train.steps=600", "train.batch_size=32", "train.log_every=10", "train.eval_every=100",
+       "train.steps=300", "train.batch_size=32", "train.log_every=10", "train.eval_every=100",
        "train.eval_size=256", "train.threads=1", "device=cpu", "seed=3"]
 
 
@@ -87,14 +87,14 @@ def signal_at(monkeypatch, step: int, sig: int):
 def test_sigterm_checkpoints_then_resume_is_exact(tmp_path, uninterrupted):
     run_dir = tmp_path / "run"
     proc = start(run_dir)
-    wait_for_step(run_dir, 100, proc)
+    wait_for_step(run_dir, 60, proc)
     proc.send_signal(signal.SIGTERM)
     t0 = time.time()
     proc.communicate(timeout=30)
     assert proc.returncode == 130 and time.time() - t0 < 10
     summary = status(run_dir)
     assert summary["status"] == "interrupted" and summary["signal"] == "SIGTERM"
-    assert 100 <= summary["step"] < 600
+    assert 60 <= summary["step"] < 300
     assert (run_dir / "checkpoint.pt").exists() and not (run_dir / "run.lock").exists()
     assert read_metrics(run_dir / "metrics.csv").step.max() == summary["step"] - summary["step"] % 10
 
@@ -106,15 +106,15 @@ def test_sigterm_checkpoints_then_resume_is_exact(tmp_path, uninterrupted):
 @pytest.mark.slow
 def test_sigkill_then_resume_from_last_checkpoint_is_exact(tmp_path, uninterrupted):
     run_dir = tmp_path / "run"
-    proc = start(run_dir, "train.checkpoint_every=70")
-    wait_for_step(run_dir, 150, proc)
+    proc = start(run_dir, "train.checkpoint_every=40")
+    wait_for_step(run_dir, 100, proc)
     os.kill(proc.pid, signal.SIGKILL)
     proc.communicate(timeout=30)
     assert status(run_dir)["status"] == "running"  # what a killed process leaves behind ...
     from rnn_experiments.analysis import collect
     assert set(collect([str(run_dir)]).status) == {"crashed"}  # ... and what the analysis sees
-    resume(run_dir, "train.checkpoint_every=70")
-    assert status(run_dir)["resumed_from_step"] % 70 == 0 and status(run_dir)["resumed_from_step"] >= 140
+    resume(run_dir, "train.checkpoint_every=40")
+    assert status(run_dir)["resumed_from_step"] % 40 == 0 and status(run_dir)["resumed_from_step"] >= 80
     pd.testing.assert_frame_equal(final_metrics(run_dir), uninterrupted)
 
 
