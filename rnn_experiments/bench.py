@@ -56,7 +56,7 @@ import torch.nn.functional as F
 from rnn_experiments.config import compose
 from rnn_experiments.data.text import read_text
 from rnn_experiments.errors import ConfigError, check
-from rnn_experiments.training.setup import available_cores, resolve_device, setup
+from rnn_experiments.training.setup import available_cores, make_optimizer, resolve_device, setup
 from rnn_experiments.training.step import make_step
 
 BOOK = Path("data/grimms_fairy_tales.txt")  # where `python -m rnn_experiments.download grimm` puts it
@@ -151,7 +151,7 @@ def bench_train(device, repeats, sizes, with_plain: bool, cuda_graphs: bool = Tr
         x, y = data.sample(B)                                 # (B, 4L+1) palindromes, (B,) labels
         torch.manual_seed(0)
         baseline = TorchLSTMClassifier(data.vocab_size, data.num_classes, cfg.model.embedding_dim, H).to(device)
-        runs = {"nn.LSTM": (baseline, torch.optim.Adam(baseline.parameters(), lr=cfg.train.lr)), **runs}
+        runs = {"nn.LSTM": (baseline, make_optimizer(baseline, cfg.train.lr, device)), **runs}   # the same Adam
         fns = {k: step_fn(m, opt, x, y, cfg.train.max_norm, device, cuda_graphs and k != "nn.LSTM")
                for k, (m, opt) in runs.items()}
         case = f"B={B} H={H} T={x.shape[1]}"

@@ -197,8 +197,13 @@ def wait_for(predicate, proc, timeout=120):
 
 
 def pytest_collection_modifyitems(session, config, items):
-    """Files with subprocess tests (marked slow) first: under `--dist loadfile` each file goes to
-    one worker in collection order, and the longest files started first keep both workers busy
-    to the end instead of leaving one to finish a long file alone."""
+    """Long files first: under `--dist loadfile` each file goes to one worker in collection order,
+    and the longest files started first keep both workers busy to the end instead of leaving one
+    to finish a long file alone. Files with subprocess tests (marked slow) count as the longest,
+    then files by their number of tests."""
     slow_files = {item.path for item in items if item.get_closest_marker("slow")}
-    items.sort(key=lambda item: item.path not in slow_files)   # stable: file order kept within
+    per_file = {}
+    for item in items:
+        per_file[item.path] = per_file.get(item.path, 0) + 1
+    # subprocess files first, then the files with the most tests (the doc tests, the commands)
+    items.sort(key=lambda item: (item.path not in slow_files, -per_file[item.path]))   # stable within a file

