@@ -140,7 +140,10 @@ def _instantiate(node, what: str, **kwargs):
         cls = get_class(node._target_)
     except Exception as e:
         raise SearchError(f"hydra.sweeper.{what}._target_={node._target_} is invalid: {one_line(e)}") from None
-    taken = inspect.signature(cls).parameters
+    try:
+        taken = inspect.signature(cls).parameters
+    except (ValueError, TypeError):   # a builtin class without a signature: its own error says
+        taken = {"": inspect.Parameter("kwargs", inspect.Parameter.VAR_KEYWORD)}
     if not any(p.kind == p.VAR_KEYWORD for p in taken.values()):
         for k in node:
             if not str(k).startswith("_") and k not in taken:

@@ -17,6 +17,7 @@ optuna = pytest.importorskip("optuna", minversion="4")
 
 from rnn_experiments.search import SearchError                     # noqa: E402
 from rnn_experiments.search import study as st                      # noqa: E402
+from rnn_experiments.search.space import key, parse, untried, values  # noqa: E402
 from rnn_experiments.search.sweeper import (_alive, _consecutive, _status, outcome,  # noqa: E402
                                             settle_orphans, suggest)
 
@@ -126,3 +127,123 @@ def test_a_sampler_setting_that_cannot_work_is_one_line(node, message):
     with pytest.raises(SearchError) as e:
         st._instantiate(OmegaConf.create(node), "sampler")
     assert str(e.value).startswith(message) and "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("{tmp}/missing/s.journal", "the folder {tmp}/missing of the journal file does not exist"),
+    ("nosuchdialect://x/y", "not a database URL SQLAlchemy knows"),
+    ("postgresql://u@h/db", "its database driver is not installed"),
+    ("sqlite:///:memory:", "an in-memory database is not shared with the trials"),
+    ("sqlite:///{tmp}/missing/s.db", "the folder {tmp}/missing of the database file does not exist"),
+])
+def test_a_storage_that_cannot_be_opened_is_refused_up_front(tmp_path, spec, message):
+    if spec.startswith("postgresql") and any(__import__("importlib").util.find_spec(m)
+                                             for m in ("psycopg2", "psycopg")):
+        pytest.skip("a postgresql driver is installed here")
+    spec, message = spec.format(tmp=tmp_path), message.format(tmp=tmp_path)
+    with pytest.raises(SearchError) as e:
+        st.check_storage(spec, default=False)
+    assert str(e.value).startswith(f"hydra.sweeper.storage={spec} is invalid: ") and message in str(e.value)
+    assert "\n" not in str(e.value)
+
+
+def test_storages_that_can_be_opened_pass_and_hold_a_study(tmp_path):
+    st.check_storage(str(tmp_path / "a" / "s.journal"), default=True)   # the sweep folder is made later
+    db = f"sqlite:///{tmp_path / 's.db'}"
+    st.check_storage(db, default=False)
+    made = st.load(db, "s", direction="maximize")
+    assert st.load(db, "s").study_name == made.study_name == "s"
+    (tmp_path / "bad.db").write_text("not a database")
+    with pytest.raises(SearchError, match=r"hydra.sweeper.storage=sqlite:///.*bad.db: cannot open the study 's' \("):
+        st.load(f"sqlite:///{tmp_path / 'bad.db'}", "s", direction="maximize")
+
+
+def test_samplers_and_pruners_are_checked_for_their_kind():
+    space = parse({"train.lr": "interval(1e-4, 1e-2)"}, [])
+    with pytest.raises(SearchError, match="expected an Optuna sampler"):
+        st.make_sampler(OmegaConf.create({"_target_": "collections.OrderedDict"}), space)
+    with pytest.raises(SearchError, match="expected an Optuna pruner"):
+        st.make_pruner(OmegaConf.create({"_target_": "collections.OrderedDict"}))
+    with pytest.raises(SearchError, match=r"hydra.sweeper.pruner \(optuna.pruners.MedianPruner\) cannot be built: "):
+        st.make_pruner(OmegaConf.create({"_target_": "optuna.pruners.MedianPruner", "n_startup_trials": -1}))
+    assert not st.prunes(st.make_pruner(None))
+    assert st.prunes(st.make_pruner(OmegaConf.create({"_target_": "optuna.pruners.MedianPruner"})))
+    with pytest.raises(SearchError, match="sampler=grid needs a discrete space: train.lr=interval"):
+        st.make_sampler(OmegaConf.create({"_target_": "optuna.samplers.GridSampler"}), space)
+    with pytest.raises(SearchError, match="hydra.sweeper.sampler.seed=-1 is invalid"):
+        st.make_sampler(OmegaConf.create({"_target_": "optuna.samplers.RandomSampler", "seed": -1}), space)
+
+
+def test_a_study_refuses_a_space_that_changes_a_parameters_distribution():
+    study = optuna.create_study()
+    old = parse({"model.hidden_size": "choice(8, 16)", "train.lr": "interval(1e-4, 1e-2)"}, [])
+    study.add_trial(optuna.trial.create_trial(params={"model.hidden_size": 8, "train.lr": 1e-3},
+                                              distributions=old.distributions, value=1.0))
+    st.check_compatible(study, old)
+    with pytest.raises(SearchError, match=r"model.hidden_size=choice\(8, 32\): study .* holds trials with "
+                                          r"model.hidden_size from choice\(8, 16\)"):
+        st.check_compatible(study, parse({"model.hidden_size": "choice(8, 32)"}, []))
+    with pytest.raises(SearchError, match=r"from FloatDistribution\(0.0001, 0.01\)"):
+        st.check_compatible(study, parse({"train.lr": "choice(0.1, 0.2)"}, []))
+
+
+class Stuck(optuna.samplers.RandomSampler):
+    """A sampler that always proposes the same point (what a converged sampler can do)."""
+
+    def sample_independent(self, study, trial, name, distribution):
+        return distribution.low if hasattr(distribution, "low") else distribution.choices[0]
+
+
+@pytest.mark.parametrize("entry", ["interval(1e-4, 1e-2)", "choice(0.1, 0.2, 0.3)"])
+def test_a_sampler_stuck_on_one_point_still_gets_new_parameter_sets(entry):
+    space = parse({"train.lr": entry}, [])
+    sampler = st.Unrepeated(Stuck(seed=0), space, __import__("random").Random(0))
+    study = optuna.create_study(sampler=sampler)
+    seen = []
+    for _ in range(3):
+        trial = study.ask()
+        seen.append(suggest(trial, "train.lr", space.distributions["train.lr"]))
+        study.tell(trial, 1.0)
+    assert len(set(seen)) == 3 and seen[0] == (1e-4 if entry.startswith("interval") else 0.1)
+
+
+def test_space_membership_grids_and_untried_sets_of_a_large_space():
+    import random
+    space = parse({"a": "range(0, 400)", "b": "range(0, 400)", "c": "choice(x, y)"}, [])
+    assert space.contains({"a": 3, "b": 4, "c": "x"}) and not space.contains({"a": 3, "b": 4})
+    assert not space.contains({"a": 3, "b": 4, "c": "z"}) and not space.contains({"a": "x", "b": 4, "c": "x"})
+    assert space.size() == 320_000
+    rng = random.Random(0)
+    p = untried(space, {key({"a": 0, "b": 0, "c": "x"})}, rng)          # drawn: too many to list
+    assert space.contains(p)
+    tiny = parse({"c": "choice(x, y)"}, [])
+    assert untried(tiny, {key({"c": "x"}), key({"c": "y"})}, rng, limit=0) is None   # none left
+    stepped = optuna.distributions.FloatDistribution(0.0, 1.0, step=0.25)
+    assert values(stepped) == [0.0, 0.25, 0.5, 0.75, 1.0]
+    with pytest.raises(SearchError, match=r"train.lr=range\(5, 1\): the range is empty"):
+        parse({"train.lr": "range(5, 1)"}, [])
+    with pytest.raises(SearchError, match="expected finite interval ends"):
+        parse({"train.lr": "interval(0, inf)"}, [])
+    assert parse({"x": "range(0.0, 1.0, 0.5)"}, []).distributions["x"] == \
+        optuna.distributions.CategoricalDistribution((0.0, 0.5))
+
+
+def test_the_report_of_a_search_with_no_completed_trial_says_so(tmp_path):
+    from rnn_experiments.search.report import report, report_folder
+    study = optuna.create_study(study_name="s", direction="maximize")
+    t = study.ask()
+    study.tell(t, state=optuna.trial.TrialState.FAIL)
+    lines = []
+    out = report(study, tmp_path / "r", sweep_dir=tmp_path, echo=lines.append, formats=("png",))
+    assert out["results"]["best_params"] is None and out["results"]["trials"]["fail"] == 1
+    text = (tmp_path / "r" / "search.md").read_text()
+    assert "best: none (no trial completed)" in text and "none (need two completed trials" in text
+    assert "best_value: null" in (tmp_path / "optimization_results.yaml").read_text()
+    said = []
+    assert report_folder(tmp_path / "nowhere", tmp_path / "r2", echo=said.append) is None
+    (tmp_path / "s2").mkdir()
+    (tmp_path / "s2" / "study.yaml").write_text(f"storage: {tmp_path / 'empty.journal'}\nstudy_name: gone\n")
+    assert report_folder(tmp_path / "s2", tmp_path / "r2", echo=said.append) is None
+    assert said[0].startswith("no search report: ") and "study.yaml is unreadable (FileNotFoundError)" in said[0]
+    assert said[1].startswith("no search report: no study 'gone' in ")
+    assert not (tmp_path / "r2").exists()
