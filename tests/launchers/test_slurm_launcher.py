@@ -193,3 +193,40 @@ def test_a_slurm_job_starts_even_when_its_sweeps_process_is_gone(monkeypatch, ca
     assert "the sweep's process is gone" in capsys.readouterr().err
     monkeypatch.setenv("SUBMITIT_EXECUTOR", "slurm")
     assert job.end_job("rnn-train", lambda: 0.75) == 0.75
+
+
+def _fake_scontrol(tmp_path, monkeypatch, script: str | None):
+    """PATH with only a fake `scontrol` (or none at all)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    if script is not None:
+        exe = bin_dir / "scontrol"
+        exe.write_text("#!/bin/sh\n" + script)
+        exe.chmod(0o755)
+    monkeypatch.setenv("PATH", str(bin_dir))
+
+
+def test_the_cluster_is_read_from_scontrol(tmp_path, monkeypatch):
+    from rnn_experiments.runner.slurm import read_cluster
+    (tmp_path / "p").write_text(PARTITIONS)
+    (tmp_path / "n").write_text(NODES)
+    _fake_scontrol(tmp_path, monkeypatch,
+                   f'case "$*" in *partition*) /bin/cat {tmp_path}/p;; *) /bin/cat {tmp_path}/n;; esac\n')
+    c = read_cluster()
+    assert (c.partitions, c.default, [n.name for n in c.nodes]) == (["cpu", "gpu"], "cpu", ["n1", "n2", "g1"])
+
+
+@pytest.mark.parametrize("script, message", [
+    (None, "`scontrol --all --oneliner show partition` failed ([Errno 2] No such file or directory"),
+    ("echo 'slurm_load_partitions: Unable to contact slurm controller' >&2; exit 1\n",
+     "`scontrol --all --oneliner show partition` failed: slurm_load_partitions: Unable to contact "
+     "slurm controller (is the SLURM controller up?)"),
+    ("exit 1\n", "failed: no output (is the SLURM controller up?)"),
+])
+def test_a_cluster_that_cannot_be_read_is_one_line(tmp_path, monkeypatch, script, message):
+    from rnn_experiments.runner.slurm import read_cluster
+    _fake_scontrol(tmp_path, monkeypatch, script)
+    with pytest.raises(ConfigError) as e:
+        read_cluster()
+    assert str(e.value).startswith("hydra/launcher=slurm: ") and message in str(e.value)
+    assert "\n" not in str(e.value)

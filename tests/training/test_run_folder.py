@@ -204,3 +204,22 @@ def test_checkpoint_with_damaged_weights_is_one_line_and_kept(finished):
     with pytest.raises(CheckpointError, match="damaged checkpoint \\(RuntimeError: Error\\(s\\) in loading") as e:
         train(compose_config(), finished)
     assert "\n" not in str(e.value) and digest(finished) == before
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"{broken", "unreadable (JSONDecodeError)"),
+    (b"\xff\xfe{}", "unreadable (UnicodeDecodeError)"),
+    (b"[1, 2]", "not a JSON object"),
+    (None, "not a regular file"),
+])
+def test_a_summary_that_is_not_a_runs_summary_is_named(tmp_path, content, message):
+    from rnn_experiments.run_folder import SummaryError, read_summary
+    path = tmp_path / "summary.json"
+    if content is None:
+        path.mkdir()
+    else:
+        path.write_bytes(content)
+    with pytest.raises(SummaryError) as e:
+        read_summary(tmp_path)
+    assert str(e.value) == f"{path}: {message}"
+    assert read_summary(tmp_path / "nothing") is None
