@@ -247,3 +247,25 @@ def test_the_report_of_a_search_with_no_completed_trial_says_so(tmp_path):
     assert said[0].startswith("no search report: ") and "study.yaml is unreadable (FileNotFoundError)" in said[0]
     assert said[1].startswith("no search report: no study 'gone' in ")
     assert not (tmp_path / "r2").exists()
+
+
+GOOD = {"n_trials": 4, "n_jobs": 1, "direction": "maximize", "max_failure_rate": 0.5,
+        "study_name": None, "storage": None, "params": {"train.lr": "interval(1e-4, 1e-2)"}}
+
+
+@pytest.mark.parametrize("key, value, expected", [
+    ("n_trials", 0, "an integer >= 1"),
+    ("n_jobs", True, "an integer >= 1 (trials launched at a time)"),
+    ("direction", "up", "minimize or maximize"),
+    ("max_failure_rate", 1.5, "a number from 0 to 1"),
+    ("max_failure_rate", "half", "a number from 0 to 1"),
+    ("study_name", " ", "null (the experiment's name) or a non-empty name"),
+    ("storage", 3, "null (a journal file in the sweep folder), a journal file path or a database URL"),
+    ("params", [1, 2], "a mapping of config keys to search-space entries"),
+])
+def test_each_search_setting_that_cannot_work_is_named(key, value, expected):
+    from rnn_experiments.search.checks import check_settings
+    check_settings(OmegaConf.create(GOOD))
+    with pytest.raises(SearchError) as e:
+        check_settings(OmegaConf.create({**GOOD, key: value}))
+    assert str(e.value).startswith(f"hydra.sweeper.{key}=") and f"is invalid: expected {expected}" in str(e.value)

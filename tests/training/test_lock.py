@@ -71,3 +71,37 @@ def test_unreadable_lock_is_judged_by_its_age(tmp_path):
     os.utime(tmp_path / LOCK, (0, 0))
     with RunLock(tmp_path):
         pass
+
+
+def test_a_pid_of_another_user_counts_as_alive_and_no_lock_as_stale(monkeypatch):
+    def not_yours(pid, sig):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "kill", not_yours)
+    assert lock_mod.pid_alive(12345) is True
+    assert lock_mod.is_stale({"pid": 12345, "host": socket.gethostname()}, 1.0) is False
+    assert lock_mod.is_stale({}, None) is True
+
+
+def test_a_run_goes_on_when_its_lock_is_removed_under_it(tmp_path):
+    lock = RunLock(tmp_path, heartbeat_s=0.01)
+    lock.acquire()
+    (tmp_path / LOCK).unlink()          # someone removed it: the heartbeat's utime fails
+    time.sleep(0.1)
+    assert lock._thread.is_alive() and heartbeat_age(tmp_path) is None
+    lock.release()
+    assert not (tmp_path / LOCK).exists()
+
+
+def test_a_lock_retaken_between_the_two_tries_is_refused(tmp_path, monkeypatch):
+    write_lock(tmp_path, dead_pid(), socket.gethostname())
+    real_open = os.open
+
+    def always_taken(path, flags, mode=0o777):   # another run takes the stale lock first, every time
+        if str(path).endswith(LOCK) and flags & os.O_EXCL:
+            raise FileExistsError(17, "File exists", path)
+        return real_open(path, flags, mode)
+
+    monkeypatch.setattr(os, "open", always_taken)
+    with pytest.raises(RunLocked, match="another run took this folder's lock .* just now"):
+        RunLock(tmp_path).acquire()
