@@ -526,8 +526,10 @@ def check_args(args, repeats: int, sections) -> torch.device:
         parse_case(case)
     check(args.clock == "wall" or (args.threads == 1 and args.device == "cpu"), "--clock", args.clock,
           "'wall', or 'thread' with --threads 1 on the CPU (it counts this thread's CPU time only)")
-    if "data" in sections and args.book.exists():   # an absent book only skips its row
-        read_text(args.book)                        # TextDataError naming the file
+    if "data" in sections and args.book is not None:   # given: used or refused
+        check(args.book.is_file(), "--book", str(args.book), "an existing text file (e.g. the one "
+              "`python -m rnn_experiments.download grimm` writes to data/grimms_fairy_tales.txt)")
+        read_text(args.book)                           # TextDataError naming the file
     return resolve_device(args.device)
 
 
@@ -547,7 +549,8 @@ def main(argv=None):
                          "other processes do not inflate (needs --threads 1)")
     ap.add_argument("--plain", action="store_true", help="also time the plain autograd loop")
     ap.add_argument("--eager", action="store_true", help="on a GPU: no CUDA graphs for our models")
-    ap.add_argument("--book", type=Path, default=BOOK, help="text file for the text-data row")
+    ap.add_argument("--book", type=Path, default=None,
+                    help=f"text file for the text-data row (default {BOOK}; without it the row is skipped)")
     ap.add_argument("--sweep-steps", type=int, default=400, help="steps per run of the sweep section")
     ap.add_argument("--run-steps", type=int, default=300, help="steps of the run section's training run")
     args = ap.parse_args(argv)
@@ -582,7 +585,7 @@ def main(argv=None):
     if "gen" in sections:
         rows += bench_gen(device, repeats)
     if "data" in sections:
-        rows += bench_data(device, repeats, rows, args.book)
+        rows += bench_data(device, repeats, rows, args.book or BOOK)
     if "memory" in sections:
         rows += bench_memory()
     if "analysis" in sections:

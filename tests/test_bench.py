@@ -76,6 +76,8 @@ def test_train_summary_names_the_worst_case_and_the_misses():
     (["--case", "256,256,40"], "--case='256,256,40' is invalid"),
     (["--case", "256,256,45"], "--case='256,256,45' is invalid"),
     (["--book", "/bin/ls"], "/bin/ls: not UTF-8 text"),
+    (["--book", "/no/such/book.txt"], "--book='/no/such/book.txt' is invalid: expected an existing text file"),
+    (["--book", "/tmp"], "--book='/tmp' is invalid: expected an existing text file"),
     pytest.param(["--device", "cuda"], "device='cuda' is invalid: no CUDA device",
                  marks=pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is present")),
 ])
@@ -104,3 +106,13 @@ def test_bench_run_splits_a_real_training_run_and_restores_the_loop():
     overhead = rows[-1]
     assert overhead["what"].startswith("overhead") and overhead["ratio"] == pytest.approx(
         ms["train() in all"] / ms["steps"] - 1)
+
+
+def test_bench_gen_times_100_and_1000_greedy_characters_and_derives_its_ratios(capsys):
+    rows = bench.main(["--only", "gen", "--repeats", "1", "--threads", "1"])
+    assert [r["what"] for r in rows] == ["100 chars", "1000 chars", "chars/s (1000)"]
+    assert all(r["case"] == "TextGenerator(64->256, 2 layers), 1 thr" for r in rows)
+    t100, t1000 = rows[0]["median_ms"], rows[1]["median_ms"]
+    assert 0 < t100 < t1000
+    assert rows[1]["ratio"] == pytest.approx(t1000 / t100) and rows[2]["ratio"] == pytest.approx(1e6 / t1000)
+    assert "chars/s (1000)" in capsys.readouterr().out
