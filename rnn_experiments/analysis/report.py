@@ -114,7 +114,7 @@ def analyze(paths, metrics=DEFAULT_METRICS, by=None, style="auto", threshold=0.9
             compare_names = _write_compare(c, stage, echo)
         plot_df = df if max_step is None else df[df["step"] <= max_step]  # zoom; the table keeps all
         ticker = Ticker(echo)
-        for i, metric in enumerate(metrics):
+        for i, metric in enumerate(metrics if formats else ()):   # no formats: no figure drawn
             ticker(lambda: f"plotting: {i} of {len(metrics)} metrics drawn")
             try:
                 fig = plot_curves(plot_df, metric, by, style, panels, seeds_lines=seeds_lines,

@@ -91,7 +91,9 @@ def importances(study) -> tuple[dict, str]:
 
 def plot_history(study, path_stem: Path, formats=("png", "pdf")) -> list[Path]:
     """The optimisation history: each completed trial's value, each pruned trial's last reported
-    value (open marker), and the best so far."""
+    value (open marker), and the best so far. No formats: nothing drawn."""
+    if not formats:
+        return []
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -198,7 +200,8 @@ def report(study, out: Path, sweep_dir: Path | None = None, storage: str | None 
     if sweep_dir is not None:
         files.append(Path(sweep_dir) / "optimization_results.yaml")
         write_text(files[-1], yaml.safe_dump(res, sort_keys=False))
-    echo("\n" + text + f"report: {files[0]} (table: {files[1]}; history: {out / 'search_history'}.{formats[0]})")
+    history = f"; history: {out / 'search_history'}.{formats[0]}" if formats else ""
+    echo("\n" + text + f"report: {files[0]} (table: {files[1]}{history})")
     return {"table": df, "results": res, "importances": imp, "files": files}
 
 

@@ -43,7 +43,8 @@ def use_deterministic_algorithms(on: bool, device: torch.device) -> None:
     naming it; on a GPU, cuBLAS gets the workspace setting it needs (CUBLAS_WORKSPACE_CONFIG)."""
     if on and device.type == "cuda":
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    torch.use_deterministic_algorithms(on)
+    if torch.are_deterministic_algorithms_enabled() != on:   # the call imports torch._inductor
+        torch.use_deterministic_algorithms(on)                # (~900 modules, a second): only to change it
     if on:
         log.info("deterministic algorithms on (torch.use_deterministic_algorithms)")
 

@@ -28,7 +28,7 @@ needs_optuna = pytest.mark.skipif(optuna_problem() is not None or installed(OLD_
 FAST = ["hparams_search=palindrome_optuna", "model.hidden_size=16", "model.embedding_dim=8",
         "dataset.seq_length=4", "train.steps=40", "train.batch_size=32", "train.log_every=20",
         "train.eval_every=20", "train.eval_size=64", "device=cpu", "train.threads=1",
-        "hydra.callbacks.analyze.formats=[png]"]
+        "hydra.callbacks.analyze.formats=[]"]   # plots only where a test looks at one
 
 
 def rnn_train(monkeypatch, capsys, *args) -> tuple[int, str, str]:
@@ -116,7 +116,8 @@ def test_a_search_reports_and_the_same_command_continues_it(tmp_path, monkeypatc
            f"hydra.sweeper.storage={storage}", "hydra/sweeper/pruner=none"]
     code, out, err = rnn_train(monkeypatch, capsys, *cmd, "hydra.sweeper.n_trials=2", f"hydra.sweep.dir={tmp_path / 'a'}")
     assert code == 0, err
-    code, out, err = rnn_train(monkeypatch, capsys, *cmd, "hydra.sweeper.n_trials=4", f"hydra.sweep.dir={tmp_path / 'b'}")
+    code, out, err = rnn_train(monkeypatch, capsys, *cmd, "hydra.sweeper.n_trials=4", f"hydra.sweep.dir={tmp_path / 'b'}",
+                               "hydra.callbacks.analyze.formats=[png]")
     assert code == 0, err
     assert "2 trial(s) so far, 2 to go (n_trials=4)" in out + err
 
@@ -195,7 +196,7 @@ def test_a_trial_worse_than_the_median_is_pruned_as_a_normal_end(tmp_path, monke
 
     from rnn_experiments.analysis.report import analyze
     lines = []
-    res = analyze([str(tmp_path)], echo=lines.append, formats=("png",))
+    res = analyze([str(tmp_path)], echo=lines.append, formats=())
     assert "1 (0, 1 pruned)" in "\n".join(lines)
     assert not (tmp_path / "analysis" / "rerun.sh").exists()
     assert res["search"]["results"]["trials"] == {"complete": 1, "pruned": 1, "fail": 0}
