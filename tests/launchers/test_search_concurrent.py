@@ -23,7 +23,8 @@ def test_two_processes_share_one_study_without_repeats(tmp_path):
            "model.hidden_size=choice(8, 16)", "train.lr=tag(log, interval(1e-3, 0.05))", "model.embedding_dim=8",
            "dataset.seq_length=4", "train.steps=60", "train.batch_size=32", "train.log_every=20",
            "train.eval_every=20", "train.eval_size=64", "device=cpu", "train.threads=1",
-           "hydra.sweeper.n_trials=6", f"hydra.sweeper.storage={storage}"]
+           "hydra.sweeper.n_trials=6", f"hydra.sweeper.storage={storage}",
+           "hydra.callbacks.analyze.formats=[]"]   # the report, no figures
     procs = [subprocess.Popen(cmd + [f"hydra.sweep.dir={tmp_path / name}"], cwd=ROOT, text=True,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for name in ("a", "b")]
     outs = [p.communicate(timeout=240)[0] for p in procs]
