@@ -526,10 +526,11 @@ def check_args(args, repeats: int, sections) -> torch.device:
         parse_case(case)
     check(args.clock == "wall" or (args.threads == 1 and args.device == "cpu"), "--clock", args.clock,
           "'wall', or 'thread' with --threads 1 on the CPU (it counts this thread's CPU time only)")
-    if "data" in sections and args.book is not None:   # given: used or refused
-        check(args.book.is_file(), "--book", str(args.book), "an existing text file (e.g. the one "
+    if "data" in sections and (args.book is not None or BOOK.exists()):   # given: used or refused
+        book = args.book or BOOK                                         # (an absent default: skipped)
+        check(book.is_file(), "--book", str(book), "an existing text file (e.g. the one "
               "`python -m rnn_experiments.download grimm` writes to data/grimms_fairy_tales.txt)")
-        read_text(args.book)                           # TextDataError naming the file
+        read_text(book)                                                  # TextDataError naming the file
     return resolve_device(args.device)
 
 

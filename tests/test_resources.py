@@ -12,15 +12,22 @@ import torch
 from rnn_experiments import resources
 
 
-def _meminfo_kb() -> int:
-    with open("/proc/meminfo") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith("MemAvailable:"))
+def _fake_meminfo(monkeypatch, text: str):
+    import io
+    real_open = builtins.open
+    monkeypatch.setattr(builtins, "open", lambda path, *a, **k: io.StringIO(text)
+                        if str(path) == "/proc/meminfo" else real_open(path, *a, **k))
 
 
-@pytest.mark.skipif(not os.path.exists("/proc/meminfo"), reason="Linux only")
 def test_available_memory_is_meminfos_available(monkeypatch):
-    got = resources.available_bytes()
-    assert abs(got - _meminfo_kb() * 1024) < 512 * 2 ** 20   # the same figure, read moments apart
+    _fake_meminfo(monkeypatch, "MemTotal:       24685000 kB\nMemFree:  100 kB\nMemAvailable:   21000000 kB\n")
+    assert resources.available_bytes() == 21000000 * 1024
+
+
+def test_a_meminfo_without_memavailable_falls_back_to_the_physical_pages(monkeypatch):
+    _fake_meminfo(monkeypatch, "MemTotal:       24685000 kB\nMemFree:  100 kB\n")   # kernels before 3.14
+    monkeypatch.setattr(os, "sysconf", lambda name: {"SC_PAGE_SIZE": 4096, "SC_AVPHYS_PAGES": 7}[name])
+    assert resources.available_bytes() == 4096 * 7
 
 
 def test_without_meminfo_the_physical_pages_are_used_and_else_none(monkeypatch):

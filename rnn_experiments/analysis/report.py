@@ -135,7 +135,8 @@ def analyze(paths, metrics=DEFAULT_METRICS, by=None, style="auto", threshold=0.9
     if len(running):
         echo(f"{len(running)} run(s) still running (analysed as they are now)")
     first = [p for p in plots if p.suffix == f".{formats[0]}"] if formats else []
-    echo(f"plots ({', '.join(formats)}): {' '.join(map(str, first)) or '(none)'}")
+    echo(f"plots ({', '.join(formats)}): {' '.join(map(str, first)) or '(none)'}" if formats
+         else "plots: none (no --formats)")
     echo(f"tables (csv, md, tex): {tables[1]}" + (f"\nre-run script: {tables[3]}" if todo else ""))
     if compare_tables:
         echo(f"comparison of {compare} (csv, md, tex): {compare_tables[1]}")

@@ -43,8 +43,9 @@ def use_deterministic_algorithms(on: bool, device: torch.device) -> None:
     naming it; on a GPU, cuBLAS gets the workspace setting it needs (CUBLAS_WORKSPACE_CONFIG)."""
     if on and device.type == "cuda":
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    if torch.are_deterministic_algorithms_enabled() != on:   # the call imports torch._inductor
-        torch.use_deterministic_algorithms(on)                # (~900 modules, a second): only to change it
+    # the call imports torch._inductor (~900 modules, a second): made only to change the state
+    if torch.are_deterministic_algorithms_enabled() != on or torch.is_deterministic_algorithms_warn_only_enabled():
+        torch.use_deterministic_algorithms(on)
     if on:
         log.info("deterministic algorithms on (torch.use_deterministic_algorithms)")
 

@@ -215,7 +215,7 @@ def test_space_membership_grids_and_untried_sets_of_a_large_space():
     assert space.size() == 320_000
     rng = random.Random(0)
     p = untried(space, {key({"a": 0, "b": 0, "c": "x"})}, rng)          # drawn: too many to list
-    assert space.contains(p)
+    assert space.contains(p) and key(p) != key({"a": 0, "b": 0, "c": "x"})
     tiny = parse({"c": "choice(x, y)"}, [])
     assert untried(tiny, {key({"c": "x"}), key({"c": "y"})}, rng, limit=0) is None   # none left
     stepped = optuna.distributions.FloatDistribution(0.0, 1.0, step=0.25)
@@ -234,7 +234,9 @@ def test_the_report_of_a_search_with_no_completed_trial_says_so(tmp_path):
     t = study.ask()
     study.tell(t, state=optuna.trial.TrialState.FAIL)
     lines = []
-    out = report(study, tmp_path / "r", sweep_dir=tmp_path, echo=lines.append, formats=("png",))
+    out = report(study, tmp_path / "r", sweep_dir=tmp_path, echo=lines.append, formats=())
+    assert lines[-1].endswith("(table: " + str(tmp_path / "r" / "search_trials.csv") + ")")   # no history drawn
+    assert not list((tmp_path / "r").glob("search_history*"))
     assert out["results"]["best_params"] is None and out["results"]["trials"]["fail"] == 1
     text = (tmp_path / "r" / "search.md").read_text()
     assert "best: none (no trial completed)" in text and "none (need two completed trials" in text

@@ -83,12 +83,25 @@ def test_a_pid_of_another_user_counts_as_alive_and_no_lock_as_stale(monkeypatch)
     assert lock_mod.is_stale({}, None) is True
 
 
-def test_a_run_goes_on_when_its_lock_is_removed_under_it(tmp_path):
+def test_a_run_goes_on_when_its_lock_is_removed_under_it(tmp_path, monkeypatch):
+    import threading
+    failed = threading.Event()
+    real_utime = os.utime
+
+    def utime(path, *a, **k):
+        try:
+            return real_utime(path, *a, **k)
+        except OSError:
+            failed.set()
+            raise
+
+    monkeypatch.setattr(os, "utime", utime)
     lock = RunLock(tmp_path, heartbeat_s=0.01)
     lock.acquire()
     (tmp_path / LOCK).unlink()          # someone removed it: the heartbeat's utime fails
-    time.sleep(0.1)
-    assert lock._thread.is_alive() and heartbeat_age(tmp_path) is None
+    assert failed.wait(10)              # a beat met the missing file ...
+    time.sleep(0.05)
+    assert lock._thread.is_alive() and heartbeat_age(tmp_path) is None   # ... and the heartbeat goes on
     lock.release()
     assert not (tmp_path / LOCK).exists()
 

@@ -99,3 +99,21 @@ def test_dirty_flag_follows_tracked_changes_only(tmp_path):
     assert state() == {"commit": head, "dirty": True}
     run_git("commit", "-q", "-am", "second")
     assert state() == {"commit": run_git("rev-parse", "HEAD"), "dirty": False} and run_git("rev-parse", "HEAD") != head
+
+
+def test_deterministic_mode_is_set_only_to_change_it_and_never_left_warn_only(monkeypatch, deterministic_restored):
+    """torch.use_deterministic_algorithms is called when the state differs (its first call
+    imports torch._inductor, a second per process) or when warn-only mode would survive."""
+    from rnn_experiments.training.setup import use_deterministic_algorithms
+    real, calls = torch.use_deterministic_algorithms, []
+    monkeypatch.setattr(torch, "use_deterministic_algorithms", lambda on, **kw: (calls.append(on), real(on, **kw)))
+    real(False)
+    use_deterministic_algorithms(False, torch.device("cpu"))
+    assert calls == []                                        # already off: not called
+    use_deterministic_algorithms(True, torch.device("cpu"))
+    assert calls == [True] and torch.are_deterministic_algorithms_enabled()
+    real(True, warn_only=True)
+    use_deterministic_algorithms(True, torch.device("cpu"))   # on, but only warning: made strict
+    assert calls == [True, True] and not torch.is_deterministic_algorithms_warn_only_enabled()
+    use_deterministic_algorithms(False, torch.device("cpu"))
+    assert calls == [True, True, False] and not torch.are_deterministic_algorithms_enabled()
