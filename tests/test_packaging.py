@@ -67,6 +67,7 @@ def installed(tmp_path_factory):
 
 
 @pytest.mark.slow
+@pytest.mark.wheel
 def test_wheel_holds_every_config_module_and_command(installed):
     import zipfile
     wheel = installed[0]
@@ -84,6 +85,7 @@ def test_wheel_holds_every_config_module_and_command(installed):
 
 
 @pytest.mark.slow
+@pytest.mark.wheel
 def test_installed_wheel_runs_every_command_outside_the_source_tree(installed):
     _, bin_dir, env, work = installed
     venv = bin_dir.parent
