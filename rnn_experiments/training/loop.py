@@ -138,6 +138,7 @@ class _Run:
         self.window = Window(self.device)
         self.writer: MetricsWriter | None = None
         self.t0 = time.perf_counter()
+        self.last_report: tuple[float, int] | None = None   # (time, step) of the last progress line
         model = self.model
         summary.update(num_params=count_params(model),
                        num_params_embedding=count_params(model.embedding) if hasattr(model, "embedding") else 0,
@@ -271,10 +272,13 @@ def _finish(run: _Run, status: str, diverged_at: int, stop: str | None) -> dict:
 
 
 def _report(run: _Run, row: dict, is_eval: bool, now_s: float) -> None:
-    """The progress line: step, loss, accuracy, held-out accuracy, throughput, ETA."""
+    """The progress line: step, loss, accuracy, held-out accuracy, throughput, ETA. The ETA is the
+    pace since the previous line (since the start for the first), so a pause (a suspended job)
+    sways one estimate, not every later one."""
     steps = run.cfg.train.steps
-    done = max(run.step - run.summary.get("resumed_from_step", 0), 1)
-    eta = (now_s - run.t0) / done * (steps - run.step)
+    t_prev, step_prev = run.last_report or (run.t0, run.summary.get("resumed_from_step", 0))
+    eta = (now_s - t_prev) / max(run.step - step_prev, 1) * (steps - run.step)
+    run.last_report = (now_s, run.step)
     log.info("step %d/%d | loss %.4f | acc %.3f%s | %.0f ex/s | ETA %s", run.step, steps,
              row["loss"], row["accuracy"], f" | eval {row['eval_accuracy']:.3f}" if is_eval else "",
              row["examples_per_s"], _fmt_time(eta))

@@ -136,3 +136,21 @@ def test_a_sink_that_raises_stoprun_ends_the_run_early_as_a_normal_end(make_cfg,
     assert (tmp_path / "checkpoint_best.pt").exists()
     with pytest.raises(ValueError, match="expected one of pruned, stopped"):
         StopRun("completed", "not a stop status")
+
+
+def test_the_eta_is_the_pace_since_the_previous_line_so_a_pause_sways_one_estimate(caplog):
+    """Progress lines at steps 100, 200, 300 of 1,000, 10 s apart, but 600 s (a suspended job)
+    between the first two: the second ETA counts the pause, the third is 10 s per 100 steps again."""
+    import logging
+    from types import SimpleNamespace
+    from omegaconf import OmegaConf
+    from rnn_experiments.training.loop import _report
+    run = SimpleNamespace(cfg=OmegaConf.create({"train": {"steps": 1000}}), t0=0.0, summary={},
+                          step=0, last_report=None)
+    row = {"loss": 0.5, "accuracy": 0.5, "examples_per_s": 100.0}
+    with caplog.at_level(logging.INFO, logger="rnn_experiments.training.loop"):
+        for step, now in [(100, 10.0), (200, 610.0), (300, 620.0)]:
+            run.step = step
+            _report(run, row, False, now)
+    etas = [line.rsplit("ETA ", 1)[1] for line in caplog.messages]
+    assert etas == ["1m30s", "1h20m", "1m10s"]   # 900 steps x 0.1 s; 800 x 6 s; 700 x 0.1 s
