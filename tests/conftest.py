@@ -196,20 +196,14 @@ def wait_for(predicate, proc, timeout=120):
     raise TimeoutError
 
 
-# Seconds of worker time of the longest files in one measured run (2-core Intel Xeon, 2026-12-03),
-# used only to order the files; a file not listed counts 0.1 s a test.
-FILE_SECONDS = {"test_docs.py": 19.4, "test_submitit.py": 16.1, "test_joblib.py": 14.9,
-                "test_packaging.py": 14.4, "test_optuna_search.py": 12.5, "test_commands.py": 11.7,
-                "test_reliability.py": 9.1, "test_nothing_silent.py": 8.8, "test_config.py": 6.9,
-                "test_search_concurrent.py": 5.4, "test_bench.py": 4.5, "test_triton_cells.py": 3.8}
-
-
 def pytest_collection_modifyitems(session, config, items):
-    """Longest files first: under `--dist loadfile` each file goes to one worker in collection
-    order, and handing out the longest first (LPT scheduling) ends both workers together instead
-    of leaving one to finish a long file alone."""
+    """Long files first: under `--dist loadfile` each file goes to one worker in collection order,
+    and the longest files started first keep both workers busy to the end instead of leaving one
+    to finish a long file alone. Files with subprocess tests (marked slow) count as the longest,
+    then files by their number of tests."""
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
     per_file = {}
     for item in items:
         per_file[item.path] = per_file.get(item.path, 0) + 1
-    weight = {path: FILE_SECONDS.get(path.name, 0.1 * n) for path, n in per_file.items()}
-    items.sort(key=lambda item: -weight[item.path])   # stable: a file's tests keep their order
+    # subprocess files first, then the files with the most tests (the doc tests, the commands)
+    items.sort(key=lambda item: (item.path not in slow_files, -per_file[item.path]))   # stable within a file

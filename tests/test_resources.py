@@ -12,33 +12,34 @@ import torch
 from rnn_experiments import resources
 
 
-def _fake_meminfo(monkeypatch, text: str):
+def _meminfo(monkeypatch, text: str | None):
+    """/proc/meminfo reads as `text`; None: it cannot be opened (PermissionError)."""
     import io
     real_open = builtins.open
-    monkeypatch.setattr(builtins, "open", lambda path, *a, **k: io.StringIO(text)
-                        if str(path) == "/proc/meminfo" else real_open(path, *a, **k))
+
+    def fake_open(path, *a, **k):
+        if str(path) != "/proc/meminfo":
+            return real_open(path, *a, **k)
+        if text is None:
+            raise PermissionError(13, "Permission denied", path)
+        return io.StringIO(text)
+
+    monkeypatch.setattr(builtins, "open", fake_open)
 
 
 def test_available_memory_is_meminfos_available(monkeypatch):
-    _fake_meminfo(monkeypatch, "MemTotal:       24685000 kB\nMemFree:  100 kB\nMemAvailable:   21000000 kB\n")
+    _meminfo(monkeypatch, "MemTotal:       24685000 kB\nMemFree:  100 kB\nMemAvailable:   21000000 kB\n")
     assert resources.available_bytes() == 21000000 * 1024
 
 
 def test_a_meminfo_without_memavailable_falls_back_to_the_physical_pages(monkeypatch):
-    _fake_meminfo(monkeypatch, "MemTotal:       24685000 kB\nMemFree:  100 kB\n")   # kernels before 3.14
+    _meminfo(monkeypatch, "MemTotal:       24685000 kB\nMemFree:  100 kB\n")   # kernels before 3.14
     monkeypatch.setattr(os, "sysconf", lambda name: {"SC_PAGE_SIZE": 4096, "SC_AVPHYS_PAGES": 7}[name])
     assert resources.available_bytes() == 4096 * 7
 
 
 def test_without_meminfo_the_physical_pages_are_used_and_else_none(monkeypatch):
-    real_open = builtins.open
-
-    def no_meminfo(path, *a, **k):
-        if str(path) == "/proc/meminfo":
-            raise PermissionError(13, "Permission denied", path)
-        return real_open(path, *a, **k)
-
-    monkeypatch.setattr(builtins, "open", no_meminfo)
+    _meminfo(monkeypatch, None)
     monkeypatch.setattr(os, "sysconf", lambda name: {"SC_PAGE_SIZE": 4096, "SC_AVPHYS_PAGES": 1000}[name])
     assert resources.available_bytes() == 4096 * 1000
 
