@@ -348,7 +348,7 @@ def run(cmd: Command, here: Path, stand: StandIns, page_sweep: Path) -> Outcome:
     prog = cmd.prog
     if prog in HYDRA:
         from rnn_experiments.errors import ConfigError
-        from rnn_experiments.runner.extras import check_command_line
+        from rnn_experiments.extras import check_command_line
         try:
             check_command_line(args)
         except ConfigError as e:    # as the tests of the extras skip where they are not installed
@@ -400,7 +400,7 @@ def _flags_in_help(prog: str, args: list[str]) -> Outcome:
 # A stand-in for the cluster a SLURM command names (the doc tests run where no SLURM is): what
 # `scontrol show partition/node` would say of a cluster with a default partition `debug` (two
 # 16-core, 64 GB nodes) and a partition `gpu` (one node with 4 GPUs); SLURM commands are checked
-# against it as against a real cluster (runner/slurm.py), then dry-run.
+# against it as against a real cluster (sweeps/slurm.py), then dry-run.
 STAND_IN_PARTITIONS = """\
 PartitionName=debug Default=YES Nodes=c[1-2] State=UP TotalCPUs=32
 PartitionName=gpu Default=NO Nodes=g1 State=UP TotalCPUs=32
@@ -414,8 +414,8 @@ NodeName=g1 CPUTot=32 CPUEfctv=32 Gres=gpu:a100:4 RealMemory=512000 State=IDLE P
 
 @contextlib.contextmanager
 def stand_in_cluster():
-    """Within: runner/slurm.py sees the stand-in cluster and finds sbatch."""
-    from rnn_experiments.runner import slurm
+    """Within: sweeps/slurm.py sees the stand-in cluster and finds sbatch."""
+    from rnn_experiments.sweeps import slurm
     read, which = slurm.read_cluster, slurm.shutil.which
     slurm.read_cluster = lambda: slurm.parse_cluster(STAND_IN_PARTITIONS, STAND_IN_NODES)
     slurm.shutil.which = lambda name, *a, **k: f"/usr/bin/{name}" if name in ("sbatch", "scontrol") else which(name, *a, **k)
@@ -436,9 +436,10 @@ def _hydra(prog: str, args: list[str], here: Path, run_single: bool = True) -> O
 def _hydra_checked(prog: str, args: list[str], here: Path, run_single: bool = True) -> Outcome:
     from rnn_experiments.config import validate
     from rnn_experiments.errors import ConfigError
-    from rnn_experiments.runner.checks import check_folder, check_job, check_launcher, training_needs
-    from rnn_experiments.runner.preflight import _args, _compose
-    from rnn_experiments.runner.sweep import Refused, jobs
+    from rnn_experiments.sweeps.checks import check_folder, check_job, check_launcher, training_needs
+    from rnn_experiments.cli.preflight import _args, _compose
+    from rnn_experiments.run.multirun import jobs
+    from rnn_experiments.sweeps.guard import Refused
 
     if {"--help", "-h", "--hydra-help", "--cfg", "-c", "--info", "-i"} & set(args):
         r = run_command(prog, *args, cwd=here)
@@ -466,7 +467,7 @@ def _hydra_checked(prog: str, args: list[str], here: Path, run_single: bool = Tr
         all_jobs = jobs(cfg.hydra.sweeper, list(cfg.hydra.overrides.task), loader)
         if all_jobs is None:
             if str(cfg.hydra.sweeper._target_).endswith("OptunaSweeper"):
-                from rnn_experiments.search.checks import check_search
+                from rnn_experiments.sweeps.search.checks import check_search
                 check_search(cfg, loader)    # every value its space can produce, as the search does
             return Outcome(f"{how}: composed and its search space checked ({cfg.hydra.sweeper._target_})", 0)
         some = covering(all_jobs)
@@ -482,7 +483,7 @@ def _hydra_checked(prog: str, args: list[str], here: Path, run_single: bool = Tr
 
 
 def check_jobs(master, some: list[list[str]], loader) -> None:
-    """Each job through the up-front check of a sweep's jobs (runner/checks.py:check_job). A job
+    """Each job through the up-front check of a sweep's jobs (sweeps/checks.py:check_job). A job
     is composed as the sweep guard composes it where it picks a config-group option other than
     the sweep's own (composed once per such choice); a job that differs from the sweep's config
     only in values gets that config with Hydra's own override step applied
@@ -496,7 +497,7 @@ def check_jobs(master, some: list[list[str]], loader) -> None:
 
     from rnn_experiments.config import validate
     from rnn_experiments.errors import ConfigError, one_line
-    from rnn_experiments.runner.checks import check_job, training_needs
+    from rnn_experiments.sweeps.checks import check_job, training_needs
 
     parser = OverridesParser.create(config_loader=loader)
     choices = master.hydra.runtime.choices
@@ -558,7 +559,7 @@ def varying_keys(sweep: Path) -> dict[str, set]:
 def _analyze(args: list[str], here: Path, page_sweep: Path) -> Outcome:
     """rnn-analyze on the page's copy of the shared sweep; checked when it names keys that do not
     vary there (a study's own keys: --compare model.init)."""
-    from rnn_experiments.analyze import parser
+    from rnn_experiments.cli.rnn_analyze import parser
 
     try:
         ns = parser().parse_args(args)

@@ -5,12 +5,13 @@ import pytest
 import torch
 
 from conftest import BOOK
-from rnn_experiments import bench
+from rnn_experiments.cli import rnn_bench
+from rnn_experiments.cli.bench import pipeline, steps
 
 
 @pytest.fixture(autouse=True)
 def threads_restored():
-    """bench.main sets torch's thread count for its timings: give later tests theirs back."""
+    """rnn_bench.run sets torch's thread count for its timings: give later tests theirs back."""
     n = torch.get_num_threads()
     yield
     torch.set_num_threads(n)
@@ -18,7 +19,7 @@ def threads_restored():
 
 def test_bench_data_section_runs(capsys):
     """The benchmark command itself (its data rows need the text dataset and the generator)."""
-    bench.main(["--quick", "--only", "data", "--threads", "1"] + (["--book", str(BOOK)] if BOOK else []))
+    rnn_bench.run(["--quick", "--only", "data", "--threads", "1"] + (["--book", str(BOOK)] if BOOK else []))
     out = capsys.readouterr().out
     assert "palindrome L=10 B=256" in out
     assert ("text B=64 T=30" if BOOK else "skipped") in out
@@ -28,7 +29,7 @@ def test_bench_data_section_runs(capsys):
 def test_bench_analysis_section_times_collect_and_table_of_real_folders():
     """The analysis section on a small fake sweep: its rows name the runs it read, and the
     ratio is the measured total over the target."""
-    rows = bench.bench_analysis(runs=8, steps=100, target_s=5.0)
+    rows = pipeline.bench_analysis(runs=8, steps=100, target_s=5.0)
     collect_row, total_row = rows
     assert collect_row["case"] == total_row["case"] == "8 runs x 10 rows"   # 2 models x 2 L x 2 seeds
     assert 0 < collect_row["median_ms"] <= total_row["median_ms"]
@@ -39,7 +40,7 @@ def test_bench_train_section_prints_the_machine_the_cases_and_the_worst_ratio(ca
     """Two tiny cases through the real command: the header names the CPU's vector extensions,
     torch, the threads and the load; each case has nn.LSTM and both models; the summary names
     the worst ratio per model."""
-    rows = bench.main(["--only", "train", "--case", "8,4,9", "--case", "4,4,17", "--repeats", "1",
+    rows = rnn_bench.run(["--only", "train", "--case", "8,4,9", "--case", "4,4,17", "--repeats", "1",
                        "--threads", "1", "--clock", "thread"])
     out = capsys.readouterr().out
     header = out.splitlines()[0]
@@ -53,20 +54,20 @@ def test_bench_train_section_prints_the_machine_the_cases_and_the_worst_ratio(ca
 
 
 def test_train_grid_and_targets_are_the_issues():
-    assert {B for B, _, _ in bench.TRAIN_GRID} == {32, 128, 256}
-    assert {H for _, H, _ in bench.TRAIN_GRID} == {32, 64, 128, 256, 512}
-    assert {T for _, _, T in bench.TRAIN_GRID} == {41, 81} and len(bench.TRAIN_GRID) == 30
-    assert set(bench.QUICK_GRID) <= set(bench.TRAIN_GRID)
-    assert bench.train_target(256, 256, "lstm") == 0.8
-    assert bench.train_target(256, 256, "peep_lstm") == bench.train_target(128, 32, "lstm") == 1.0
-    assert bench.train_target(32, 64, "lstm") == bench.train_target(32, 64, "peep_lstm") == 1.3
-    assert bench.train_target(32, 512, "lstm") is None and bench.train_target(256, 64, "nn.LSTM") is None
+    assert {B for B, _, _ in steps.TRAIN_GRID} == {32, 128, 256}
+    assert {H for _, H, _ in steps.TRAIN_GRID} == {32, 64, 128, 256, 512}
+    assert {T for _, _, T in steps.TRAIN_GRID} == {41, 81} and len(steps.TRAIN_GRID) == 30
+    assert set(steps.QUICK_GRID) <= set(steps.TRAIN_GRID)
+    assert steps.train_target(256, 256, "lstm") == 0.8
+    assert steps.train_target(256, 256, "peep_lstm") == steps.train_target(128, 32, "lstm") == 1.0
+    assert steps.train_target(32, 64, "lstm") == steps.train_target(32, 64, "peep_lstm") == 1.3
+    assert steps.train_target(32, 512, "lstm") is None and steps.train_target(256, 64, "nn.LSTM") is None
 
 
 def test_train_summary_names_the_worst_case_and_the_misses():
     row = lambda case, what, r, limit: {"section": "train", "case": case, "what": what, "min_ratio": r,
                                         "limit": limit, "target": f"<= {limit:g}" if limit else ""}
-    lines = bench.train_summary([row("B=32 H=32 T=41", "lstm", 1.4, None),
+    lines = steps.train_summary([row("B=32 H=32 T=41", "lstm", 1.4, None),
                                  row("B=128 H=32 T=81", "lstm", 1.05, 1.0),
                                  row("B=256 H=256 T=41", "lstm", 0.7, 0.8)])
     assert lines == ["worst lstm: 1.40 x nn.LSTM (B=32 H=32 T=41); at B >= 128: 1.05 (B=128 H=32 T=81)",
@@ -91,7 +92,7 @@ def test_train_summary_names_the_worst_case_and_the_misses():
 ])
 def test_bad_arguments_are_refused_before_any_timing(capsys, argv, message):
     with pytest.raises(SystemExit) as e:
-        bench.main(argv)
+        rnn_bench.run(argv)
     assert e.value.code == 2
     out, err = capsys.readouterr()
     assert err.startswith(f"rnn-bench: error: {message}") and err.count("\n") == 1 and out == ""
@@ -103,7 +104,7 @@ def test_bench_run_splits_a_real_training_run_and_restores_the_loop():
     its own again afterwards."""
     import rnn_experiments.training.loop as loop
     originals = (loop.make_step, loop.evaluate, loop.setup, loop.checkpoint.save_run)
-    rows = bench.bench_run(torch.device("cpu"), steps=12, B=8, H=4, L=2)
+    rows = pipeline.bench_run(torch.device("cpu"), steps=12, B=8, H=4, L=2)
     assert (loop.make_step, loop.evaluate, loop.setup, loop.checkpoint.save_run) == originals
     ms = {r["what"].split(" (")[0]: r["median_ms"] for r in rows}
     whats = [r["what"] for r in rows]
@@ -117,7 +118,7 @@ def test_bench_run_splits_a_real_training_run_and_restores_the_loop():
 
 
 def test_bench_gen_times_100_and_1000_greedy_characters_and_derives_its_ratios(capsys):
-    rows = bench.main(["--only", "gen", "--repeats", "1", "--threads", "1"])
+    rows = rnn_bench.run(["--only", "gen", "--repeats", "1", "--threads", "1"])
     assert [r["what"] for r in rows] == ["100 chars", "1000 chars", "chars/s (1000)"]
     assert all(r["case"] == "TextGenerator(64->256, 2 layers), 1 thr" for r in rows)
     t100, t1000 = rows[0]["median_ms"], rows[1]["median_ms"]

@@ -1,6 +1,6 @@
 """The training command as a user meets it: one-line errors and exit status 2 before anything is
-written (preflight), sweeps in which one bad job never stops the others (runner/sweep.py,
-runner/job.py), a refused command that never touches a finished run, one process per run folder.
+written (preflight), sweeps in which one bad job never stops the others (sweeps/guard.py,
+cli/job.py), a refused command that never touches a finished run, one process per run folder.
 The commands run in this process (conftest.run_command); launchers and signals between processes
 are tested in tests/launchers/ and tests/training/test_reliability.py."""
 from __future__ import annotations
@@ -14,7 +14,7 @@ import pytest
 
 from conftest import run_command
 from rnn_experiments.errors import ConfigError
-from rnn_experiments.runner.preflight import preflight
+from rnn_experiments.cli.preflight import preflight
 from rnn_experiments.errors import one_line
 
 T = ["model.hidden_size=16", "model.embedding_dim=8", "train.batch_size=8", "train.steps=20",
@@ -173,7 +173,7 @@ def test_second_run_in_a_folder_is_refused_naming_the_first(tmp_path):
     tests/training/test_reliability.py)."""
     import os
     import socket
-    from rnn_experiments.training.lock import RunLock
+    from rnn_experiments.run.lock import RunLock
     run = tmp_path / "X"
     run.mkdir()
     (run / "train.log").write_text("the first run's log\n")
@@ -213,7 +213,7 @@ def test_refused_sweep_never_touches_a_finished_sweep(tmp_path):
 
 def test_help_lists_every_preset_and_option_with_its_summary_line():
     from rnn_experiments.config import conf_dir
-    from rnn_experiments.runner.help import summary_line
+    from rnn_experiments.cli.help import summary_line
     out = run_command("rnn-train", "--help")
     assert out.code == 0 and out.err == ""
     for group in ("experiment", "model", "dataset", "hparams_search", "hydra/launcher"):
@@ -259,8 +259,9 @@ def test_a_sweeps_jobs_composed_quickly_equal_hydras_own(args):
     """JobComposer sets a job's values on an already composed job where only values differ:
     every job's config equals the one Hydra composes for it in full (groups recomposed)."""
     from omegaconf import OmegaConf
-    from rnn_experiments.runner.preflight import _args, _compose
-    from rnn_experiments.runner.sweep import JobComposer, jobs
+    from rnn_experiments.cli.preflight import _args, _compose
+    from rnn_experiments.run.multirun import jobs
+    from rnn_experiments.sweeps.guard import JobComposer
     parsed = _args(args)
     cfg, multirun, loader = _compose(parsed.overrides, "config", parsed.multirun)
     all_jobs = jobs(cfg.hydra.sweeper, list(cfg.hydra.overrides.task), loader)

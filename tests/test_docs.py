@@ -24,7 +24,7 @@ from scipy import stats as st
 import doc_commands as dc
 from conftest import ROOT, run_command
 from rnn_experiments.analysis import collect
-from rnn_experiments.training.metrics import read_metrics
+from rnn_experiments.run.metrics import read_metrics
 
 COMMANDS = dc.all_commands()
 RUN = [c for c in COMMANDS if c.prog is not None and dc.exempt_reason(c) is None]

@@ -98,8 +98,8 @@ def test_a_run_folder_through_a_symlink_loop_is_refused(tmp_path):
 def test_a_command_started_in_a_deleted_folder_says_so(tmp_path, capsys):
     """Every command module calls require_cwd before it imports torch (whose MKL fails to load in a
     deleted folder with a fatal error of its own); the preflight checks it again."""
-    from rnn_experiments.runner.preflight import check_cwd
-    from rnn_experiments.runner.startup import require_cwd
+    from rnn_experiments.cli.preflight import check_cwd
+    from rnn_experiments.cli.startup import require_cwd
     gone = tmp_path / "gone"
     gone.mkdir()
     here = os.getcwd()
@@ -116,11 +116,11 @@ def test_a_command_started_in_a_deleted_folder_says_so(tmp_path, capsys):
     assert capsys.readouterr().err == ("rnn-train: error: the current folder no longer exists (deleted?): "
                                        "cd into an existing folder and run the command again\n")
     for module in ("train", "generate", "measure_gradients", "analyze", "plot_gradients", "download", "bench"):
-        source = (Path(__file__).parent.parent / "rnn_experiments" / f"{module}.py").read_text()
+        source = (Path(__file__).parent.parent / "rnn_experiments" / "cli" / f"rnn_{module}.py").read_text()
         code = source.split('"""', 2)[2] if source.startswith('"""') else source   # after the docstring
         first_import = next(line for line in code.splitlines()
                             if line.startswith(("import ", "from ")) and "__future__" not in line)
-        assert first_import == "from rnn_experiments.runner.startup import require_cwd", module
+        assert first_import == "from rnn_experiments.cli.startup import require_cwd", module
 
 
 def test_a_config_file_that_is_not_utf8_is_named(tmp_path):
@@ -208,7 +208,7 @@ def test_a_model_too_big_to_build_is_refused_before_building(tmp_path):
 
 def test_memory_estimate_is_an_upper_bound_of_the_parameters():
     from rnn_experiments.models import count_params
-    from rnn_experiments.resources import parameters, training_bytes
+    from rnn_experiments.training.resources import parameters, training_bytes
     from rnn_experiments.training.setup import setup
     for model in ("lstm", "peep_lstm", "gru", "rnn", "bilstm"):
         cfg = compose_config([f"model={model}"])
@@ -224,10 +224,10 @@ def test_generation_that_cannot_fit_is_refused_before_the_checkpoint_is_read(tmp
 
 
 def test_a_memory_refusal_names_the_joblib_jobs_side_by_side(tmp_path):
-    from rnn_experiments.resources import GiB, training_bytes
+    from rnn_experiments.training.resources import GiB, training_bytes
     cfg = compose_config(["model.hidden_size=4096", "train.batch_size=256"])
     one = training_bytes(cfg)
-    from rnn_experiments.resources import available_bytes
+    from rnn_experiments.training.resources import available_bytes
     if not one < available_bytes() < 64 * one:
         pytest.skip("needs a machine where one such job fits and 64 do not")
     r = run_command("rnn-train", "-m", *TINY, "model.hidden_size=4096", "train.batch_size=256", "seed=0,1",
@@ -239,7 +239,7 @@ def test_a_memory_refusal_names_the_joblib_jobs_side_by_side(tmp_path):
 # ---- 6. signals and locks --------------------------------------------------------------------
 
 def test_ctrl_c_in_rnn_generate_is_one_line_and_exit_130(monkeypatch, tmp_path):
-    import rnn_experiments.generate as gen
+    import rnn_experiments.cli.rnn_generate as gen
 
     def interrupted(cfg):
         raise KeyboardInterrupt
@@ -278,7 +278,7 @@ def test_the_gradient_study_never_overwrites_another_run(tmp_path):
 
 
 def test_a_lock_with_a_heartbeat_in_the_future_says_so_and_how_to_take_over(tmp_path):
-    from rnn_experiments.training.lock import LOCK, RunLock, RunLocked
+    from rnn_experiments.run.lock import LOCK, RunLock, RunLocked
     path = tmp_path / LOCK
     path.write_text(json.dumps({"pid": 4242, "host": "node-9", "started": "2026-01-01T00:00:00"}))
     future = time.time() + 3600 * 24 * 365
@@ -295,7 +295,7 @@ def test_a_lock_with_a_heartbeat_in_the_future_says_so_and_how_to_take_over(tmp_
 
 def test_a_download_without_end_stops_at_its_cap(tmp_path, capsys, monkeypatch):
     from rnn_experiments.data import corpora
-    from rnn_experiments.download import main
+    from rnn_experiments.cli.rnn_download import main
     monkeypatch.setattr(corpora, "MAX_BYTES", 3 * 2**20)
     monkeypatch.setattr(corpora.fetch, "__defaults__", (30.0, 3 * 2**20))
     assert main(["grimm", "--dir", str(tmp_path), "--url", "file:///dev/zero", "--no-verify"]) == 1
@@ -305,7 +305,7 @@ def test_a_download_without_end_stops_at_its_cap(tmp_path, capsys, monkeypatch):
 
 
 def test_a_download_target_in_the_way_is_one_line_exit_2(tmp_path, capsys):
-    from rnn_experiments.download import main
+    from rnn_experiments.cli.rnn_download import main
     (tmp_path / "grimms_fairy_tales.txt").mkdir()
     assert main(["grimm", "--dir", str(tmp_path), "--url", "file:///dev/null"]) == 2
     assert capsys.readouterr().err.startswith(f"download grimm: error: {tmp_path / 'grimms_fairy_tales.txt'} is in the way")

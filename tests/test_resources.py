@@ -9,7 +9,7 @@ import os
 import pytest
 import torch
 
-from rnn_experiments import resources
+from rnn_experiments.training import resources
 
 
 def _meminfo(monkeypatch, text: str | None):

@@ -52,9 +52,9 @@ def test_config_dir_on_the_command_line_and_in_the_rerun_command(tmp_path):
 
 
 def test_config_dir_command_lines_are_checked_before_hydra_starts(tmp_path):
-    """--config-dir gets the same one-line checks as the packaged configs (rnn_experiments/runner/preflight.py)."""
+    """--config-dir gets the same one-line checks as the packaged configs (rnn_experiments/cli/preflight.py)."""
     from rnn_experiments.errors import ConfigError
-    from rnn_experiments.runner.preflight import preflight
+    from rnn_experiments.cli.preflight import preflight
     mine = user_configs(tmp_path / "my_configs")
     (mine / "experiment" / "bad.yaml").write_text("# @package _global_\ntrain:\n  lr: -1.0\n")
     run_dir = tmp_path / "run"

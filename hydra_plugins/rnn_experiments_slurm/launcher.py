@@ -1,46 +1,86 @@
-"""hydra-submitit-launcher's SLURM launcher, but for how the sweep waits for its jobs: a job that
-SLURM ended without a result does not end the sweep (rnn_experiments.runner.slurm.wait_for)."""
+"""hydra-submitit-launcher's SLURM launcher, but for how the sweep waits for its jobs.
+
+The upstream launcher submits the jobs and then returns `[job.results()[0] for job in jobs]`:
+the first job that SLURM ended without a result (cancelled, killed at its time limit or for
+memory, its node lost and not requeued) raises, with the other jobs still running, and the sweep
+ends in a traceback without its analysis. This launcher runs upstream's `launch` unchanged and
+hands it jobs whose `results()` is `wait_for`: such a job is logged in one line and the sweep
+goes on waiting for the others (its run folder says how far it got; the sweep's report names
+it). A job that SLURM requeued is waited for (after a node failure sacct says NODE_FAIL for a
+few seconds, then PENDING).
+
+The plugin imports nothing of rnn_experiments: Hydra imports it whenever it scans its plugins.
+"""
 from __future__ import annotations
 
 import logging
-from pathlib import Path
+import time
 from typing import Any, Sequence
 
 from hydra_plugins.hydra_submitit_launcher.submitit_launcher import SlurmLauncher as SubmititSlurmLauncher
 
 log = logging.getLogger(__name__)
 
+# states in which a job may still run (submitit's list, core.py: Watcher.is_done)
+RUNNING_STATES = ("READY", "PENDING", "RUNNING", "UNKNOWN", "REQUEUED", "COMPLETING", "PREEMPTED",
+                  "CONFIGURING", "REQUEUE_FED", "REQUEUE_HOLD", "RESIZING", "SUSPENDED")
+
+
+def wait_for(job, num: int, overrides: Sequence[str], poll_s: float = 5.0):
+    """The job's Hydra JobReturn; for a job that SLURM ended without a result, one line in the
+    log and a JobReturn without a value. A job that SLURM requeued (a node failure shows as
+    NODE_FAIL for a moment, then PENDING) is waited for again."""
+    from hydra.core.utils import JobReturn, JobStatus
+    from submitit.core.utils import UncompletedJobError
+
+    while True:
+        try:
+            return job.results()[0]
+        except UncompletedJobError:
+            state = (job.watcher.get_state(job.job_id, mode="force").split() or ["UNKNOWN"])[0].upper()
+            if state in RUNNING_STATES:
+                time.sleep(poll_s)
+                continue
+            log.error("job #%d (SLURM job %s): ended %s without a result; its run folder says how "
+                      "far it got", num, job.job_id, state)
+            return JobReturn(overrides=list(overrides), status=JobStatus.COMPLETED, _return_value=None)
+
+
+class _Waiting:
+    """A submitted job whose `results()` waits as `wait_for` does; anything else is the job's."""
+
+    def __init__(self, job, num: int, overrides: Sequence[str]):
+        self._job, self._num, self._overrides = job, num, overrides
+
+    def results(self):
+        return [wait_for(self._job, self._num, self._overrides)]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._job, name)
+
+
+def waiting_executor(executor_class):
+    """`executor_class` (submitit.AutoExecutor) whose `map_array` returns `_Waiting` jobs. Hydra's
+    launcher calls map_array(launcher, overrides, key, job numbers, job ids, states)."""
+
+    class WaitingExecutor(executor_class):
+        def map_array(self, fn, *iterables):
+            overrides, nums = list(iterables[0]), list(iterables[2])
+            jobs = super().map_array(fn, *iterables)
+            return [_Waiting(job, num, o) for job, num, o in zip(jobs, nums, overrides)]
+
+    return WaitingExecutor
+
 
 class SlurmLauncher(SubmititSlurmLauncher):
-    """`launch` is hydra-submitit-launcher 1.2's, except its last line (the wait)."""
+    """Upstream's `launch`, run with an executor whose jobs wait as `wait_for` does."""
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[Any]:
-        import submitit
-        from hydra.core.singleton import Singleton
-        from hydra.core.utils import filter_overrides
-        from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
-        from omegaconf import OmegaConf
+        import submitit   # as upstream: imported at launch, so that plugin discovery stays fast
 
-        from rnn_experiments.runner.slurm import wait_for
-
-        assert self.config is not None and len(job_overrides) > 0
-        init_keys = {"max_num_timeout", "submitit_folder"}
-        executor = submitit.AutoExecutor(
-            cluster=self._EXECUTOR, folder=self.params["submitit_folder"],
-            **{f"{self._EXECUTOR}_{k}": v for k, v in self.params.items() if k == "max_num_timeout"})
-        base = set(OmegaConf.structured(BaseQueueConf).keys())
-        executor.update_parameters(**{k if k in base else f"{self._EXECUTOR}_{k}": v
-                                      for k, v in self.params.items() if k not in init_keys})
-        sweep_dir = Path(str(self.config.hydra.sweep.dir))
-        log.info(f"Submitit '{self._EXECUTOR}' sweep output dir : {sweep_dir}")
-        sweep_dir.mkdir(parents=True, exist_ok=True)
-        if "mode" in self.config.hydra.sweep:
-            sweep_dir.chmod(int(str(self.config.hydra.sweep.mode), 8))
-        job_params = []
-        for idx, overrides in enumerate(job_overrides, start=initial_job_idx):
-            log.info(f"\t#{idx} : {' '.join(filter_overrides(overrides))}")
-            job_params.append((list(overrides), "hydra.sweep.dir", idx, f"job_id_for_{idx}",
-                               Singleton.get_state()))
-        jobs = executor.map_array(self, *zip(*job_params))
-        return [wait_for(job, idx, overrides)
-                for idx, (job, overrides) in enumerate(zip(jobs, job_overrides), start=initial_job_idx)]
+        plain = submitit.AutoExecutor
+        submitit.AutoExecutor = waiting_executor(plain)   # upstream builds submitit.AutoExecutor(...)
+        try:
+            return super().launch(job_overrides, initial_job_idx)
+        finally:
+            submitit.AutoExecutor = plain

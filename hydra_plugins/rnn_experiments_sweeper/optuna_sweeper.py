@@ -1,5 +1,5 @@
 """The plugin class Hydra instantiates for conf/hydra/sweeper/optuna.yaml; the work is done by
-rnn_experiments.search.sweeper.Search (imported when the sweep starts: Hydra imports this module
+rnn_experiments.sweeps.search.sweeper.Search (imported when the sweep starts: Hydra imports this module
 whenever it scans its plugins, and it must stay cheap)."""
 from typing import Any, List
 
@@ -8,7 +8,7 @@ from hydra.plugins.sweeper import Sweeper
 
 class OptunaSweeper(Sweeper):
     def __init__(self, **settings: Any) -> None:
-        from rnn_experiments.search.sweeper import Search
+        from rnn_experiments.sweeps.search.sweeper import Search   # lazy: Hydra imports this module at every plugin scan; optuna loads when the search starts   # lazy: Hydra imports this module at every plugin scan; optuna loads when the search starts
         self.search = Search(**settings)
 
     def setup(self, *, hydra_context, task_function, config) -> None:

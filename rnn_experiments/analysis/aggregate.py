@@ -21,7 +21,7 @@ from scipy import stats as st
 from rnn_experiments.analysis.collect import AnalysisError, config_keys, runs_of, without_config
 from rnn_experiments.analysis.quantities import LOWER, METRICS, STATISTICS, stat_name
 from rnn_experiments.analysis.stats import CONFIDENCE, MIN_BOOTSTRAP, bootstrap_ci
-from rnn_experiments.training.stop import STOP_STATUSES
+from rnn_experiments.run.status import STOP_STATUSES
 
 NEVER_GROUP = ("seed",)                 # seeds are what we average over
 REDUNDANT_IF_DETERMINED = ("experiment_name",)  # a label, dropped when the other keys imply it

@@ -1,7 +1,7 @@
 """Run folders -> one long DataFrame: a row per run x logged step, the run's config flattened
 into columns (`model.name`, `dataset.seq_length`, `seed`, ...), plus run-level columns.
 
-A run folder is what rnn_experiments/run_folder.py says (a folder holding summary.json,
+A run folder is what rnn_experiments/run/folder.py says (a folder holding summary.json,
 metrics.csv, checkpoint.pt or .hydra/config.yaml). Nothing is ever written into a run folder.
 
 Run-level columns (RUN_COLUMNS):
@@ -17,7 +17,7 @@ Run-level columns (RUN_COLUMNS):
 A run without usable metrics keeps one row with `step` = NaN, so tables still count it. A run
 whose metrics.csv is not a regular file, not a table, or holds NaN or inf where every row has a
 number (loss, accuracy) has no usable metrics; its `problem` says why. Files are read through
-analysis/readers.py: regular files only, YAML bounded by size and by alias expansion.
+run/readers.py: regular files only, YAML bounded by size and by alias expansion.
 """
 from __future__ import annotations
 
@@ -33,12 +33,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from rnn_experiments.analysis.readers import ReadError, read_bytes, read_text, read_yaml
-from rnn_experiments.training.stop import STOP_STATUSES
-from rnn_experiments.run_folder import (RUN_FILES, SUMMARY_FORMAT, SummaryError, is_run_folder,
+from rnn_experiments.run.readers import ReadError, read_bytes, read_text, read_yaml
+from rnn_experiments.run.status import STOP_STATUSES
+from rnn_experiments.run.folder import (RUN_FILES, SUMMARY_FORMAT, SummaryError, is_run_folder,
                                         read_summary)
-from rnn_experiments.training.lock import LOCK, heartbeat_age, is_stale, pid_alive
-from rnn_experiments.training.metrics import parse_metrics
+from rnn_experiments.run.lock import LOCK, heartbeat_age, is_stale, pid_alive
+from rnn_experiments.run.metrics import parse_metrics
+from rnn_experiments.run.metrics import COLUMNS
 
 RUN_COLUMNS = ["run_dir", "status", "problem", "wall_time_s", "overrides", "duplicate_of"]
 
@@ -106,7 +107,7 @@ def flatten(d: dict, prefix: str = "") -> dict:
     return out
 
 
-STATUSES = ("running", "completed", "failed", "interrupted", "diverged") + STOP_STATUSES  # training/summary.py
+STATUSES = ("running", "completed", "failed", "interrupted", "diverged") + STOP_STATUSES  # run/summary.py
 _NUMBER = (int, float)
 # summary.json keys the analysis reads, with the type each must have; a key of another type is
 # listed as a problem and ignored (bool is not a number here, though Python calls it an int)
@@ -208,7 +209,7 @@ def read_run(run_dir: Path) -> tuple[dict, dict, pd.DataFrame | None]:
 
 def _alive(run_dir: Path, summary: dict) -> bool:
     """False when the run's process is known to be gone. Runs that keep a heartbeat (their
-    summary has `heartbeat_s`): their run.lock is gone or stale (training/lock.py: a dead pid on
+    summary has `heartbeat_s`): their run.lock is gone or stale (run/lock.py: a dead pid on
     this host, or no heartbeat for STALE_AFTER_S on any host). Older runs: same host, no such pid."""
     if "heartbeat_s" in summary:
         holder = _read_lock(run_dir)
@@ -220,7 +221,7 @@ def _alive(run_dir: Path, summary: dict) -> bool:
 
 
 def _read_lock(run_dir: Path) -> dict | None:
-    """run.lock's content as training/lock.py's read_lock gives it (None: no lock; {}: unreadable),
+    """run.lock's content as run/lock.py's read_lock gives it (None: no lock; {}: unreadable),
     read through `read_bytes`: a FIFO or device in its place is not waited on."""
     try:
         holder = json.loads(read_bytes(Path(run_dir) / LOCK, limit=1 << 16))
@@ -296,7 +297,7 @@ def collect(paths, progress=None) -> pd.DataFrame:
     size = sum(_size(d / "metrics.csv") for d in run_dirs)
     if progress is not None and size > PROGRESS_BYTES:   # pandas reads ~50 MB/s: say it will take a while
         progress(f"reading {len(run_dirs)} run folder(s), {size / 1e6:,.0f} MB of metrics.csv")
-    # ~1.6 ms a run (libyaml + pandas' C parser); a thread pool measured no faster on 2 cores
+    # one run at a time: libyaml and pandas' C parser do the work, and hold the GIL for most of it
     results, ticker = [], Ticker(progress)
     for i, d in enumerate(run_dirs):
         ticker(lambda: f"reading run folders: {i} of {len(run_dirs)} read")
@@ -352,7 +353,6 @@ def config_keys(df: pd.DataFrame) -> list[str]:
     """The config columns of a `collect` frame."""
     if "config_keys" in df.attrs:
         return [k for k in df.attrs["config_keys"] if k in df.columns]
-    from rnn_experiments.training.metrics import COLUMNS
     return [c for c in df.columns if c not in RUN_COLUMNS and c not in COLUMNS]
 
 

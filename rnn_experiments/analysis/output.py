@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Iterator
 
 from rnn_experiments.analysis.collect import AnalysisError
-from rnn_experiments.analysis.readers import read_bytes
-from rnn_experiments.run_folder import is_run_folder, write_text
+from rnn_experiments.run.readers import read_bytes
+from rnn_experiments.run.folder import is_run_folder, write_text
 
 MANIFEST = ".rnn-analyze.json"
 RUNS = "runs"

@@ -6,8 +6,8 @@ summary.md, summary.tex (booktabs; mean ± std [95 % t interval] per group), wit
 also compare.csv, compare.md, compare.tex (A − B per pair of KEY's values: paired by seed where
 the runs are pairs, else Welch; rank tests, bootstrap intervals, Holm-corrected p, probability of
 improvement, seeds needed), rerun.sh when runs failed or are missing, and with --keep-runs the
-run folders themselves without checkpoints (runs/), and for the sweep folder of an Optuna
-search its report (search.md, search_trials.csv, search_history.png: rnn_experiments/search/);
+run folders themselves without checkpoints (runs/), and whatever the caller's `extra` adds
+(for the sweep folder of an Optuna search, its report: rnn_experiments/sweeps/search/report.py);
 prints the markdown tables, the problems
 found and where everything went. Run folders are only read.
 
@@ -35,7 +35,7 @@ from rnn_experiments.analysis.compare import compare as compare_table
 from rnn_experiments.analysis.output import Output, check_out, keep_runs as copy_runs
 from rnn_experiments.analysis.plot import plot_curves, save_figure
 from rnn_experiments.analysis.rerun import reruns
-from rnn_experiments.run_folder import is_run_folder
+from rnn_experiments.run.folder import is_run_folder
 
 DEFAULT_METRICS = ("accuracy", "eval_accuracy", "loss", "eval_loss", "eval_bpc")
 
@@ -58,14 +58,15 @@ def default_out(paths) -> Path:
 def analyze(paths, metrics=DEFAULT_METRICS, by=None, style="auto", threshold=0.99,
             threshold_metric="accuracy", out=None, formats=("png", "pdf"), panels=None,
             echo=print, max_step=None, compare=None, seeds_lines=False, log_loss=True,
-            keep_runs=False, where=()) -> dict:
+            keep_runs=False, where=(), extra=None) -> dict:
     """Collect, tabulate, plot and report; returns {"table": DataFrame, "plots": [...],
     "tables": [...], "compare": DataFrame or None, "compare_tables": [...], "data": DataFrame}.
 
     compare: a config key whose values are compared pair by pair (rnn_experiments.analysis.compare);
     seeds_lines: each seed's curve under the band; log_loss: losses on a log axis; keep_runs: copy
     the run folders (no checkpoints) into OUT/runs; where: ["KEY=VALUE", ...], only the runs with
-    these settings. Bad options raise AnalysisError (CompareError for --compare) before anything
+    these settings; extra: extra(folder) writes more into the same all-or-nothing output (the
+folder being staged) and its result is returned as "extra". Bad options raise AnalysisError (CompareError for --compare) before anything
     is written; paths in the returned lists are the final ones."""
     paths = [str(p) for p in ([paths] if isinstance(paths, (str, Path)) else paths)]
     check_options(threshold, max_step, formats)
@@ -126,7 +127,7 @@ def analyze(paths, metrics=DEFAULT_METRICS, by=None, style="auto", threshold=0.9
         todo = _problems_and_reruns(every_run, by, stage, echo)
         if keep_runs:
             kept = copy_runs(run_dirs, stage, echo)
-        search = _search_report(paths, stage, echo, formats)   # an Optuna search's own report
+        more = extra(stage) if extra is not None else None
     tables = [out / n for n in names] + ([out / "rerun.sh"] if todo else [])
     plots = [out / n for n in plot_names]
     compare_tables = [out / n for n in compare_names]
@@ -143,17 +144,7 @@ def analyze(paths, metrics=DEFAULT_METRICS, by=None, style="auto", threshold=0.9
     if keep_runs:
         echo(f"run folders (no checkpoints): {kept} under {out / 'runs'}")
     return {"table": t, "plots": plots, "tables": tables, "data": df, "compare": c,
-            "compare_tables": compare_tables, "search": search}
-
-
-def _search_report(paths, out: Path, echo, formats):
-    """An Optuna search's report (rnn_experiments/search/report.py) when PATH is its sweep
-    folder (it holds study.yaml), else None."""
-    from rnn_experiments.search import STUDY_FILE
-    if len(paths) != 1 or glob.has_magic(paths[0]) or not (Path(paths[0]) / STUDY_FILE).is_file():
-        return None
-    from rnn_experiments.search.report import report_folder
-    return report_folder(paths[0], out, echo=echo, formats=formats)
+            "compare_tables": compare_tables, "extra": more}
 
 
 def check_options(threshold: float, max_step, formats) -> None:

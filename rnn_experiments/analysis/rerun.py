@@ -9,7 +9,7 @@ in other groups gets one command per missing seed.
 A job of a sweep that ran on SLURM (hydra/launcher=slurm) is re-run on SLURM: its command is a
 one-job sweep with the sweep's own launcher settings, into the same job folder
 (hydra.sweep.dir = the sweep's folder, hydra.sweep.subdir = the job's), where it resumes from its
-checkpoint. The sweep's multirun.yaml is kept (rnn_experiments/runner/sweep.py).
+checkpoint. The sweep's multirun.yaml is kept (rnn_experiments/sweeps/guard.py).
 """
 from __future__ import annotations
 
@@ -19,7 +19,8 @@ from pathlib import Path
 import pandas as pd
 
 from rnn_experiments.analysis.collect import config_keys, runs_of
-from rnn_experiments.analysis.readers import read_yaml
+from rnn_experiments.run.multirun import is_slurm_launcher, jobs
+from rnn_experiments.run.readers import read_yaml
 
 TRAIN = "python -m rnn_experiments.train"
 RERUN_STATUSES = ("failed", "crashed", "interrupted")
@@ -51,7 +52,6 @@ def slurm_overrides(hydra_yaml: Path) -> list[str] | None:
     .hydra/hydra.yaml; None for a single run or another launcher."""
     try:
         h = read_yaml(hydra_yaml)["hydra"]
-        from rnn_experiments.runner.slurm import is_slurm_launcher
         if h.get("mode") != "MULTIRUN" or not is_slurm_launcher(h.get("launcher")):
             return None
         return [str(o) for o in (h["overrides"].get("hydra") or [])]
@@ -96,7 +96,6 @@ def expected_jobs(sweep_dir: Path) -> list[list[str]] | None:
     try:
         cfg = read_yaml(Path(sweep_dir) / "multirun.yaml")
         h = cfg["hydra"]
-        from rnn_experiments.runner.sweep import jobs
         return jobs(h["sweeper"], list(h["overrides"]["task"]))
     except Exception:  # an unreadable or unusual multirun.yaml: fall back to the seed check
         return None

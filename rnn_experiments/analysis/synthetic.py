@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from rnn_experiments.training.metrics import COLUMNS
+from rnn_experiments.run.metrics import COLUMNS
 
 BASE_CONFIG = {
     "model": {"name": "lstm", "hidden_size": 256, "embedding_dim": 64, "num_layers": 1,

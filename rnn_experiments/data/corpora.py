@@ -1,5 +1,5 @@
 """The corpora the text experiments know (SOURCES): fetch one into a local data folder and
-verify its sha256 (the command is rnn_experiments/download.py).
+verify its sha256 (the command is rnn_experiments/cli/rnn_download.py).
 
     python -m rnn_experiments.download grimm              # -> data/grimms_fairy_tales.txt
     python -m rnn_experiments.download grimm --dir /somewhere/else
@@ -17,7 +17,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from rnn_experiments.run_folder import atomic_write
+from rnn_experiments.run.folder import atomic_write
 
 DEFAULT_DIR = "data"  # relative to the current directory; conf/dataset/grimm.yaml reads it there
 

@@ -15,7 +15,7 @@ from omegaconf import OmegaConf
 from rnn_experiments.data.text import Vocab
 from rnn_experiments.generation.sampling import check_sampling, next_token
 from rnn_experiments.models import build_model
-from rnn_experiments.training import checkpoint
+from rnn_experiments.run import checkpoint
 
 
 @torch.no_grad()

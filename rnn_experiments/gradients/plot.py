@@ -22,8 +22,8 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.backend_bases import FigureCanvasBase  # noqa: E402
 
-from rnn_experiments.analysis.readers import read_text  # noqa: E402
-from rnn_experiments.run_folder import atomic_write  # noqa: E402
+from rnn_experiments.run.readers import read_text  # noqa: E402
+from rnn_experiments.run.folder import atomic_write  # noqa: E402
 
 QUANTITIES = {"grad_norm": "‖∂L/∂h_t‖", "input_grad_norm": "‖∂L/∂x_t‖"}
 

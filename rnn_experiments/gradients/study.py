@@ -22,13 +22,13 @@ from omegaconf import OmegaConf
 
 from rnn_experiments.config import validate
 from rnn_experiments.errors import ConfigError
-from rnn_experiments.run_folder import is_run_folder
-from rnn_experiments.training.lock import RunLock
-from rnn_experiments.training.stop import Interrupted, stop_on_signals
+from rnn_experiments.run.folder import is_run_folder
+from rnn_experiments.run.lock import RunLock
+from rnn_experiments.training.signals import Interrupted, stop_on_signals
 from rnn_experiments.gradients.measure import grad_norms_per_step
 from rnn_experiments.training.setup import make_scheduler, setup
 from rnn_experiments.training.step import train_step
-from rnn_experiments.training.summary import new_summary, now, write_summary
+from rnn_experiments.run.summary import new_summary, now, write_summary
 
 log = logging.getLogger(__name__)
 

@@ -1,5 +1,5 @@
 """Trackers that mirror metrics.csv (`logger=tensorboard`): built from the config by the entry
-point and handed to the training loop as metrics sinks (rnn_experiments/training/metrics.py says
+point and handed to the training loop as metrics sinks (rnn_experiments/run/metrics.py says
 what a sink is). metrics.csv stays the record; the loop imports no tracker.
 
 `cfg.logger` maps a name to a node with `_target_` (conf/logger/*.yaml), instantiated by Hydra,

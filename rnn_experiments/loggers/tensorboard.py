@@ -19,7 +19,7 @@ import re
 from pathlib import Path
 
 from rnn_experiments.errors import ConfigError
-from rnn_experiments.runner.extras import missing
+from rnn_experiments.extras import missing
 
 
 def _require_tensorboard():
@@ -49,7 +49,7 @@ def job_name() -> str:
 
 
 class TensorBoardLogger:
-    """A metrics sink (rnn_experiments/training/metrics.py) writing TensorBoard scalars."""
+    """A metrics sink (rnn_experiments/run/metrics.py) writing TensorBoard scalars."""
 
     def __init__(self, dir: str = "tensorboard", name: str | None = None):
         """`dir`: relative to the run folder (or absolute); `name`: the TensorBoard run's folder

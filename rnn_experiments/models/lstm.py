@@ -6,8 +6,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from rnn_experiments.models.base import RecurrentClassifier, init_weights
-from rnn_experiments.models.fused import LSTMFunction
-from rnn_experiments.models.triton_cells import LSTMTritonFunction, available as triton_available
+from rnn_experiments.models.kernels.fused import LSTMFunction
+from rnn_experiments.models.kernels.triton_cells import LSTMTritonFunction, available as triton_available
 
 
 class LSTM(RecurrentClassifier):
@@ -27,8 +27,8 @@ class LSTM(RecurrentClassifier):
 
     `recurrence` is the plain autograd loop (every h_t stays in the graph). `forward` reads only
     h_T, so it uses `last_state`: the same equations with a hand-written backward through time
-    (`LSTMFunction`, models/fused.py, on the CPU; one fused Triton kernel per timestep,
-    `LSTMTritonFunction`, models/triton_cells.py, on a GPU), with W_x x_t + b looked up from a
+    (`LSTMFunction`, models/kernels/fused.py, on the CPU; one fused Triton kernel per timestep,
+    `LSTMTritonFunction`, models/kernels/triton_cells.py, on a GPU), with W_x x_t + b looked up from a
     (vocab, 4H) table instead of multiplied per token. Set `model.fused = False` to make
     `forward` use `recurrence`.
 

@@ -6,8 +6,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from rnn_experiments.models.base import RecurrentClassifier, init_weights
-from rnn_experiments.models.fused import PeepLSTMFunction
-from rnn_experiments.models.triton_cells import PeepLSTMTritonFunction, available as triton_available
+from rnn_experiments.models.kernels.fused import PeepLSTMFunction
+from rnn_experiments.models.kernels.triton_cells import PeepLSTMTritonFunction, available as triton_available
 
 
 class PeepLSTM(RecurrentClassifier):
@@ -25,8 +25,8 @@ class PeepLSTM(RecurrentClassifier):
 
     `recurrence` is the plain autograd loop (every h_t stays in the graph). `forward` reads only
     h_T, so it uses the same equations with a hand-written backward through time
-    (`PeepLSTMFunction`, models/fused.py, on the CPU; one fused Triton kernel per timestep,
-    `PeepLSTMTritonFunction`, models/triton_cells.py, on a GPU), with W_x x_t + b looked up
+    (`PeepLSTMFunction`, models/kernels/fused.py, on the CPU; one fused Triton kernel per timestep,
+    `PeepLSTMTritonFunction`, models/kernels/triton_cells.py, on a GPU), with W_x x_t + b looked up
     from a (vocab, 4H) table instead of multiplied per token. Set `model.fused = False` to make
     `forward` use `recurrence`.
     Parameters (embedding apart): 4(H·E + H) + 3·H·H + C·H + C.

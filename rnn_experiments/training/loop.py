@@ -1,9 +1,11 @@
 """The training loop: sample a batch, take a step, log, evaluate, checkpoint — for any task.
 
-`train(cfg, out_dir, hooks, sinks)` is a plain function (tests call it; `rnn_experiments.train`
-wraps it in Hydra). It knows no task and no tracker: whatever a task adds (text samples) comes in
-as `hooks`, called after every step as hook(step, model, data, out_dir); trackers (TensorBoard)
-come in as `sinks`, which receive every metrics.csv row (metrics.py). It writes into `out_dir`:
+`train(cfg, out_dir, hooks, sinks)` is a plain function (tests call it; rnn_experiments/cli/
+rnn_train.py wraps it in Hydra). It knows no task and no tracker: whatever a task adds (text
+samples) comes in as `hooks`, called after every step as hook(step, model, data, out_dir);
+trackers (TensorBoard) come in as `sinks`, which receive every metrics.csv row (run/metrics.py);
+a `timer` (the benchmark's) is told where the time goes: timer(phase) is a context manager around
+each "setup", "batches", "steps", "evaluation" and "checkpoints". It writes into `out_dir`:
 
     metrics.csv         a row every `train.log_every` steps (means over those steps), flushed per
                         row; held-out accuracy and loss (and bits per character for text) every
@@ -19,6 +21,7 @@ checkpoint (with the step it happened at), before anything is saved from the div
 from __future__ import annotations
 
 import logging
+import contextlib
 import math
 import signal
 import time
@@ -29,19 +32,25 @@ import torch
 
 from rnn_experiments.config import validate
 from rnn_experiments.models import count_params
-from rnn_experiments.run_folder import is_run_folder
-from rnn_experiments.training import checkpoint
-from rnn_experiments.training.lock import HEARTBEAT_S, RunLock
-from rnn_experiments.training.metrics import MetricsWriter
+from rnn_experiments.run.folder import is_run_folder
+from rnn_experiments.run import checkpoint
+from rnn_experiments.run.lock import HEARTBEAT_S, RunLock
+from rnn_experiments.run.metrics import MetricsWriter
 from rnn_experiments.training.setup import make_scheduler, setup
 from rnn_experiments.training.step import evaluate, make_step
-from rnn_experiments.training.stop import Interrupted, stop_on_signals
-from rnn_experiments.training.summary import final_metrics, new_summary, now, write_summary
+from rnn_experiments.training.signals import Interrupted, stop_on_signals
+from rnn_experiments.run.summary import final_metrics, new_summary, now, write_summary
 
 log = logging.getLogger(__name__)
 
 # A hook is called after every optimizer step: hook(step, model, data, out_dir).
 Hook = Callable[[int, torch.nn.Module, object, Path], None]
+# A timer gives a context manager around each phase of the run: timer("steps"), ...
+Timer = Callable[[str], contextlib.AbstractContextManager]
+
+
+def untimed(phase: str) -> contextlib.AbstractContextManager:
+    return contextlib.nullcontext()
 
 
 class Window:
@@ -69,7 +78,7 @@ class Window:
 
 
 def train(cfg, out_dir: str | Path, hooks: Iterable[Hook] = (), sinks: Iterable = (),
-          on_accept: Callable[[], None] = lambda: None) -> dict:
+          on_accept: Callable[[], None] = lambda: None, timer: Timer = untimed) -> dict:
     """Train the model `cfg` describes; return the summary (also written to summary.json).
     `sinks` get every metrics.csv row too (trackers: rnn_experiments/loggers/).
 
@@ -100,7 +109,7 @@ def train(cfg, out_dir: str | Path, hooks: Iterable[Hook] = (), sinks: Iterable 
     with RunLock(out_dir):
         try:
             validate(cfg)
-            run = _Run(cfg, out_dir, summary)
+            run = _Run(cfg, out_dir, summary, timer)
             _resume(run)
             accept()
             return _loop(run, list(hooks), list(sinks))
@@ -129,9 +138,10 @@ class _Run:
     """What a run holds while it trains: the objects `setup` builds, where it is (step, the
     metrics rows so far, the current window), its paths and its summary."""
 
-    def __init__(self, cfg, out_dir: Path, summary: dict):
-        self.cfg, self.out_dir, self.summary = cfg, out_dir, summary
-        self.device, self.data, self.model, self.optimizer = setup(cfg)
+    def __init__(self, cfg, out_dir: Path, summary: dict, timer: Timer = untimed):
+        self.cfg, self.out_dir, self.summary, self.timer = cfg, out_dir, summary, timer
+        with timer("setup"):
+            self.device, self.data, self.model, self.optimizer = setup(cfg)
         self.scheduler = make_scheduler(self.optimizer, cfg.train)
         self.checkpoint, self.best = out_dir / "checkpoint.pt", out_dir / "checkpoint_best.pt"
         self.step, self.rows, self.elapsed_before = 0, [], 0.0
@@ -155,9 +165,10 @@ class _Run:
         w, first_bad = self.window.read()
         if first_bad:
             return first_bad
-        checkpoint.save_run(path, step=self.step, model=self.model, optimizer=self.optimizer,
-                            scheduler=self.scheduler, data=self.data, rows=self.writer.rows, window=w,
-                            elapsed_s=self.elapsed(), cfg=self.cfg)
+        with self.timer("checkpoints"):
+            checkpoint.save_run(path, step=self.step, model=self.model, optimizer=self.optimizer,
+                                scheduler=self.scheduler, data=self.data, rows=self.writer.rows,
+                                window=w, elapsed_s=self.elapsed(), cfg=self.cfg)
         return 0
 
 
@@ -185,7 +196,8 @@ def _row(run: _Run, is_eval: bool, t_window: float, now_s: float, w: dict) -> di
            "examples_per_s": round(w["examples"] / max(now_s - t_window, 1e-9), 1),
            "elapsed_s": round(run.elapsed(), 3)}
     if is_eval:
-        row["eval_accuracy"], row["eval_loss"] = evaluate(run.model, run.data.eval_x, run.data.eval_y)
+        with run.timer("evaluation"):
+            row["eval_accuracy"], row["eval_loss"] = evaluate(run.model, run.data.eval_x, run.data.eval_y)
         if getattr(run.data, "per_character", False):
             row["eval_bpc"] = row["eval_loss"] / math.log(2)
     return row
@@ -193,7 +205,7 @@ def _row(run: _Run, is_eval: bool, t_window: float, now_s: float, w: dict) -> di
 
 def _loop(run: _Run, hooks: list[Hook], sinks: list) -> dict:
     """Steps until train.steps, a stop signal, a sink's StopRun or a non-finite loss; then `_finish`."""
-    cfg, t_cfg = run.cfg, run.cfg.train
+    t_cfg = run.cfg.train
     steps, B = t_cfg.steps, t_cfg.batch_size
     run.writer = MetricsWriter(run.out_dir / "metrics.csv", run.rows, sinks)
     write_summary(run.out_dir, run.summary)
@@ -203,10 +215,13 @@ def _loop(run: _Run, hooks: list[Hook], sinks: list) -> dict:
                           cuda_graphs=t_cfg.cuda_graphs and run.scheduler is None)  # graphs: fixed lr
     status, diverged_at, stop = "completed", 0, None
     run.model.train()
+    timer = run.timer
     with stop_on_signals() as received:
         while run.step < steps:
-            x, y = run.data.sample(B)
-            loss, acc = take_step(x, y)
+            with timer("batches"):
+                x, y = run.data.sample(B)
+            with timer("steps"):
+                loss, acc = take_step(x, y)
             if run.scheduler is not None:
                 run.scheduler.step()
             run.step += 1

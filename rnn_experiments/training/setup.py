@@ -15,7 +15,7 @@ import torch
 from rnn_experiments.data import build_dataset
 from rnn_experiments.errors import ConfigError
 from rnn_experiments.models import build_model
-from rnn_experiments.resources import check_training_fits
+from rnn_experiments.training.resources import available_cores, check_training_fits
 
 log = logging.getLogger(__name__)
 
@@ -50,16 +50,9 @@ def use_deterministic_algorithms(on: bool, device: torch.device) -> None:
         log.info("deterministic algorithms on (torch.use_deterministic_algorithms)")
 
 
-def available_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
-
-
 def capped_threads(threads: int) -> int:
-    """`threads`, but at most the cores this process may use: more only slow every step down
-    (1000 threads on 2 cores ran 580x slower)."""
+    """`threads`, but at most the cores this process may use: more threads than cores only make
+    every parallel call wait for the threads that are not scheduled."""
     cores = available_cores()
     if threads > cores:
         log.warning("train.threads=%d is more than the %d cores this process may use: using %d",

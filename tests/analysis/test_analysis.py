@@ -15,7 +15,7 @@ from scipy import stats as st
 from rnn_experiments.analysis import (AnalysisError, aggregate, collect, group_keys, plot_curves,
                                       save_figure, table, to_latex, to_markdown)
 from rnn_experiments.analysis.report import analyze
-from rnn_experiments.analyze import main
+from rnn_experiments.cli.rnn_analyze import main
 from rnn_experiments.analysis.compare import CompareError, compare, compare_latex, compare_markdown
 from rnn_experiments.analysis.rerun import reruns
 from rnn_experiments.analysis.synthetic import config, metrics_frame, write_run

@@ -16,10 +16,10 @@ import pytest
 from rnn_experiments.analysis import collect, compare, table, to_markdown
 from rnn_experiments.analysis.collect import without_config
 from rnn_experiments.analysis.rerun import reruns
-from rnn_experiments.analysis.readers import MAX_YAML_NODES, ReadError, read_yaml
+from rnn_experiments.run.readers import MAX_YAML_NODES, ReadError, read_yaml
 from rnn_experiments.analysis.report import analyze
 from rnn_experiments.analysis.synthetic import config, metrics_frame, write_run
-from rnn_experiments.run_folder import SUMMARY_FORMAT
+from rnn_experiments.run.folder import SUMMARY_FORMAT
 
 STEPS = [10, 20, 30, 40]
 ACC = [0.5, 0.7, 0.9, 1.0]

@@ -13,8 +13,8 @@ import pytest
 from rnn_experiments.analysis import collect
 from rnn_experiments.analysis.report import analyze
 from rnn_experiments.analysis.synthetic import config, metrics_frame, write_run
-from rnn_experiments.analyze import main
-from rnn_experiments.training.lock import LOCK, STALE_AFTER_S
+from rnn_experiments.cli.rnn_analyze import main
+from rnn_experiments.run.lock import LOCK, STALE_AFTER_S
 
 STEPS = [10, 20, 30, 40]
 HEADER = "step,loss,accuracy,eval_accuracy,lr,examples_per_s,elapsed_s\n"

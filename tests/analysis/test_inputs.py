@@ -14,7 +14,7 @@ import sys
 import pytest
 
 from rnn_experiments.analysis import AnalysisError, collect, find_runs
-from rnn_experiments.analysis.readers import ReadError, read_bytes, read_yaml
+from rnn_experiments.run.readers import ReadError, read_bytes, read_yaml
 from rnn_experiments.analysis.report import analyze
 from rnn_experiments.analysis.synthetic import config, metrics_frame, write_run
 

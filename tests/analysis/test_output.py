@@ -15,7 +15,7 @@ import sys
 
 import rnn_experiments.analysis.report as report
 from rnn_experiments.analysis.synthetic import config, metrics_frame, write_run
-from rnn_experiments.analyze import main
+from rnn_experiments.cli.rnn_analyze import main
 
 STEPS = [10, 20, 30, 40]
 

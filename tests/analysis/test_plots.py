@@ -102,7 +102,7 @@ def test_a_long_run_is_drawn_through_every_kth_step_exactly(tmp_path):
 
 def test_gradient_plot_refuses_odd_outs_and_empty_folders_and_names_what_it_left_out(tmp_path, capsys):
     from rnn_experiments.gradients.plot import load_gradients, plot_gradients
-    from rnn_experiments.plot_gradients import main
+    from rnn_experiments.cli.rnn_plot_gradients import main
     rows = [dict(step=s, t=t, distance=4 - t, grad_norm=0.0 if m == "peep_lstm" else 1.0 / (1 + t),
                  input_grad_norm=0.5, model=m, seed=0, loss=0.5) for m in ("lstm", "peep_lstm")
             for s in (0, 3) for t in range(4)]

@@ -14,7 +14,7 @@ from scipy import stats as st
 
 from rnn_experiments.analysis import collect, compare, compare_latex, compare_markdown, table, to_markdown
 from rnn_experiments.analysis import stats as S
-from rnn_experiments.runner.analyze_sweep import AnalyzeSweep
+from rnn_experiments.sweeps.analyze import AnalyzeSweep
 from rnn_experiments.analysis.compare import format_compare
 from rnn_experiments.analysis.synthetic import config, metrics_frame, write_run
 

@@ -28,7 +28,7 @@ import pandas as pd
 import pytest
 
 from conftest import ROOT
-from rnn_experiments.training.metrics import TIMING_COLUMNS, read_metrics
+from rnn_experiments.run.metrics import TIMING_COLUMNS, read_metrics
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 

@@ -5,7 +5,7 @@ import urllib.error
 
 from conftest import BOOK
 from rnn_experiments.data import corpora as dl
-from rnn_experiments.download import main as download_main
+from rnn_experiments.cli.rnn_download import main as download_main
 
 
 def test_download_offline_is_a_clear_error(tmp_path, monkeypatch, capsys):

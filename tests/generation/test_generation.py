@@ -125,7 +125,7 @@ def test_samples_during_training_and_checkpoint_round_trip(make_cfg, tiny_text, 
     assert not any(torch.equal(last[k], v) for k, v in best_model.state_dict().items())
 
     # ... and so does the generate command's code path (conf/generate.yaml)
-    from rnn_experiments.generate import run
+    from rnn_experiments.cli.rnn_generate import run
     gcfg = compose([f"checkpoint={tmp_path / 'checkpoint.pt'}", "prompt=[t,c,' ']", "length=20",
                     "temperature=0.5"], config_name="generate")
     assert run(gcfg) == [r["text"] for r in records if r["temperature"] == 0.5]
@@ -182,7 +182,7 @@ def test_generate_command_bad_input_is_one_line(tmp_path):
 ])
 def test_generate_settings_are_checked_before_loading(tmp_path, override, message):
     from rnn_experiments.errors import ConfigError
-    from rnn_experiments.generate import run
+    from rnn_experiments.cli.rnn_generate import run
     cfg = compose([f"checkpoint={tmp_path / 'never-read.pt'}", "top_k=5", override], config_name="generate")
     with pytest.raises(ConfigError) as e:
         run(cfg)
@@ -194,9 +194,9 @@ def test_generate_settings_are_checked_before_loading(tmp_path, override, messag
 def test_generate_types_and_keys_come_from_its_schema(tmp_path, override):
     """conf/generate.yaml is typed by GenerateConfig: a wrong type or an unknown key is refused
     while composing, in one line naming it, before any checkpoint is read."""
-    from rnn_experiments.config import validate_generate
+    from rnn_experiments.generation.checks import validate_generate
     from rnn_experiments.errors import ConfigError
-    from rnn_experiments.runner.preflight import preflight
+    from rnn_experiments.cli.preflight import preflight
     key = override.split("=")[0]
     with pytest.raises(ConfigError) as e:
         preflight([f"checkpoint={tmp_path / 'never-read.pt'}", override], "generate",

@@ -148,7 +148,7 @@ def test_a_damaged_gradients_csv_is_named(tmp_path, content):
 
 
 def test_plot_command_errors_are_one_line(tmp_path, capsys, unwritable_dir):
-    from rnn_experiments.plot_gradients import main
+    from rnn_experiments.cli.rnn_plot_gradients import main
     cfg = compose_study("model=rnn", "dataset.seq_length=2", "gradients.steps=[0]", "gradients.batch_size=8")
     run_study(cfg, tmp_path / "run")
     for argv in ([str(tmp_path), "--out", str(unwritable_dir / "g.png")],

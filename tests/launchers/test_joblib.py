@@ -16,7 +16,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from conftest import ROOT, has_rows, summary_of, wait_for
-from rnn_experiments.runner.launch import job_threads
+from rnn_experiments.sweeps.launch import job_threads
 
 # a sweep's jobs small enough to start, train a few steps and be preempted in seconds
 LAUNCH_TINY = ["model.hidden_size=16", "model.embedding_dim=8", "dataset.seq_length=4",
@@ -32,7 +32,7 @@ LAUNCH_TINY = ["model.hidden_size=16", "model.embedding_dim=8", "dataset.seq_len
     (0, {"cpus_per_task": None}, 16, 0),    # nothing said: torch's default
 ])
 def test_job_threads_share_the_cores(monkeypatch, threads, launcher, cores, expected):
-    import rnn_experiments.runner.launch as launch
+    import rnn_experiments.sweeps.launch as launch
     monkeypatch.setattr(launch, "_launcher_cfg", lambda: OmegaConf.create(launcher))
     cfg = OmegaConf.create({"train": {"threads": threads}})
     assert job_threads(cfg, cores=cores) == expected
@@ -48,7 +48,7 @@ def test_joblib_sweep_shares_the_cores_records_the_command_and_a_failing_job_fai
     """hydra/launcher=parallel: 2 jobs at a time in worker processes, each with cores // 2 torch
     threads; every job's summary has the command that was typed; a diverging job fails alone and
     the sweep exits 1 naming it, after its analysis callback."""
-    from rnn_experiments.training.setup import available_cores
+    from rnn_experiments.training.resources import available_cores
     cmd = [sys.executable, "-m", "rnn_experiments.train", "-m", *LAUNCH_TINY, *STEPS, "seed=0,1",
            "train.lr=1e-3,3e37", "hydra/launcher=parallel", "hydra.launcher.n_jobs=2", "hydra/callbacks=analyze",
            "hydra.callbacks.analyze.formats=[]", f"hydra.sweep.dir={tmp_path / 'sweep'}"]
@@ -120,8 +120,8 @@ def test_a_job_whose_sweep_is_gone_is_not_started(monkeypatch, capsys):
     """A job handed to a worker process (joblib, submitit) after its sweep's process died on this
     host returns without running; in the sweep's own process, or with the sweep alive, it runs."""
     import socket
-    from rnn_experiments.provenance import SWEEP_ENV
-    from rnn_experiments.runner import job
+    from rnn_experiments.run.provenance import SWEEP_ENV
+    from rnn_experiments.cli import job
     ran = []
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()

@@ -1,4 +1,4 @@
-"""hparams_search=palindrome_optuna on the project's Optuna sweeper (rnn_experiments/search/):
+"""hparams_search=palindrome_optuna on the project's Optuna sweeper (rnn_experiments/sweeps/search/):
 the preset, a search run in-process as `rnn-train` runs it (basic launcher), continued by the
 same command, an exhausted discrete space, a pruned trial, a killed search, the report, every
 setting that cannot work refused in one line before any trial; without the extra, one line."""
@@ -16,8 +16,8 @@ import yaml
 
 from conftest import compose_config
 from rnn_experiments.errors import ConfigError
-from rnn_experiments.provenance import COMMAND_ENV, SWEEP_ENV
-from rnn_experiments.runner.extras import (OLD_OPTUNA_SWEEPER, OPTUNA, check_command_line, installed,
+from rnn_experiments.run.provenance import COMMAND_ENV, SWEEP_ENV
+from rnn_experiments.extras import (OLD_OPTUNA_SWEEPER, OPTUNA, check_command_line, installed,
                                           optuna_problem)
 
 needs_optuna = pytest.mark.skipif(optuna_problem() is not None or installed(OLD_OPTUNA_SWEEPER),
@@ -57,7 +57,7 @@ def rnn_train(monkeypatch, capsys, *args) -> tuple[int, str, str]:
 
 
 def load_study(storage: str, name: str = "palindrome_optuna"):
-    from rnn_experiments.search.study import load
+    from rnn_experiments.sweeps.search.study import load
     return load(storage, name)
 
 
@@ -91,7 +91,7 @@ def test_missing_optuna_extra_is_one_line(monkeypatch, capsys):
 
 
 def test_hydras_old_optuna_plugin_beside_it_is_refused_in_one_line(monkeypatch):
-    import rnn_experiments.runner.extras as extras
+    import rnn_experiments.extras as extras
     monkeypatch.setattr(extras, "installed", lambda module: True)   # hydra-optuna-sweeper too
     with pytest.raises(ConfigError, match=r"hydra-optuna-sweeper is installed.*pip uninstall hydra-optuna-sweeper"):
         check_command_line(["hparams_search=palindrome_optuna"])
@@ -99,7 +99,7 @@ def test_hydras_old_optuna_plugin_beside_it_is_refused_in_one_line(monkeypatch):
 
 def test_an_optuna_older_than_4_is_refused_in_one_line(monkeypatch):
     import importlib.metadata
-    import rnn_experiments.runner.extras as extras
+    import rnn_experiments.extras as extras
     monkeypatch.setattr(extras, "installed", lambda module: module == "optuna")
     monkeypatch.setattr(importlib.metadata, "version", lambda name: "2.10.1")
     with pytest.raises(ConfigError, match=r"needs optuna >= 4 \(2\.10\.1 is installed, not >= 4\): pip install -U"):
@@ -152,7 +152,7 @@ def test_a_search_reports_and_the_same_command_continues_it(tmp_path, monkeypatc
     assert "seed=1 hydra.mode=RUN" in report     # the best setting at another seed, as a single run
 
     # rnn-analyze on a sweep folder of the search gives the same report
-    from rnn_experiments.analyze import main as analyze_main
+    from rnn_experiments.cli.rnn_analyze import main as analyze_main
     assert analyze_main([str(tmp_path / "a"), "--formats", "png"]) == 0
     assert (tmp_path / "a" / "analysis" / "search.md").read_text().splitlines()[2:] == report.splitlines()[2:]
     capsys.readouterr()
@@ -195,11 +195,13 @@ def test_a_trial_worse_than_the_median_is_pruned_as_a_normal_end(tmp_path, monke
     assert "| 1 | pruned |" in out and "MedianPruner stopped trial 1" in out
 
     from rnn_experiments.analysis.report import analyze
+    from rnn_experiments.sweeps.search.report import extra_for
     lines = []
-    res = analyze([str(tmp_path)], echo=lines.append, formats=())
+    res = analyze([str(tmp_path)], echo=lines.append, formats=(),
+                  extra=extra_for([str(tmp_path)], echo=lines.append, formats=()))
     assert "1 (0, 1 pruned)" in "\n".join(lines)
     assert not (tmp_path / "analysis" / "rerun.sh").exists()
-    assert res["search"]["results"]["trials"] == {"complete": 1, "pruned": 1, "fail": 0}
+    assert res["extra"]["results"]["trials"] == {"complete": 1, "pruned": 1, "fail": 0}
 
 
 @needs_optuna
@@ -208,7 +210,7 @@ def test_a_trial_of_a_killed_search_is_recorded_failed_not_left_running(tmp_path
     no summary: the next search records it failed (killed), does not count it, runs new trials.
     An interruption in the middle of a launch records the trials it stopped the same way."""
     import optuna
-    from rnn_experiments.search.study import load
+    from rnn_experiments.sweeps.search.study import load
     storage = str(tmp_path / "optuna.journal")
     dead = subprocess.Popen([sys.executable, "-c", "pass"])   # a search process that is gone
     dead.wait()

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from conftest import ROOT
-from rnn_experiments.runner.extras import OLD_OPTUNA_SWEEPER, installed, optuna_problem
+from rnn_experiments.extras import OLD_OPTUNA_SWEEPER, installed, optuna_problem
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(optuna_problem() is not None or installed(OLD_OPTUNA_SWEEPER),
@@ -30,7 +30,7 @@ def test_two_processes_share_one_study_without_repeats(tmp_path):
     outs = [p.communicate(timeout=240)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], "\n".join(o[-2000:] for o in outs)
 
-    from rnn_experiments.search.study import load
+    from rnn_experiments.sweeps.search.study import load
     trials = [t for t in load(str(storage), "palindrome_optuna").trials if "not_run" not in t.user_attrs]
     assert len(trials) == 6 and all(t.state.name in ("COMPLETE", "PRUNED") for t in trials)
     params = [(t.params["train.lr"], t.params["model.hidden_size"]) for t in trials]

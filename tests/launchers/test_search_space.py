@@ -14,12 +14,12 @@ optuna = pytest.importorskip("optuna", minversion="4")
 
 from omegaconf import OmegaConf  # noqa: E402
 
-from rnn_experiments.search import SearchError  # noqa: E402
-from rnn_experiments.search.space import combinations, ends, format_value, key, parse, untried  # noqa: E402
-from rnn_experiments.search.study import Unrepeated, make_sampler, tried  # noqa: E402
-from rnn_experiments.search.sweeper import outcome, tell  # noqa: E402
-from rnn_experiments.search.trial import TrialReporter  # noqa: E402
-from rnn_experiments.training.stop import StopRun  # noqa: E402
+from rnn_experiments.sweeps.search import SearchError  # noqa: E402
+from rnn_experiments.sweeps.search.space import combinations, ends, format_value, key, parse, untried  # noqa: E402
+from rnn_experiments.sweeps.search.study import Unrepeated, make_sampler, tried  # noqa: E402
+from rnn_experiments.sweeps.search.sweeper import outcome, tell  # noqa: E402
+from rnn_experiments.sweeps.search.trial import TrialReporter  # noqa: E402
+from rnn_experiments.run.status import StopRun  # noqa: E402
 
 D = optuna.distributions
 CONFIG = OmegaConf.create({"model": {"hidden_size": 256}, "train": {"lr": 1e-4}, "seed": 0})
@@ -85,7 +85,7 @@ def _study(space, sampler_cfg, n_existing=0):
 
 
 def _ask(study, space):
-    from rnn_experiments.search.sweeper import suggest
+    from rnn_experiments.sweeps.search.sweeper import suggest
     trial = study.ask()
     for n, d in space.distributions.items():
         suggest(trial, n, d)
@@ -188,7 +188,7 @@ def test_every_sampler_config_builds_and_proposes_new_parameter_sets(path):
 
 @pytest.mark.parametrize("path", _conf("pruner"), ids=lambda p: p.stem)
 def test_every_pruner_config_builds(path):
-    from rnn_experiments.search.study import make_pruner
+    from rnn_experiments.sweeps.search.study import make_pruner
     node = OmegaConf.load(path)
     if path.stem == "threshold":            # needs a bound: refused in one line without one
         with pytest.raises(SearchError, match=r"hydra.sweeper.pruner \(optuna.pruners.ThresholdPruner\) cannot be built"):

@@ -15,10 +15,10 @@ from omegaconf import OmegaConf
 
 optuna = pytest.importorskip("optuna", minversion="4")
 
-from rnn_experiments.search import SearchError                     # noqa: E402
-from rnn_experiments.search import study as st                      # noqa: E402
-from rnn_experiments.search.space import key, parse, untried, values  # noqa: E402
-from rnn_experiments.search.sweeper import (_alive, _consecutive, _status, outcome,  # noqa: E402
+from rnn_experiments.sweeps.search import SearchError                     # noqa: E402
+from rnn_experiments.sweeps.search import study as st                      # noqa: E402
+from rnn_experiments.sweeps.search.space import key, parse, untried, values  # noqa: E402
+from rnn_experiments.sweeps.search.sweeper import (_alive, _consecutive, _status, outcome,  # noqa: E402
                                             settle_orphans, suggest)
 
 
@@ -229,7 +229,7 @@ def test_space_membership_grids_and_untried_sets_of_a_large_space():
 
 
 def test_the_report_of_a_search_with_no_completed_trial_says_so(tmp_path):
-    from rnn_experiments.search.report import report, report_folder
+    from rnn_experiments.sweeps.search.report import report, report_folder
     study = optuna.create_study(study_name="s", direction="maximize")
     t = study.ask()
     study.tell(t, state=optuna.trial.TrialState.FAIL)
@@ -266,7 +266,7 @@ GOOD = {"n_trials": 4, "n_jobs": 1, "direction": "maximize", "max_failure_rate":
     ("params", [1, 2], "a mapping of config keys to search-space entries"),
 ])
 def test_each_search_setting_that_cannot_work_is_named(key, value, expected):
-    from rnn_experiments.search.checks import check_settings
+    from rnn_experiments.sweeps.search.checks import check_settings
     check_settings(OmegaConf.create(GOOD))
     with pytest.raises(SearchError) as e:
         check_settings(OmegaConf.create({**GOOD, key: value}))

@@ -9,7 +9,8 @@ from omegaconf import OmegaConf
 
 from conftest import compose_config
 from rnn_experiments.errors import ConfigError
-from rnn_experiments.runner.slurm import Cluster, Node, check_slurm_launcher, parse_cluster, wait_for
+from hydra_plugins.rnn_experiments_slurm.launcher import wait_for
+from rnn_experiments.sweeps.slurm import Cluster, Node, check_slurm_launcher, parse_cluster
 
 # `scontrol show partition -o` and `scontrol show node -o` of a small cluster: partition cpu (the
 # default, two 2-core nodes), partition gpu (no default), one GPU node; OS fields hold spaces
@@ -99,8 +100,8 @@ def test_no_sbatch_is_refused_and_other_launchers_are_not_checked():
 def test_the_preset_is_checked_as_composed(monkeypatch):
     """conf/hydra/launcher/slurm.yaml (4 CPUs, 8 GB: a real cluster's node) on a 2-core node; the
     command line's preflight refuses it before Hydra starts."""
-    import rnn_experiments.runner.slurm as slurm
-    from rnn_experiments.runner.preflight import preflight
+    import rnn_experiments.sweeps.slurm as slurm
+    from rnn_experiments.cli.preflight import preflight
     cfg = compose_config(["hydra/launcher=slurm"], return_hydra_config=True).hydra.launcher
     assert cfg._target_ == SLURM_TARGET
     with pytest.raises(ConfigError, match="^hydra.launcher.cpus_per_task=4 is invalid: expected at most 2"):
@@ -118,7 +119,7 @@ def test_the_launcher_is_a_hydra_plugin_also_where_hydras_scan_misses_it():
     editable install run outside the source tree: register_launcher() (SweepGuard) covers that."""
     from hydra.core.plugins import Plugins
     from hydra.plugins.launcher import Launcher
-    from rnn_experiments.runner.slurm import register_launcher
+    from rnn_experiments.sweeps.slurm import register_launcher
     plugins = Plugins.instance()
     assert SLURM_TARGET in {f"{c.__module__}.{c.__name__}" for c in plugins.discover(Launcher)}
     cls = plugins.class_name_to_class.pop(SLURM_TARGET)
@@ -161,7 +162,7 @@ def test_a_requeued_job_is_waited_for():
 
 
 def test_sigterm_in_a_slurm_job_exits_without_a_result(monkeypatch):
-    from rnn_experiments.runner.launch import requeue_if_preempted
+    from rnn_experiments.sweeps.launch import requeue_if_preempted
     monkeypatch.delenv("SUBMITIT_EXECUTOR", raising=False)
     assert requeue_if_preempted("SIGTERM") is None          # outside SLURM: the job ends as usual
     monkeypatch.setenv("SUBMITIT_EXECUTOR", "slurm")
@@ -171,7 +172,7 @@ def test_sigterm_in_a_slurm_job_exits_without_a_result(monkeypatch):
 
 
 def test_a_rerun_of_some_jobs_of_the_sweep_keeps_its_multirun_yaml():
-    from rnn_experiments.runner.sweep import _jobs_of
+    from rnn_experiments.sweeps.guard import _jobs_of
     earlier = yaml.safe_dump({"hydra": {
         "sweeper": {"_target_": "hydra._internal.core_plugins.basic_sweeper.BasicSweeper",
                     "params": {"model": "lstm,peep_lstm"}},
@@ -185,7 +186,7 @@ def test_a_rerun_of_some_jobs_of_the_sweep_keeps_its_multirun_yaml():
 def test_a_slurm_job_starts_even_when_its_sweeps_process_is_gone(monkeypatch, capsys):
     """SLURM runs a job whether or not the sweep's process lives (on a one-node cluster, too);
     a job of an orphaned joblib worker is not started."""
-    import rnn_experiments.runner.job as job
+    import rnn_experiments.cli.job as job
     monkeypatch.setattr(job, "_where", lambda: (True, False))   # a sweep's job, in a worker
     monkeypatch.setattr(job, "sweep_gone", lambda: True)
     monkeypatch.delenv("SUBMITIT_EXECUTOR", raising=False)
@@ -207,7 +208,7 @@ def _fake_scontrol(tmp_path, monkeypatch, script: str | None):
 
 
 def test_the_cluster_is_read_from_scontrol(tmp_path, monkeypatch):
-    from rnn_experiments.runner.slurm import read_cluster
+    from rnn_experiments.sweeps.slurm import read_cluster
     (tmp_path / "p").write_text(PARTITIONS)
     (tmp_path / "n").write_text(NODES)
     _fake_scontrol(tmp_path, monkeypatch,
@@ -224,7 +225,7 @@ def test_the_cluster_is_read_from_scontrol(tmp_path, monkeypatch):
     ("exit 1\n", "failed: no output (is the SLURM controller up?)"),
 ])
 def test_a_cluster_that_cannot_be_read_is_one_line(tmp_path, monkeypatch, script, message):
-    from rnn_experiments.runner.slurm import read_cluster
+    from rnn_experiments.sweeps.slurm import read_cluster
     _fake_scontrol(tmp_path, monkeypatch, script)
     with pytest.raises(ConfigError) as e:
         read_cluster()

@@ -9,7 +9,7 @@ from conftest import TINY, run_command
 from rnn_experiments.errors import ConfigError
 from rnn_experiments.loggers import loggers_from_config
 from rnn_experiments.training.loop import train
-from rnn_experiments.training.metrics import COLUMNS, MetricsWriter, read_metrics
+from rnn_experiments.run.metrics import COLUMNS, MetricsWriter, read_metrics
 
 
 class Recorder:
@@ -64,7 +64,7 @@ def test_missing_extra_is_one_line_naming_the_install(make_cfg, monkeypatch):
 
 def test_missing_extra_refuses_the_command_before_any_job(monkeypatch):
     """A sweep with logger=tensorboard and no tensorboard: refused before Hydra starts, not job by job."""
-    from rnn_experiments.runner.extras import TENSORBOARD, check_command_line
+    from rnn_experiments.extras import TENSORBOARD, check_command_line
     monkeypatch.setitem(sys.modules, TENSORBOARD, None)   # as if not installed
     with pytest.raises(ConfigError) as e:
         check_command_line(["-m", "seed=0,1", "logger=tensorboard"])

@@ -5,10 +5,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import rnn_experiments.models.fused as fused
+import rnn_experiments.models.kernels.fused as fused
 from fused_check import assert_fused_equals_recurrence
 from rnn_experiments.models import LSTM, PeepLSTM
-from rnn_experiments.models.fused import LSTMFunction, PeepLSTMFunction
+from rnn_experiments.models.kernels.fused import LSTMFunction, PeepLSTMFunction
 
 
 def test_lstm_function_gradcheck():

@@ -1,4 +1,4 @@
-"""The Triton step kernels (models/triton_cells.py) against the CPU Functions of models/fused.py:
+"""The Triton step kernels (models/kernels/triton_cells.py) against the CPU Functions of models/kernels/fused.py:
 on CPU through Triton's interpreter (tiny sizes), and compiled on CUDA when a GPU is present
 (realistic sizes, and against torch.nn.LSTM).
 
@@ -26,9 +26,9 @@ if importlib.util.find_spec("triton") is None:
 from rnn_experiments.config import conf_dir  # noqa: E402
 from fused_check import assert_fused_equals_recurrence  # noqa: E402
 from rnn_experiments.models import LSTM  # noqa: E402
-from rnn_experiments.models import triton_cells  # noqa: E402  (imports no triton)
-from rnn_experiments.models.fused import LSTMFunction, PeepLSTMFunction  # noqa: E402
-from rnn_experiments.models.triton_cells import (  # noqa: E402
+from rnn_experiments.models.kernels import triton_cells  # noqa: E402  (imports no triton)
+from rnn_experiments.models.kernels.fused import LSTMFunction, PeepLSTMFunction  # noqa: E402
+from rnn_experiments.models.kernels.triton_cells import (  # noqa: E402
     LSTMTritonFunction, PeepLSTMTritonFunction)
 
 

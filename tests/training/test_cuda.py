@@ -11,7 +11,7 @@ import torch
 
 from conftest import compose_config
 from rnn_experiments.training.loop import train
-from rnn_experiments.training.metrics import TIMING_COLUMNS, read_metrics
+from rnn_experiments.run.metrics import TIMING_COLUMNS, read_metrics
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 

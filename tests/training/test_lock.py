@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from rnn_experiments.training import lock as lock_mod
-from rnn_experiments.training.lock import LOCK, RunLock, RunLocked, heartbeat_age, read_lock
+from rnn_experiments.run import lock as lock_mod
+from rnn_experiments.run.lock import LOCK, RunLock, RunLocked, heartbeat_age, read_lock
 
 
 def dead_pid() -> int:

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from rnn_experiments.training.loop import train
-from rnn_experiments.training.metrics import COLUMNS, TIMING_COLUMNS, read_metrics
+from rnn_experiments.run.metrics import COLUMNS, TIMING_COLUMNS, read_metrics
 
 EASY = ["dataset.seq_length=4", "model.hidden_size=32", "model.embedding_dim=8", "train.lr=1e-2",
         "train.steps=150", "train.batch_size=64", "train.log_every=10", "train.eval_every=50",
@@ -111,7 +111,7 @@ def test_a_sink_that_raises_stoprun_ends_the_run_early_as_a_normal_end(make_cfg,
     """The loop's general early stop (an Optuna trial's pruning uses it): a sink raises StopRun
     at an evaluation; the other sinks still get that row, the step ends as usual, the checkpoint
     is saved at that step and the run ends with the sink's status and reason."""
-    from rnn_experiments.training.stop import StopRun
+    from rnn_experiments.run.status import StopRun
 
     class StopAt:
         def write(self, row):

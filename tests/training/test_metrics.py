@@ -1,6 +1,6 @@
 import pytest
 
-from rnn_experiments.training.metrics import COLUMNS, MetricsWriter, read_metrics
+from rnn_experiments.run.metrics import COLUMNS, MetricsWriter, read_metrics
 
 
 def test_rows_are_readable_while_writing_and_a_partial_last_line_is_ignored(tmp_path):

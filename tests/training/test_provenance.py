@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from conftest import ROOT
-from rnn_experiments.provenance import COMMAND_ENV, git_state
+from rnn_experiments.run.provenance import COMMAND_ENV, git_state
 from rnn_experiments.training.loop import train
-from rnn_experiments.training.metrics import TIMING_COLUMNS, read_metrics
+from rnn_experiments.run.metrics import TIMING_COLUMNS, read_metrics
 
 
 def git(*args):
@@ -67,10 +67,10 @@ def test_dirty_flag_follows_tracked_changes_only(tmp_path):
     """git_state() on a checkout of its own: clean, then a tracked file edited (dirty), while an
     untracked file (outputs/) never counts."""
     import importlib.util
-    import rnn_experiments.provenance as real
+    import rnn_experiments.run.provenance as real
     repo = tmp_path / "checkout"
-    (repo / "rnn_experiments").mkdir(parents=True)
-    shutil.copy(real.__file__, repo / "rnn_experiments" / "provenance.py")
+    (repo / "rnn_experiments" / "run").mkdir(parents=True)
+    shutil.copy(real.__file__, repo / "rnn_experiments" / "run" / "provenance.py")
     (repo / "rnn_experiments" / "config.py").write_text("X = 1\n")
 
     def run_git(*args):
@@ -80,7 +80,7 @@ def test_dirty_flag_follows_tracked_changes_only(tmp_path):
         return done.stdout.strip()
 
     def state():   # a fresh module each time: git_state() caches its answer per process
-        spec = importlib.util.spec_from_file_location(f"prov_{len(seen)}", repo / "rnn_experiments" / "provenance.py")
+        spec = importlib.util.spec_from_file_location(f"prov_{len(seen)}", repo / "rnn_experiments" / "run" / "provenance.py")
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
         seen.append(module)

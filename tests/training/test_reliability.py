@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 
 from conftest import ROOT, compose_config, run_command
-from rnn_experiments.training.checkpoint import CheckpointError
+from rnn_experiments.run.checkpoint import CheckpointError
 from rnn_experiments.training.loop import train
-from rnn_experiments.training.metrics import TIMING_COLUMNS, read_metrics
+from rnn_experiments.run.metrics import TIMING_COLUMNS, read_metrics
 
 RUN = ["dataset.seq_length=4", "model.hidden_size=32", "model.embedding_dim=8", "train.lr=3e-3",
        "train.steps=300", "train.batch_size=32", "train.log_every=10", "train.eval_every=100",

@@ -16,9 +16,9 @@ import torch
 
 from conftest import TINY, compose_config, run_command, text_overrides
 from rnn_experiments.errors import ConfigError
-from rnn_experiments.training import checkpoint
-from rnn_experiments.training.checkpoint import CheckpointError
-from rnn_experiments.training.lock import LOCK, RunLock, RunLocked
+from rnn_experiments.run import checkpoint
+from rnn_experiments.run.checkpoint import CheckpointError
+from rnn_experiments.run.lock import LOCK, RunLock, RunLocked
 from rnn_experiments.training.loop import train
 from rnn_experiments.training.setup import capped_threads
 
@@ -116,7 +116,7 @@ def test_disk_full_while_checkpointing_keeps_the_last_checkpoint(finished, monke
 def test_summary_on_a_full_disk_is_written_in_place_and_never_partial(tmp_path, monkeypatch, errno, reason, status):
     """No room for a new summary.json beside the old one (ENOSPC): the old one is overwritten in
     place, so the run's end is recorded; any other failure keeps the old one and says so."""
-    from rnn_experiments.training import summary as summary_mod
+    from rnn_experiments.run import summary as summary_mod
     summary_mod.write_summary(tmp_path, {"status": "running"})
 
     def fails(src, dst):
@@ -133,7 +133,7 @@ def test_summary_on_a_full_disk_is_written_in_place_and_never_partial(tmp_path, 
 
 
 def test_threads_are_capped_at_the_cores(caplog):
-    from rnn_experiments.training.setup import available_cores
+    from rnn_experiments.training.resources import available_cores
     with caplog.at_level(logging.WARNING):
         assert capped_threads(1000) == available_cores()
     assert "train.threads=1000 is more than" in caplog.text
@@ -213,7 +213,7 @@ def test_checkpoint_with_damaged_weights_is_one_line_and_kept(finished):
     (None, "not a regular file"),
 ])
 def test_a_summary_that_is_not_a_runs_summary_is_named(tmp_path, content, message):
-    from rnn_experiments.run_folder import SummaryError, read_summary
+    from rnn_experiments.run.folder import SummaryError, read_summary
     path = tmp_path / "summary.json"
     if content is None:
         path.mkdir()

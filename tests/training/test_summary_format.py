@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from rnn_experiments.analysis import collect
-from rnn_experiments.run_folder import SUMMARY_FORMAT
+from rnn_experiments.run.folder import SUMMARY_FORMAT
 from rnn_experiments.training.loop import train
 
 

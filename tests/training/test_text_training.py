@@ -5,9 +5,9 @@ import pytest
 import torch
 
 from conftest import text_overrides
-from rnn_experiments.training.checkpoint import CheckpointError
+from rnn_experiments.run.checkpoint import CheckpointError
 from rnn_experiments.training.loop import train
-from rnn_experiments.training.metrics import read_metrics
+from rnn_experiments.run.metrics import read_metrics
 
 
 # ---------------------------------------------------------------- model and training

@@ -1,0 +1,16 @@
+"""The project's Hydra plugins made known to Hydra by the entry point, before Hydra starts."""
+from __future__ import annotations
+
+from hydra.core.plugins import Plugins
+
+
+def register_sweeper() -> None:
+    """Make the sweeper class known to Hydra where its scan of the `hydra_plugins` namespace does
+    not see it: an editable install (pip install -e) puts the namespace behind an import hook
+    that the scan (pkgutil) cannot list. An installed wheel needs no help; registering again is
+    harmless. Called by the entry point before Hydra starts."""
+    try:
+        from hydra_plugins.rnn_experiments_sweeper.optuna_sweeper import OptunaSweeper   # lazy: optional extra [optuna]
+    except ImportError:   # not installed with this package: Hydra says what is missing
+        return
+    Plugins.instance().register(OptunaSweeper)

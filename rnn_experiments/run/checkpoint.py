@@ -1,0 +1,118 @@
+"""checkpoint.pt: everything an exact resume needs, saved atomically (run_folder.atomic_write:
+a process killed while saving leaves the previous checkpoint intact, never a truncated file)."""
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from rnn_experiments.run.folder import atomic_write
+
+
+class CheckpointError(RuntimeError):
+    pass
+
+
+def save_atomic(obj, path: Path) -> None:
+    """torch.save through run_folder.atomic_write: the previous file stays whole if this fails
+    (OSError naming `path` and the reason)."""
+    with atomic_write(path, "wb") as f:
+        torch.save(obj, f)
+
+
+def load(path: Path, map_location="cpu") -> dict:
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=False)
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: no such checkpoint") from None
+    except Exception as e:
+        raise CheckpointError(f"{path}: cannot load checkpoint ({type(e).__name__}: {e})") from None
+    if not isinstance(state, dict) or "model" not in state or "step" not in state:
+        raise CheckpointError(f"{path}: not a checkpoint of this project (missing 'model'/'step')")
+    return state
+
+
+# What `restore_run` needs from a checkpoint, besides model and step.
+RESUME_KEYS = ("optimizer", "data", "rng", "metrics", "window", "elapsed_s")
+
+
+def save_run(path: Path, *, step: int, model, optimizer, scheduler, data, rows: list[dict],
+             window: dict, elapsed_s: float, cfg) -> None:
+    """Everything an exact resume needs, saved atomically to `path`."""
+    from omegaconf import OmegaConf
+    save_atomic({
+        "step": step, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict() if scheduler is not None else None,
+        "data": data.state_dict(), "rng": rng_state(), "metrics": list(rows),
+        "window": window, "elapsed_s": elapsed_s,
+        "config": OmegaConf.to_container(cfg, resolve=True),
+    }, path)
+
+
+def restore_run(path: Path, cfg, model, optimizer, scheduler, data) -> dict:
+    """Load `path` into the run's objects (refusing another run's checkpoint); returns the state
+    (step, metrics, window, elapsed_s, ...)."""
+    state = load(path, map_location="cpu")  # RNG states must stay CPU tensors
+    missing = [k for k in RESUME_KEYS if k not in state]
+    if missing:
+        raise CheckpointError(f"{path}: incomplete checkpoint (no {', '.join(map(repr, missing))}); "
+                              "cannot resume from it: use another run folder or train.resume=false")
+    check_same_run(state, cfg, path)
+    if state["step"] > cfg.train.steps:
+        raise CheckpointError(f"{path}: the run is at step {state['step']}, beyond train.steps="
+                              f"{cfg.train.steps}; use train.steps >= {state['step']} or another run folder")
+    data.load_state_dict(state["data"])  # first: a text dataset checks its vocabulary and text here
+    try:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        if scheduler is not None and state.get("scheduler"):
+            scheduler.load_state_dict(state["scheduler"])
+        set_rng_state(state["rng"])
+    except (KeyError, ValueError, RuntimeError, TypeError) as e:
+        raise CheckpointError(f"{path}: damaged checkpoint ({type(e).__name__}: "
+                              f"{str(e).splitlines()[0] if str(e) else ''}); use another run folder "
+                              "or train.resume=false") from None
+    return state
+
+
+# Keys that may change between an interrupted run and its resumption (also any sample.*, logger.*).
+RESUMABLE_CHANGES = {"train.steps", "train.resume", "train.checkpoint_every", "train.threads",
+                     "train.cuda_graphs", "device"}
+
+
+def check_same_run(state: dict, cfg, path: Path) -> None:
+    """Refuse to resume a checkpoint made with another model, data or optimiser setting."""
+    from omegaconf import OmegaConf
+
+    def flat(d, prefix=""):
+        for k, v in d.items():
+            if isinstance(v, dict):
+                yield from flat(v, f"{prefix}{k}.")
+            else:
+                yield f"{prefix}{k}", v
+
+    old = dict(flat(state.get("config", {})))
+    new = dict(flat(OmegaConf.to_container(cfg, resolve=True)))
+    for key in sorted(set(old) | set(new)):
+        if key not in RESUMABLE_CHANGES and not key.startswith(("sample.", "logger.")) and key in old and key in new \
+                and old[key] != new[key]:
+            raise CheckpointError(
+                f"{path}: made with {key}={old.get(key)!r}, but this run has {key}={new.get(key)!r}; "
+                "use another run folder or train.resume=false")
+
+
+def rng_state() -> dict:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])

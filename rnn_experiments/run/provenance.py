@@ -1,0 +1,109 @@
+"""What made a run, for summary.json: the code's git commit and whether its checkout had
+uncommitted changes, the versions of the packages that decide the numbers, and the command line.
+
+    git       {"commit": "<sha>", "dirty": true|false}, only when the package runs from a git
+              checkout (a clone, editable install or not); absent for an installed wheel. `dirty`
+              means tracked files differ from the commit (as `git describe --dirty`); untracked
+              files, such as outputs/, do not count.
+    versions  python, torch, hydra-core, omegaconf, numpy and rnn-experiments (null if that
+              distribution is not installed, e.g. the source tree run without `pip install`)
+    command   the command line that started the run. The entry points call `remember_command()`
+              first, which puts it in the environment, so the jobs of a sweep started in other
+              processes (joblib, submitit) record the sweep's command, not their worker's.
+    sweep_id  (in summary.json beside these) "host:pid:ns" of the sweep whose job made the run,
+              None for a single run; set in the environment when a sweep starts
+              (`start_sweep`), so every job's process inherits it. A sweep's end check counts the
+              runs that carry its id.
+"""
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import platform
+import shlex
+import socket
+import subprocess
+import sys
+import time
+from functools import lru_cache
+from pathlib import Path
+
+COMMAND_ENV = "RNN_EXPERIMENTS_COMMAND"
+SWEEP_ENV = "RNN_EXPERIMENTS_SWEEP_ID"
+PACKAGES = ("torch", "hydra-core", "omegaconf", "numpy", "rnn-experiments")
+
+
+def provenance() -> dict:
+    """{"git": ... (from a checkout only), "versions": ..., "command": ...}."""
+    out = {"versions": versions(), "command": command_line()}
+    git = git_state()
+    if git is not None:
+        out = {"git": git, **out}
+    return out
+
+
+def versions() -> dict:
+    out = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def remember_command(argv: list[str] | None = None) -> str:
+    """Put this process's command line in the environment (inherited by sweep workers)."""
+    os.environ[COMMAND_ENV] = _command(sys.argv if argv is None else argv)
+    return os.environ[COMMAND_ENV]
+
+
+def command_line() -> str:
+    """The command that started the run: the entry point's (remember_command), else this process's."""
+    return os.environ.get(COMMAND_ENV) or _command(sys.argv)
+
+
+def _command(argv: list[str]) -> str:
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    if spec is not None and spec.name and spec.name != "__main__":   # python -m package.module
+        return shlex.join([sys.executable, "-m", spec.name.removesuffix(".__main__"), *argv[1:]])
+    return shlex.join(argv)
+
+
+@lru_cache(maxsize=1)
+def git_state() -> dict | None:
+    """{"commit", "dirty"} of the git checkout this package's code is tracked in; None if it is
+    not (an installed wheel, even in a venv inside some repository) or git is unavailable."""
+    package = Path(__file__).resolve().parents[1]   # rnn_experiments/ (this file is run/provenance.py)
+    root = package.parent
+
+    def git(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=30)
+
+    try:
+        if git("ls-files", "--error-unmatch", f"{package.name}/config.py").returncode != 0:
+            return None
+        commit = git("rev-parse", "HEAD")
+        status = git("status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if commit.returncode != 0 or status.returncode != 0:
+        return None
+    return {"commit": commit.stdout.strip(), "dirty": bool(status.stdout.strip())}
+
+
+def start_sweep() -> str:
+    """Name the sweep this process starts: a new id in the environment (inherited by its jobs)."""
+    os.environ[SWEEP_ENV] = f"{socket.gethostname()}:{os.getpid()}:{time.time_ns()}"
+    return os.environ[SWEEP_ENV]
+
+
+def end_sweep() -> str | None:
+    """Forget this process's sweep id; returns it."""
+    return os.environ.pop(SWEEP_ENV, None)
+
+
+def sweep_id() -> str | None:
+    """The id of the sweep this process runs a job of (None outside a sweep)."""
+    return os.environ.get(SWEEP_ENV)

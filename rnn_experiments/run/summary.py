@@ -1,0 +1,88 @@
+"""summary.json: what a run is (status, seed, model, ...) and what it reached, written atomically.
+
+format: SUMMARY_FORMAT (folder.py); a summary without it is format 1, the previous release's.
+status: running | completed | failed (+ error) | interrupted (+ signal) | diverged (+ step) |
+pruned or stopped (+ stop_reason: a metrics sink ended the run early, run/status.py).
+NORMAL_ENDS are the statuses of a run that ended as asked: not a failure for a sweep's exit
+status, not re-run by the analysis.
+Provenance (git commit and dirty flag, package versions, command line): rnn_experiments/run/provenance.py.
+"""
+from __future__ import annotations
+
+import errno
+import json
+import os
+import socket
+from datetime import datetime, timezone
+from pathlib import Path
+
+from rnn_experiments.run.provenance import provenance, sweep_id
+from rnn_experiments.run.folder import SUMMARY_FORMAT, write_text
+from rnn_experiments.run.status import STOP_STATUSES
+
+NORMAL_ENDS = ("completed",) + STOP_STATUSES
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def new_summary(cfg) -> dict:
+    """The summary of a run that starts now; host and pid let the analysis spot dead runs, the
+    sweep's id (None for a single run) tells the sweep's end check which run it is."""
+    return {"format": SUMMARY_FORMAT, "status": "running", "seed": cfg.seed, "model": cfg.model.name,
+            "dataset": cfg.dataset.name, "experiment": cfg.experiment_name, "started": now(),
+            "host": socket.gethostname(), "pid": os.getpid(), "sweep_id": sweep_id(), **provenance()}
+
+
+def write_summary(out_dir: Path, summary: dict) -> None:
+    """summary.json, written atomically; OSError naming the path if it cannot be written.
+
+    On a full disk there is no room for the new file beside the old one, so the old one is
+    overwritten in place, where its blocks are (a summary grows by a few hundred bytes from
+    `running` to its end, within the file system's block): the run's end is recorded rather than
+    left saying `running`."""
+    path = Path(out_dir) / "summary.json"
+    text = json.dumps(summary, indent=2, default=str) + "\n"
+    try:
+        write_text(path, text)
+    except OSError as e:
+        if e.errno != errno.ENOSPC or not path.is_file() or not _overwrite(path, text.encode()):
+            raise
+
+
+def _overwrite(path: Path, data: bytes) -> bool:
+    """Write `data` over `path` in place (no new file); False if even that fails."""
+    try:
+        with open(path, "r+b") as f:
+            f.write(data)
+            f.truncate()
+            f.flush()
+            os.fsync(f.fileno())
+        return True
+    except OSError:
+        return False
+
+
+def final_metrics(rows: list[dict]) -> dict:
+    """Last and best values of the metrics.csv rows; `best_checkpoint`: the evaluation with the
+    lowest held-out loss (the step of checkpoint_best.pt) and its metrics."""
+    if not rows:
+        return {}
+    last = rows[-1]
+    out = {"final_loss": float(last["loss"]), "final_accuracy": float(last["accuracy"]),
+           "best_accuracy": max(float(r["accuracy"]) for r in rows)}
+    evals = [r for r in rows if r.get("eval_accuracy", "") != ""]
+    if evals:
+        out.update(final_eval_accuracy=float(evals[-1]["eval_accuracy"]),
+                   best_eval_accuracy=max(float(r["eval_accuracy"]) for r in evals))
+    with_loss = [r for r in evals if r.get("eval_loss", "") != ""]  # (older runs did not log it)
+    if with_loss:
+        best = min(with_loss, key=lambda r: float(r["eval_loss"]))
+        out["final_eval_loss"] = float(with_loss[-1]["eval_loss"])
+        out["best_checkpoint"] = {"file": "checkpoint_best.pt", "step": int(best["step"]),
+                                  **{k: float(best[k]) for k in ("eval_loss", "eval_accuracy", "eval_bpc")
+                                     if best.get(k, "") != ""}}
+        if with_loss[-1].get("eval_bpc", "") != "":
+            out["final_eval_bpc"] = float(with_loss[-1]["eval_bpc"])
+    return out

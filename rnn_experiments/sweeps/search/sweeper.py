@@ -1,0 +1,313 @@
+"""`Search`: the Optuna sweeper's work, an ask-and-tell loop over a study in a storage.
+
+    check_search            every setting and every value the space can produce (checks.py)
+    open the study          create it, or continue it: the same storage and study name
+    settle orphans          RUNNING trials whose search process is gone: told what their run
+                            folder says (completed, pruned) or failed, marked `killed`
+    until the study holds n_trials trials (those it had included):
+        ask n_jobs trials   the sampler never proposes a parameter set the study holds
+                            (study.py); a discrete space with none left: said, and the search stops
+        launch them         through the chosen Hydra launcher (basic, joblib, submitit), trial N
+                            as job N, in <sweep dir>/N (trial.py finds its trial by that number)
+        tell each           what its run folder's summary.json says: completed (the value the
+                            job returned), pruned, or failed (its error; killed: no summary)
+    report                  the trials table, best run, importances, history (report.py)
+
+A trial's user attributes: `run_dir`, `process` (host:pid of the search that ran it), `failure`
+(why it failed), `killed` (its job died or was interrupted: not counted in n_trials, its
+parameters may be tried again), `not_run` (never launched: it repeated another trial, or its
+folder held another run; not counted).
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+import socket
+from pathlib import Path
+from typing import Any, List, Optional
+
+import yaml
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from rnn_experiments.errors import one_line
+from rnn_experiments.run.folder import SummaryError, atomic_write, is_run_folder, read_summary
+from rnn_experiments.sweeps.guard import Refused
+from rnn_experiments.sweeps.search import STUDY_FILE, SearchError
+from rnn_experiments.sweeps.search.checks import NOT_STARTED, check_search
+from rnn_experiments.sweeps.search.space import key
+from rnn_experiments.sweeps.search.study import (absolute, check_compatible, load, make_pruner, make_sampler,
+                                          prunes, storage_spec, study_name, tried)
+from rnn_experiments.sweeps.search.trial import objective
+from rnn_experiments.run.status import STOP_STATUSES
+from rnn_experiments.run.lock import pid_alive
+from rnn_experiments.run.lock import heartbeat_age, is_stale, read_lock
+from rnn_experiments.sweeps.search.report import report
+
+log = logging.getLogger(__name__)
+
+MAX_REPEATS = 10   # trials in a row not run because they repeated another: the sampler is stuck
+
+
+def process_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def counted(study) -> int:
+    """The trials n_trials counts: all but those not run, killed or only enqueued."""
+    import optuna
+    return sum(1 for t in study.get_trials(deepcopy=False)
+               if t.state != optuna.trial.TrialState.WAITING
+               and not ({"not_run", "killed"} & set(t.user_attrs)))
+
+
+def outcome(run_dir: Path, returned: Any = None) -> tuple[str, Optional[float], dict]:
+    """(state, value, user attributes) of a trial from its run folder's summary.json and the
+    value its job returned (None if unknown): COMPLETE with the value, PRUNED, or FAIL."""
+    try:
+        summary = read_summary(run_dir) or {}
+    except SummaryError as e:
+        return "FAIL", None, {"failure": str(e), "killed": "its summary.json is unreadable"}
+    status = summary.get("status")
+    if status == "completed":
+        number = isinstance(returned, (int, float)) and not isinstance(returned, bool)
+        value = returned if number else objective(summary)
+        if value is not None and math.isfinite(value):
+            return "COMPLETE", float(value), {}
+        return "FAIL", None, {"failure": "completed without a held-out value"}
+    if status in STOP_STATUSES:
+        return "PRUNED", None, {}
+    if status in ("failed", "diverged"):
+        why = summary.get("error") or (f"diverged at step {summary['diverged_at_step']}"
+                                       if "diverged_at_step" in summary else status)
+        return "FAIL", None, {"failure": why}
+    why = {None: f"no summary.json in {run_dir}: the job never started or was killed",
+           "running": f"{run_dir} still says running: its job was killed",
+           "interrupted": f"interrupted ({summary.get('signal', '')})"}.get(status, f"status {status}")
+    return "FAIL", None, {"failure": why, "killed": why}
+
+
+def tell(study, trial_number: int, state: str, value: Optional[float], attrs: dict) -> None:
+    """Record a trial's end (its user attributes first: a finished trial takes none)."""
+    import optuna
+    frozen = next((t for t in study.get_trials(deepcopy=False) if t.number == trial_number), None)
+    if frozen is None or frozen.state.is_finished():
+        return
+    for k, v in attrs.items():
+        study._storage.set_trial_user_attr(frozen._trial_id, k, v)
+    try:
+        study.tell(trial_number, value if state == "COMPLETE" else None,
+                   state=optuna.trial.TrialState[state], skip_if_finished=True)
+    except RuntimeError as e:   # GridSampler / BruteForceSampler stop a study they have exhausted
+        if "Study.stop" not in str(e):
+            raise
+
+
+def suggest(trial, name: str, d) -> Any:
+    """trial.suggest_* for a distribution of the search space (space.py)."""
+    import optuna
+    if isinstance(d, optuna.distributions.CategoricalDistribution):
+        return trial.suggest_categorical(name, d.choices)
+    if isinstance(d, optuna.distributions.IntDistribution):
+        return trial.suggest_int(name, d.low, d.high, step=d.step, log=d.log)
+    return trial.suggest_float(name, d.low, d.high, step=d.step, log=d.log)
+
+
+def _alive(process: str) -> Optional[bool]:
+    """Whether the search process "host:pid" lives (None: on another host, cannot tell)."""
+    host, _, pid = process.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return None
+    return pid_alive(int(pid))
+
+
+def settle_orphans(study) -> int:
+    """Tell every RUNNING trial whose search process is gone what its run folder says; a trial
+    of a process on another host only once its folder says it ended or its heartbeat is stale.
+    Returns how many were settled."""
+    import optuna
+    n = 0
+    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        if "process" not in t.user_attrs:   # not one of a search of this sweeper (or just asked)
+            continue
+        alive = _alive(str(t.user_attrs["process"]))
+        run_dir = Path(t.user_attrs.get("run_dir", "")) if t.user_attrs.get("run_dir") else None
+        if alive is None and run_dir is not None:
+            holder = read_lock(run_dir)
+            ended = (_status(run_dir) not in (None, "running"))
+            alive = not ended and holder is not None and not is_stale(holder, heartbeat_age(run_dir))
+        if alive:
+            continue
+        state, value, attrs = outcome(run_dir) if run_dir is not None else (
+            "FAIL", None, {"failure": "its search process is gone", "killed": "its search process is gone"})
+        log.warning("trial %d (%s) was left running by a search process that is gone: recorded as %s",
+                    t.number, run_dir, state.lower())
+        tell(study, t.number, state, value, attrs)
+        n += 1
+    return n
+
+
+def _status(run_dir: Path) -> Optional[str]:
+    try:
+        return (read_summary(run_dir) or {}).get("status")
+    except SummaryError:
+        return None
+
+
+def _consecutive(trials: list) -> list[list]:
+    """The trials in runs of consecutive numbers (each run is launched as jobs N, N+1, ...)."""
+    groups: list[list] = []
+    for t in trials:
+        if groups and groups[-1][-1].number + 1 == t.number:
+            groups[-1].append(t)
+        else:
+            groups.append([t])
+    return groups
+
+
+class Search:
+    """The sweeper (see the module doc); Hydra gives it `setup`, then calls `sweep`."""
+
+    def __init__(self, **settings: Any) -> None:
+        self.settings = settings   # also in config.hydra.sweeper, which `sweep` reads (resolved)
+        self.config: Optional[DictConfig] = None
+
+    def setup(self, *, hydra_context, task_function, config: DictConfig) -> None:
+        import optuna
+        from hydra.core.plugins import Plugins
+        optuna.logging.set_verbosity(optuna.logging.WARNING)   # the search logs what it does itself
+        logging.getLogger("alembic").setLevel(logging.WARNING)  # a database storage's migrations, every plugin
+        self.config, self.hydra_context = config, hydra_context
+        self.launcher = Plugins.instance().instantiate_launcher(
+            config=config, hydra_context=hydra_context, task_function=task_function)
+
+    def sweep(self, arguments: List[str]) -> Any:
+        cfg = self.config
+        s = cfg.hydra.sweeper
+        space = check_search(cfg, self.hydra_context.config_loader)
+        self.space, self.sweep_dir = space, Path(str(cfg.hydra.sweep.dir))
+        spec, name = storage_spec(s, self.sweep_dir), study_name(s, cfg.experiment_name)
+        study = self._open(spec, name)
+        self.sweep_dir.mkdir(parents=True, exist_ok=True)
+        with atomic_write(self.sweep_dir / "multirun.yaml") as f:
+            f.write(OmegaConf.to_yaml(cfg))
+        with atomic_write(self.sweep_dir / STUDY_FILE) as f:   # where rnn-analyze finds the study
+            yaml.safe_dump({"storage": absolute(spec), "study_name": name}, f)
+        had = counted(study)
+        log.info("study %r in %s: %d trial(s) so far, %d to go (n_trials=%d); sampler %s, pruner %s",
+                 name, spec, had, max(0, s.n_trials - had), s.n_trials,
+                 type(getattr(study.sampler, "inner", study.sampler)).__name__, type(study.pruner).__name__)
+        ran, failed, repeats = 0, 0, 0
+        while counted(study) < s.n_trials:
+            held = len(tried(study, space))
+            if held >= space.size():
+                log.warning("the search space is exhausted: the study holds all %d of its parameter "
+                            "sets; stopping at %d trial(s) (n_trials=%d)", held, counted(study), s.n_trials)
+                break
+            batch = self._ask(study, min(s.n_jobs, s.n_trials - counted(study)))
+            if not batch:
+                repeats += 1
+                if repeats >= MAX_REPEATS:
+                    log.warning("the sampler proposed only parameter sets the study holds, %d times in a "
+                                "row: stopping at %d trial(s)", repeats, counted(study))
+                    break
+                continue
+            repeats = 0
+            states = self._run(study, batch)
+            ran += len(states)
+            failed += sum(st == "FAIL" for st in states)
+            if failed / ran > s.max_failure_rate:
+                log.error("%d of the %d trials run failed (max_failure_rate %s): stopping the search",
+                          failed, ran, s.max_failure_rate)
+                break
+        try:
+            report(study, self.sweep_dir / "analysis", sweep_dir=self.sweep_dir, storage=spec)
+        except Exception as e:   # the trials are in the study and their folders: never fail the search here
+            log.error("the search's report failed (%s: %s); rnn-analyze %s makes it", type(e).__name__,
+                      one_line(e), self.sweep_dir)
+        return None
+
+    def _open(self, spec: str, name: str):
+        """The study, created or continued, with orphans settled and the sampler seeded for it;
+        Refused (exit 2) when it cannot be opened or was made for the other direction."""
+        s = self.config.hydra.sweeper
+        try:
+            study = load(spec, name, pruner=make_pruner(s.get("pruner")), direction=s.direction)
+            if study.direction.name.lower() != s.direction:
+                raise SearchError(f"hydra.sweeper.direction={s.direction} is invalid: study {name!r} in "
+                                  f"{spec} {study.direction.name.lower()}s its objective")
+            check_compatible(study, self.space)
+            settle_orphans(study)
+            study.sampler = make_sampler(s.sampler, self.space, n_existing=len(study.trials))
+        except SearchError as e:
+            raise Refused(f"{e}; {NOT_STARTED}") from None
+        if prunes(study.pruner) and spec.startswith("sqlite") and s.n_jobs > 1:
+            log.warning("%s: SQLite serialises writers; with n_jobs=%d and pruning, a journal file "
+                        "(storage: null or a path) is faster", spec, s.n_jobs)
+        return study
+
+    def _ask(self, study, n: int) -> list:
+        """Up to n new trials, each with its run folder; a trial that repeats another's
+        parameters (two processes drew them at once) or whose folder holds another run is not run."""
+        batch = []
+        for _ in range(n):
+            trial = study.ask()   # no parameters yet: its process is recorded before the sampler runs
+            trial.set_user_attr("process", process_id())
+            try:
+                for name, d in self.space.distributions.items():
+                    suggest(trial, name, d)
+            except Exception as e:
+                tell(study, trial.number, "FAIL", None, {"not_run": f"the sampler failed: {e}"})
+                raise Refused(f"the sampler failed at trial {trial.number} ({type(e).__name__}: "
+                              f"{one_line(e)}); the study keeps the trials it holds") from None
+            twin = next((t.number for t in study.get_trials(deepcopy=False)
+                         if t.number != trial.number and key(t.params) == key(trial.params)
+                         and not ({"not_run", "killed"} & set(t.user_attrs))), None)
+            if twin is not None:   # drawn at the same moment by another process from the same state
+                tell(study, trial.number, "FAIL", None, {"not_run": f"repeats trial {twin}"})
+                study.sampler.reseed_rng()   # so that the two do not draw alike again
+                continue
+            run_dir = self._run_dir(trial)
+            if is_run_folder(run_dir):   # e.g. another study's trial in the same sweep folder
+                for t in batch + [trial]:
+                    tell(study, t.number, "FAIL", None, {"not_run": f"{run_dir} holds another run"})
+                raise Refused(f"{run_dir} holds a run that is not trial {trial.number} of study "
+                              f"{study.study_name!r}: give the search its own hydra.sweep.dir (or keep "
+                              f"the storage and study_name of the search that made it)")
+            trial.set_user_attr("run_dir", str(run_dir.absolute()))
+            batch.append(trial)
+        return batch
+
+    def _run_dir(self, trial) -> Path:
+        """The folder trial N's job will run in: job N of the sweep, as the launcher composes it."""
+        job = self.hydra_context.config_loader.load_sweep_config(
+            master_config=self.config, sweep_overrides=self.space.overrides(trial.params))
+        with open_dict(job):
+            job.hydra.job.num = trial.number
+            job.hydra.job.id = trial.number
+        return Path(str(job.hydra.sweep.dir)) / str(job.hydra.sweep.subdir)
+
+    def _run(self, study, batch: list) -> list[str]:
+        """Launch the batch (trial N as job N), tell each trial its outcome; returns the states.
+        An interruption (Ctrl-C) tells the batch's trials what their folders say, then goes on."""
+        from hydra.core.utils import JobStatus
+        returned: dict[int, Any] = {}
+        try:
+            for group in _consecutive(batch):
+                overrides = [self.space.overrides(t.params) for t in group]
+                try:
+                    results = self.launcher.launch(overrides, initial_job_idx=group[0].number)
+                except Exception as e:   # a worker or cluster job died: the folders tell
+                    log.error("launching trials %s failed (%s: %s); their run folders tell how they ended",
+                              ", ".join(str(t.number) for t in group), type(e).__name__, e)
+                    continue
+                for t, r in zip(group, results):
+                    if r.status == JobStatus.COMPLETED:
+                        returned[t.number] = r.return_value
+        finally:   # also on an interruption: no trial is left RUNNING
+            states = []
+            for t in batch:
+                state, value, attrs = outcome(Path(t.user_attrs["run_dir"]), returned.get(t.number))
+                tell(study, t.number, state, value, attrs)
+                states.append(state)
+        return states
