@@ -35,7 +35,7 @@ import pandas as pd
 
 from rnn_experiments.run.readers import ReadError, read_bytes, read_text, read_yaml
 from rnn_experiments.run.status import STOP_STATUSES
-from rnn_experiments.run.folder import (RUN_FILES, SUMMARY_FORMAT, SummaryError, is_run_folder,
+from rnn_experiments.run.folder import (RUN_FILES, FORMAT_VERSION, format_version, SummaryError, is_run_folder,
                                         read_summary)
 from rnn_experiments.run.lock import LOCK, heartbeat_age, is_stale, pid_alive
 from rnn_experiments.run.metrics import parse_metrics
@@ -111,7 +111,7 @@ STATUSES = ("running", "completed", "failed", "interrupted", "diverged") + STOP_
 _NUMBER = (int, float)
 # summary.json keys the analysis reads, with the type each must have; a key of another type is
 # listed as a problem and ignored (bool is not a number here, though Python calls it an int)
-SUMMARY_TYPES = {"format": (int, "an integer"), "status": (str, f"one of {', '.join(STATUSES)}"), "seed": (int, "an integer"),
+SUMMARY_TYPES = {"format_version": (int, "an integer"), "format": (int, "an integer"), "status": (str, f"one of {', '.join(STATUSES)}"), "seed": (int, "an integer"),
                  "wall_time_s": (_NUMBER, "a number"), "pid": (int, "an integer"), "host": (str, "a string"),
                  "heartbeat_s": (_NUMBER, "a number"), "diverged_at_step": (int, "an integer")}
 FINITE_COLUMNS = ("loss", "accuracy")    # logged in every metrics.csv row: NaN or inf is damage
@@ -132,10 +132,10 @@ def check_summary(summary: dict) -> tuple[dict, list[str]]:
         if not ok:
             problems.append(f"summary.json: {key}={v!r} is not {what} (ignored)")
             del summary[key]
-    fmt = summary.get("format", 1)
-    if fmt > SUMMARY_FORMAT:
-        problems.append(f"summary.json: format {fmt} is newer than this release reads (up to "
-                        f"{SUMMARY_FORMAT}); read as format {SUMMARY_FORMAT}")
+    fmt = format_version(summary)
+    if fmt > FORMAT_VERSION:
+        problems.append(f"summary.json: format_version {fmt} is newer than this release reads (up "
+                        f"to {FORMAT_VERSION}); read as format_version {FORMAT_VERSION}")
     return summary, problems
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rnn_experiments.run.folder import atomic_write
+from rnn_experiments.run.folder import FORMAT_VERSION, atomic_write, format_version
 
 
 class CheckpointError(RuntimeError):
@@ -43,7 +43,7 @@ def save_run(path: Path, *, step: int, model, optimizer, scheduler, data, rows: 
     """Everything an exact resume needs, saved atomically to `path`."""
     from omegaconf import OmegaConf
     save_atomic({
-        "step": step, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+        "format_version": FORMAT_VERSION, "step": step, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict() if scheduler is not None else None,
         "data": data.state_dict(), "rng": rng_state(), "metrics": list(rows),
         "window": window, "elapsed_s": elapsed_s,
@@ -59,6 +59,9 @@ def restore_run(path: Path, cfg, model, optimizer, scheduler, data) -> dict:
     if missing:
         raise CheckpointError(f"{path}: incomplete checkpoint (no {', '.join(map(repr, missing))}); "
                               "cannot resume from it: use another run folder or train.resume=false")
+    if format_version(state) > FORMAT_VERSION:
+        raise CheckpointError(f"{path}: format_version {format_version(state)} is newer than this release "
+                              f"reads (up to {FORMAT_VERSION}); resume it with the release that wrote it")
     check_same_run(state, cfg, path)
     if state["step"] > cfg.train.steps:
         raise CheckpointError(f"{path}: the run is at step {state['step']}, beyond train.steps="

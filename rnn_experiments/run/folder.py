@@ -17,9 +17,18 @@ from typing import IO, Iterator
 # a folder holding one of these holds a run (.hydra/config.yaml: the config it ran with)
 RUN_FILES = ("summary.json", "metrics.csv", "checkpoint.pt", ".hydra/config.yaml")
 
-# summary.json's `format`: 2 since it carries this key; a summary without one is format 1 (the
-# release before), which has the same keys otherwise. Readers accept both (docs/analysis.md).
-SUMMARY_FORMAT = 2
+# The run folder's format, written as `format_version` into summary.json and checkpoint.pt. The
+# rule for reading older folders (docs/run_folders.md, "Format versions"): a reader takes every
+# version up to its own, each as that version defines it; 3 adds `format_version` to checkpoints
+# (2 wrote `format` in summary.json only; 1, no version at all). A key a later version adds is
+# optional for every reader; renaming or re-meaning a key needs a new version and a reading rule.
+FORMAT_VERSION = 3
+
+
+def format_version(record: dict) -> int:
+    """The format version of a summary.json or checkpoint.pt read as a dict (1: none recorded)."""
+    version = record.get("format_version", record.get("format", 1))
+    return version if isinstance(version, int) and not isinstance(version, bool) else 1
 
 
 def is_run_folder(path) -> bool:

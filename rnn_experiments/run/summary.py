@@ -1,6 +1,6 @@
 """summary.json: what a run is (status, seed, model, ...) and what it reached, written atomically.
 
-format: SUMMARY_FORMAT (folder.py); a summary without it is format 1, the previous release's.
+format_version: FORMAT_VERSION (folder.py, with the rule for reading older summaries).
 status: running | completed | failed (+ error) | interrupted (+ signal) | diverged (+ step) |
 pruned or stopped (+ stop_reason: a metrics sink ended the run early, run/status.py).
 NORMAL_ENDS are the statuses of a run that ended as asked: not a failure for a sweep's exit
@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from rnn_experiments.run.provenance import provenance, sweep_id
-from rnn_experiments.run.folder import SUMMARY_FORMAT, write_text
+from rnn_experiments.run.folder import FORMAT_VERSION, write_text
 from rnn_experiments.run.status import STOP_STATUSES
 
 NORMAL_ENDS = ("completed",) + STOP_STATUSES
@@ -30,7 +30,7 @@ def now() -> str:
 def new_summary(cfg) -> dict:
     """The summary of a run that starts now; host and pid let the analysis spot dead runs, the
     sweep's id (None for a single run) tells the sweep's end check which run it is."""
-    return {"format": SUMMARY_FORMAT, "status": "running", "seed": cfg.seed, "model": cfg.model.name,
+    return {"format_version": FORMAT_VERSION, "status": "running", "seed": cfg.seed, "model": cfg.model.name,
             "dataset": cfg.dataset.name, "experiment": cfg.experiment_name, "started": now(),
             "host": socket.gethostname(), "pid": os.getpid(), "sweep_id": sweep_id(), **provenance()}
 

@@ -19,7 +19,7 @@ from rnn_experiments.analysis.rerun import reruns
 from rnn_experiments.run.readers import MAX_YAML_NODES, ReadError, read_yaml
 from rnn_experiments.analysis.report import analyze
 from rnn_experiments.analysis.synthetic import config, metrics_frame, write_run
-from rnn_experiments.run.folder import SUMMARY_FORMAT
+from rnn_experiments.run.folder import FORMAT_VERSION
 
 STEPS = [10, 20, 30, 40]
 ACC = [0.5, 0.7, 0.9, 1.0]
@@ -87,8 +87,8 @@ CASES = [
      "summary.json: not a regular file", 3, 3),      # its metrics are sound: counted (status unknown)
     ("summary.json of the wrong types", lambda r: _summary(r, status=5, wall_time_s="abc", seed="x", pid=[1]),
      "summary.json: status=5 is not one of running, completed, failed, interrupted, diverged, pruned, stopped (ignored)", 3, 3),
-    ("summary.json of a newer format", lambda r: _summary(r, format=SUMMARY_FORMAT + 1),
-     f"summary.json: format {SUMMARY_FORMAT + 1} is newer than this release reads", 3, 3),
+    ("summary.json of a newer format", lambda r: _summary(r, format_version=FORMAT_VERSION + 1),
+     f"summary.json: format_version {FORMAT_VERSION + 1} is newer than this release reads", 3, 3),
     (".hydra/config.yaml a FIFO", lambda r: _replace(r / ".hydra" / "config.yaml", "fifo"),
      ".hydra/config.yaml unreadable: a FIFO, not a regular file", 2, 2),   # no group: left out
     (".hydra/config.yaml an alias bomb", lambda r: (r / ".hydra" / "config.yaml").write_text(BOMB),
@@ -162,7 +162,7 @@ def test_read_yaml_bounds_alias_expansion_not_plain_configs(tmp_path, time_limit
 def test_summary_without_a_format_is_the_previous_release_and_analyses(tmp_path):
     root = tmp_path / "sweep"
     _good(root)                                        # synthetic summaries carry no `format`: format 1
-    _summary(root / "1", format=SUMMARY_FORMAT)        # ... and one of this release beside it
+    _summary(root / "1", format_version=FORMAT_VERSION)        # ... and one of this release beside it
     df = collect(root)
     assert set(df["problem"]) == {""} and set(df["status"]) == {"completed"}
     t = table(df)
