@@ -3,9 +3,17 @@ fast tests; run the real commands in this process (`run_command`); one tiny real
 the tests that only read a sweep (`demo_sweep`). Test modules import from here as
 `from conftest import ...`.
 
-Tests that start a subprocess (signals, locks between processes, launchers, the installed wheel)
-are marked `slow`: `python -m pytest -q -m "not slow"` skips them. Tests of a real SLURM cluster
-are marked `slurm` and run only with `-m slurm` (tests/cluster/).
+Tiers (markers; pyproject.toml's addopts runs the default tier, .ci/run every tier the machine can):
+default  everything not marked below: in-process, plus the subprocess tests of the command line
+slow     whole multi-process scenarios: launchers (joblib, submitit), concurrent searches, signals
+         sent to real training processes, the Triton interpreter: python -m pytest -q -m slow
+wheel    the built wheel installed in a fresh venv: python -m pytest -q -m wheel
+slurm    the one-node SLURM cluster of tests/cluster/: python -m pytest -m slurm
+gpu      a CUDA device: python -m pytest -q -m gpu (skips without one)
+
+In this process, Hydra's parsed config files are kept between compositions (`_cached_config_files`):
+the tests compose the real config a thousand times, and each composition would parse every YAML
+file again. A file is read anew whenever its size or modification time changes.
 """
 from __future__ import annotations
 
@@ -24,6 +32,35 @@ from pathlib import Path
 import pytest
 
 from rnn_experiments.config import compose, conf_dir
+
+
+def _cached_config_files() -> None:
+    """Hydra's FileConfigSource.load_config, parsing each config file once per process: later
+    loads get a copy of the parsed file (Hydra changes what it loads: it pops `defaults`)."""
+    import copy
+
+    from hydra._internal.core_plugins.file_config_source import FileConfigSource
+    from hydra.plugins.config_source import ConfigResult
+
+    parse, parsed = FileConfigSource.load_config, {}
+
+    def load_config(self, config_path):
+        path = os.path.realpath(os.path.join(self.path, self._normalize_file_name(config_path)))
+        try:
+            st = os.stat(path)
+        except OSError:
+            return parse(self, config_path)   # Hydra's own error
+        key = (self.path, config_path, st.st_mtime_ns, st.st_size, st.st_ino)
+        if key not in parsed:
+            parsed[key] = parse(self, config_path)
+        done = parsed[key]
+        return ConfigResult(config=copy.deepcopy(done.config), path=done.path, provider=done.provider,
+                            header=dict(done.header))
+
+    FileConfigSource.load_config = load_config
+
+
+_cached_config_files()
 
 ROOT = Path(__file__).resolve().parent.parent   # the project's root (subprocess tests run commands from here)
 CONF_DIR = str(conf_dir())        # the configs the commands load: ROOT/conf in a checkout

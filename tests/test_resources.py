@@ -55,6 +55,7 @@ def test_cuda_memory_without_a_gpu_is_unknown():
     assert resources.available_bytes("cuda") is None
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_memory_is_the_free_memory():
     free, total = torch.cuda.mem_get_info()

@@ -191,7 +191,7 @@ def test_in_the_interpreter_on_cpu(reports, name):
     assert not failure, failure
 
 
-@pytest.mark.slow
+@pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 @pytest.mark.parametrize("name", list(CHECKS["cuda"]))
 def test_compiled_on_cuda(reports, name):

@@ -13,7 +13,7 @@ from conftest import compose_config
 from rnn_experiments.training.loop import train
 from rnn_experiments.run.metrics import TIMING_COLUMNS, read_metrics
 
-pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
 
 RUN = ["dataset.seq_length=4", "model.hidden_size=32", "model.embedding_dim=8", "train.lr=3e-3",
        "train.steps=60", "train.batch_size=32", "train.log_every=5", "train.eval_every=20",
