@@ -5,8 +5,10 @@ the tests that only read a sweep (`demo_sweep`). Test modules import from here a
 
 Tiers (markers; pyproject.toml's addopts runs the default tier, .ci/run every tier the machine can):
 default  everything not marked below: in-process, plus the subprocess tests of the command line
-slow     whole multi-process scenarios: launchers (joblib, submitit), concurrent searches, signals
-         sent to real training processes, the Triton interpreter: python -m pytest -q -m slow
+slow     whole scenarios: launchers (joblib, submitit), concurrent and complete searches, signals
+         sent to real training processes, sweeps run end to end to test how their jobs fail, the
+         bench's data section, the Triton interpreter: python -m pytest -q -m slow (the default
+         tier keeps one real sweep end to end, the docs' demo, and the dry runs of every sweep)
 wheel    the built wheel installed in a fresh venv: python -m pytest -q -m wheel
 slurm    the one-node SLURM cluster of tests/cluster/: python -m pytest -m slurm
 gpu      a CUDA device: python -m pytest -q -m gpu (skips without one)
@@ -60,7 +62,51 @@ def _cached_config_files() -> None:
     FileConfigSource.load_config = load_config
 
 
+def _cached_compositions() -> None:
+    """Hydra's ConfigLoaderImpl.load_configuration, composing each command line once per process:
+    a command composes its config in its preflight and again in Hydra's run, and tests compose
+    the same configs over and over. A composition is reused only while every config file of its
+    search path (hydra.searchpath included) is unchanged, in the same folder and job name; the
+    caller gets a copy (Hydra writes into what it composed)."""
+    import copy
+
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+    from hydra.core.utils import JobRuntime
+
+    compose_, composed = ConfigLoaderImpl.load_configuration, {}
+
+    def folders_state(folders):
+        state = []
+        for folder in folders:
+            for d, _, files in sorted(os.walk(folder)):
+                for f in sorted(files):
+                    with contextlib.suppress(OSError):
+                        st = os.stat(os.path.join(d, f))
+                        state.append((d, f, st.st_mtime_ns, st.st_size, st.st_ino))
+        return tuple(state)
+
+    def file_folders(paths):
+        return [p.removeprefix("file://") for p in paths if p.startswith("file://") or p.startswith("/")]
+
+    def load_configuration(self, config_name, overrides, run_mode, from_shell=True,
+                           validate_sweep_overrides=True):
+        job = JobRuntime.instance().get("name")
+        searched = [e.path for e in self.config_search_path.get_path() if e.provider != "hydra"]
+        key = (config_name, tuple(overrides), run_mode, from_shell, validate_sweep_overrides,
+               os.getcwd(), job, tuple(searched))
+        hit = composed.get(key)
+        if hit is not None and folders_state(hit[1]) == hit[2]:
+            return copy.deepcopy(hit[0])
+        cfg = compose_(self, config_name, overrides, run_mode, from_shell, validate_sweep_overrides)
+        folders = file_folders([str(p) for p in searched] + [str(p) for p in cfg.hydra.get("searchpath", [])])
+        composed[key] = (copy.deepcopy(cfg), folders, folders_state(folders))
+        return cfg
+
+    ConfigLoaderImpl.load_configuration = load_configuration
+
+
 _cached_config_files()
+_cached_compositions()
 
 ROOT = Path(__file__).resolve().parent.parent   # the project's root (subprocess tests run commands from here)
 CONF_DIR = str(conf_dir())        # the configs the commands load: ROOT/conf in a checkout
@@ -233,14 +279,18 @@ def wait_for(predicate, proc, timeout=120):
     raise TimeoutError
 
 
+# Files whose tests share a module- or session-scoped fixture (a real sweep, a reference run, the
+# wheel): each goes to one worker whole (xdist_group, under --dist loadgroup) so that the fixture is
+# built once; every other test goes to whichever worker is free.
+SHARED_FIXTURE_FILES = ("test_docs.py", "test_reliability.py", "test_run_folder.py", "test_triton_cells.py",
+                        "test_packaging.py")
+
+
+@pytest.hookimpl(tryfirst=True)   # before xdist reads the groups
 def pytest_collection_modifyitems(session, config, items):
-    """Long files first: under `--dist loadfile` each file goes to one worker in collection order,
-    and the longest files started first keep both workers busy to the end instead of leaving one
-    to finish a long file alone. Files with subprocess tests (marked slow) count as the longest,
-    then files by their number of tests."""
-    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
-    per_file = {}
+    """The files of SHARED_FIXTURE_FILES first (the doc tests are the longest unit of work), each
+    as one group; then the rest in collection order, spread test by test."""
     for item in items:
-        per_file[item.path] = per_file.get(item.path, 0) + 1
-    # subprocess files first, then the files with the most tests (the doc tests, the commands)
-    items.sort(key=lambda item: (item.path not in slow_files, -per_file[item.path]))   # stable within a file
+        if item.path.name in SHARED_FIXTURE_FILES:
+            item.add_marker(pytest.mark.xdist_group(item.path.name))
+    items.sort(key=lambda item: item.path.name not in SHARED_FIXTURE_FILES)   # stable

@@ -17,6 +17,7 @@ def threads_restored():
     torch.set_num_threads(n)
 
 
+@pytest.mark.slow   # a whole scenario (tests/conftest.py: tiers)
 def test_bench_data_section_runs(capsys):
     """The benchmark command itself (its data rows need the text dataset and the generator)."""
     rnn_bench.run(["--quick", "--only", "data", "--threads", "1"] + (["--book", str(BOOK)] if BOOK else []))

@@ -108,6 +108,7 @@ def test_sweep_with_a_bad_value_starts_no_job(tmp_path):
     assert not (tmp_path / "S").exists()
 
 
+@pytest.mark.slow   # a whole scenario (tests/conftest.py: tiers)
 def test_a_job_that_fails_at_run_time_fails_alone(tmp_path):
     """Jobs run one after another in this process (basic launcher); a diverging job does not stop
     the others, the analysis callback runs, the sweep exits 1 naming the jobs that did not
@@ -125,6 +126,7 @@ def test_a_job_that_fails_at_run_time_fails_alone(tmp_path):
     assert (sweep / "analysis" / "summary.md").exists()
 
 
+@pytest.mark.slow   # a whole scenario (tests/conftest.py: tiers)
 def test_a_job_that_crashes_fails_alone_with_its_traceback_in_its_log(tmp_path, monkeypatch):
     """A bug (an unexpected exception) in one job of a sweep: the job fails, the others complete,
     the sweep exits 1 naming it."""
@@ -195,6 +197,7 @@ def test_diverged_run_exits_1_with_one_line(tmp_path):
                         "(status diverged; the last good checkpoint is kept)\n")
 
 
+@pytest.mark.slow   # a whole scenario (tests/conftest.py: tiers)
 def test_refused_sweep_never_touches_a_finished_sweep(tmp_path):
     sweep = tmp_path / "S"
     assert train_cmd("-m", *T, "train.steps=10", "seed=0,1", f"hydra.sweep.dir={sweep}").code == 0
@@ -255,6 +258,7 @@ def test_jobs_lists_what_a_preset_would_launch_and_launches_nothing(tmp_path):
 
 @pytest.mark.parametrize("args", [["+experiment=report_ablation"], ["-m", "model=lstm,peep_lstm", "seed=0,1,2",
                                                                     "train.lr=1e-3,0.01", "dataset.seq_length=4,5"]])
+@pytest.mark.slow   # a whole scenario (tests/conftest.py: tiers)
 def test_a_sweeps_jobs_composed_quickly_equal_hydras_own(args):
     """JobComposer sets a job's values on an already composed job where only values differ:
     every job's config equals the one Hydra composes for it in full (groups recomposed)."""

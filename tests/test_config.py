@@ -68,6 +68,7 @@ def test_a_preset_that_sweeps_is_a_multirun_without_dash_m(experiment):
     assert mode == ("MULTIRUN" if sweep else "RUN")
 
 
+@pytest.mark.slow   # a whole scenario (tests/conftest.py: tiers)
 def test_compare_preset_runs_its_sweep_without_dash_m_and_one_job_with_mode_run(tmp_path):
     args = ["+experiment=demo", "model=lstm", *TINY, "train.steps=10", "dataset.seq_length=3", "train.threads=1",
             "~hydra.callbacks.analyze"]

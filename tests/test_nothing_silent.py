@@ -182,6 +182,7 @@ def test_a_job_folder_that_exists_as_a_file_is_refused_up_front(tmp_path):
     assert sorted(p.name for p in (tmp_path / "S").iterdir()) == ["1"]
 
 
+@pytest.mark.slow   # a whole scenario (tests/conftest.py: tiers)
 def test_the_same_seed_in_different_configurations_is_the_paired_design(tmp_path):
     """model=lstm,peep_lstm seed=0: the same seed twice, in two configurations: accepted."""
     r = run_command("rnn-train", "-m", *TINY, "train.steps=5", "model=lstm,peep_lstm", "seed=0",

@@ -66,7 +66,6 @@ def installed(tmp_path_factory):
     return wheel, bin_dir, env, work
 
 
-@pytest.mark.slow
 @pytest.mark.wheel
 def test_wheel_holds_every_config_module_and_command(installed):
     import zipfile
@@ -84,7 +83,6 @@ def test_wheel_holds_every_config_module_and_command(installed):
     assert all(f"{c} = " in text for c in COMMANDS)
 
 
-@pytest.mark.slow
 @pytest.mark.wheel
 def test_installed_wheel_runs_every_command_outside_the_source_tree(installed):
     _, bin_dir, env, work = installed

@@ -30,7 +30,7 @@ import pytest
 from conftest import ROOT
 from rnn_experiments.run.metrics import TIMING_COLUMNS, read_metrics
 
-pytestmark = [pytest.mark.slurm, pytest.mark.slow]
+pytestmark = [pytest.mark.slurm]
 
 TINY = ["model.hidden_size=16", "model.embedding_dim=8", "dataset.seq_length=4", "train.batch_size=16",
         "train.eval_size=64", "device=cpu", "train.threads=1"]

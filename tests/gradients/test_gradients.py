@@ -128,6 +128,7 @@ def test_load_gradients_names_a_missing_folder(tmp_path):
         load_gradients([tmp_path])
 
 
+@pytest.mark.slow   # a whole scenario (tests/conftest.py: tiers)
 def test_command_line_multirun_writes_one_csv_per_run(tmp_path):
     args = ["model=rnn,lstm", "seed=0", "dataset.seq_length=2", "gradients.steps=[0,2]",
             "gradients.batch_size=8", *STUDY_TINY]

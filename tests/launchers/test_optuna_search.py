@@ -107,6 +107,7 @@ def test_an_optuna_older_than_4_is_refused_in_one_line(monkeypatch):
 
 
 @needs_optuna
+@pytest.mark.slow   # a whole scenario (tests/conftest.py: tiers)
 def test_a_search_reports_and_the_same_command_continues_it(tmp_path, monkeypatch, capsys):
     """Two trials, then the same command with n_trials=4 in another sweep folder (the default
     folder is new each time) and the same storage: two new trials with new parameters, trial N
@@ -162,6 +163,7 @@ def test_a_search_reports_and_the_same_command_continues_it(tmp_path, monkeypatc
 
 
 @needs_optuna
+@pytest.mark.slow   # a whole scenario (tests/conftest.py: tiers)
 def test_an_exhausted_discrete_space_says_so_and_stops(tmp_path, monkeypatch, capsys):
     code, out, err = rnn_train(monkeypatch, capsys, *FAST, "train.steps=20", "model.hidden_size=choice(4, 8)",
                                "train.lr=choice(0.01, 0.03)", "hydra.sweeper.n_trials=6",
@@ -174,6 +176,7 @@ def test_an_exhausted_discrete_space_says_so_and_stops(tmp_path, monkeypatch, ca
 
 
 @needs_optuna
+@pytest.mark.slow   # a whole scenario (tests/conftest.py: tiers)
 def test_a_trial_worse_than_the_median_is_pruned_as_a_normal_end(tmp_path, monkeypatch, capsys):
     """A good trial, then (the same study) one with a learning rate that learns nothing: the
     median pruner stops it at its first evaluation. Its folder says pruned, with the checkpoint
@@ -205,6 +208,7 @@ def test_a_trial_worse_than_the_median_is_pruned_as_a_normal_end(tmp_path, monke
 
 
 @needs_optuna
+@pytest.mark.slow   # a whole scenario (tests/conftest.py: tiers)
 def test_a_trial_of_a_killed_search_is_recorded_failed_not_left_running(tmp_path, monkeypatch, capsys):
     """A trial RUNNING in the study whose search process is gone (killed) and whose folder has
     no summary: the next search records it failed (killed), does not count it, runs new trials.

@@ -119,6 +119,7 @@ def test_a_resumed_run_hides_tensorboard_steps_past_its_checkpoint(tmp_path):
     assert scalars(tmp_path / "tensorboard")["loss"] == [(5, 1.0), (10, 1.0), (15, 0.5)]
 
 
+@pytest.mark.slow   # a whole scenario (tests/conftest.py: tiers)
 def test_a_sweep_with_logger_tensorboard_opens_as_one_tensorboard_folder(tmp_path):
     pytest.importorskip("tensorboard")
     from tensorboard.backend.event_processing.event_multiplexer import EventMultiplexer

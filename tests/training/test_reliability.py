@@ -118,6 +118,7 @@ def test_sigkill_then_resume_from_last_checkpoint_is_exact(tmp_path, uninterrupt
     pd.testing.assert_frame_equal(final_metrics(run_dir), uninterrupted)
 
 
+@pytest.mark.slow   # a whole scenario (tests/conftest.py: tiers)
 def test_sighup_checkpoints_like_sigterm_unless_ignored(tmp_path, monkeypatch, uninterrupted):
     """A closed terminal or ssh session (SIGHUP) stops cleanly, and the run resumes exactly; a
     process started to ignore it (nohup) goes on."""
