@@ -7,8 +7,9 @@ Tiers (markers; pyproject.toml's addopts runs the default tier, .ci/run every ti
 default  everything not marked below: in-process, plus the subprocess tests of the command line
 slow     whole scenarios: launchers (joblib, submitit), concurrent and complete searches, signals
          sent to real training processes, sweeps run end to end to test how their jobs fail, the
-         bench's data section, the Triton interpreter: python -m pytest -q -m slow (the default
-         tier keeps one real sweep end to end, the docs' demo, and the dry runs of every sweep)
+         bench's data section: python -m pytest -q -m slow (the default tier keeps one real sweep
+         end to end, the docs' demo, one small search, the Triton interpreter's checks, and the dry
+         runs of every sweep)
 wheel    the built wheel installed in a fresh venv: python -m pytest -q -m wheel
 slurm    the one-node SLURM cluster of tests/cluster/: python -m pytest -m slurm
 gpu      a CUDA device: python -m pytest -q -m gpu (skips without one)
@@ -139,9 +140,50 @@ STUDY_TINY = [o for o in TINY if o.split("=")[0] not in ("train.steps", "train.l
 REPETITIVE = "the cat sat on the mat. " * 40  # the next character is a function of a few before
 
 
+GROUPS = {p.name for p in Path(CONF_DIR).iterdir() if p.is_dir()}   # model, dataset, train, ...
+_BASES: dict = {}
+
+
 def compose_config(overrides=(), tiny=True, return_hydra_config=False):
-    """The composed config of `python -m rnn_experiments.train <overrides>` (shrunk unless tiny=False)."""
-    return compose((TINY if tiny else []) + list(overrides), return_hydra_config=return_hydra_config)
+    """The composed config of `python -m rnn_experiments.train <overrides>` (shrunk unless tiny=False).
+
+    As the sweep guard's JobComposer does (rnn_experiments/sweeps/guard.py, tested equal to Hydra's
+    composition): the config groups chosen (model=gru, +experiment=demo, ...) are composed by Hydra
+    once per process, and overrides that only set values of existing settings are then set on a copy;
+    anything else (a new key, ~, a list of groups, a value Hydra would refuse) is composed in full."""
+    overrides = (TINY if tiny else []) + list(overrides)
+    if return_hydra_config:
+        return compose(overrides, return_hydra_config=True)
+    cfg = _from_base(overrides)
+    return cfg if cfg is not None else compose(overrides)
+
+
+def _from_base(overrides):
+    import copy
+
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from omegaconf import OmegaConf
+
+    group = lambda o: o.lstrip("+~").split("=", 1)[0].split("@")[0].split("/")[0] in GROUPS or o.startswith(("~", "hydra"))
+    base, values = [o for o in overrides if group(o)], [o for o in overrides if not group(o)]
+    try:
+        parsed = OverridesParser.create().parse_overrides(values)
+    except Exception:
+        return None
+    key = tuple(base)
+    if key not in _BASES:
+        _BASES[key] = compose(base)
+    cfg = copy.deepcopy(_BASES[key])
+    try:
+        for o in parsed:
+            leaf = OmegaConf.select(cfg, o.key_or_group, throw_on_missing=False, default="<absent>")
+            if o.is_sweep_override() or o.is_delete() or o.is_add() or o.is_force_add() \
+                    or leaf == "<absent>" or OmegaConf.is_config(leaf):
+                return None
+            OmegaConf.update(cfg, o.key_or_group, o.value(), merge=False)
+    except Exception:
+        return None
+    return cfg
 
 
 def text_overrides(path, *extra):
@@ -282,7 +324,7 @@ def wait_for(predicate, proc, timeout=120):
 # Files whose tests share a module- or session-scoped fixture (a real sweep, a reference run, the
 # wheel): each goes to one worker whole (xdist_group, under --dist loadgroup) so that the fixture is
 # built once; every other test goes to whichever worker is free.
-SHARED_FIXTURE_FILES = ("test_docs.py", "test_reliability.py", "test_run_folder.py", "test_triton_cells.py",
+SHARED_FIXTURE_FILES = ("test_triton_cells.py", "test_docs.py", "test_reliability.py", "test_run_folder.py",
                         "test_packaging.py")
 
 

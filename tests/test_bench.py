@@ -4,7 +4,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-from conftest import BOOK
 from rnn_experiments.cli import rnn_bench
 from rnn_experiments.cli.bench import pipeline, steps
 
@@ -17,13 +16,20 @@ def threads_restored():
     torch.set_num_threads(n)
 
 
-@pytest.mark.slow   # a whole scenario (tests/conftest.py: tiers)
-def test_bench_data_section_runs(capsys):
-    """The benchmark command itself (its data rows need the text dataset and the generator)."""
-    rnn_bench.run(["--quick", "--only", "data", "--threads", "1"] + (["--book", str(BOOK)] if BOOK else []))
-    out = capsys.readouterr().out
-    assert "palindrome L=10 B=256" in out
-    assert ("text B=64 T=30" if BOOK else "skipped") in out
+def test_bench_data_section_times_a_batch_against_the_step_that_consumes_it(capsys, tmp_path):
+    """The benchmark command's data section on a small text: a row per palindrome length and one
+    for the text, each a batch's time with the ratio step / batch; without a book, a row says
+    why the text was skipped."""
+    book = tmp_path / "book.txt"
+    book.write_text("the cat sat on the mat. " * 400)
+    rows = rnn_bench.run(["--quick", "--only", "data", "--threads", "1", "--book", str(book)])
+    data = {r["case"]: r for r in rows if r["section"] == "data"}
+    assert {"palindrome L=10 B=256", "palindrome L=20 B=256", "text B=64 T=30"} <= set(data)
+    text = data["text B=64 T=30"]
+    assert text["median_ms"] > 0 and text["ratio"] > 0 and "text B=64 T=30" in capsys.readouterr().out
+    rows = pipeline.bench_data(torch.device("cpu"), 1, [], book=tmp_path / "none.txt")
+    assert rows[-1]["what"] == f"skipped: {tmp_path / 'none.txt'} not found (--book PATH)"
+    assert [r["ratio"] for r in rows[:2]] == [None, None]    # no train step timed to compare with
 
 
 

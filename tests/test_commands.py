@@ -126,7 +126,6 @@ def test_a_job_that_fails_at_run_time_fails_alone(tmp_path):
     assert (sweep / "analysis" / "summary.md").exists()
 
 
-@pytest.mark.slow   # a whole scenario (tests/conftest.py: tiers)
 def test_a_job_that_crashes_fails_alone_with_its_traceback_in_its_log(tmp_path, monkeypatch):
     """A bug (an unexpected exception) in one job of a sweep: the job fails, the others complete,
     the sweep exits 1 naming it."""

@@ -176,7 +176,6 @@ def test_an_exhausted_discrete_space_says_so_and_stops(tmp_path, monkeypatch, ca
 
 
 @needs_optuna
-@pytest.mark.slow   # a whole scenario (tests/conftest.py: tiers)
 def test_a_trial_worse_than_the_median_is_pruned_as_a_normal_end(tmp_path, monkeypatch, capsys):
     """A good trial, then (the same study) one with a learning rate that learns nothing: the
     median pruner stops it at its first evaluation. Its folder says pruned, with the checkpoint

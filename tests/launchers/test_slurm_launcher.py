@@ -161,6 +161,40 @@ def test_a_requeued_job_is_waited_for():
     assert wait_for(job, 1, ["seed=1"], poll_s=0) == "the JobReturn" and job.states == []
 
 
+def test_the_launcher_runs_upstreams_launch_with_jobs_that_wait(monkeypatch):
+    """SlurmLauncher.launch is hydra-submitit-launcher's own, run with an executor whose jobs wait
+    as wait_for does: a job SLURM ended without a result gives a JobReturn without a value, the
+    others their results; submitit.AutoExecutor is the plain one again afterwards."""
+    import submitit
+    from hydra_plugins.rnn_experiments_slurm.launcher import SlurmLauncher
+    # upstream's class as this SlurmLauncher derives from it (Hydra's plugin scan may import it anew)
+    BaseSubmititLauncher = next(c for c in SlurmLauncher.__mro__ if c.__name__ == "BaseSubmititLauncher")
+
+    made = {}
+
+    class Executor:   # what upstream's launch does with submitit.AutoExecutor: build, map_array
+        def __init__(self, **kwargs):
+            made["executor"] = self
+
+        def map_array(self, fn, overrides, keys, nums, ids, states):
+            made["nums"] = list(nums)
+            return [FakeJob(["CANCELLED by 0"]), FakeJob(["PENDING", "RUNNING"], result="ret #1")]
+
+    def upstream_launch(self, job_overrides, initial_job_idx):   # its last line, over what it built
+        jobs = submitit.AutoExecutor(cluster="slurm").map_array(
+            self, job_overrides, ["hydra.sweep.dir"] * 2, [0, 1], ["a", "b"], [None, None])
+        return [j.results()[0] for j in jobs]
+
+    monkeypatch.setattr(submitit, "AutoExecutor", Executor)
+    monkeypatch.setattr(BaseSubmititLauncher, "launch", upstream_launch)
+    import hydra_plugins.rnn_experiments_slurm.launcher as launcher
+    monkeypatch.setattr(launcher, "wait_for", lambda job, num, o, poll_s=5.0: wait_for(job, num, o, poll_s=0))
+    returns = SlurmLauncher.launch(object.__new__(SlurmLauncher), [["seed=0"], ["seed=1"]], 0)
+    assert returns[0].overrides == ["seed=0"] and returns[0]._return_value is None and returns[1] == "ret #1"
+    assert made["nums"] == [0, 1] and isinstance(made["executor"], Executor)
+    assert submitit.AutoExecutor is Executor          # put back after the launch
+
+
 def test_sigterm_in_a_slurm_job_exits_without_a_result(monkeypatch):
     from rnn_experiments.sweeps.launch import requeue_if_preempted
     monkeypatch.delenv("SUBMITIT_EXECUTOR", raising=False)

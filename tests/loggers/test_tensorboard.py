@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from conftest import TINY, run_command
+from conftest import TINY, compose_config, run_command
 from rnn_experiments.errors import ConfigError
 from rnn_experiments.loggers import loggers_from_config
 from rnn_experiments.training.loop import train
@@ -136,3 +136,26 @@ def test_a_sweep_with_logger_tensorboard_opens_as_one_tensorboard_folder(tmp_pat
         df = read_metrics(sweep / job / "metrics.csv")
         got = {t: [(e.step, e.value) for e in mux.Scalars(run, t)] for t in mux.Runs()[run]["scalars"]}
         assert got == as_in_csv(df)
+
+
+def test_a_sweep_jobs_tensorboard_run_is_named_by_the_overrides_that_tell_it_apart():
+    """In a job of a sweep: its overrides, less those every job shares (logger, experiment), with
+    path separators replaced; a single run has no name of its own."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+    from omegaconf import OmegaConf
+
+    from rnn_experiments.loggers.tensorboard import job_name
+    task = ["logger=tensorboard", "+experiment=demo", "model=lstm", "seed=0", "dataset.path=a/b:c"]
+    cfg = compose_config(["logger=tensorboard"], return_hydra_config=True)
+    OmegaConf.set_readonly(cfg.hydra, False)     # Hydra's node is read-only
+    cfg.hydra.mode, cfg.hydra.overrides.task = RunMode.MULTIRUN, task
+    try:
+        HydraConfig.instance().set_config(cfg)
+        assert job_name() == "model=lstm,seed=0,dataset.path=a_b_c"
+        OmegaConf.set_readonly(cfg.hydra, False)
+        cfg.hydra.mode = RunMode.RUN
+        HydraConfig.instance().set_config(cfg)
+        assert job_name() == ""
+    finally:
+        HydraConfig.instance().cfg = None

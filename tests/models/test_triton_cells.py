@@ -184,7 +184,6 @@ def reports():
     return report
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("name", list(CHECKS["cpu"]))
 def test_in_the_interpreter_on_cpu(reports, name):
     failure = reports("cpu")[name]

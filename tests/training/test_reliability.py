@@ -118,6 +118,29 @@ def test_sigkill_then_resume_from_last_checkpoint_is_exact(tmp_path, uninterrupt
     pd.testing.assert_frame_equal(final_metrics(run_dir), uninterrupted)
 
 
+SMALL = [o for o in RUN if not o.startswith(("train.steps", "train.eval_every"))] + [
+    "train.steps=30", "train.eval_every=10", "train.checkpoint_every=10"]
+
+
+def test_sigterm_in_the_loop_checkpoints_and_the_same_command_resumes_exactly(tmp_path, monkeypatch):
+    """The loop's own handling of a signal, in this process (the slow tier sends it from outside):
+    SIGTERM after step 13 stops the run at that step with status interrupted, exit 130, the
+    checkpoint of step 13 saved and the lock gone; the same command then finishes the run with
+    the metrics of a run never stopped."""
+    whole = tmp_path / "whole"
+    assert run_command("rnn-train", *SMALL, f"hydra.run.dir={whole}").code == 0
+    run_dir = tmp_path / "run"
+    signal_at(monkeypatch, 13, signal.SIGTERM)
+    done = run_command("rnn-train", *SMALL, f"hydra.run.dir={run_dir}")
+    assert done.code == 130 and done.err.startswith("rnn-train: interrupted: stopped by SIGTERM at step 13")
+    assert (status(run_dir)["status"], status(run_dir)["signal"], status(run_dir)["step"]) == ("interrupted", "SIGTERM", 13)
+    assert (run_dir / "checkpoint.pt").exists() and not (run_dir / "run.lock").exists()
+    monkeypatch.undo()
+    assert run_command("rnn-train", *SMALL, f"hydra.run.dir={run_dir}").code == 0
+    assert status(run_dir)["status"] == "completed" and status(run_dir)["step"] == 30
+    pd.testing.assert_frame_equal(final_metrics(run_dir), final_metrics(whole))
+
+
 @pytest.mark.slow   # a whole scenario (tests/conftest.py: tiers)
 def test_sighup_checkpoints_like_sigterm_unless_ignored(tmp_path, monkeypatch, uninterrupted):
     """A closed terminal or ssh session (SIGHUP) stops cleanly, and the run resumes exactly; a
