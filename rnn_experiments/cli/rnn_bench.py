@@ -104,7 +104,7 @@ def check_args(args, repeats: int, sections) -> torch.device:
 
 def run(argv=None) -> list[dict]:
     """The command, in this process: prints the table, returns its rows."""
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="rnn-bench", description=__doc__.split("\n")[0])
     ap.add_argument("--repeats", type=int, default=7, help="timed repeats per case (medians)")
     ap.add_argument("--quick", action="store_true",
                     help=f"3 repeats; train cases {', '.join(map(str, QUICK_GRID))} only")
