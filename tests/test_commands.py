@@ -285,6 +285,7 @@ def test_python_m_spellings_reach_their_commands(module, prog, monkeypatch, caps
     command's own help, exit 0: the spellings users know stay after the commands moved to cli/."""
     import runpy
     monkeypatch.setattr(sys, "argv", [f"rnn_experiments/{module}.py", "--help"])
+    monkeypatch.delitem(sys.modules, f"rnn_experiments.{module}", raising=False)   # as a fresh `-m` finds it
     with pytest.raises(SystemExit) as stop:
         runpy.run_module(f"rnn_experiments.{module}", run_name="__main__")
     out = capsys.readouterr().out
