@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from conftest import BOOK
 from rnn_experiments.cli import rnn_bench
 from rnn_experiments.cli.bench import pipeline, steps
 
@@ -16,20 +17,31 @@ def threads_restored():
     torch.set_num_threads(n)
 
 
-def test_bench_data_section_times_a_batch_against_the_step_that_consumes_it(capsys, tmp_path):
-    """The benchmark command's data section on a small text: a row per palindrome length and one
-    for the text, each a batch's time with the ratio step / batch; without a book, a row says
-    why the text was skipped."""
+def test_bench_data_section_times_a_batch_against_the_step_that_consumes_it(tmp_path):
+    """The data section on a small text: a row per palindrome length and one for the text, each
+    a batch's time; the palindrome's ratio is the timed train step (here given: 100 ms) over the
+    batch, a length without a timed step has none; without a book, a row says why the text was
+    skipped. (The command itself runs its sections in the slow tier's bench test.)"""
     book = tmp_path / "book.txt"
     book.write_text("the cat sat on the mat. " * 400)
-    rows = rnn_bench.run(["--quick", "--only", "data", "--threads", "1", "--book", str(book)])
-    data = {r["case"]: r for r in rows if r["section"] == "data"}
-    assert {"palindrome L=10 B=256", "palindrome L=20 B=256", "text B=64 T=30"} <= set(data)
-    text = data["text B=64 T=30"]
-    assert text["median_ms"] > 0 and text["ratio"] > 0 and "text B=64 T=30" in capsys.readouterr().out
+    step = [{"section": "train", "case": "B=256 H=256 T=41", "what": "lstm", "median_ms": 100.0}]
+    rows = {r["case"]: r for r in pipeline.bench_data(torch.device("cpu"), 1, step, book=book)}
+    assert list(rows) == ["palindrome L=10 B=256", "palindrome L=20 B=256", "text B=64 T=30"]
+    L10, L20, text = rows.values()
+    assert L10["ratio"] == pytest.approx(100.0 / L10["median_ms"]) and L20["ratio"] is None
+    assert text["median_ms"] > 0 and text["ratio"] > 0
     rows = pipeline.bench_data(torch.device("cpu"), 1, [], book=tmp_path / "none.txt")
     assert rows[-1]["what"] == f"skipped: {tmp_path / 'none.txt'} not found (--book PATH)"
     assert [r["ratio"] for r in rows[:2]] == [None, None]    # no train step timed to compare with
+
+
+@pytest.mark.slow   # a whole scenario (tests/conftest.py: tiers)
+def test_bench_data_section_runs(capsys):
+    """The benchmark command's data section with its own train step (the book where it is)."""
+    rnn_bench.run(["--quick", "--only", "data", "--threads", "1"] + (["--book", str(BOOK)] if BOOK else []))
+    out = capsys.readouterr().out
+    assert "palindrome L=10 B=256" in out
+    assert ("text B=64 T=30" if BOOK else "skipped") in out
 
 
 
