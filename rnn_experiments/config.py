@@ -6,10 +6,11 @@ The dataclasses below are registered in Hydra's ConfigStore as the group `schema
 primary config puts its schema first in its defaults list (conf/config.yaml: `schema: train`;
 conf/gradients.yaml overrides it with `schema: gradients`; conf/generate.yaml: `schema:
 generate`), so every YAML file and every command-line override is merged onto typed fields:
-`train.lr=abc` or an unknown key fails while composing. Ranges, names and combinations (lr > 0,
-model.name in the registry, a model the dataset accepts, ...) are checked by the validate
-functions before any work; each dataset class declares what it accepts (`model_kind`,
-`seq_length_range`, `required`), so no rule is written twice.
+`train.lr=abc` or an unknown key fails while composing. The `model` and `dataset` nodes are parts
+(rnn_experiments/parts.py): what they accept is their class's signature. Ranges and combinations
+(lr > 0, a model the dataset accepts, ...) are checked by the validate functions before any work;
+each dataset class declares what it accepts (`model_kind`, `seq_length_range`, `required`) and
+each model its `kind`, so no rule is written twice.
 """
 from __future__ import annotations
 
@@ -18,14 +19,13 @@ import math
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
-from rnn_experiments.data import DATASETS
 from rnn_experiments.errors import ConfigError, check
-from rnn_experiments.models import MODELS
+from rnn_experiments.parts import check_part
 
 
 def conf_dir() -> Path:
@@ -42,28 +42,6 @@ def conf_dir() -> Path:
             return candidate
     raise FileNotFoundError(f"no configs (config.yaml) in {package / 'conf'} or {package.parent / 'conf'}: "
                             "a broken install of rnn-experiments; reinstall it")
-
-
-@dataclass
-class ModelConfig:
-    name: str = MISSING          # registry name, see rnn_experiments.models.MODELS
-    hidden_size: int = 256
-    embedding_dim: int = 64
-    num_layers: int = 1          # used by multi-layer models (the text generator)
-    dropout: float = 0.0         # between stacked layers, where a model has them
-    init: str = "kaiming_normal"  # kaiming_normal | kaiming_normal_fan_out | xavier_uniform | uniform
-    # The report author's implementation choices (docs/RESULTS.md), off by default:
-    log_softmax_axis: str = "class"  # class | batch (the report's bug: normalised over the batch)
-    reset_at_padding: bool = False   # lstm: c_t = 0 wherever the input token is padding
-
-
-@dataclass
-class DatasetConfig:
-    name: str = MISSING          # registry name, see rnn_experiments.data.DATASETS
-    seq_length: int = 10
-    eval_seed: int = 1234        # seed of the fixed held-out set (shared by all runs)
-    path: Optional[str] = None   # text datasets: a UTF-8 .txt file
-    gutenberg: bool = False      # text datasets: keep only the book between the *** START/END lines
 
 
 @dataclass
@@ -100,8 +78,10 @@ class SampleConfig:
 
 @dataclass
 class Config:
-    model: ModelConfig = field(default_factory=ModelConfig)
-    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    # parts: a node with `_target_` (the class), `name` and the class's own arguments, checked
+    # against its signature by rnn_experiments.parts (conf/model/*.yaml, conf/dataset/*.yaml)
+    model: Dict[str, Any] = field(default_factory=dict)
+    dataset: Dict[str, Any] = field(default_factory=dict)
     train: TrainConfig = field(default_factory=TrainConfig)
     sample: SampleConfig = field(default_factory=SampleConfig)
     seed: int = 0
@@ -164,29 +144,31 @@ def compose(overrides=(), config_name: str = "config", return_hydra_config: bool
 
 SEED_LIMIT = 2**32   # numpy's seeds are 32-bit
 SEEDS = "an integer from 0 to 2**32 - 1"
-INITS = ("kaiming_normal", "kaiming_normal_fan_out", "xavier_uniform", "uniform")
 
 
-def models_of_kind(kind: str) -> list[str]:
-    return sorted(name for name, cls in MODELS.items() if cls.kind == kind)
+def parts_of(cfg) -> tuple[type, type]:
+    """(model class, dataset class) of a config, each node checked against its class's signature."""
+    return check_part(cfg.model, "model"), check_part(cfg.dataset, "dataset")
+
+
+def kind_of(cls: type) -> str:
+    return getattr(cls, "kind", "classifier")
 
 
 def validate(cfg) -> None:
     """Check every value that types alone cannot check, and that every setting given is one this
     run uses (`check_settings`). Raises ConfigError (one line)."""
     m, d, t = cfg.model, cfg.dataset, cfg.train
-    check(m.name in MODELS, "model.name", m.name, f"one of {sorted(MODELS)}")
-    check(d.name in DATASETS, "dataset.name", d.name, f"one of {sorted(DATASETS)}")
     check_settings(cfg)
     check(cfg.device in ("auto", "cpu", "cuda"), "device", cfg.device, "auto, cpu or cuda")
     check(0 <= cfg.seed < SEED_LIMIT, "seed", cfg.seed, SEEDS)
-    check(0 <= d.eval_seed < SEED_LIMIT, "dataset.eval_seed", d.eval_seed, SEEDS)
-    for key in ("hidden_size", "embedding_dim", "num_layers"):
-        check(m[key] >= 1, f"model.{key}", m[key], "an integer >= 1")
-    check(0.0 <= m.dropout < 1.0, "model.dropout", m.dropout, "0 <= dropout < 1")
-    check(m.init in INITS, "model.init", m.init, ", ".join(INITS))
-    check(m.log_softmax_axis in ("class", "batch"), "model.log_softmax_axis", m.log_softmax_axis,
-          "class or batch")
+    if "eval_seed" in d:
+        check(0 <= d.eval_seed < SEED_LIMIT, "dataset.eval_seed", d.eval_seed, SEEDS)
+    for key in ("hidden_size", "embedding_dim", "num_layers"):   # the sizes every built-in has
+        if key in m:
+            check(m[key] >= 1, f"model.{key}", m[key], "an integer >= 1")
+    if "dropout" in m:
+        check(0.0 <= m.dropout < 1.0, "model.dropout", m.dropout, "0 <= dropout < 1")
     for key in ("steps", "batch_size", "log_every", "eval_every", "eval_size"):
         check(t[key] >= 1, f"train.{key}", t[key], "an integer >= 1")
     check(0 < t.lr < math.inf, "train.lr", t.lr, "a finite number > 0")
@@ -249,27 +231,21 @@ def _plain(value):
 
 def check_settings(cfg) -> None:
     """A setting is used or refused. ConfigError (one line) for a key that is not a setting
-    (`check_known`), and for a setting given a value other than its schema default that this run
-    does not read: a `model.*` key the model does not declare in `reads`, a `dataset.*` key the
-    task does not, `train.lr_decay` without `train.lr_decay_every`, `sample.*` without
-    `sample.enabled`, and in the gradient study the training settings it does not use."""
+    (`check_known`; in `model` and `dataset`: not an argument of the part's class), and for a
+    setting given a value other than its schema default that this run does not read:
+    `train.lr_decay` without `train.lr_decay_every`, `sample.*` without `sample.enabled`, and in
+    the gradient study the training settings it does not use."""
     study = cfg.get("gradients") is not None
     schema = GradientsStudyConfig if study else Config
     check_known(cfg, schema)
-    m, d, t = cfg.model, cfg.dataset, cfg.train
+    t = cfg.train
 
     def refuse_if_set(key: str, why: str) -> None:
         value, default = _plain(OmegaConf.select(cfg, key)), _plain(OmegaConf.select(_defaults(schema), key))
         if value != default:
             raise ConfigError(f"{key}={value!r} is not used {why}: expected its default ({default!r})")
 
-    for section, registry, name, chosen in (("model", MODELS, m.name, MODELS[m.name]),
-                                            ("dataset", DATASETS, d.name, DATASETS[d.name])):
-        for key in _defaults(schema)[section]:
-            if key != "name" and key not in chosen.reads:
-                users = sorted({n for n, cls in registry.items() if key in cls.reads})
-                refuse_if_set(f"{section}.{key}", f"by {section}={name}"
-                              + (f" (only by {', '.join(users)})" if users else ""))
+    parts_of(cfg)   # model.* and dataset.*: the keys their classes take (rnn_experiments/parts.py)
     if t.lr_decay_every == 0:
         refuse_if_set("train.lr_decay", "while train.lr_decay_every=0 (set it > 0 for a step decay)")
     if cfg.device == "cpu":
@@ -289,35 +265,33 @@ def check_settings(cfg) -> None:
 def _validate_dataset(cfg) -> None:
     """What the dataset class declares: the kind of model it feeds, its lengths, required keys."""
     m, d = cfg.model, cfg.dataset
-    dataset = DATASETS[d.name]
-    kind = dataset.model_kind
-    check(MODELS[m.name].kind == kind, "model.name", m.name,
-          f"a {kind} for dataset={d.name}: one of {models_of_kind(kind)}")
-    low, high = dataset.seq_length_range
-    allowed = f"an integer >= {low}" if high is None else f"an integer from {low} to {high}"
-    check(low <= d.seq_length and (high is None or d.seq_length <= high), "dataset.seq_length",
-          d.seq_length, f"{allowed} for dataset={d.name}")
-    for key in dataset.required:
+    model, dataset = parts_of(cfg)
+    kind = getattr(dataset, "model_kind", "classifier")
+    check(kind_of(model) == kind, "model.name", m.name,
+          f"a {kind} for dataset={d.name} ({m._target_} is a {kind_of(model)})")
+    low, high = getattr(dataset, "seq_length_range", (1, None))
+    if "seq_length" in d:
+        allowed = f"an integer >= {low}" if high is None else f"an integer from {low} to {high}"
+        check(low <= d.seq_length and (high is None or d.seq_length <= high), "dataset.seq_length",
+              d.seq_length, f"{allowed} for dataset={d.name}")
+    for key in getattr(dataset, "required", ()):
         check(d.get(key) not in (None, ""), f"dataset.{key}", d.get(key),
               f"a value for dataset={d.name} (dataset.{key}=...)")
 
 
 def _validate_switches(cfg) -> None:
-    """The report author's choices apply to classifiers; padding resets to the LSTM on padded data."""
+    """The report author's choices apply to classifiers; padding resets need a task that pads."""
     m, d = cfg.model, cfg.dataset
-    if m.log_softmax_axis == "batch" or m.init == "kaiming_normal_fan_out":
-        check(MODELS[m.name].kind == "classifier", "model.name", m.name,
-              f"a classifier with model.log_softmax_axis={m.log_softmax_axis} / model.init={m.init}")
-    if m.reset_at_padding:
-        check(m.name == "lstm", "model.reset_at_padding", True, "false unless model=lstm")
-        check(DATASETS[d.name].pad_token is not None, "model.reset_at_padding", True,
+    if m.get("reset_at_padding"):
+        check(getattr(parts_of(cfg)[1], "pad_token", None) is not None, "model.reset_at_padding", True,
               f"false for dataset={d.name} (its inputs have no padding)")
 
 
 def _validate_sample(cfg) -> None:
     s = cfg.sample
-    check(MODELS[cfg.model.name].kind == "generator", "model.name", cfg.model.name,
-          f"a generator when sample.enabled=true: one of {models_of_kind('generator')}")
+    model = parts_of(cfg)[0]
+    check(kind_of(model) == "generator", "model.name", cfg.model.name,
+          f"a generator when sample.enabled=true ({cfg.model._target_} is a {kind_of(model)})")
     check(len(s.at_fractions) > 0 or len(s.temperatures) > 0, "sample.at_fractions",
           list(s.at_fractions), "a non-empty list (or set sample.temperatures)")
     check(all(0 < f <= 1 for f in s.at_fractions), "sample.at_fractions", list(s.at_fractions),
@@ -339,7 +313,8 @@ MAX_SAMPLES = 10_000                # continuations per prompt
 
 def _validate_gradients(cfg) -> None:
     g, name = cfg.gradients, cfg.model.name
-    check(MODELS[name].kind == "classifier" and MODELS[name].one_directional, "model.name", name,
+    model = parts_of(cfg)[0]
+    check(kind_of(model) == "classifier" and getattr(model, "one_directional", False), "model.name", name,
           "a one-directional classifier (it reads h_T), e.g. rnn, gru, lstm, peep_lstm")
     check(len(g.steps) > 0 and min(g.steps) >= 0, "gradients.steps", list(g.steps),
           "a non-empty list of training steps >= 0")

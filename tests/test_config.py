@@ -97,7 +97,8 @@ def test_compare_preset_sweeps_both_models():
 
 
 @pytest.mark.parametrize("override,key", [
-    ("model.name=gru_typo", "model.name"),
+    ("model._target_=rnn_experiments.models.no_such.Model", "model._target_"),
+    ("model.name=", "model.name"),
     ("dataset.seq_length=0", "dataset.seq_length"),
     ("train.batch_size=0", "train.batch_size"),
     ("train.lr=-0.1", "train.lr"),
@@ -105,7 +106,10 @@ def test_compare_preset_sweeps_both_models():
     ("train.steps=0", "train.steps"),
     ("train.max_norm=0", "train.max_norm"),
     ("model.hidden_size=0", "model.hidden_size"),
-    ("model.dropout=1.0", "model.dropout"),
+    ("model=generator model.dropout=1.0", "model.dropout"),
+    ("model.hidden_size=abc", "model.hidden_size"),
+    ("+model.num_layers=2", "model.num_layers"),
+    ("model=generator model.init=kaiming_normal_fan_out", "model.init"),
     ("model.init=orthogonal", "model.init"),
     ("device=tpu", "device"),
     ("train.threads=-1", "train.threads"),
@@ -116,7 +120,8 @@ def test_compare_preset_sweeps_both_models():
     ("train.lr=nan", "train.lr"),
     ("train.max_norm=inf", "train.max_norm"),
     ("model.log_softmax_axis=rows", "model.log_softmax_axis"),
-    ("model.reset_at_padding=true model=peep_lstm", "model.reset_at_padding"),
+    ("+model.reset_at_padding=true model=peep_lstm", "model.reset_at_padding"),
+    ("+model.vocab_size=3", "model.vocab_size"),
     ("model.reset_at_padding=true dataset=random_comb", "model.reset_at_padding"),
 ])
 def test_bad_values_name_the_key(override, key):

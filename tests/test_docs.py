@@ -235,7 +235,7 @@ def test_a_users_preset_from_the_docs_ends_its_sweep_with_the_analysis(tmp_path)
     assert done.code == 0, done.err[-3000:]
     assert f"== analysis of {sweep}" in done.out
     summary = (sweep / "analysis" / "summary.md").read_text(encoding="utf-8")
-    assert "| lstm |" in summary and "| peep_lstm |" in summary            # lstm_small is a model=lstm
+    assert "| lstm_small |" in summary and "| peep_lstm |" in summary      # lstm_small: its own name
     assert (sweep / "analysis" / "compare.md").is_file()                   # its compare: model.name
 
 

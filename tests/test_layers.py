@@ -24,6 +24,7 @@ LAYERS = [
     ["config"],
     ["models", "data"],
     ["run"],                                       # the run-folder contract
+    ["parts"],                                     # a part: a class plus its node (_target_)
     ["errors", "hydra_plugins.rnn_experiments_slurm"],
 ]
 RANK = {unit: rank for rank, units in enumerate(LAYERS) for unit in units}

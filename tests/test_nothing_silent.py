@@ -34,11 +34,13 @@ def _prog(result) -> str:
 # ---- 1. a setting is used or refused ------------------------------------------------------------
 
 @pytest.mark.parametrize("overrides, message", [
-    (["model.num_layers=3"], "model.num_layers=3 is not used by model=lstm (only by generator)"),
-    (["model.dropout=0.5"], "model.dropout=0.5 is not used by model=lstm"),
-    (["dataset.path=/x.txt"], "dataset.path='/x.txt' is not used by dataset=palindrome (only by grimm, text)"),
-    (["dataset.gutenberg=true"], "dataset.gutenberg=True is not used by dataset=palindrome"),
-    (["model=peep_lstm", "model.reset_at_padding=true"], "model.reset_at_padding=True is not used by model=peep_lstm"),
+    (["+model.num_layers=3"], "model.num_layers=3 is not a setting of model=lstm (rnn_experiments.models.lstm.LSTM): "
+                              "expected one of embedding_dim, hidden_size, init, log_softmax_axis, reset_at_padding"),
+    (["+model.dropout=0.5"], "model.dropout=0.5 is not a setting of model=lstm"),
+    (["+dataset.path=/x.txt"], "dataset.path='/x.txt' is not a setting of dataset=palindrome "
+                               "(rnn_experiments.data.palindrome.PalindromeDataset): expected one of seq_length, eval_seed"),
+    (["+dataset.gutenberg=true"], "dataset.gutenberg=True is not a setting of dataset=palindrome"),
+    (["model=peep_lstm", "+model.reset_at_padding=true"], "model.reset_at_padding=True is not a setting of model=peep_lstm"),
     (["train.lr_decay=0.5"], "train.lr_decay=0.5 is not used while train.lr_decay_every=0"),
     (["sample.length=50"], "sample.length=50 is not used while sample.enabled=false"),
     (["train.cuda_graphs=false"], "train.cuda_graphs=False is not used with device=cpu"),
@@ -51,7 +53,7 @@ def test_a_setting_the_run_does_not_read_is_refused(overrides, message):
     assert str(e.value).startswith(message) and "\n" not in str(e.value)
 
 
-@pytest.mark.parametrize("overrides", [["model.num_layers=1"], ["model=generator", "dataset=text", "dataset.path=/x",
+@pytest.mark.parametrize("overrides", [["model.reset_at_padding=false"], ["model=generator", "dataset=text", "dataset.path=/x",
                                        "model.num_layers=3", "model.dropout=0.5"],
                                       ["train.lr_decay_every=10", "train.lr_decay=0.5"]])
 def test_a_setting_the_run_reads_or_left_at_its_default_is_accepted(overrides):
@@ -69,8 +71,9 @@ def test_the_gradient_study_refuses_the_loops_own_settings():
 
 
 def test_a_sweep_over_a_setting_the_model_does_not_read_starts_no_job(tmp_path):
-    r = run_command("rnn-train", "-m", *TINY, "model.num_layers=1,2,3", f"hydra.sweep.dir={tmp_path / 'S'}")
-    refused(r, "job #1 (model.num_layers=2): model.num_layers=2 is not used by model=lstm", tmp_path / "S")
+    r = run_command("rnn-train", "-m", *TINY, "model=generator,lstm", "model.num_layers=1",
+                    "dataset=text", "dataset.path=/x.txt", f"hydra.sweep.dir={tmp_path / 'S'}")
+    refused(r, "model.num_layers=1 is not a setting of model=lstm (rnn_experiments.models.lstm.LSTM)", tmp_path / "S")
 
 
 def test_rnn_generate_refuses_an_unknown_key_even_with_plus_plus(tmp_path):
@@ -140,7 +143,7 @@ def test_a_config_file_that_is_not_utf8_is_named(tmp_path):
     ("train.lr=${oc.env:HOME}", "could not be converted to Float"),
     ("seed=${seed}", "Recursive interpolation detected"),
     ("train.lr=${nope:1}", "Unsupported interpolation type nope"),
-    ("~model", "Missing mandatory value: model.name"),
+    ("~model", "model._target_ is missing: expected the class that builds the model"),
 ])
 @pytest.mark.parametrize("sweep", [False, True], ids=["run", "sweep"])
 def test_interpolation_and_resolver_errors_are_one_line(tmp_path, override, message, sweep):
@@ -273,7 +276,7 @@ def test_the_gradient_study_never_overwrites_another_run(tmp_path):
     assert run_command("rnn-measure-gradients", "model=rnn", *args).code == 0
     before = {p.name: p.read_bytes() for p in run.rglob("*") if p.is_file()}
     r = run_command("rnn-measure-gradients", "model=lstm", *args)
-    refused(r, f"{run}: holds another run (made with model.name='rnn', this one has model.name='lstm')")
+    refused(r, f"{run}: holds another run (made with model._target_='rnn_experiments.models.rnn.RNN', this one has model._target_='rnn_experiments.models.lstm.LSTM')")
     assert {p.name: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
     assert run_command("rnn-measure-gradients", "model=rnn", *args).code == 0   # the same study again
 

@@ -14,7 +14,7 @@ def user_configs(folder):
     """A user's folder: a model variant and an experiment preset that uses it."""
     (folder / "model").mkdir(parents=True)
     (folder / "experiment").mkdir()
-    (folder / "model" / "small_peep.yaml").write_text("name: peep_lstm\nhidden_size: 8\nembedding_dim: 4\n")
+    (folder / "model" / "small_peep.yaml").write_text("defaults: [peep_lstm]\nname: small_peep\nhidden_size: 8\nembedding_dim: 4\n")
     (folder / "experiment" / "mine.yaml").write_text(
         "# @package _global_\ndefaults:\n  - override /model: small_peep\n"
         "experiment_name: mine\ndataset:\n  seq_length: 4\ntrain:\n  steps: 10\n")
@@ -24,8 +24,8 @@ def user_configs(folder):
 def test_user_presets_and_models_beside_the_packaged_ones(tmp_path):
     search = f"hydra.searchpath=[file://{user_configs(tmp_path / 'mine')}]"
     cfg = compose_config([search, "+experiment=mine"], tiny=False)
-    assert (cfg.experiment_name, cfg.model.name, cfg.model.hidden_size, cfg.train.steps) == ("mine", "peep_lstm", 8, 10)
-    assert compose_config([search, "model=small_peep"]).model.name == "peep_lstm"
+    assert (cfg.experiment_name, cfg.model.name, cfg.model.hidden_size, cfg.train.steps) == ("mine", "small_peep", 8, 10)
+    assert compose_config([search, "model=small_peep"]).model.name == "small_peep"
     assert compose_config([search, "model=gru"]).model.name == "gru"       # the packaged ones are still there
     assert compose_config([search], tiny=False).model.name == "lstm"        # and still the defaults
 
@@ -39,7 +39,7 @@ def test_config_dir_on_the_command_line_and_in_the_rerun_command(tmp_path):
     done = run_command("rnn-train", *args, cwd=tmp_path)
     assert done.code == 0, done.err[-2000:]
     summary = json.loads((run_dir / "summary.json").read_text())
-    assert (summary["experiment"], summary["model"], summary["step"]) == ("mine", "peep_lstm", 10)
+    assert (summary["experiment"], summary["model"], summary["step"]) == ("mine", "small_peep", 10)
 
     # the analysis's re-run command for this run finds the user's configs again
     (run_dir / "summary.json").write_text(json.dumps({**summary, "status": "failed"}))

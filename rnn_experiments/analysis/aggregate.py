@@ -25,6 +25,7 @@ from rnn_experiments.run.status import STOP_STATUSES
 
 NEVER_GROUP = ("seed",)                 # seeds are what we average over
 REDUNDANT_IF_DETERMINED = ("experiment_name",)  # a label, dropped when the other keys imply it
+PARTS = ("model", "dataset")            # config nodes of a class (_target_) and its settings
 # per-run statistics of the summary table (per_run's columns), each as mean, std and 95 % interval
 STATS = ("final_accuracy", "best_accuracy", "final_eval_accuracy", "steps_to_threshold", "final_loss",
          "final_eval_loss", "best_eval_loss", "final_eval_bpc")
@@ -45,13 +46,18 @@ def group_keys(df: pd.DataFrame) -> list[str]:
     """Every config key whose value varies across the runs, except `seed`.
 
     `experiment_name` is dropped when the other varying keys already tell the groups apart
-    (two presets compared: their names duplicate `model.name`).
+    (two presets compared: their names duplicate `model.name`), and so is a setting of a part
+    (`model.*`, `dataset.*`) that the part's `name` determines: lstm against peep_lstm differ in
+    `model._target_` and in the settings only one of them has, which are what the two models
+    are, not a factor of the study (a setting swept for both stays a group key).
     """
     runs = runs_of(df)
     runs = runs[~runs["run_dir"].isin(without_config(df))]   # an unreadable config varies nothing
     keys = [k for k in config_keys(df)
             if k not in NEVER_GROUP and runs[k].nunique(dropna=False) > 1]
-    for k in REDUNDANT_IF_DETERMINED:
+    of_a_named_part = [k for k in keys for part in PARTS
+                       if k.startswith(f"{part}.") and k != f"{part}.name" and f"{part}.name" in keys]
+    for k in [*REDUNDANT_IF_DETERMINED, *of_a_named_part]:
         rest = [x for x in keys if x != k]
         if k in keys and rest and _n_groups(runs, rest) == _n_groups(runs, keys):
             keys = rest

@@ -85,7 +85,10 @@ def _seeds(seeds) -> str:
 
 
 def pairing(ga: pd.DataFrame, gb: pd.DataFrame, key: str, keys: list[str], a, b) -> tuple[list, str]:
-    """(the shared seeds to pair on, or [] for an unpaired comparison; why, in words)."""
+    """(the shared seeds to pair on, or [] for an unpaired comparison; why, in words). Runs of a
+    seed pair when their configs differ only in `key`; where `key` is a part's name (model.name),
+    the part's other settings (model.*: its _target_ and arguments) are what the two parts are,
+    so they may differ too."""
     name_a, name_b = f"{key}={a}", f"{key}={b}"
     if "seed" not in ga or ga["seed"].isna().any() or gb["seed"].isna().any():
         return [], "unpaired: a run without a recorded seed"
@@ -97,7 +100,8 @@ def pairing(ga: pd.DataFrame, gb: pd.DataFrame, key: str, keys: list[str], a, b)
     common = _sorted_values(set(ga["seed"]) & set(gb["seed"]))
     if len(common) < 2:
         return [], f"unpaired: {name_a} and {name_b} share {len(common)} seed(s), a paired test needs 2"
-    cfg_keys = [k for k in keys if k not in (key, "seed")]
+    part = key.removesuffix(".name") + "." if key.endswith(".name") and key.count(".") == 1 else None
+    cfg_keys = [k for k in keys if k not in (key, "seed") and not (part and k.startswith(part))]
     by_seed_a, by_seed_b = ga.set_index("seed"), gb.set_index("seed")
     for s in common:
         ca, cb = by_seed_a.loc[s, cfg_keys].to_dict(), by_seed_b.loc[s, cfg_keys].to_dict()

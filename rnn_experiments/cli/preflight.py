@@ -27,7 +27,7 @@ from typing import Callable, Optional
 from rnn_experiments.config import conf_dir, validate
 from rnn_experiments.errors import ConfigError, one_line
 from rnn_experiments.sweeps.checks import (Needs, check_folder, check_job, check_launcher,
-                                          training_needs)
+                                          refuse_a_parts_unknown_key, training_needs)
 from rnn_experiments.run.multirun import jobs
 from rnn_experiments.sweeps.guard import check_sweep
 
@@ -116,6 +116,7 @@ def _compose(overrides, config_name: str, multirun: bool, config_dir: str | None
                     return cfg, True, loader
             except Exception:
                 pass
+        refuse_a_parts_unknown_key(e, overrides, lambda o: compose_command(o, config_name, multirun, config_dir)[0])
         raise ConfigError(one_line(e)) from None
     return cfg, multirun or cfg.hydra.mode == RunMode.MULTIRUN, loader
 

@@ -12,22 +12,23 @@ class SeededBatches:
     goes into checkpoints for exact resume. Subclasses set their own attributes (L, ...) before
     calling `super().__init__`.
 
-    What a task accepts, read by `rnn_experiments.config.validate`: the kind of model it feeds
-    (`model_kind`), the range of `dataset.seq_length` (`seq_length_range`, None: no upper
-    bound), the dataset keys it reads (`reads`) and those it needs set (`required`). `input_length`
-    is the length of its inputs for a seq_length (what a run's memory grows with).
+    Its settings are its constructor's arguments (`dataset.seq_length`, `dataset.eval_seed`; the
+    framework passes seed, device and eval_size: rnn_experiments/parts.py). What else it declares,
+    read by `rnn_experiments.config.validate`: the kind of model it feeds (`model_kind`), the range
+    of `dataset.seq_length` (`seq_length_range`, None: no upper bound) and the settings that must
+    not be left null (`required`). `sizes(seq_length)` is (input length, vocabulary, classes),
+    what a run's memory grows with.
     """
 
     model_kind = "classifier"
     seq_length_range: tuple[int, int | None] = (1, None)
     required: tuple[str, ...] = ()
-    reads = ("seq_length", "eval_seed")   # the `dataset.*` settings it reads (besides name)
     pad_token: int | None = None    # the token that left-pads inputs, if the task pads
 
-    def __init__(self, cfg, seed: int, device: torch.device, eval_size: int):
+    def __init__(self, eval_seed: int, seed: int, device: torch.device, eval_size: int):
         self.device = torch.device(device)
         self.generator = torch.Generator().manual_seed(seed)
-        x, y = self.draw(eval_size, torch.Generator().manual_seed(cfg.eval_seed))
+        x, y = self.draw(eval_size, torch.Generator().manual_seed(eval_seed))
         self.eval_x, self.eval_y = x.to(device), y.to(device)
 
     @classmethod

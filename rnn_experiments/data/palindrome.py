@@ -58,10 +58,11 @@ class PalindromeDataset(SeededBatches):
     vocab_size = 3  # digits 0, 1 and PAD
     pad_token = PAD
 
-    def __init__(self, cfg, seed: int, device: torch.device, eval_size: int):
-        self.L = cfg.seq_length
+    def __init__(self, seq_length: int = 10, eval_seed: int = 1234, *, seed: int, device: torch.device,
+                 eval_size: int):
+        self.L = seq_length
         self.num_classes = 2
-        super().__init__(cfg, seed, device, eval_size)
+        super().__init__(eval_seed, seed, device, eval_size)
 
     @classmethod
     def sizes(cls, seq_length: int) -> tuple[int, int, int]:

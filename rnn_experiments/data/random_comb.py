@@ -21,10 +21,11 @@ class RandomCombinationsDataset(SeededBatches):
 
     seq_length_range = (2, None)  # a permutation of one number leaves nothing to predict
 
-    def __init__(self, cfg, seed: int, device: torch.device, eval_size: int):
-        self.L = cfg.seq_length
+    def __init__(self, seq_length: int = 10, eval_seed: int = 1234, *, seed: int, device: torch.device,
+                 eval_size: int):
+        self.L = seq_length
         self.vocab_size = self.num_classes = self.L  # tokens are the numbers 0..L-1
-        super().__init__(cfg, seed, device, eval_size)
+        super().__init__(eval_seed, seed, device, eval_size)
 
     @classmethod
     def sizes(cls, seq_length: int) -> tuple[int, int, int]:

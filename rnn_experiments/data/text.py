@@ -18,6 +18,7 @@ text file; so does the text's sha256, so that a run is never resumed on another 
 from __future__ import annotations
 
 import hashlib
+from typing import Optional
 from pathlib import Path
 
 import torch
@@ -112,16 +113,16 @@ class TextDataset:
     model_kind = "generator"         # what rnn_experiments.config.validate checks
     seq_length_range = (1, None)
     required = ("path",)             # dataset.path=FILE
-    reads = ("seq_length", "eval_seed", "path", "gutenberg")
     pad_token = None
     per_character = True             # held-out loss is per character: also report bits per character
 
-    def __init__(self, cfg, seed: int, device: torch.device, eval_size: int):
-        self.T = cfg.seq_length
-        self.path = resolve_path(cfg.path)
+    def __init__(self, path: Optional[str] = None, seq_length: int = 30, eval_seed: int = 1234,
+                 gutenberg: bool = False, *, seed: int, device: torch.device, eval_size: int):
+        self.T = seq_length
+        self.path = resolve_path(path)
         self.device = device
         text = read_text(self.path, min_chars=self.T + 1)
-        if cfg.get("gutenberg", False):  # without the licence, the held-out tail is the end of the book
+        if gutenberg:  # without the licence, the held-out tail is the end of the book
             text = strip_gutenberg(text, self.path)
             if len(text) < self.T + 1:
                 raise TextDataError(f"{self.path}: the book between the Project Gutenberg lines has "
@@ -138,7 +139,7 @@ class TextDataset:
             train_data = eval_data = data
         self.data = train_data.to(device)
         self.generator = torch.Generator().manual_seed(seed)
-        eval_gen = torch.Generator().manual_seed(cfg.eval_seed)
+        eval_gen = torch.Generator().manual_seed(eval_seed)
         offsets = torch.randint(0, len(eval_data) - self.T, (eval_size,), generator=eval_gen)
         self.eval_x, self.eval_y = (t.to(device) for t in windows(eval_data, offsets, self.T))
 

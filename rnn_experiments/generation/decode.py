@@ -15,6 +15,7 @@ from omegaconf import OmegaConf
 from rnn_experiments.data.text import Vocab
 from rnn_experiments.generation.sampling import check_sampling, next_token
 from rnn_experiments.models import build_model
+from rnn_experiments.parts import upgrade
 from rnn_experiments.run import checkpoint
 
 
@@ -64,6 +65,6 @@ def load_generator(path: str | Path, device: str | torch.device = "cpu"):
                                          f"saved; was it trained with model=generator?)")
     cfg = OmegaConf.create(state["config"])
     vocab = Vocab(data_state["vocab"])
-    model = build_model(cfg.model, len(vocab), len(vocab))
+    model = build_model(upgrade(cfg.model, "model"), len(vocab), len(vocab))   # a folder before _target_ too
     model.load_state_dict(state["model"])
     return model.to(device).eval(), vocab, cfg

@@ -1,4 +1,6 @@
-"""The models. `MODELS` maps a config's `model.name` to a class; `build_model` constructs one."""
+"""The models. Each is a class that a config's `model` node names by `_target_` (conf/model/*.yaml);
+`build_model` builds the one a node names (rnn_experiments/parts.py: what it accepts is its
+constructor's signature)."""
 from __future__ import annotations
 
 from rnn_experiments.models.base import RecurrentClassifier, count_params
@@ -8,29 +10,14 @@ from rnn_experiments.models.generator import TextGenerator
 from rnn_experiments.models.lstm import LSTM
 from rnn_experiments.models.peep_lstm import PeepLSTM
 from rnn_experiments.models.rnn import RNN
-
-MODELS = {
-    "lstm": LSTM,
-    "peep_lstm": PeepLSTM,
-    "rnn": RNN,
-    "gru": GRU,
-    "bilstm": BiLSTM,
-    "generator": TextGenerator,  # character LSTM for text (forward -> (B, T, V))
-}
+from rnn_experiments.parts import build_part
 
 
 def build_model(model_cfg, vocab_size: int, num_classes: int, pad_token: int | None = None):
-    """The model `model_cfg` names; `pad_token` is the task's padding (for model.reset_at_padding)."""
-    cls = MODELS[model_cfg.name]
-    if hasattr(cls, "from_config"):
-        return cls.from_config(model_cfg, vocab_size, num_classes)
-    model = cls(vocab_size=vocab_size, num_classes=num_classes, embedding_dim=model_cfg.embedding_dim,
-                hidden_size=model_cfg.hidden_size, init=model_cfg.init)
-    model.log_softmax_dim = 0 if model_cfg.get("log_softmax_axis", "class") == "batch" else -1
-    if model_cfg.get("reset_at_padding", False):
-        model.reset_token = pad_token
-    return model
+    """The model the `model` node describes, given the dataset's sizes and its padding token
+    (`pad_token`, for a model that takes it: the LSTM's model.reset_at_padding)."""
+    return build_part(model_cfg, "model", vocab_size=vocab_size, num_classes=num_classes, pad_token=pad_token)
 
 
-__all__ = ["MODELS", "build_model", "count_params", "RecurrentClassifier", "LSTM", "PeepLSTM", "RNN", "GRU",
+__all__ = ["build_model", "count_params", "RecurrentClassifier", "LSTM", "PeepLSTM", "RNN", "GRU",
            "BiLSTM", "TextGenerator"]

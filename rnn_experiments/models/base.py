@@ -13,10 +13,15 @@ normal with gain 1 on (in, out)-shaped matrices, i.e. std = 1/sqrt(output size) 
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+
+Init = Literal["kaiming_normal", "kaiming_normal_fan_out", "xavier_uniform", "uniform"]
+Axis = Literal["class", "batch"]   # model.log_softmax_axis
 
 
 class RecurrentClassifier(nn.Module):
@@ -24,12 +29,13 @@ class RecurrentClassifier(nn.Module):
     one_directional = True   # reads h_T of a left-to-right recurrence (the gradient-flow study needs it)
     graphable = True         # its training step can be captured in a CUDA graph (training/step.py)
     log_softmax_dim = -1     # -1: over the classes; 0: over the batch (the report's bug, a switch)
-    # the `model.*` settings it reads (besides name): any other one given a value is refused
-    reads = ("hidden_size", "embedding_dim", "init", "log_softmax_axis")
+    gates = 1                # gate blocks of its recurrence (the memory estimate, training/resources.py)
 
-    def __init__(self, vocab_size: int, num_classes: int, embedding_dim: int, hidden_size: int):
+    def __init__(self, vocab_size: int, num_classes: int, embedding_dim: int, hidden_size: int,
+                 log_softmax_axis: Axis = "class"):
         super().__init__()
         self.hidden_size = hidden_size
+        self.log_softmax_dim = 0 if log_softmax_axis == "batch" else -1
         self.embedding = nn.Embedding(vocab_size, embedding_dim)
         self.W_ph = nn.Parameter(torch.empty(num_classes, hidden_size))
         self.b_p = nn.Parameter(torch.zeros(num_classes))

@@ -5,7 +5,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from rnn_experiments.models.base import RecurrentClassifier, init_weights
+from rnn_experiments.models.base import Axis, Init, RecurrentClassifier, init_weights
 from rnn_experiments.models.lstm import LSTM, last_state
 
 
@@ -40,12 +40,13 @@ class BiLSTM(RecurrentClassifier):
     Function or Triton kernels); `model.fused = False` uses `recurrence` instead.
     Parameters (embedding apart): 2·4(H·E + H·H + H) + 2·C·H + C.
     """
+    gates = 8
 
     one_directional = False
 
     def __init__(self, vocab_size: int, num_classes: int, embedding_dim: int = 64,
-                 hidden_size: int = 256, init: str = "kaiming_normal"):
-        super().__init__(vocab_size, num_classes, embedding_dim, hidden_size)
+                 hidden_size: int = 256, init: Init = "kaiming_normal", log_softmax_axis: Axis = "class"):
+        super().__init__(vocab_size, num_classes, embedding_dim, hidden_size, log_softmax_axis)
         self.W_ph = nn.Parameter(torch.empty(num_classes, 2 * hidden_size))
         self.fwd = LSTMDirection(embedding_dim, hidden_size)
         self.bwd = LSTMDirection(embedding_dim, hidden_size)

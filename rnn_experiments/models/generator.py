@@ -12,6 +12,8 @@ N single-step calls, never a re-run of the prefix.
 """
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -21,10 +23,11 @@ State = tuple[torch.Tensor, torch.Tensor]  # (h, c), each (L, B, H)
 
 class TextGenerator(nn.Module):
     kind = "generator"   # next-character model: what a text dataset's `model_kind` asks for
-    reads = ("hidden_size", "embedding_dim", "num_layers", "dropout", "init")   # model.* settings
+    gates = 4            # nn.LSTM's (the memory estimate, training/resources.py)
 
     def __init__(self, vocab_size: int, embedding_dim: int = 64, hidden_size: int = 256,
-                 num_layers: int = 2, dropout: float = 0.0, init: str = "uniform"):
+                 num_layers: int = 2, dropout: float = 0.0,
+                 init: Literal["uniform", "kaiming_normal", "xavier_uniform"] = "uniform"):
         super().__init__()
         self.vocab_size, self.hidden_size, self.num_layers = vocab_size, hidden_size, num_layers
         self.embedding = nn.Embedding(vocab_size, embedding_dim)
@@ -40,10 +43,13 @@ class TextGenerator(nn.Module):
                 else:
                     nn.init.zeros_(param)
 
-    @classmethod
-    def from_config(cls, model_cfg, vocab_size: int, num_classes: int) -> "TextGenerator":
-        return cls(vocab_size, model_cfg.embedding_dim, model_cfg.hidden_size,
-                   model_cfg.num_layers, model_cfg.dropout, model_cfg.init)
+    @staticmethod
+    def num_parameters(vocab_size: int, embedding_dim: int = 64, hidden_size: int = 256, num_layers: int = 2,
+                       **_) -> int:
+        """Its parameter count without building it (the memory check of a run with thousands of
+        layers must not take minutes): embedding, nn.LSTM's layers (two bias vectors each), read-out."""
+        E, H, L, V = embedding_dim, hidden_size, num_layers, vocab_size
+        return V * E + 4 * H * (E + H + 2) + (L - 1) * 4 * H * (2 * H + 2) + V * (H + 1)
 
     def logits(self, x: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
         """x: (B, T) ids, state from the previous call (zeros if None) -> logits (B, T, V), state."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from rnn_experiments.models.base import RecurrentClassifier, init_weights
+from rnn_experiments.models.base import Axis, Init, RecurrentClassifier, init_weights
 
 
 class GRU(RecurrentClassifier):
@@ -23,10 +23,11 @@ class GRU(RecurrentClassifier):
     The input projections of all three blocks are one matrix product before the time loop.
     Parameters (embedding apart): 3(H·E + H·H + H) + C·H + C.
     """
+    gates = 3
 
     def __init__(self, vocab_size: int, num_classes: int, embedding_dim: int = 64,
-                 hidden_size: int = 256, init: str = "kaiming_normal"):
-        super().__init__(vocab_size, num_classes, embedding_dim, hidden_size)
+                 hidden_size: int = 256, init: Init = "kaiming_normal", log_softmax_axis: Axis = "class"):
+        super().__init__(vocab_size, num_classes, embedding_dim, hidden_size, log_softmax_axis)
         H, E = hidden_size, embedding_dim
         for gate in "zrh":
             setattr(self, f"W_{gate}x", nn.Parameter(torch.empty(H, E)))

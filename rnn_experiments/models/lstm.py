@@ -5,7 +5,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from rnn_experiments.models.base import RecurrentClassifier, init_weights
+from rnn_experiments.models.base import Axis, Init, RecurrentClassifier, init_weights
 from rnn_experiments.models.kernels.fused import LSTMFunction
 from rnn_experiments.models.kernels.triton_cells import LSTMTritonFunction, available as triton_available
 
@@ -36,13 +36,15 @@ class LSTM(RecurrentClassifier):
     wherever x_t is that token (the padding), so the state restarts at every padding position.
     Parameters (embedding apart): 4(H·E + H·H + H) + C·H + C.
     """
+    gates = 4
 
     reset_token: int | None = None
-    reads = RecurrentClassifier.reads + ("reset_at_padding",)
 
     def __init__(self, vocab_size: int, num_classes: int, embedding_dim: int = 64,
-                 hidden_size: int = 256, init: str = "kaiming_normal"):
-        super().__init__(vocab_size, num_classes, embedding_dim, hidden_size)
+                 hidden_size: int = 256, init: Init = "kaiming_normal", log_softmax_axis: Axis = "class",
+                 reset_at_padding: bool = False, pad_token: int | None = None):
+        super().__init__(vocab_size, num_classes, embedding_dim, hidden_size, log_softmax_axis)
+        self.reset_token = pad_token if reset_at_padding else None   # the task's padding token
         H, E = hidden_size, embedding_dim
         for gate in "gifo":
             setattr(self, f"W_{gate}x", nn.Parameter(torch.empty(H, E)))

@@ -5,7 +5,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from rnn_experiments.models.base import RecurrentClassifier, init_weights
+from rnn_experiments.models.base import Axis, Init, RecurrentClassifier, init_weights
 from rnn_experiments.models.kernels.fused import PeepLSTMFunction
 from rnn_experiments.models.kernels.triton_cells import PeepLSTMTritonFunction, available as triton_available
 
@@ -31,10 +31,11 @@ class PeepLSTM(RecurrentClassifier):
     `forward` use `recurrence`.
     Parameters (embedding apart): 4(H·E + H) + 3·H·H + C·H + C.
     """
+    gates = 4
 
     def __init__(self, vocab_size: int, num_classes: int, embedding_dim: int = 64,
-                 hidden_size: int = 256, init: str = "kaiming_normal"):
-        super().__init__(vocab_size, num_classes, embedding_dim, hidden_size)
+                 hidden_size: int = 256, init: Init = "kaiming_normal", log_softmax_axis: Axis = "class"):
+        super().__init__(vocab_size, num_classes, embedding_dim, hidden_size, log_softmax_axis)
         H, E = hidden_size, embedding_dim
         for gate in "fio":
             setattr(self, f"W_{gate}x", nn.Parameter(torch.empty(H, E)))

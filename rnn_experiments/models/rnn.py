@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from rnn_experiments.models.base import RecurrentClassifier, init_weights
+from rnn_experiments.models.base import Axis, Init, RecurrentClassifier, init_weights
 
 
 class RNN(RecurrentClassifier):
@@ -17,10 +17,11 @@ class RNN(RecurrentClassifier):
     steps are one matrix product before the time loop.
     Parameters (embedding apart): H·E + H·H + H + C·H + C.
     """
+    gates = 1
 
     def __init__(self, vocab_size: int, num_classes: int, embedding_dim: int = 64,
-                 hidden_size: int = 256, init: str = "kaiming_normal"):
-        super().__init__(vocab_size, num_classes, embedding_dim, hidden_size)
+                 hidden_size: int = 256, init: Init = "kaiming_normal", log_softmax_axis: Axis = "class"):
+        super().__init__(vocab_size, num_classes, embedding_dim, hidden_size, log_softmax_axis)
         H, E = hidden_size, embedding_dim
         self.W_hx = nn.Parameter(torch.empty(H, E))
         self.W_hh = nn.Parameter(torch.empty(H, H))

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Callable, Optional
@@ -28,6 +29,7 @@ from typing import Callable, Optional
 from omegaconf import DictConfig, OmegaConf
 
 from rnn_experiments.errors import ConfigError, one_line
+from rnn_experiments.parts import GIVEN, check_part
 from rnn_experiments.run.multirun import is_slurm_launcher
 from rnn_experiments.training.resources import training_bytes, training_sizes
 from rnn_experiments.training.resources import available_cores
@@ -123,6 +125,23 @@ def check_job(cfg, check: Callable[[DictConfig], None], needs: Optional[Needs] =
     except Exception as e:   # OmegaConf's: a mandatory value missing (`~model`), ...
         raise ConfigError(one_line(e)) from None
     check_where(cfg, needs, hydra_cfg if hydra_cfg is not None else cfg.get("hydra"))
+
+
+def refuse_a_parts_unknown_key(e: BaseException, overrides, compose: Callable[[list], DictConfig]) -> None:
+    """Hydra refuses `model.X=V` when the model's node has no X ("Could not override ... use +"):
+    for a part (model, dataset) raise instead the ConfigError that `++model.X=V` gets, naming the
+    settings its class takes (rnn_experiments/parts.py). Returns where that is not the case."""
+    match = re.match(r"Could not override '(\w+)\.([\w.]+)'", str(e))
+    if not match or match.group(1) not in GIVEN:
+        return
+    part = match.group(1)   # its settings set or added alike (++), as `+part.X=V` would add X
+    added = [f"++{o}" if o.startswith(f"{part}.") else o for o in overrides]
+    try:
+        check_part(compose(added)[match.group(1)], match.group(1))
+    except ConfigError as refused:
+        raise ConfigError(str(refused)) from None
+    except Exception:
+        return
 
 
 def check_folder(folder, key: str, must_be_new_or_folder: bool = True) -> Path:

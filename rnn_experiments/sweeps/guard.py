@@ -39,9 +39,10 @@ from typing import Any, List, Optional
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from rnn_experiments.errors import one_line
+from rnn_experiments.errors import ConfigError, one_line
 from rnn_experiments.run.provenance import end_sweep, start_sweep, sweep_id
-from rnn_experiments.sweeps.checks import check_folder, check_job, check_launcher, settings, training_needs
+from rnn_experiments.sweeps.checks import (check_folder, check_job, check_launcher, refuse_a_parts_unknown_key,
+                                          settings, training_needs)
 from rnn_experiments.run.folder import SummaryError, atomic_write, read_summary
 from rnn_experiments.run.multirun import is_slurm_launcher, jobs
 from rnn_experiments.run.summary import NORMAL_ENDS
@@ -171,6 +172,11 @@ def check_sweep(config: DictConfig, all_jobs: List[List[str]], loader) -> List[t
             folder = check_folder(_job_dir(cfg), "hydra.sweep.subdir")
             run = json.dumps(settings(cfg), sort_keys=True, default=str)
         except Exception as e:  # Hydra's, OmegaConf's and our ConfigError
+            try:
+                refuse_a_parts_unknown_key(e, job, lambda added: loader.load_sweep_config(
+                    master_config=config, sweep_overrides=added))
+            except ConfigError as refused:
+                e = refused
             raise Refused(f"job #{num} ({label}): {one_line(e)}; no job was started") from None
         for other, other_label, other_folder in folders:
             if other_folder == folder:

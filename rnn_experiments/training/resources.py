@@ -18,35 +18,42 @@ from __future__ import annotations
 import os
 
 from rnn_experiments.errors import ConfigError
+from rnn_experiments.parts import target_of
 
-GATES = {"rnn": 1, "gru": 3, "lstm": 4, "peep_lstm": 4, "bilstm": 8, "generator": 4}
 EVAL_CHUNK = 1024   # examples evaluated at a time (training/step.py:evaluate)
 GiB = 2**30
 
 
-def parameters(model_cfg, vocab: int, classes: int) -> int:
-    """The number of parameters of the model `model_cfg` describes (exact for the classifiers;
-    for the generator: embedding, nn.LSTM's layers and the read-out)."""
-    H, E, g = model_cfg.hidden_size, model_cfg.embedding_dim, GATES.get(model_cfg.name, 4)
-    if model_cfg.name == "generator":
-        L = model_cfg.num_layers
-        lstm = 4 * H * (E + H + 2) + (L - 1) * 4 * H * (2 * H + 2)
-        return vocab * E + lstm + classes * (H + 1)
-    directions = 2 if model_cfg.name == "bilstm" else 1
-    return vocab * E + g * H * (E + H + 1) + classes * (directions * H + 1)
+def parameters(model_cfg, vocab: int, classes: int, pad_token=None) -> int:
+    """The number of parameters of the model `model_cfg` describes: its class's
+    `num_parameters(vocab_size=, num_classes=, **settings)` where it has one, else the model built
+    on PyTorch's meta device (shapes only: no memory, no random numbers drawn) and counted."""
+    count = getattr(target_of(model_cfg, "model"), "num_parameters", None)
+    if count is not None:
+        settings = {k: v for k, v in model_cfg.items() if k not in ("_target_", "name")}
+        return count(vocab_size=vocab, num_classes=classes, **settings)
+    import torch   # lazy: the checks of rnn-analyze and rnn-generate do not need torch
+
+    from rnn_experiments.models import build_model   # lazy: as above
+    with torch.device("meta"):
+        model = build_model(model_cfg, vocab, classes, pad_token)
+    return sum(p.numel() for p in model.parameters())
 
 
 def training_bytes(cfg) -> int:
-    """Memory a training run (or the gradient study) of `cfg` needs at its peak, in bytes."""
-    from rnn_experiments.data import DATASETS   # lazy: data imports torch, which the checks of rnn-analyze and rnn-generate do not need
+    """Memory a training run (or the gradient study) of `cfg` needs at its peak, in bytes. The
+    recurrence's activations are counted for a model with a `model.hidden_size` (its class's
+    `gates` gate blocks, `model.num_layers` layers); for another, its parameters and the data."""
     m, t = cfg.model, cfg.train
-    T, V, C = DATASETS[cfg.dataset.name].sizes(cfg.dataset.seq_length)
-    H, g, B = m.hidden_size, GATES.get(m.name, 4), t.batch_size
-    layers = m.num_layers if m.name == "generator" else 1
-    P = parameters(m, V, C)
-    step = 2 * T * B * H * (g + 3) * layers + T * B * (2 * C if m.name == "generator" else 0)
+    model, dataset = target_of(m, "model"), target_of(cfg.dataset, "dataset")
+    T, V, C = dataset.sizes(cfg.dataset.get("seq_length"))
+    H, g, B = m.get("hidden_size", 0), getattr(model, "gates", 4), t.batch_size
+    layers = m.get("num_layers", 1)
+    per_step = getattr(model, "kind", "classifier") == "generator"   # logits at every step: (B, T, V)
+    P = parameters(m, V, C, getattr(dataset, "pad_token", None))
+    step = 2 * T * B * H * (g + 3) * layers + T * B * (2 * C if per_step else 0)
     chunk = min(t.eval_size, EVAL_CHUNK)
-    evaluation = chunk * H * (g + 3) * layers + chunk * T * (C if m.name == "generator" else 1)
+    evaluation = chunk * H * (g + 3) * layers + chunk * T * (C if per_step else 1)
     data = 8 * T * (B + t.eval_size)                  # int64 tokens: a batch and the held-out set
     return 4 * (4 * P + step + evaluation) + data
 
@@ -92,10 +99,10 @@ def check_fits(needed: int, what: str, device: str = "cpu", available: int | Non
 def training_sizes(cfg) -> str:
     """The settings a training run's memory grows with, as `key=value, ...`."""
     m, d, t = cfg.model, cfg.dataset, cfg.train
-    sizes = [f"model.hidden_size={m.hidden_size}", f"model.embedding_dim={m.embedding_dim}",
-             f"train.batch_size={t.batch_size}", f"train.eval_size={t.eval_size}",
-             f"dataset.seq_length={d.seq_length}"] + ([f"model.num_layers={m.num_layers}"]
-                                                      if m.name == "generator" else [])
+    sizes = [f"model.{k}={m[k]}" for k in ("hidden_size", "embedding_dim") if k in m]
+    sizes += [f"train.batch_size={t.batch_size}", f"train.eval_size={t.eval_size}"]
+    sizes += [f"dataset.seq_length={d.seq_length}"] if "seq_length" in d else []
+    sizes += [f"model.num_layers={m.num_layers}"] if "num_layers" in m else []
     return ", ".join(sizes)
 
 

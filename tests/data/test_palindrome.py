@@ -3,7 +3,8 @@ import math
 import pytest
 import torch
 
-from rnn_experiments.data.palindrome import PAD, PalindromeDataset, binary_palindromes, padded_length
+from rnn_experiments.data.palindrome import PAD, binary_palindromes, padded_length
+from rnn_experiments.parts import build_part
 
 
 def unpad(row):
@@ -46,9 +47,9 @@ def test_distribution_matches_the_generator():
 
 def test_same_seed_same_batch_and_different_seed_differs(make_cfg):
     cfg = make_cfg()
-    a = PalindromeDataset(cfg.dataset, seed=3, device="cpu", eval_size=64)
-    b = PalindromeDataset(cfg.dataset, seed=3, device="cpu", eval_size=64)
-    c = PalindromeDataset(cfg.dataset, seed=4, device="cpu", eval_size=64)
+    a = build_part(cfg.dataset, "dataset", seed=3, device="cpu", eval_size=64)
+    b = build_part(cfg.dataset, "dataset", seed=3, device="cpu", eval_size=64)
+    c = build_part(cfg.dataset, "dataset", seed=4, device="cpu", eval_size=64)
     xa, ya = a.sample(32)
     xb, yb = b.sample(32)
     assert torch.equal(xa, xb) and torch.equal(ya, yb)
@@ -59,7 +60,7 @@ def test_same_seed_same_batch_and_different_seed_differs(make_cfg):
 
 
 def test_generator_state_round_trips(make_cfg):
-    data = PalindromeDataset(make_cfg().dataset, seed=0, device="cpu", eval_size=8)
+    data = build_part(make_cfg().dataset, "dataset", seed=0, device="cpu", eval_size=8)
     data.sample(4)
     state = data.state_dict()
     x1, _ = data.sample(16)

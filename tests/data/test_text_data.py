@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import pytest
 import torch
-from omegaconf import OmegaConf
 
 from conftest import BOOK, text_overrides
 from rnn_experiments.data.text import TextDataError, TextDataset, Vocab, read_text, strip_gutenberg
+from rnn_experiments.parts import build_part
 from rnn_experiments.errors import ConfigError
 from rnn_experiments.training.loop import train
 
 
 def tiny_dataset(path, seed=0, T=12):
-    cfg = OmegaConf.create({"seq_length": T, "path": str(path), "eval_seed": 1234})
-    return TextDataset(cfg, seed=seed, device=torch.device("cpu"), eval_size=32)
+    return TextDataset(seq_length=T, path=str(path), eval_seed=1234, seed=seed, device=torch.device("cpu"),
+                       eval_size=32)
 
 
 # ---------------------------------------------------------------- data
@@ -91,7 +91,7 @@ def test_gutenberg_header_and_licence_are_cut(tmp_path):
 @pytest.mark.skipif(BOOK is None, reason="../shared/data/grimms_fairy_tales.txt not present")
 def test_the_grimm_book_loads(make_cfg, tmp_path):
     cfg = make_cfg(*text_overrides(BOOK, "dataset=grimm", "dataset.seq_length=30", "train.steps=2"))
-    data = TextDataset(cfg.dataset, seed=0, device=torch.device("cpu"), eval_size=16)
+    data = build_part(cfg.dataset, "dataset", seed=0, device=torch.device("cpu"), eval_size=16)
     # dataset=grimm cuts the Project Gutenberg header and licence: 80 distinct characters remain
     assert len(data.vocab) == 80 and "\ufeff" not in data.vocab.chars
     assert data.vocab.decode(data.data[:40]).startswith("Produced by Emma Dudding")
@@ -106,4 +106,4 @@ def test_gutenberg_body_shorter_than_a_window_is_one_line(tmp_path, make_cfg):
     cfg = make_cfg(*text_overrides(path, "dataset.gutenberg=true", "dataset.seq_length=20"))
     with pytest.raises(TextDataError, match=r"book.txt: the book between the Project Gutenberg lines has 7 "
                                             r"characters, too short: need at least 21"):
-        TextDataset(cfg.dataset, seed=0, device=torch.device("cpu"), eval_size=16)
+        build_part(cfg.dataset, "dataset", seed=0, device=torch.device("cpu"), eval_size=16)

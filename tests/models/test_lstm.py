@@ -148,7 +148,7 @@ def test_switches_reach_the_model_from_the_config_and_are_off_by_default():
     """setup(cfg) builds what the config asks: the palindrome's padding token as the reset token
     with model.reset_at_padding=true, nothing (and class-axis log-softmax) by default."""
     from rnn_experiments.config import compose
-    from rnn_experiments.data import DATASETS
+    from rnn_experiments.data import PalindromeDataset
     from rnn_experiments.training.setup import setup
     small = ["model.hidden_size=8", "model.embedding_dim=4", "device=cpu", "train.eval_size=16"]
     default = compose(small).model
@@ -156,7 +156,7 @@ def test_switches_reach_the_model_from_the_config_and_are_off_by_default():
     _, data, model, _ = setup(compose(small))
     assert model.reset_token is None and model.log_softmax_dim == -1
     _, data, model, _ = setup(compose([*small, "model.reset_at_padding=true"]))
-    assert model.reset_token == DATASETS["palindrome"].pad_token is not None
+    assert model.reset_token == PalindromeDataset.pad_token is not None
     x = data.eval_x[:4]                                              # (4, T), left-padded palindromes
     assert (x == model.reset_token).any()
     reset = model(x)

@@ -10,7 +10,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from rnn_experiments.models import MODELS, build_model, count_params
+from rnn_experiments.models import BiLSTM, GRU, LSTM, PeepLSTM, RNN, build_model, count_params
+
+MODELS = {"rnn": RNN, "gru": GRU, "bilstm": BiLSTM, "lstm": LSTM, "peep_lstm": PeepLSTM}
 from rnn_experiments.training.loop import train
 
 B, T, V, C, E, H = 3, 7, 5, 4, 6, 8

@@ -1,0 +1,133 @@
+"""A model and a task of a user's own, from docs/extending.md's worked example (its files written
+into a folder that is put on sys.path, as `export PYTHONPATH=$PWD` does), through the same
+commands as the built-ins: a run that learns, a sweep against a built-in compared paired by seed,
+a resume, --help; and the refusals of a part that does not fit (an unknown argument, **kwargs,
+a class that cannot be imported), each one line with nothing written."""
+from __future__ import annotations
+
+import json
+import sys
+
+import pandas as pd
+import pytest
+from omegaconf import OmegaConf
+
+import doc_commands as dc
+from conftest import ROOT, TINY, run_command
+from rnn_experiments.errors import ConfigError
+from rnn_experiments.parts import FORMER_TARGETS, check_part, upgrade
+
+PAGE = ROOT / "docs" / "extending.md"
+EASY = ["dataset.seq_length=2", "train.lr=1e-2", "train.batch_size=64"]   # parity of 2 bits: XOR
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    """The page's files (my_parts/, my_configs/) in a folder on sys.path."""
+    for path, text in dc.files(PAGE):
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text(text, encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for name in [m for m in sys.modules if m == "my_parts" or m.startswith("my_parts.")]:
+        monkeypatch.delitem(sys.modules, name)   # another test's folder of the same name
+    yield tmp_path
+    for name in [m for m in sys.modules if m == "my_parts" or m.startswith("my_parts.")]:
+        del sys.modules[name]
+
+
+def train(project, *args):
+    flags = [a for a in args if a.startswith("-")]          # -m before the overrides, as Hydra parses them
+    return run_command("rnn-train", *flags, "--config-dir", str(project / "my_configs"), *TINY,
+                       *[a for a in args if not a.startswith("-")], cwd=project)
+
+
+def test_a_users_model_learns_a_users_task(project):
+    run = project / "run"
+    r = train(project, "model=ln_lstm", "dataset=parity", *EASY, "train.steps=150", "train.eval_every=50",
+              f"hydra.run.dir={run}")
+    assert r.code == 0, r.err[-2000:]
+    summary = json.loads((run / "summary.json").read_text())
+    assert (summary["status"], summary["model"], summary["dataset"]) == ("completed", "ln_lstm", "parity")
+    m = pd.read_csv(run / "metrics.csv")
+    assert m["loss"].iloc[-3:].mean() < 0.5 * m["loss"].iloc[:3].mean()      # XOR is learnt
+    assert m["accuracy"].iloc[-1] > 0.9
+    config = OmegaConf.load(run / ".hydra" / "config.yaml")
+    assert config.model._target_ == "my_parts.lnlstm.LayerNormLSTM" and config.model.hidden_size == 16
+
+
+def test_a_sweep_of_a_users_model_against_a_built_in_is_compared_paired_by_seed(project):
+    sweep = project / "S"
+    r = train(project, "-m", "model=ln_lstm,lstm", "dataset=parity", "seed=0,1", *EASY,
+              "hydra.callbacks.analyze.formats=[]", "hydra.callbacks.analyze.compare=model.name",
+              f"hydra.sweep.dir={sweep}")
+    assert r.code == 0, r.err[-3000:]
+    c = pd.read_csv(sweep / "analysis" / "compare.csv")
+    assert set(c["a"]) | set(c["b"]) == {"ln_lstm", "lstm"}
+    assert set(c["design"]) == {"paired"}      # _target_ and reset_at_padding differ: what the models are
+    summary = (sweep / "analysis" / "summary.md").read_text()
+    assert "| ln_lstm |" in summary and "| lstm |" in summary and "_target_" not in summary
+
+
+def test_a_users_run_resumes(project):
+    run = project / "run"
+    assert train(project, "model=ln_lstm", "dataset=parity", "train.checkpoint_every=10",
+                 f"hydra.run.dir={run}", "train.steps=10").code == 0
+    r = train(project, "model=ln_lstm", "dataset=parity", "train.checkpoint_every=10",
+              f"hydra.run.dir={run}", "train.steps=20")
+    assert r.code == 0, r.err[-2000:]
+    summary = json.loads((run / "summary.json").read_text())
+    assert (summary["status"], summary["step"], summary["resumed_from_step"]) == ("completed", 20, 10)
+
+
+def test_help_lists_the_users_parts(project):
+    r = run_command("rnn-train", "--config-dir", str(project / "my_configs"), "--help")
+    assert r.code == 0 and "ln_lstm" in r.out and "parity" in r.out
+
+
+@pytest.mark.parametrize("args, message", [
+    (["model=ln_lstm", "model.dropout=0.1"],
+     "model.dropout=0.1 is not a setting of model=ln_lstm (my_parts.lnlstm.LayerNormLSTM): expected one of "
+     "hidden_size, embedding_dim"),
+    (["model=ln_lstm", "model.hidden_size=big"],
+     "model.hidden_size='big' is invalid: expected an integer (an argument of my_parts.lnlstm.LayerNormLSTM)"),
+    (["model=ln_lstm", "model._target_=my_parts.lnlstm.NoSuchModel"],
+     "model._target_='my_parts.lnlstm.NoSuchModel' is invalid: expected an importable class"),
+    (["model=kwargs"], "model._target_=my_parts.loose.Loose is invalid: expected a class whose constructor "
+                       "names its arguments (it takes **kwargs: declare them as a dataclass `Settings`"),
+])
+def test_a_part_that_does_not_fit_is_refused_in_one_line_before_anything_is_written(project, args, message):
+    (project / "my_parts" / "loose.py").write_text(
+        "import torch.nn as nn\n\n\nclass Loose(nn.Module):\n    def __init__(self, **kwargs):\n"
+        "        super().__init__()\n")
+    (project / "my_configs" / "model" / "kwargs.yaml").write_text(
+        "# A model that takes anything.\n_target_: my_parts.loose.Loose\nname: loose\nhidden_size: 8\n")
+    run = project / "refused"
+    r = train(project, "dataset=parity", *args, f"hydra.run.dir={run}")
+    assert r.code == 2 and r.err.startswith(f"rnn-train: error: {message}"), r.err
+    assert r.err.count("\n") == 1 and not run.exists()
+
+
+def test_a_dataclass_settings_declares_what_a_kwargs_class_accepts(project):
+    (project / "my_parts" / "declared.py").write_text(
+        "import dataclasses\n\nimport torch.nn as nn\n\n\nclass Declared(nn.Module):\n"
+        "    @dataclasses.dataclass\n    class Settings:\n        hidden_size: int = 8\n\n"
+        "    def __init__(self, **kwargs):\n        super().__init__()\n")
+    node = OmegaConf.create({"_target_": "my_parts.declared.Declared", "name": "declared", "hidden_size": 4})
+    assert check_part(node, "model").__name__ == "Declared"
+    node.width = 3
+    with pytest.raises(ConfigError, match=r"^model.width=3 is not a setting of model=declared "
+                                          r"\(my_parts.declared.Declared\): expected one of hidden_size$"):
+        check_part(node, "model")
+
+
+@pytest.mark.parametrize("name", sorted(FORMER_TARGETS["model"]))
+def test_a_node_of_a_run_folder_before_target_is_read_with_its_builtin_class(name):
+    """format_version <= 3: `model.name` and every built-in's settings in one flat section: the
+    class comes from the name, the settings it does not take are dropped."""
+    flat = {"name": name, "hidden_size": 16, "embedding_dim": 8, "num_layers": 1, "dropout": 0.0,
+            "init": "uniform" if name == "generator" else "kaiming_normal", "log_softmax_axis": "class",
+            "reset_at_padding": False}
+    node = upgrade(OmegaConf.create(flat), "model")
+    cls = check_part(node, "model")
+    assert f"{cls.__module__}.{cls.__qualname__}" == FORMER_TARGETS["model"][name]
+    assert node.hidden_size == 16 and set(node) <= set(flat) | {"_target_"}
