@@ -60,3 +60,15 @@ def test_cuda_memory_without_a_gpu_is_unknown():
 def test_cuda_memory_is_the_free_memory():
     free, total = torch.cuda.mem_get_info()
     assert 0 < resources.available_bytes("cuda") <= total
+
+
+@pytest.mark.parametrize("model", ["lstm", "peep_lstm", "rnn", "gru", "bilstm", "generator"])
+def test_the_estimates_parameter_count_is_the_built_models(model):
+    """resources.parameters (a class's num_parameters, else the model built on the meta device)
+    equals the parameters of the model the run builds, for every packaged model."""
+    from conftest import compose_config
+    from rnn_experiments.models import build_model
+    text = ["dataset=text", "dataset.path=/x.txt", "model.num_layers=3"] if model == "generator" else []
+    cfg = compose_config([f"model={model}", *text])
+    built = build_model(cfg.model, 11, 7, pad_token=2)
+    assert resources.parameters(cfg.model, 11, 7, pad_token=2) == sum(p.numel() for p in built.parameters())

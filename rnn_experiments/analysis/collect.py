@@ -32,7 +32,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from omegaconf import OmegaConf
 
+from rnn_experiments.parts import FORMER_TARGETS, upgrade
 from rnn_experiments.run.readers import ReadError, read_bytes, read_text, read_yaml
 from rnn_experiments.run.status import STOP_STATUSES
 from rnn_experiments.run.folder import (RUN_FILES, FORMAT_VERSION, format_version, SummaryError, is_run_folder,
@@ -160,6 +162,20 @@ def _read_metrics(path: Path) -> tuple[pd.DataFrame | None, str]:
     return (None if metrics.empty else metrics), ""
 
 
+def former_parts_upgraded(config: dict) -> dict:
+    """A config of a folder before format_version 4 with its `model` and `dataset` nodes as
+    today's (parts.upgrade: their class from their name, only the settings it takes), so that it
+    groups with today's runs of the same part; any other config as it is."""
+    if not isinstance(config, dict):
+        return config
+    out = dict(config)
+    for part in FORMER_TARGETS:
+        node = out.get(part)
+        if isinstance(node, dict) and "_target_" not in node and node.get("name") in FORMER_TARGETS[part]:
+            out[part] = OmegaConf.to_container(upgrade(node, part))
+    return out
+
+
 def read_run(run_dir: Path) -> tuple[dict, dict, pd.DataFrame | None]:
     """(flattened config, run-level info, metrics or None) of one run folder; never raises for
     a damaged run: the reason goes into info["problem"]."""
@@ -167,7 +183,7 @@ def read_run(run_dir: Path) -> tuple[dict, dict, pd.DataFrame | None]:
     problems, config, overrides, summary = [], {}, [], {}
     try:
         loaded = read_yaml(run_dir / ".hydra" / "config.yaml")
-        config = flatten(loaded or {})
+        config = flatten(former_parts_upgraded(loaded or {}))
     except FileNotFoundError:
         problems.append("no .hydra/config.yaml")
     except ReadError as e:

@@ -19,10 +19,12 @@ RUN_FILES = ("summary.json", "metrics.csv", "checkpoint.pt", ".hydra/config.yaml
 
 # The run folder's format, written as `format_version` into summary.json and checkpoint.pt. The
 # rule for reading older folders (docs/run_folders.md, "Format versions"): a reader takes every
-# version up to its own, each as that version defines it; 3 adds `format_version` to checkpoints
-# (2 wrote `format` in summary.json only; 1, no version at all). A key a later version adds is
-# optional for every reader; renaming or re-meaning a key needs a new version and a reading rule.
-FORMAT_VERSION = 3
+# version up to its own, each as that version defines it; 4 gives the config's `model` and
+# `dataset` nodes their `_target_` (a folder before has none: parts.upgrade reads its nodes with
+# the built-in class of their name); 3 adds `format_version` to checkpoints (2 wrote `format` in
+# summary.json only; 1, no version at all). A key a later version adds is optional for every
+# reader; renaming or re-meaning a key needs a new version and a reading rule.
+FORMAT_VERSION = 4
 
 
 def format_version(record: dict) -> int:

@@ -27,7 +27,7 @@ def test_an_older_run_folder_resumes_and_analyses(tmp_path, make_cfg, older):
     run = tmp_path / "run"
     train(make_cfg("dataset.seq_length=3", "train.steps=10", "train.threads=1"), run)
     summary = json.loads((run / "summary.json").read_text())
-    assert summary["format_version"] == FORMAT_VERSION == 3
+    assert summary["format_version"] == FORMAT_VERSION == 4
     del summary["format_version"]                           # as the earlier release wrote it
     if older == 2:
         summary["format"] = 2
