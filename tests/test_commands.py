@@ -153,20 +153,46 @@ def test_a_job_that_crashes_fails_alone_with_its_traceback_in_its_log(tmp_path, 
     assert f"hydra.run.dir={sweep / '1'}" in (sweep / "analysis" / "rerun.sh").read_text()
 
 
-def test_a_job_refused_at_run_time_is_recorded_and_listed(tmp_path):
-    """A text file that is missing: only the job that reads it can tell."""
-    text = tmp_path / "t.txt"
-    text.write_text("the cat sat on the mat. " * 40)
+def test_a_job_refused_at_run_time_is_recorded_and_listed(tmp_path, monkeypatch):
+    """A text file that is there when the sweep is checked and gone when its job starts (deleted
+    meanwhile): only the job that reads it can tell."""
+    import rnn_experiments.training.loop as loop
+    text, gone = tmp_path / "t.txt", tmp_path / "gone.txt"
+    for path in (text, gone):
+        path.write_text("the cat sat on the mat. " * 40)
+    real = loop.train
+
+    def train_then_delete(*args, **kwargs):   # job #0 runs, then the other job's file goes
+        try:
+            return real(*args, **kwargs)
+        finally:
+            gone.unlink(missing_ok=True)
+    monkeypatch.setattr(loop, "train", train_then_delete)
+    import rnn_experiments.cli.rnn_train as rnn_train
+    monkeypatch.setattr(rnn_train, "train", train_then_delete)
     sweep = tmp_path / "S"
     proc = train_cmd("-m", *T, "model=generator", "dataset=text", "dataset.seq_length=8",
-                     f"dataset.path={text},{tmp_path / 'gone.txt'}", "hydra/callbacks=analyze",
+                     f"dataset.path={text},{gone}", "hydra/callbacks=analyze",
                      "hydra.callbacks.analyze.formats=[]", f"hydra.sweep.dir={sweep}")
     assert proc.code == 1, proc.err[-3000:]
-    assert f"rnn-train: error: {tmp_path / 'gone.txt'}: no such file" in proc.err
+    assert f"rnn-train: error: {gone}: no such file" in proc.err
     assert summary(sweep / "0")["status"] == "completed"
     assert summary(sweep / "1")["status"] == "failed" and "gone.txt" in summary(sweep / "1")["error"]
     assert "gone.txt" in (sweep / "1" / ".hydra" / "overrides.yaml").read_text()
     assert f"hydra.run.dir={sweep / '1'}" in (sweep / "analysis" / "rerun.sh").read_text()
+
+
+def test_a_missing_text_file_is_refused_before_any_job_starts(tmp_path):
+    """The same sweep with the file missing from the start: the up-front check builds each
+    job's dataset (rnn_experiments/contract.py), so no job starts."""
+    text = tmp_path / "t.txt"
+    text.write_text("the cat sat on the mat. " * 40)
+    sweep = tmp_path / "S"
+    proc = train_cmd("-m", *T, "model=generator", "dataset=text", "dataset.seq_length=8",
+                     f"dataset.path={text},{tmp_path / 'gone.txt'}", f"hydra.sweep.dir={sweep}")
+    assert proc.code == 2 and proc.err.startswith(f"rnn-train: error: job #1 (dataset.path={tmp_path / 'gone.txt'}): "
+                                                  f"{tmp_path / 'gone.txt'}: no such file")
+    assert not sweep.exists()
 
 
 def test_second_run_in_a_folder_is_refused_naming_the_first(tmp_path):

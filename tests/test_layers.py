@@ -22,6 +22,7 @@ LAYERS = [
     ["training"],
     ["extras"],
     ["config"],
+    ["contract"],                                  # the dry check of a run's parts
     ["models", "data"],
     ["run"],                                       # the run-folder contract
     ["parts"],                                     # a part: a class plus its node (_target_)

@@ -79,6 +79,15 @@ def test_a_users_run_resumes(project):
     assert (summary["status"], summary["step"], summary["resumed_from_step"]) == ("completed", 20, 10)
 
 
+def test_a_setting_the_class_takes_but_its_node_lacks_is_refused_with_how_to_add_it(project):
+    (project / "my_configs" / "model" / "short.yaml").write_text(
+        "# ln_lstm without its sizes.\n_target_: my_parts.lnlstm.LayerNormLSTM\nname: short\n")
+    r = train(project, "model=short", "dataset=parity", f"hydra.run.dir={project / 'run'}")
+    assert r.code == 2 and r.err == (
+        "rnn-train: error: model.hidden_size=16 is not in the model node of model=short, though "
+        "my_parts.lnlstm.LayerNormLSTM takes it: expected +model.hidden_size=16 (or the key in its YAML file)\n")
+
+
 def test_help_lists_the_users_parts(project):
     r = run_command("rnn-train", "--config-dir", str(project / "my_configs"), "--help")
     assert r.code == 0 and "ln_lstm" in r.out and "parity" in r.out
@@ -131,3 +140,43 @@ def test_a_node_of_a_run_folder_before_target_is_read_with_its_builtin_class(nam
     cls = check_part(node, "model")
     assert f"{cls.__module__}.{cls.__qualname__}" == FORMER_TARGETS["model"][name]
     assert node.hidden_size == 16 and set(node) <= set(flat) | {"_target_"}
+
+
+BROKEN = {   # my_parts/broken.py: parts that break the contract, one way each
+    "WrongShape": "class WrongShape(LayerNormLSTM):\n    def forward(self, x):\n"
+                  "        return super().forward(x)[:, :1]\n",
+    "NotAModule": "class NotAModule:\n    kind = 'classifier'\n\n"
+                  "    def __init__(self, vocab_size: int, num_classes: int, hidden_size: int = 8,\n"
+                  "                 embedding_dim: int = 4):\n        pass\n",
+    "Forgetful": "class Forgetful(ParityDataset):\n    def load_state_dict(self, state):\n        pass\n",
+    "FloatTokens": "class FloatTokens(ParityDataset):\n    def draw(self, batch_size, generator):\n"
+                   "        x, y = super().draw(batch_size, generator)\n        return x.float(), y\n",
+}
+
+
+@pytest.mark.parametrize("args, message", [
+    (["model._target_=my_parts.broken.WrongShape"],
+     "model=ln_lstm (my_parts.broken.WrongShape) breaks the classifier contract: forward(x (2, 2) int64) "
+     "returned (2, 1) torch.float32, expected floating (2, 2) log-probabilities (docs/extending.md)"),
+    (["model=bare"], "model=bare (my_parts.broken.NotAModule) breaks the classifier contract: it built a "
+                     "NotAModule, expected a torch.nn.Module"),
+    (["dataset._target_=my_parts.broken.Forgetful"],
+     "dataset=parity (my_parts.broken.Forgetful) breaks the dataset contract: load_state_dict(state_dict()) "
+     "does not give the same batch again"),
+    (["dataset._target_=my_parts.broken.FloatTokens"],
+     "dataset=parity (my_parts.broken.FloatTokens) breaks the dataset contract: sample(2) gave x (2, 2) "
+     "torch.float32, expected int64 (2, T)"),
+])
+def test_a_part_that_breaks_the_contract_is_refused_before_anything_is_written(project, args, message):
+    (project / "my_parts" / "broken.py").write_text(
+        "from my_parts.lnlstm import LayerNormLSTM\nfrom my_parts.parity import ParityDataset\n\n\n"
+        + "\n\n".join(BROKEN.values()))
+    (project / "my_configs" / "model" / "bare.yaml").write_text(
+        "# Not a module.\n_target_: my_parts.broken.NotAModule\nname: bare\nhidden_size: 8\nembedding_dim: 4\n")
+    model = [] if any(a.startswith("model=") for a in args) else ["model=ln_lstm"]
+    for sweep in (False, True):        # a single run, and a sweep's job
+        out = project / ("S" if sweep else "run")
+        r = train(project, *(["-m", "seed=0,1"] if sweep else []), *model, "dataset=parity",
+                  "dataset.seq_length=2", *args, f"hydra.{'sweep' if sweep else 'run'}.dir={out}")
+        assert r.code == 2 and message in r.err and r.err.count("\n") == 1, r.err
+        assert not out.exists()

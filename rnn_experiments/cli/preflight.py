@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from rnn_experiments.config import conf_dir, validate
+from rnn_experiments.contract import check_contract
 from rnn_experiments.errors import ConfigError, one_line
 from rnn_experiments.sweeps.checks import (Needs, check_folder, check_job, check_launcher,
                                           refuse_a_parts_unknown_key, training_needs)
@@ -67,7 +68,7 @@ def compose_command(overrides, config_name: str, multirun: bool, config_dir: str
 
 
 def preflight(argv, config_name: str, check_run: Callable = validate, writes: bool = True,
-              needs: Optional[Needs] = training_needs) -> None:
+              needs: Optional[Needs] = training_needs, dry: Optional[Callable] = check_contract) -> None:
     """Raise ConfigError (one line) for a command line that cannot run; see the module doc.
     check_run(cfg) checks a single run's values, needs(cfg) its memory (sweeps/checks.py);
     writes=False: the command writes no output folder (rnn-generate), so none is checked."""
@@ -83,7 +84,7 @@ def preflight(argv, config_name: str, check_run: Callable = validate, writes: bo
         key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
         check_folder(cfg.hydra.sweep.dir if multirun else cfg.hydra.run.dir, key)
     if not multirun:
-        check_job(cfg, check_run, needs)
+        check_job(cfg, check_run, needs, dry=dry)
 
 
 def check_cwd() -> None:
@@ -122,14 +123,14 @@ def _compose(overrides, config_name: str, multirun: bool, config_dir: str | None
 
 
 def dry_run(argv, config_name: str, check_run: Callable = validate,
-            needs: Optional[Needs] = training_needs) -> str:
+            needs: Optional[Needs] = training_needs, dry: Optional[Callable] = check_contract) -> str:
     """`--jobs`: the jobs this command line would launch, each through the up-front check
     (a sweep's jobs as the sweep guard checks them), as text; nothing is launched or written.
     ConfigError or sweeps.guard.Refused (one line) for what the command itself would refuse."""
     args = _args(argv)
     cfg, multirun, loader = _compose(args.overrides, config_name, args.multirun, args.config_dir)
     if not multirun:
-        check_job(cfg, check_run, needs)
+        check_job(cfg, check_run, needs, dry=dry)
         return (f"1 job, a single run -> {cfg.hydra.run.dir}\n"
                 f"  {' '.join(args.overrides) or '(the defaults)'}\nchecked; nothing was launched\n")
     check_launcher(cfg.hydra)

@@ -66,7 +66,7 @@ def _main(cfg: DictConfig) -> None:
 def main() -> None:
     """The command: a bad command line (an unknown key, a missing checkpoint=, a bad value) is one
     line and exit status 2 before Hydra starts (rnn_experiments/cli/preflight.py)."""
-    run_app("rnn-generate", _main, "generate", check_run=validate_generate, needs=needs, writes=False)
+    run_app("rnn-generate", _main, "generate", check_run=validate_generate, needs=needs, writes=False, dry=None)
 
 
 if __name__ == "__main__":

@@ -115,8 +115,10 @@ def check_where(cfg, needs: Optional[Needs], hydra_cfg=None) -> None:
 
 
 def check_job(cfg, check: Callable[[DictConfig], None], needs: Optional[Needs] = None,
-              hydra_cfg=None) -> None:
-    """Everything about one job that can be known before it starts: ConfigError (one line)."""
+              hydra_cfg=None, dry: Optional[Callable[[DictConfig], None]] = None) -> None:
+    """Everything about one job that can be known before it starts: ConfigError (one line).
+    `dry(cfg)`, last (after the memory check): the parts built and run on a batch of two
+    (rnn_experiments/contract.py)."""
     resolve(cfg)
     try:
         check(cfg)
@@ -125,23 +127,37 @@ def check_job(cfg, check: Callable[[DictConfig], None], needs: Optional[Needs] =
     except Exception as e:   # OmegaConf's: a mandatory value missing (`~model`), ...
         raise ConfigError(one_line(e)) from None
     check_where(cfg, needs, hydra_cfg if hydra_cfg is not None else cfg.get("hydra"))
+    if dry is not None:
+        try:
+            dry(cfg)
+        except ConfigError:
+            raise
+        except Exception as e:   # a part's own error (its constructor, its sample)
+            raise ConfigError(one_line(e)) from None
 
 
 def refuse_a_parts_unknown_key(e: BaseException, overrides, compose: Callable[[list], DictConfig]) -> None:
     """Hydra refuses `model.X=V` when the model's node has no X ("Could not override ... use +"):
     for a part (model, dataset) raise instead the ConfigError that `++model.X=V` gets, naming the
-    settings its class takes (rnn_experiments/parts.py). Returns where that is not the case."""
+    settings its class takes (rnn_experiments/parts.py), or, where its class does take X, one
+    saying so and how to add it. Returns where the error is not of that kind."""
     match = re.match(r"Could not override '(\w+)\.([\w.]+)'", str(e))
     if not match or match.group(1) not in GIVEN:
         return
     part = match.group(1)   # its settings set or added alike (++), as `+part.X=V` would add X
     added = [f"++{o}" if o.startswith(f"{part}.") else o for o in overrides]
     try:
-        check_part(compose(added)[match.group(1)], match.group(1))
+        node = compose(added)[part]
+        cls = check_part(node, part)
     except ConfigError as refused:
         raise ConfigError(str(refused)) from None
     except Exception:
         return
+    key = f"{part}.{match.group(2)}"
+    given = next((o for o in overrides if o.split("=", 1)[0] == key), key)
+    raise ConfigError(f"{given} is not in the {part} node of {part}={node.get('name')}, though "
+                      f"{cls.__module__}.{cls.__qualname__} takes it: expected +{given} (or the key in "
+                      f"its YAML file)")
 
 
 def check_folder(folder, key: str, must_be_new_or_folder: bool = True) -> Path:

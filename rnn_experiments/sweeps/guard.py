@@ -154,6 +154,7 @@ def check_sweep(config: DictConfig, all_jobs: List[List[str]], loader) -> List[t
     folder that is a file, the same run twice (a repeated seed would count as two seeds).
     Returns (num, label, folder) per job; raises Refused (one line) for the first problem."""
     from rnn_experiments.config import validate   # imports torch: only when sweeping   # lazy: config imports torch (models, data): only when sweeping
+    from rnn_experiments.contract import check_contract   # lazy: as above
     if not all_jobs:
         raise Refused(f"the sweep has no jobs ({' '.join(config.hydra.overrides.task) or 'no overrides'}): "
                       "expected at least one value for every swept key; nothing was started")
@@ -168,7 +169,7 @@ def check_sweep(config: DictConfig, all_jobs: List[List[str]], loader) -> List[t
             cfg = composer(job)
             with open_dict(cfg):
                 cfg.hydra.job.num = num
-            check_job(cfg, validate, training_needs, hydra_cfg=config.hydra)
+            check_job(cfg, validate, training_needs, hydra_cfg=config.hydra, dry=check_contract)
             folder = check_folder(_job_dir(cfg), "hydra.sweep.subdir")
             run = json.dumps(settings(cfg), sort_keys=True, default=str)
         except Exception as e:  # Hydra's, OmegaConf's and our ConfigError

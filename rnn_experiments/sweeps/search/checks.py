@@ -85,9 +85,10 @@ def _problem(composer, overrides: list[str]) -> str | None:
     up-front check of a job (sweeps/checks.py:check_job: values, settings used or refused,
     interpolations, device and memory where the trials will run)."""
     from rnn_experiments.config import validate   # lazy: config imports torch (models, data)
+    from rnn_experiments.contract import check_contract   # lazy: as above
     try:
         job = composer(list(overrides))   # composed as the trial's job will be (sweeps/guard.py)
-        check_job(job, validate, training_needs, hydra_cfg=composer.config.hydra)
+        check_job(job, validate, training_needs, hydra_cfg=composer.config.hydra, dry=check_contract)
     except Exception as e:   # Hydra's, OmegaConf's and our ConfigError
         return one_line(e)
     return None
