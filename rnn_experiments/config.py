@@ -82,6 +82,7 @@ class Config:
     # against its signature by rnn_experiments.parts (conf/model/*.yaml, conf/dataset/*.yaml)
     model: Dict[str, Any] = field(default_factory=dict)
     dataset: Dict[str, Any] = field(default_factory=dict)
+    optimizer: Dict[str, Any] = field(default_factory=dict)   # conf/optimizer/*.yaml, at train.lr
     train: TrainConfig = field(default_factory=TrainConfig)
     sample: SampleConfig = field(default_factory=SampleConfig)
     seed: int = 0
@@ -246,6 +247,7 @@ def check_settings(cfg) -> None:
             raise ConfigError(f"{key}={value!r} is not used {why}: expected its default ({default!r})")
 
     parts_of(cfg)   # model.* and dataset.*: the keys their classes take (rnn_experiments/parts.py)
+    check_part(cfg.optimizer, "optimizer")
     if t.lr_decay_every == 0:
         refuse_if_set("train.lr_decay", "while train.lr_decay_every=0 (set it > 0 for a step decay)")
     if cfg.device == "cpu":

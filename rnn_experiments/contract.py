@@ -8,6 +8,7 @@ model built on PyTorch's meta device (shapes only: no memory, whatever its size)
              round trip (exact resume)
     model    an nn.Module; forward(x) -> floating (2, num_classes) for a classifier, (2, T,
              vocab_size) for a generator
+    optimizer  built over one parameter at train.lr: a torch.optim.Optimizer
 
 A part that breaks it is refused with one line naming the class and the missing piece (a
 ConfigError), not a traceback at step 1 of a job. A pair of nodes is checked once per process.
@@ -26,12 +27,14 @@ DATASET_NEEDS = ("sample", "eval_x", "eval_y", "vocab_size", "num_classes", "sta
 def check_contract(cfg) -> None:
     """ConfigError (one line) where cfg's dataset or model breaks its contract (the module doc)."""
     from omegaconf import OmegaConf
-    key = json.dumps([OmegaConf.to_container(cfg.model, resolve=True),
-                      OmegaConf.to_container(cfg.dataset, resolve=True)], sort_keys=True, default=str)
+    key = json.dumps([OmegaConf.to_container(cfg[part], resolve=True) for part in ("model", "dataset", "optimizer")
+                      if cfg.get(part) is not None] + [cfg.get("train", {}).get("lr")], sort_keys=True, default=str)
     if key in _CHECKED:
         return
     x, y, data = _check_dataset(cfg)
     _check_model(cfg, x, y, data)
+    if cfg.get("optimizer"):
+        _check_optimizer(cfg)
     _CHECKED.add(key)
 
 
@@ -94,3 +97,19 @@ def _check_model(cfg, x, y, data) -> None:
     if not isinstance(out, torch.Tensor) or not out.is_floating_point() or tuple(out.shape) != want:
         got = f"{tuple(out.shape)} {out.dtype}" if isinstance(out, torch.Tensor) else type(out).__name__
         refuse(f"forward(x {tuple(x.shape)} int64) returned {got}, expected floating {want} log-probabilities")
+
+
+def _check_optimizer(cfg) -> None:
+    import torch   # lazy: as above
+
+    cls = target_of(cfg.optimizer, "optimizer")
+    try:
+        optimizer = build_part(cfg.optimizer, "optimizer", params=[torch.nn.Parameter(torch.zeros(1))],
+                               lr=cfg.train.lr)
+    except (TypeError, ValueError) as e:   # torch's own checks of its arguments
+        raise ConfigError(f"optimizer={cfg.optimizer.name} ({qualname(cls)}) refused its settings: "
+                          f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        raise ConfigError(f"optimizer={cfg.optimizer.name} ({qualname(cls)}) breaks the optimizer contract: "
+                          f"it built a {type(optimizer).__name__}, expected a torch.optim.Optimizer "
+                          "(docs/extending.md)")

@@ -31,8 +31,11 @@ from rnn_experiments.errors import ConfigError, one_line
 GIVEN = {
     "model": ("vocab_size", "num_classes", "pad_token"),      # from the dataset
     "dataset": ("seed", "device", "eval_size"),               # seed, device, train.eval_size
+    "optimizer": ("params", "lr"),                            # the model's parameters, train.lr
 }
-RESERVED = ("_target_", "name")   # keys of a node that are not arguments of its class
+# keys of a node that are not arguments of its class (`_partial_`: lightning-hydra-template's
+# mark of a node completed later, here with GIVEN's arguments: accepted, changes nothing)
+RESERVED = ("_target_", "name", "_partial_")
 
 # Run folders written before parts had a `_target_` (format_version <= 3: `model.name: lstm`
 # and every built-in's settings in one flat section) are read with these classes; the keys the
@@ -67,10 +70,10 @@ def target_of(node, key: str) -> type:
     path = node.get("_target_") if isinstance(node, (dict, DictConfig)) else None
     if not path:
         name = node.get("name") if isinstance(node, (dict, DictConfig)) else None
-        former = FORMER_TARGETS[key].get(name)
+        former = FORMER_TARGETS.get(key, {}).get(name)
         hint = (f"for {key}.name={name}: _target_: {former}, or `defaults: [{name}]` at the top of your "
                 f"{key} file to start from the packaged one" if former else
-                f"e.g. {next(iter(FORMER_TARGETS[key].values()))}")
+                f"e.g. {next(iter(FORMER_TARGETS.get(key, {'': 'torch.optim.Adam'}).values()))}")
         raise ConfigError(f"{key}._target_ is missing: expected the class that builds the {key} ({hint}; "
                           "docs/extending.md)")
     try:

@@ -180,3 +180,23 @@ def test_a_part_that_breaks_the_contract_is_refused_before_anything_is_written(p
                   "dataset.seq_length=2", *args, f"hydra.{'sweep' if sweep else 'run'}.dir={out}")
         assert r.code == 2 and message in r.err and r.err.count("\n") == 1, r.err
         assert not out.exists()
+
+
+def test_the_optimizer_is_a_part_too(project, tmp_path):
+    """optimizer=sgd (packaged) and one of the user's own (the page's AdamW) train the user's
+    model; a setting the optimizer does not take, or a value torch refuses, is one line."""
+    for choice, lr in (("sgd", "0.3"), ("adamw", "0.01")):
+        run = project / choice
+        r = train(project, "model=ln_lstm", "dataset=parity", *EASY, f"optimizer={choice}", f"train.lr={lr}",
+                  "train.steps=100", f"hydra.run.dir={run}")
+        assert r.code == 0, r.err[-2000:]
+        m = pd.read_csv(run / "metrics.csv")
+        assert m["loss"].iloc[-3:].mean() < 0.7 * m["loss"].iloc[:3].mean(), (choice, m["loss"].tolist())
+        assert OmegaConf.load(run / ".hydra" / "config.yaml").optimizer.name == choice
+    r = train(project, "model=ln_lstm", "dataset=parity", "optimizer.momentum=0.9", f"hydra.run.dir={tmp_path / 'x'}")
+    assert r.code == 2 and r.err.startswith("rnn-train: error: optimizer.momentum=0.9 is not a setting of "
+                                            "optimizer=adam (torch.optim.adam.Adam): expected one of betas, eps,"), r.err
+    r = train(project, "model=ln_lstm", "dataset=parity", "optimizer.eps=-1.0", f"hydra.run.dir={tmp_path / 'y'}")
+    assert r.code == 2 and r.err.startswith("rnn-train: error: optimizer=adam (torch.optim.adam.Adam) refused its "
+                                            "settings: Invalid epsilon value: -1.0"), r.err
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()

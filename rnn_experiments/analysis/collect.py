@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 from omegaconf import OmegaConf
 
+from rnn_experiments.config import conf_dir
 from rnn_experiments.parts import FORMER_TARGETS, upgrade
 from rnn_experiments.run.readers import ReadError, read_bytes, read_text, read_yaml
 from rnn_experiments.run.status import STOP_STATUSES
@@ -164,15 +165,19 @@ def _read_metrics(path: Path) -> tuple[pd.DataFrame | None, str]:
 
 def former_parts_upgraded(config: dict) -> dict:
     """A config of a folder before format_version 4 with its `model` and `dataset` nodes as
-    today's (parts.upgrade: their class from their name, only the settings it takes), so that it
-    groups with today's runs of the same part; any other config as it is."""
+    today's (parts.upgrade: their class from their name, only the settings it takes) and the
+    optimizer those releases used (Adam at train.lr: the packaged conf/optimizer/adam.yaml), so
+    that it groups with today's runs of the same parts; any other config as it is."""
     if not isinstance(config, dict):
         return config
     out = dict(config)
+    former = False
     for part in FORMER_TARGETS:
         node = out.get(part)
         if isinstance(node, dict) and "_target_" not in node and node.get("name") in FORMER_TARGETS[part]:
-            out[part] = OmegaConf.to_container(upgrade(node, part))
+            out[part], former = OmegaConf.to_container(upgrade(node, part)), True
+    if former and "optimizer" not in out:
+        out["optimizer"] = read_yaml(conf_dir() / "optimizer" / "adam.yaml")
     return out
 
 

@@ -11,10 +11,12 @@ import random
 
 import numpy as np
 import torch
+from omegaconf import OmegaConf
 
 from rnn_experiments.data import build_dataset
 from rnn_experiments.errors import ConfigError
 from rnn_experiments.models import build_model
+from rnn_experiments.parts import build_part
 from rnn_experiments.training.resources import available_cores, check_training_fits
 
 log = logging.getLogger(__name__)
@@ -71,15 +73,19 @@ def setup(cfg):
     data = build_dataset(cfg, device)
     model = build_model(cfg.model, data.vocab_size, data.num_classes,
                         getattr(data, "pad_token", None)).to(device)
-    optimizer = make_optimizer(model, cfg.train.lr, device)
+    optimizer = build_optimizer(cfg.optimizer, model.parameters(), cfg.train.lr, device)
     return device, data, model, optimizer
 
 
-def make_optimizer(model, lr: float, device: torch.device) -> torch.optim.Adam:
-    """Adam. On the CPU its fused implementation (one kernel for all parameters instead of a few
-    per tensor: the same update up to rounding, 2.5x faster for a small model's 15 tensors); on a
-    GPU the default one, which CUDA graphs capture (training/step.py)."""
-    return torch.optim.Adam(model.parameters(), lr=lr, fused=device.type == "cpu")
+def build_optimizer(node, params, lr: float, device: torch.device) -> torch.optim.Optimizer:
+    """The `optimizer` node's optimizer (conf/optimizer/*.yaml, default Adam) over `params` at
+    `lr` (train.lr). `fused: null`, for torch's optimizers that have it: fused on the CPU (one
+    kernel for all parameters instead of a few per tensor: the same update up to rounding, 2.5x
+    faster for a small model's 15 tensors), the default on a GPU, which CUDA graphs capture
+    (training/step.py)."""
+    if node.get("fused", False) is None:
+        node = OmegaConf.merge(node, {"fused": device.type == "cpu"})
+    return build_part(node, "optimizer", params=params, lr=lr)
 
 
 def make_scheduler(optimizer, train_cfg):

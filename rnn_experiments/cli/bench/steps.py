@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from rnn_experiments.cli.bench.timing import MINIMA, interleaved, step_fn, sync, train_config
 from rnn_experiments.models.generator import TextGenerator
-from rnn_experiments.training.setup import make_optimizer, setup
+from rnn_experiments.training.setup import build_optimizer, setup
 
 
 class TorchLSTMClassifier(nn.Module):
@@ -60,7 +60,7 @@ def bench_train(device, repeats, sizes, with_plain: bool, cuda_graphs: bool = Tr
         x, y = data.sample(B)                                 # (B, 4L+1) palindromes, (B,) labels
         torch.manual_seed(0)
         baseline = TorchLSTMClassifier(data.vocab_size, data.num_classes, cfg.model.embedding_dim, H).to(device)
-        runs = {"nn.LSTM": (baseline, make_optimizer(baseline, cfg.train.lr, device)), **runs}   # the same Adam
+        runs = {"nn.LSTM": (baseline, build_optimizer(cfg.optimizer, baseline.parameters(), cfg.train.lr, device)), **runs}   # the same Adam
         fns = {k: step_fn(m, opt, x, y, cfg.train.max_norm, device, cuda_graphs and k != "nn.LSTM")
                for k, (m, opt) in runs.items()}
         case = f"B={B} H={H} T={x.shape[1]}"
