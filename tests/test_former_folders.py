@@ -1,8 +1,9 @@
 """Run folders the release before format_version 3 wrote (commit 237bcc0: `"format": 2`, the
 config's `model` and `dataset` nodes without `_target_`), committed under
 tests/fixtures/format2_runs/: a palindrome LSTM and a text generator, 20 steps each. Today's
-release gives the same command the same metrics.csv to the last digit, analyses such a folder
-beside one of its own, resumes it, and generates from it."""
+release gives the same command the same metrics.csv (bit for bit on the machine that made them,
+an AMD Zen 5; to float32 rounding on another CPU, whose kernels sum in another order), analyses
+such a folder beside one of its own, resumes it, and generates from it."""
 from __future__ import annotations
 
 import json
@@ -34,11 +35,14 @@ def results(run_dir) -> pd.DataFrame:
 
 @pytest.mark.parametrize("run, replace", [("lstm", {}),
                                           ("generator", {"dataset.path": str(FORMER / "cat.txt")})])
-def test_the_same_command_gives_the_same_metrics_to_the_last_digit(tmp_path, run, replace):
+def test_the_same_command_gives_the_same_metrics(tmp_path, run, replace):
     assert json.loads((FORMER / run / "summary.json").read_text())["format"] == 2
     r = run_command("rnn-train", *command(run, **replace), f"hydra.run.dir={tmp_path / run}")
     assert r.code == 0, r.err[-2000:]
-    pd.testing.assert_frame_equal(results(tmp_path / run), results(FORMER / run), check_exact=True)
+    today, former = results(tmp_path / run), results(FORMER / run)
+    counts = ["step", "accuracy", "eval_accuracy", "lr"]     # exact on any machine
+    pd.testing.assert_frame_equal(today[counts], former[counts], check_exact=True)
+    pd.testing.assert_frame_equal(today, former, check_exact=False, rtol=1e-5, atol=0)
 
 
 def test_a_former_folder_is_analysed_beside_one_of_today(tmp_path):
