@@ -207,3 +207,11 @@ def describe(annotation) -> str:
     if origin in (list, tuple, typing.Sequence) or annotation in (list, tuple):
         return "a list" + (f" of {describe(args[0]).removeprefix('a ').removeprefix('an ')}s" if args else "")
     return getattr(annotation, "__name__", str(annotation))
+
+
+def signature_of(node, key: str) -> dict:
+    """What the class of a node accepts, as recorded in checkpoints: {"target", "settings": {name:
+    repr(default), or "required"}}. A resume compares it with the class as it is then."""
+    cls = target_of(node, key)
+    return {"target": qualname(cls),
+            "settings": {s.name: "required" if s.required else repr(s.default) for s in settings(cls, key).values()}}

@@ -68,15 +68,38 @@ def test_a_sweep_of_a_users_model_against_a_built_in_is_compared_paired_by_seed(
     assert "| ln_lstm |" in summary and "| lstm |" in summary and "_target_" not in summary
 
 
-def test_a_users_run_resumes(project):
+def test_a_users_run_records_its_parts_and_resumes_unless_the_class_changed(project):
+    """summary.json names each part's class, the settings it takes with their defaults, and where
+    its code comes from (here: a folder on PYTHONPATH, no distribution, a git checkout); the run
+    resumes; after the class gained a setting, a resume is refused in one line naming the change."""
+    import subprocess
+    git = lambda *a: subprocess.run(["git", "-C", str(project), *a], check=True, capture_output=True)
+    git("init", "-q")
+    git("add", "my_parts")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "my parts")
     run = project / "run"
-    assert train(project, "model=ln_lstm", "dataset=parity", "train.checkpoint_every=10",
-                 f"hydra.run.dir={run}", "train.steps=10").code == 0
-    r = train(project, "model=ln_lstm", "dataset=parity", "train.checkpoint_every=10",
-              f"hydra.run.dir={run}", "train.steps=20")
+    args = ["model=ln_lstm", "dataset=parity", "train.checkpoint_every=10", f"hydra.run.dir={run}"]
+    assert train(project, *args, "train.steps=10").code == 0
+    model = json.loads((run / "summary.json").read_text())["parts"]["model"]
+    assert model["target"] == "my_parts.lnlstm.LayerNormLSTM" and model["version"] is None
+    assert model["settings"] == {"hidden_size": "64", "embedding_dim": "16"}
+    assert model["git"]["dirty"] is False and len(model["git"]["commit"]) == 40
+    r = train(project, *args, "train.steps=20")
     assert r.code == 0, r.err[-2000:]
     summary = json.loads((run / "summary.json").read_text())
     assert (summary["status"], summary["step"], summary["resumed_from_step"]) == ("completed", 20, 10)
+
+    lnlstm = project / "my_parts" / "lnlstm.py"      # the class gains a setting
+    lnlstm.write_text(lnlstm.read_text().replace("embedding_dim: int = 16):", "embedding_dim: int = 16, "
+                                                 "dropout: float = 0.0):"))
+    for name in [m for m in sys.modules if m.split(".")[0] == "my_parts"]:
+        del sys.modules[name]
+    r = train(project, *args, "train.steps=30")
+    assert r.code == 2 and r.err == (
+        f"rnn-train: error: {run / 'checkpoint.pt'}: my_parts.lnlstm.LayerNormLSTM changed since the checkpoint "
+        "was written (its settings dropout: absent -> 0.0); resume with the class as it was, or use another "
+        "run folder or train.resume=false\n"), r.err
+    assert json.loads((run / "summary.json").read_text()) == summary       # the folder as it was
 
 
 def test_a_setting_the_class_takes_but_its_node_lacks_is_refused_with_how_to_add_it(project):

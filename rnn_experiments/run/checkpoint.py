@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from rnn_experiments.parts import signature_of
 from rnn_experiments.run.folder import FORMAT_VERSION, atomic_write, format_version
 
 
@@ -48,6 +49,7 @@ def save_run(path: Path, *, step: int, model, optimizer, scheduler, data, rows: 
         "data": data.state_dict(), "rng": rng_state(), "metrics": list(rows),
         "window": window, "elapsed_s": elapsed_s,
         "config": OmegaConf.to_container(cfg, resolve=True),
+        "parts": {key: signature_of(cfg[key], key) for key in CHECKED_PARTS if cfg.get(key)},
     }, path)
 
 
@@ -63,6 +65,7 @@ def restore_run(path: Path, cfg, model, optimizer, scheduler, data) -> dict:
         raise CheckpointError(f"{path}: format_version {format_version(state)} is newer than this release "
                               f"reads (up to {FORMAT_VERSION}); resume it with the release that wrote it")
     check_same_run(state, cfg, path)
+    check_same_parts(state, cfg, path)
     if state["step"] > cfg.train.steps:
         raise CheckpointError(f"{path}: the run is at step {state['step']}, beyond train.steps="
                               f"{cfg.train.steps}; use train.steps >= {state['step']} or another run folder")
@@ -104,6 +107,26 @@ def check_same_run(state: dict, cfg, path: Path) -> None:
             raise CheckpointError(
                 f"{path}: made with {key}={old.get(key)!r}, but this run has {key}={new.get(key)!r}; "
                 "use another run folder or train.resume=false")
+
+
+CHECKED_PARTS = ("model", "dataset")   # the parts whose class's signature a resume compares
+
+
+def check_same_parts(state: dict, cfg, path: Path) -> None:
+    """Refuse to resume where a part's class now accepts other settings, or other defaults, than
+    when the checkpoint was written (its code changed: resumed, the run would be a mix of two
+    models). Checkpoints before format_version 4 recorded none: not checked."""
+    for key, old in (state.get("parts") or {}).items():
+        if key not in CHECKED_PARTS or not cfg.get(key):
+            continue
+        new = signature_of(cfg[key], key)
+        if old.get("target") == new["target"] and old.get("settings") != new["settings"]:
+            was, now = old["settings"], new["settings"]
+            changes = ", ".join(f"{k}: {was.get(k, 'absent')} -> {now.get(k, 'absent')}"
+                                for k in sorted(set(was) | set(now)) if was.get(k) != now.get(k))
+            raise CheckpointError(
+                f"{path}: {new['target']} changed since the checkpoint was written (its settings {changes}); "
+                "resume with the class as it was, or use another run folder or train.resume=false")
 
 
 def rng_state() -> dict:

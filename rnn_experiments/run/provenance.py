@@ -10,6 +10,10 @@ uncommitted changes, the versions of the packages that decide the numbers, and t
     command   the command line that started the run. The entry points call `remember_command()`
               first, which puts it in the environment, so the jobs of a sweep started in other
               processes (joblib, submitit) record the sweep's command, not their worker's.
+    parts     per part of the run (model, dataset, optimizer): its class, the settings that class
+              takes with their defaults, the version of the distribution that installed it (null:
+              a folder on PYTHONPATH) and, for code outside this package, the git state of the
+              checkout its file is in (absent if none)
     sweep_id  (in summary.json beside these) "host:pid:ns" of the sweep whose job made the run,
               None for a single run; set in the environment when a sweep starts
               (`start_sweep`), so every job's process inherits it. A sweep's end check counts the
@@ -27,6 +31,8 @@ import sys
 import time
 from functools import lru_cache
 from pathlib import Path
+
+from rnn_experiments.parts import GIVEN, signature_of, target_of
 
 COMMAND_ENV = "RNN_EXPERIMENTS_COMMAND"
 SWEEP_ENV = "RNN_EXPERIMENTS_SWEEP_ID"
@@ -76,13 +82,19 @@ def git_state() -> dict | None:
     """{"commit", "dirty"} of the git checkout this package's code is tracked in; None if it is
     not (an installed wheel, even in a venv inside some repository) or git is unavailable."""
     package = Path(__file__).resolve().parents[1]   # rnn_experiments/ (this file is run/provenance.py)
-    root = package.parent
+    return git_state_of(package / "config.py")
+
+
+@lru_cache(maxsize=64)
+def git_state_of(file: Path) -> dict | None:
+    """{"commit", "dirty"} of the git checkout that tracks `file`; None if none does."""
+    root = Path(file).parent
 
     def git(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=30)
 
     try:
-        if git("ls-files", "--error-unmatch", f"{package.name}/config.py").returncode != 0:
+        if not root.is_dir() or git("ls-files", "--error-unmatch", Path(file).name).returncode != 0:
             return None
         commit = git("rev-parse", "HEAD")
         status = git("status", "--porcelain", "--untracked-files=no")
@@ -91,6 +103,37 @@ def git_state() -> dict | None:
     if commit.returncode != 0 or status.returncode != 0:
         return None
     return {"commit": commit.stdout.strip(), "dirty": bool(status.stdout.strip())}
+
+
+@lru_cache(maxsize=1)
+def _distributions() -> dict:
+    return importlib.metadata.packages_distributions()   # top-level module -> distributions (~0.1 s)
+
+
+def parts_provenance(cfg) -> dict:
+    """{part: {"target", "settings", "version", ["git"]}} for the parts of `cfg` (the module doc)."""
+    out = {}
+    for key in GIVEN:
+        node = cfg.get(key)
+        if not node or "_target_" not in node:
+            continue
+        cls = target_of(node, key)
+        top = cls.__module__.split(".")[0]
+        dists = _distributions().get(top, [])
+        version = None
+        if dists:
+            try:
+                version = importlib.metadata.version(dists[0])
+            except importlib.metadata.PackageNotFoundError:
+                pass
+        record = {**signature_of(node, key), "version": version}
+        module = sys.modules.get(cls.__module__)
+        file = getattr(module, "__file__", None) if top not in ("rnn_experiments", "torch") else None
+        git = git_state_of(Path(file).resolve()) if file else None
+        if git is not None:
+            record["git"] = git
+        out[key] = record
+    return out
 
 
 def start_sweep() -> str:

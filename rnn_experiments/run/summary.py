@@ -16,7 +16,7 @@ import socket
 from datetime import datetime, timezone
 from pathlib import Path
 
-from rnn_experiments.run.provenance import provenance, sweep_id
+from rnn_experiments.run.provenance import parts_provenance, provenance, sweep_id
 from rnn_experiments.run.folder import FORMAT_VERSION, write_text
 from rnn_experiments.run.status import STOP_STATUSES
 
@@ -32,7 +32,8 @@ def new_summary(cfg) -> dict:
     sweep's id (None for a single run) tells the sweep's end check which run it is."""
     return {"format_version": FORMAT_VERSION, "status": "running", "seed": cfg.seed, "model": cfg.model.name,
             "dataset": cfg.dataset.name, "experiment": cfg.experiment_name, "started": now(),
-            "host": socket.gethostname(), "pid": os.getpid(), "sweep_id": sweep_id(), **provenance()}
+            "host": socket.gethostname(), "pid": os.getpid(), "sweep_id": sweep_id(), **provenance(),
+            "parts": parts_provenance(cfg)}
 
 
 def write_summary(out_dir: Path, summary: dict) -> None:
