@@ -55,8 +55,6 @@ class TrainConfig:
     eval_size: int = 2048        # size of the fixed held-out set
     checkpoint_every: int = 500  # atomic checkpoint every N steps (0: only at the end)
     resume: bool = True          # continue from checkpoint.pt if the run folder has one
-    lr_decay_every: int = 0      # step decay: multiply lr by lr_decay every N steps (0: off)
-    lr_decay: float = 1.0
     threads: int = 0             # torch intra-op threads (0: leave torch's default)
     cuda_graphs: bool = True     # on a GPU, replay each training step from a CUDA graph
     deterministic: bool = False  # torch.use_deterministic_algorithms (recorded in summary.json)
@@ -83,6 +81,10 @@ class Config:
     model: Dict[str, Any] = field(default_factory=dict)
     dataset: Dict[str, Any] = field(default_factory=dict)
     optimizer: Dict[str, Any] = field(default_factory=dict)   # conf/optimizer/*.yaml, at train.lr
+    scheduler: Dict[str, Any] = field(default_factory=dict)   # conf/scheduler/*.yaml; {}: a constant lr
+    # held-out metrics of your own, name -> node with _target_: column eval_NAME of metrics.csv
+    metrics: Dict[str, Any] = field(default_factory=dict)
+    stopping: Dict[str, Any] = field(default_factory=dict)    # conf/stopping/*.yaml; {}: train.steps
     train: TrainConfig = field(default_factory=TrainConfig)
     sample: SampleConfig = field(default_factory=SampleConfig)
     seed: int = 0
@@ -175,8 +177,6 @@ def validate(cfg) -> None:
     check(0 < t.lr < math.inf, "train.lr", t.lr, "a finite number > 0")
     check(0 < t.max_norm < math.inf, "train.max_norm", t.max_norm, "a finite number > 0")
     check(t.checkpoint_every >= 0, "train.checkpoint_every", t.checkpoint_every, "an integer >= 0")
-    check(t.lr_decay_every >= 0, "train.lr_decay_every", t.lr_decay_every, "an integer >= 0")
-    check(0 < t.lr_decay <= 1, "train.lr_decay", t.lr_decay, "0 < lr_decay <= 1")
     check(t.threads >= 0, "train.threads", t.threads, "an integer >= 0")
     _validate_dataset(cfg)
     _validate_switches(cfg)
@@ -234,12 +234,11 @@ def check_settings(cfg) -> None:
     """A setting is used or refused. ConfigError (one line) for a key that is not a setting
     (`check_known`; in `model` and `dataset`: not an argument of the part's class), and for a
     setting given a value other than its schema default that this run does not read:
-    `train.lr_decay` without `train.lr_decay_every`, `sample.*` without `sample.enabled`, and in
+    `sample.*` without `sample.enabled`, and in
     the gradient study the training settings it does not use."""
     study = cfg.get("gradients") is not None
     schema = GradientsStudyConfig if study else Config
     check_known(cfg, schema)
-    t = cfg.train
 
     def refuse_if_set(key: str, why: str) -> None:
         value, default = _plain(OmegaConf.select(cfg, key)), _plain(OmegaConf.select(_defaults(schema), key))
@@ -248,8 +247,12 @@ def check_settings(cfg) -> None:
 
     parts_of(cfg)   # model.* and dataset.*: the keys their classes take (rnn_experiments/parts.py)
     check_part(cfg.optimizer, "optimizer")
-    if t.lr_decay_every == 0:
-        refuse_if_set("train.lr_decay", "while train.lr_decay_every=0 (set it > 0 for a step decay)")
+    if cfg.get("scheduler"):
+        check_part(cfg.scheduler, "scheduler")
+    for name, node in (cfg.get("metrics") or {}).items():
+        check_metric(name, node)
+    if cfg.get("stopping"):
+        check_stopping(cfg)
     if cfg.device == "cpu":
         refuse_if_set("train.cuda_graphs", "with device=cpu")
     if not cfg.sample.enabled or study:
@@ -262,6 +265,49 @@ def check_settings(cfg) -> None:
         refuse_if_set("sample.enabled", "by rnn-measure-gradients")
         if cfg.get("logger"):
             raise ConfigError(f"logger={list(cfg.logger)} is not used by rnn-measure-gradients: expected none")
+
+
+BUILT_IN_COLUMNS = ("eval_accuracy", "eval_loss", "eval_bpc")
+
+
+def check_metric(name: str, node) -> type:
+    """A `metrics.NAME` node: a class by _target_ (its settings checked as every part's) whose
+    instances are called on the held-out predictions, declaring `higher_is_better`; NAME makes the
+    column eval_NAME, so it must be an identifier that is not a built-in column's."""
+    check(name.isidentifier() and f"eval_{name}" not in BUILT_IN_COLUMNS, f"metrics.{name}", name,
+          f"a name for the column eval_NAME: letters, digits, _ and not one of {', '.join(BUILT_IN_COLUMNS)}")
+    cls = check_part(node, f"metrics.{name}")
+    better = getattr(cls, "higher_is_better", None)
+    if not isinstance(better, bool):
+        raise ConfigError(f"metrics.{name}._target_={node['_target_']} is invalid: expected a class with "
+                          f"`higher_is_better = True` or `False` (has {better!r}; the analysis ranks runs by it; "
+                          "docs/extending.md)")
+    if not any("__call__" in vars(c) for c in cls.__mro__[:-1]):
+        raise ConfigError(f"metrics.{name}._target_={node['_target_']} is invalid: expected a class whose "
+                          "instances are called as metric(log_probs, y) -> a number (docs/extending.md)")
+    return cls
+
+
+def check_stopping(cfg) -> None:
+    """The `stopping` node: a part that is a metrics sink (`write(row)`); where it has `monitor`
+    and `mode` (EarlyStopping), a column this run evaluates, watched in the direction it improves."""
+    cls = check_part(cfg.stopping, "stopping")
+    if not callable(getattr(cls, "write", None)):
+        raise ConfigError(f"stopping._target_={cfg.stopping._target_} is invalid: expected a metrics sink, "
+                          "a class with write(row) (rnn_experiments/run/metrics.py)")
+    monitor, mode = cfg.stopping.get("monitor"), cfg.stopping.get("mode")
+    if monitor is None:
+        return
+    higher = {"eval_accuracy": True, "eval_loss": False}
+    if getattr(parts_of(cfg)[1], "per_character", False):
+        higher["eval_bpc"] = False
+    for name, node in (cfg.get("metrics") or {}).items():
+        higher[f"eval_{name}"] = getattr(check_part(node, f"metrics.{name}"), "higher_is_better", None)
+    check(monitor in higher, "stopping.monitor", monitor, f"a column this run evaluates: one of {', '.join(higher)}")
+    if mode is not None and higher[monitor] is not None:
+        want = "max" if higher[monitor] else "min"
+        check(mode == want, "stopping.mode", mode, f"{want} for {monitor} ({'higher' if higher[monitor] else 'lower'} "
+              "is better)")
 
 
 def _validate_dataset(cfg) -> None:

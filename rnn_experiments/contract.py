@@ -9,6 +9,9 @@ model built on PyTorch's meta device (shapes only: no memory, whatever its size)
     model    an nn.Module; forward(x) -> floating (2, num_classes) for a classifier, (2, T,
              vocab_size) for a generator
     optimizer  built over one parameter at train.lr: a torch.optim.Optimizer
+    scheduler  built over that optimizer: has step() and state_dict() / load_state_dict()
+    metrics  each called on log-probabilities of the model's output shape (uniform) and the
+             batch's y: returns a finite number (a float or a 0-d tensor)
 
 A part that breaks it is refused with one line naming the class and the missing piece (a
 ConfigError), not a traceback at step 1 of a job. A pair of nodes is checked once per process.
@@ -27,15 +30,20 @@ DATASET_NEEDS = ("sample", "eval_x", "eval_y", "vocab_size", "num_classes", "sta
 def check_contract(cfg) -> None:
     """ConfigError (one line) where cfg's dataset or model breaks its contract (the module doc)."""
     from omegaconf import OmegaConf
-    key = json.dumps([OmegaConf.to_container(cfg[part], resolve=True) for part in ("model", "dataset", "optimizer")
-                      if cfg.get(part) is not None] + [cfg.get("train", {}).get("lr")], sort_keys=True, default=str)
+    key = json.dumps([OmegaConf.to_container(cfg[part], resolve=True) for part in PARTS if cfg.get(part) is not None]
+                     + [cfg.get("train", {}).get("lr")], sort_keys=True, default=str)
     if key in _CHECKED:
         return
     x, y, data = _check_dataset(cfg)
-    _check_model(cfg, x, y, data)
+    out_shape = _check_model(cfg, x, y, data)
     if cfg.get("optimizer"):
         _check_optimizer(cfg)
+    for name, node in (cfg.get("metrics") or {}).items():
+        _check_metric(name, node, out_shape, y)
     _CHECKED.add(key)
+
+
+PARTS = ("model", "dataset", "optimizer", "scheduler", "metrics")
 
 
 def _check_dataset(cfg):
@@ -97,6 +105,7 @@ def _check_model(cfg, x, y, data) -> None:
     if not isinstance(out, torch.Tensor) or not out.is_floating_point() or tuple(out.shape) != want:
         got = f"{tuple(out.shape)} {out.dtype}" if isinstance(out, torch.Tensor) else type(out).__name__
         refuse(f"forward(x {tuple(x.shape)} int64) returned {got}, expected floating {want} log-probabilities")
+    return want
 
 
 def _check_optimizer(cfg) -> None:
@@ -113,3 +122,37 @@ def _check_optimizer(cfg) -> None:
         raise ConfigError(f"optimizer={cfg.optimizer.name} ({qualname(cls)}) breaks the optimizer contract: "
                           f"it built a {type(optimizer).__name__}, expected a torch.optim.Optimizer "
                           "(docs/extending.md)")
+    if cfg.get("scheduler"):
+        _check_scheduler(cfg, optimizer)
+
+
+def _check_scheduler(cfg, optimizer) -> None:
+    cls = target_of(cfg.scheduler, "scheduler")
+    where = f"scheduler={cfg.scheduler.name} ({qualname(cls)})"
+    try:
+        scheduler = build_part(cfg.scheduler, "scheduler", optimizer=optimizer)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{where} refused its settings: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+    missing = [m for m in ("step", "state_dict", "load_state_dict") if not callable(getattr(scheduler, m, None))]
+    if missing:
+        raise ConfigError(f"{where} breaks the scheduler contract: it has no {', '.join(missing)} (docs/extending.md)")
+
+
+def _check_metric(name: str, node, shape: tuple, y) -> None:
+    import math
+
+    import torch   # lazy: as above
+
+    cls = target_of(node, f"metrics.{name}")
+    where = f"metrics.{name} ({qualname(cls)})"
+    log_probs = torch.full(shape, -math.log(shape[-1]))      # uniform predictions
+    try:
+        value = build_part(node, f"metrics.{name}")(log_probs, y)
+        value = float(value)
+    except Exception as e:   # the user's code, on a batch of two
+        raise ConfigError(f"{where} breaks the metric contract: metric(log_probs {tuple(shape)}, y {tuple(y.shape)}) "
+                          f"raised {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''} "
+                          "(expected a number; docs/extending.md)") from None
+    if not math.isfinite(value):
+        raise ConfigError(f"{where} breaks the metric contract: it gave {value} on uniform predictions, expected "
+                          "a finite number (docs/extending.md)")

@@ -32,6 +32,9 @@ GIVEN = {
     "model": ("vocab_size", "num_classes", "pad_token"),      # from the dataset
     "dataset": ("seed", "device", "eval_size"),               # seed, device, train.eval_size
     "optimizer": ("params", "lr"),                            # the model's parameters, train.lr
+    "scheduler": ("optimizer",),                              # the optimizer it schedules
+    "metrics": (),                                            # metrics.NAME: called on held-out predictions
+    "stopping": (),                                           # a metrics sink that may end the run
 }
 # keys of a node that are not arguments of its class (`_partial_`: lightning-hydra-template's
 # mark of a node completed later, here with GIVEN's arguments: accepted, changes nothing)
@@ -83,9 +86,26 @@ def target_of(node, key: str) -> type:
                           "is its package installed or its folder on PYTHONPATH?)") from None
 
 
+def part_nodes(cfg):
+    """(key, node) of every part a config holds: model, dataset, optimizer, the scheduler if set,
+    and each `metrics.NAME`."""
+    for key in GIVEN:
+        node = cfg.get(key)
+        if key == "metrics":
+            yield from ((f"metrics.{name}", m) for name, m in (node or {}).items())
+        elif node:
+            yield key, node
+
+
+def kind(key: str) -> str:
+    """The kind of part a node key names: `metrics.brier` -> `metrics` (a member of a collection,
+    named by its key), `model` -> `model`."""
+    return key.split(".")[0]
+
+
 def settings(cls: type, key: str) -> dict[str, Setting]:
     """What `cls` accepts from a `key` node: its dataclass `Settings`, else its constructor's
-    parameters less those in GIVEN[key]."""
+    parameters less those in GIVEN[kind(key)]."""
     schema = getattr(cls, "Settings", None)
     if dataclasses.is_dataclass(schema):
         hints = typing.get_type_hints(schema)
@@ -105,7 +125,7 @@ def settings(cls: type, key: str) -> dict[str, Setting]:
     except Exception:   # an annotation that cannot be evaluated: that parameter takes any value
         hints = {}
     return {p.name: Setting(p.name, hints.get(p.name, Any), p.default) for p in params
-            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in GIVEN[key]}
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in GIVEN[kind(key)]}
 
 
 def qualname(cls: type) -> str:
@@ -116,7 +136,7 @@ def check_part(node, key: str) -> type:
     """The class of the `key` node, after checking the node against what it accepts (the module
     doc); ConfigError (one line) naming the first key that is wrong."""
     cls = target_of(node, key)
-    name = node.get("name")
+    name = node.get("name", key if "." in key else None)   # a collection's member: named by its key
     if not isinstance(name, str) or not name:
         raise ConfigError(f"{key}.name={name!r} is invalid: expected the name tables and plots show "
                           f"for {qualname(cls)} (e.g. name: {cls.__name__.lower()})")
@@ -124,11 +144,12 @@ def check_part(node, key: str) -> type:
     for k in node:
         if k in RESERVED:
             continue
-        if k in GIVEN[key]:
+        if k in GIVEN[kind(key)]:
             raise ConfigError(f"{key}.{k}={_plain(node[k])!r} is not a setting: expected it unset (the "
                               f"framework passes {k} to {qualname(cls)})")
         if k not in accepted:
-            raise ConfigError(f"{key}.{k}={_plain(node[k])!r} is not a setting of {key}={name} "
+            part = key if "." in key else f"{key}={name}"      # metrics.brier, model=lstm
+            raise ConfigError(f"{key}.{k}={_plain(node[k])!r} is not a setting of {part} "
                               f"({qualname(cls)}): expected one of {', '.join(accepted) or 'none'}")
         value, expected = _plain(node[k]), accepted[k].annotation
         if not conforms(value, expected):

@@ -41,7 +41,8 @@ def _prog(result) -> str:
                                "(rnn_experiments.data.palindrome.PalindromeDataset): expected one of seq_length, eval_seed"),
     (["+dataset.gutenberg=true"], "dataset.gutenberg=True is not a setting of dataset=palindrome"),
     (["model=peep_lstm", "+model.reset_at_padding=true"], "model.reset_at_padding=True is not a setting of model=peep_lstm"),
-    (["train.lr_decay=0.5"], "train.lr_decay=0.5 is not used while train.lr_decay_every=0"),
+    (["scheduler=step", "+scheduler.step=3"], "scheduler.step=3 is not a setting of scheduler=step "
+                                              "(torch.optim.lr_scheduler.StepLR): expected one of step_size, gamma"),
     (["sample.length=50"], "sample.length=50 is not used while sample.enabled=false"),
     (["train.cuda_graphs=false"], "train.cuda_graphs=False is not used with device=cpu"),
     (["++train.lrr=1"], "train.lrr is not a setting (a typo?): expected one of the settings of train: steps,"),
@@ -55,7 +56,7 @@ def test_a_setting_the_run_does_not_read_is_refused(overrides, message):
 
 @pytest.mark.parametrize("overrides", [["model.reset_at_padding=false"], ["model=generator", "dataset=text", "dataset.path=/x",
                                        "model.num_layers=3", "model.dropout=0.5"],
-                                      ["train.lr_decay_every=10", "train.lr_decay=0.5"]])
+                                      ["scheduler=step", "scheduler.step_size=10", "scheduler.gamma=0.1"]])
 def test_a_setting_the_run_reads_or_left_at_its_default_is_accepted(overrides):
     validate(compose_config(overrides))
 

@@ -223,3 +223,58 @@ def test_the_optimizer_is_a_part_too(project, tmp_path):
     assert r.code == 2 and r.err.startswith("rnn-train: error: optimizer=adam (torch.optim.adam.Adam) refused its "
                                             "settings: Invalid epsilon value: -1.0"), r.err
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
+def test_a_users_metric_is_logged_summarised_and_compared(project):
+    """+metrics=brier (the page's Brier score): column eval_brier equal, at the last evaluation,
+    to the Brier score of the run's final model on its held-out set computed here; final_ and
+    best_ (the minimum: lower is better) in summary.json; the sweep's tables show it."""
+    import torch
+    from rnn_experiments.training.setup import setup
+    sweep = project / "S"
+    r = train(project, "-m", "model=ln_lstm,lstm", "dataset=parity", "seed=0,1", *EASY, "+metrics=brier",
+              "scheduler=cosine", "hydra.callbacks.analyze.formats=[]", "hydra.callbacks.analyze.compare=model.name",
+              f"hydra.sweep.dir={sweep}")
+    assert r.code == 0, r.err[-2000:]
+    run = sweep / "0"
+    m = pd.read_csv(run / "metrics.csv")
+    evals = m.dropna(subset=["eval_brier"])
+    assert list(m.columns).index("eval_brier") == list(m.columns).index("lr") + 1 and len(evals) >= 2
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["metrics"] == {"eval_brier": {"higher_is_better": False}}
+    assert summary["final_eval_brier"] == evals["eval_brier"].iloc[-1]
+    assert summary["best_eval_brier"] == evals["eval_brier"].min()
+    assert m["lr"].iloc[-1] < m["lr"].iloc[0]                      # the cosine schedule ran
+
+    cfg = OmegaConf.load(run / ".hydra" / "config.yaml")
+    _, data, model, _ = setup(cfg)
+    model.load_state_dict(torch.load(run / "checkpoint.pt", weights_only=False)["model"])
+    with torch.no_grad():
+        p = model.eval()(data.eval_x).exp()
+    brier = ((p - torch.nn.functional.one_hot(data.eval_y, p.shape[-1])) ** 2).sum(-1).mean().item()
+    assert evals["eval_brier"].iloc[-1] == pytest.approx(brier, rel=1e-5)
+
+    table = (sweep / "analysis" / "summary.md").read_text()
+    assert "final brier" in table
+    compare = pd.read_csv(sweep / "analysis" / "compare.csv")
+    row = compare[compare["statistic"] == "final_eval_brier"]
+    assert len(row) == 1 and row["design"].iloc[0] == "paired"
+
+
+@pytest.mark.parametrize("metric, message", [
+    ("class NoDirection:\n    def __call__(self, log_probs, y):\n        return 0.0\n",
+     "metrics.m._target_=my_parts.m.NoDirection is invalid: expected a class with `higher_is_better = True` or `False`"),
+    ("class Raises:\n    higher_is_better = True\n    def __call__(self, log_probs, y):\n        return y.foo\n",
+     "metrics.m (my_parts.m.Raises) breaks the metric contract: metric(log_probs (2, 2), y (2,)) raised AttributeError"),
+    ("class Takes:\n    higher_is_better = True\n    def __init__(self, k: int = 1):\n        pass\n"
+     "    def __call__(self, log_probs, y):\n        return 0.0\n",
+     "metrics.m.j=3 is not a setting of metrics.m (my_parts.m.Takes): expected one of k"),
+])
+def test_a_metric_that_breaks_its_contract_is_refused_with_nothing_written(project, metric, message):
+    (project / "my_parts" / "m.py").write_text(metric)
+    extra = ["+metrics.m.j=3"] if "Takes" in metric else []
+    run = project / "run"
+    r = train(project, "model=ln_lstm", "dataset=parity", "+metrics.m._target_=my_parts.m." + metric.split()[1].split(":")[0],
+              *extra, f"hydra.run.dir={run}")
+    assert r.code == 2 and r.err.startswith(f"rnn-train: error: {message}") and r.err.count("\n") == 1, r.err
+    assert not run.exists()

@@ -19,7 +19,7 @@ import pandas as pd
 from scipy import stats as st
 
 from rnn_experiments.analysis.collect import AnalysisError, config_keys, runs_of, without_config
-from rnn_experiments.analysis.quantities import LOWER, METRICS, STATISTICS, stat_name
+from rnn_experiments.analysis.quantities import DECLARED, LOWER, STATISTICS, metric, stat_name, statistic
 from rnn_experiments.analysis.stats import CONFIDENCE, MIN_BOOTSTRAP, bootstrap_ci
 from rnn_experiments.run.status import STOP_STATUSES
 
@@ -29,9 +29,13 @@ PARTS = ("model", "dataset")            # config nodes of a class (_target_) and
 # per-run statistics of the summary table (per_run's columns), each as mean, std and 95 % interval
 STATS = ("final_accuracy", "best_accuracy", "final_eval_accuracy", "steps_to_threshold", "final_loss",
          "final_eval_loss", "best_eval_loss", "final_eval_bpc")
-BOUNDS = {s: STATISTICS[s].bounds for s in STATS}    # what a statistic can take
-LOWER_IS_BETTER = tuple(m for m, q in METRICS.items() if q.better == LOWER and m in
-                        ("loss", "eval_loss", "eval_bpc"))   # their best is the minimum
+BUILT_IN = ("loss", "accuracy", "eval_accuracy", "eval_loss", "eval_bpc")   # metrics with final_ and best_
+
+
+def stats_of(r: pd.DataFrame, built_in=STATS) -> list[str]:
+    """The statistics the tables show for per-run rows `r`: the built-in ones, then those of the
+    runs' own metrics (quantities.DECLARED), where `r` has them."""
+    return [c for c in (*built_in, *DECLARED) if c in r.columns]
 CAPTION = ("mean ± sample std over seeds; [95 % t interval of the mean over seeds, cut to the "
            "statistic's range]; steps to a threshold: over the runs that reached it")
 CAPTION_BOOT = (f"; boot [...]: 95 % BCa bootstrap interval of the mean (scipy.stats.bootstrap, "
@@ -111,12 +115,12 @@ def per_run(df: pd.DataFrame, threshold: float = 0.99, threshold_metric: str = "
     runs = runs_of(df).set_index("run_dir")
     d = df.dropna(subset=["step"]).sort_values(["run_dir", "step"], kind="stable")
     g = d.groupby("run_dir", sort=False)
-    metrics = [m for m in ("loss", "accuracy", "eval_accuracy", "eval_loss", "eval_bpc")
+    metrics = [m for m in (*BUILT_IN, *(s.removeprefix("final_") for s in DECLARED))
                if m in d.columns and d[m].notna().any()]
     final = g[metrics].last().add_prefix("final_")            # last non-NaN value per column
-    best = pd.concat([g[[m for m in metrics if m not in LOWER_IS_BETTER]].max(),
-                      g[[m for m in metrics if m in LOWER_IS_BETTER and m != "loss"]].min()],
-                     axis=1).add_prefix("best_")
+    lower = [m for m in metrics if metric(m).better == LOWER]  # their best is the minimum
+    best = pd.concat([g[[m for m in metrics if m not in lower]].max(),
+                      g[[m for m in lower if m != "loss"]].min()], axis=1).add_prefix("best_")
     hit = d[d[threshold_metric] >= threshold].groupby("run_dir", sort=False)["step"].min()
     out = runs.join(final).join(best)
     out["has_metrics"] = out.index.isin(final.index)
@@ -145,7 +149,7 @@ def table(df: pd.DataFrame, by=None, threshold: float = 0.99,
     runs: run folders; seeds: runs with metrics; finished: runs with status completed; pruned:
     runs a search's pruner stopped early (status pruned or stopped: a normal end, not a failure);
     <X>_mean/_std/_ci_low/_ci_high over the runs with metrics (std: ddof = 1; ci: `mean_ci`'s
-    95 % t interval, cut to BOUNDS; NaN skipped: steps_to_threshold is over the runs that reached
+    95 % t interval, cut to the statistic's bounds; NaN skipped: steps_to_threshold is over the runs that reached
     it); <X>_n: the runs with a value of X (the mean is over these); <X>_boot_low/_boot_high:
     the BCa bootstrap interval of the mean (NaN below
     MIN_BOOTSTRAP values or without spread); never_reached: runs with metrics that never reached threshold_metric >= threshold;
@@ -156,7 +160,7 @@ def table(df: pd.DataFrame, by=None, threshold: float = 0.99,
     r["finished"] = (r["status"] == "completed") & r["has_metrics"]
     r["pruned"] = r["status"].isin(STOP_STATUSES)   # stopped early on purpose (a search's pruner)
     r["never"] = r["has_metrics"] & r["steps_to_threshold"].isna()
-    stats = [c for c in STATS if c in r.columns]
+    stats = stats_of(r)
     rows = []
     for key, g in (r.groupby(by, dropna=False, sort=True) if by else [((), r)]):
         key = key if isinstance(key, tuple) else (key,)
@@ -168,7 +172,7 @@ def table(df: pd.DataFrame, by=None, threshold: float = 0.99,
             row[f"{c}_n"] = int(ok[c].notna().sum())
             row[f"{c}_mean"] = ok[c].mean()
             row[f"{c}_std"] = ok[c].std()
-            row[f"{c}_ci_low"], row[f"{c}_ci_high"] = mean_ci(ok[c], bounds=BOUNDS[c])
+            row[f"{c}_ci_low"], row[f"{c}_ci_high"] = mean_ci(ok[c], bounds=statistic(c).bounds)
             row[f"{c}_boot_low"], row[f"{c}_boot_high"] = bootstrap_ci(ok[c])
         row["never_reached"] = int(g["never"].sum())
         row["wall_time_s"] = ok["wall_time_s"].mean()
@@ -211,10 +215,10 @@ def format_table(t: pd.DataFrame) -> pd.DataFrame:
     out["seeds (finished)"] = [f"{s} ({f}" + (f", {p} pruned" if p else "") + ")"
                                + (f" of {r}" if r != s else "")
                                for s, f, p, r in zip(t["seeds"], t["finished"], pruned, t["runs"])]
-    for c in (c for c in STATS if f"{c}_mean" in t):
+    for c in (c for c in (*STATS, *DECLARED) if f"{c}_mean" in t):
         cols = [t[f"{c}_{x}"] if f"{c}_{x}" in t else pd.Series(np.nan, index=t.index)
                 for x in ("mean", "std", "ci_low", "ci_high", "boot_low", "boot_high")]
-        cells = [_pm(v[0], v[1], FORMATS[c], *v[2:]) for v in zip(*cols)]
+        cells = [_pm(v[0], v[1], statistic(c).fmt, *v[2:]) for v in zip(*cols)]
         if c == "steps_to_threshold":
             cells = [x + (f" ({n} never)" if n else "") for x, n in zip(cells, t["never_reached"])]
         elif f"{c}_n" in t:   # runs without this value (no evaluation yet): said, not hidden

@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 from omegaconf import OmegaConf
 
+from rnn_experiments.analysis.quantities import declare
 from rnn_experiments.config import conf_dir
 from rnn_experiments.parts import FORMER_TARGETS, upgrade
 from rnn_experiments.run.readers import ReadError, read_bytes, read_text, read_yaml
@@ -167,10 +168,19 @@ def former_parts_upgraded(config: dict) -> dict:
     """A config of a folder before format_version 4 with its `model` and `dataset` nodes as
     today's (parts.upgrade: their class from their name, only the settings it takes) and the
     optimizer those releases used (Adam at train.lr: the packaged conf/optimizer/adam.yaml), so
-    that it groups with today's runs of the same parts; any other config as it is."""
+    that it groups with today's runs of the same parts; the step decay of the releases before the
+    scheduler part (`train.lr_decay_every`, `train.lr_decay`) as today's `scheduler` node (none
+    where it was off); any other config as it is."""
     if not isinstance(config, dict):
         return config
     out = dict(config)
+    train = out.get("train")
+    if isinstance(train, dict) and "lr_decay_every" in train:
+        train = dict(train)
+        every, gamma = train.pop("lr_decay_every"), train.pop("lr_decay", 1.0)
+        out["train"] = train
+        if every and "scheduler" not in out:
+            out["scheduler"] = {**read_yaml(conf_dir() / "scheduler" / "step.yaml"), "step_size": every, "gamma": gamma}
     former = False
     for part in FORMER_TARGETS:
         node = out.get(part)
@@ -225,6 +235,10 @@ def read_run(run_dir: Path) -> tuple[dict, dict, pd.DataFrame | None]:
             "wall_time_s": float(wall) if wall is not None else np.nan,
             "overrides": " ".join(map(str, overrides)) if overrides is not None else None,
             "duplicate_of": ""}
+    declared = summary.get("metrics")
+    if isinstance(declared, dict):   # the run's own metrics: {"eval_NAME": {"higher_is_better": bool}}
+        info["declared"] = {c: d["higher_is_better"] for c, d in declared.items()
+                            if isinstance(d, dict) and isinstance(d.get("higher_is_better"), bool)}
     return config, info, metrics
 
 
@@ -324,6 +338,9 @@ def collect(paths, progress=None) -> pd.DataFrame:
         ticker(lambda: f"reading run folders: {i} of {len(run_dirs)} read")
         results.append(read_run(d))
     mark_duplicates(results)
+    for _, info, _ in results:      # the runs' own metrics, ranked as their classes say
+        for column, higher in info.get("declared", {}).items():
+            declare(column, higher)
 
     config_keys = list(dict.fromkeys(k for cfg, _, _ in results for k in cfg))
     runs = pd.DataFrame([{**cfg, **info} for cfg, info, _ in results],

@@ -38,7 +38,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from rnn_experiments.analysis.aggregate import (FORMATS, NEVER_GROUP, STATS, check_keys,
+from rnn_experiments.analysis.aggregate import (FORMATS, NEVER_GROUP, STATS, check_keys, stats_of,
                                                 latex_tabular, markdown_table, per_run)
 from rnn_experiments.analysis.collect import AnalysisError, config_keys, is_run_only, runs_of, setting
 from rnn_experiments.analysis.quantities import stat_name, statistic
@@ -219,7 +219,7 @@ def compare(df: pd.DataFrame, key: str, by=None, threshold: float = 0.99,
     keys = config_keys(df)
     r = per_run(df, threshold, threshold_metric)
     r = r[r["has_metrics"]]
-    stats = [c for c in COMPARE_STATS if c in r.columns]
+    stats = stats_of(r, COMPARE_STATS)
     rows = []
     for group, g in (r.groupby(others, dropna=False, sort=True) if others else [((), r)]):
         group = group if isinstance(group, tuple) else (group,)

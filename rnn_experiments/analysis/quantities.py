@@ -61,6 +61,24 @@ STATISTICS = {
 
 SHORT = {"accuracy": "acc", "eval_accuracy": "eval acc", "loss": "loss"}
 
+# the per-run statistics of the runs' own metrics (final_eval_NAME), in the order they were
+# declared: the summary and comparison tables show them after the built-in ones
+DECLARED: list[str] = []
+
+
+def declare(column: str, higher_is_better: bool) -> None:
+    """A run's own metric (metrics.csv column eval_NAME, declared in its summary.json "metrics"),
+    known from now on as the built-ins are: unbounded, better as its class says; its
+    final_ and best_ statistics too. Declaring it again changes nothing."""
+    if column in METRICS:
+        return
+    better = HIGHER if higher_is_better else LOWER
+    METRICS[column] = Quantity(column, "", (-np.inf, np.inf), better)
+    for prefix in ("final", "best"):
+        STATISTICS[f"{prefix}_{column}"] = Quantity(f"{prefix} {column.removeprefix('eval_')}", "",
+                                                    (-np.inf, np.inf), better)
+    DECLARED.append(f"final_{column}")
+
 
 def metric(name: str) -> Quantity:
     """METRICS[name], or an unbounded quantity named by the column for a column not in the table."""

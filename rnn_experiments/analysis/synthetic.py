@@ -19,7 +19,7 @@ BASE_CONFIG = {
                 "path": None},
     "train": {"steps": 3000, "batch_size": 256, "lr": 1.0e-4, "max_norm": 10.0, "log_every": 10,
               "eval_every": 100, "eval_size": 2048, "checkpoint_every": 500, "resume": True,
-              "lr_decay_every": 0, "lr_decay": 1.0, "threads": 0},
+              "threads": 0},
     "seed": 0, "device": "cpu", "experiment_name": "synthetic",
 }
 

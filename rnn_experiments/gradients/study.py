@@ -26,7 +26,7 @@ from rnn_experiments.run.folder import is_run_folder
 from rnn_experiments.run.lock import RunLock
 from rnn_experiments.training.signals import Interrupted, stop_on_signals
 from rnn_experiments.gradients.measure import grad_norms_per_step
-from rnn_experiments.training.setup import make_scheduler, setup
+from rnn_experiments.training.setup import build_scheduler, setup
 from rnn_experiments.training.step import train_step
 from rnn_experiments.run.summary import new_summary, now, write_summary
 
@@ -94,7 +94,7 @@ def _flat(d: dict, prefix: str = "") -> dict:
 
 def _measure(cfg, out_dir: Path, received: list) -> list[dict]:
     device, data, model, optimizer = setup(cfg)
-    scheduler = make_scheduler(optimizer, cfg.train)
+    scheduler = build_scheduler(cfg.get("scheduler"), optimizer)
     x, y = data.eval_x[: cfg.gradients.batch_size], data.eval_y[: cfg.gradients.batch_size]
     T = x.shape[1]
     measure_at = sorted(set(cfg.gradients.steps))

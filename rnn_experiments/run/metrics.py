@@ -31,23 +31,25 @@ TIMING_COLUMNS = ["examples_per_s", "elapsed_s"]
 
 
 class MetricsWriter:
-    def __init__(self, path: Path, rows: list[dict] | None = None, sinks: Iterable = ()):
+    def __init__(self, path: Path, rows: list[dict] | None = None, sinks: Iterable = (), extra: Iterable[str] = ()):
         """Start `path` afresh holding `rows` (those of a checkpoint, when resuming); mirror the
-        rows written from now on to `sinks`."""
+        rows written from now on to `sinks`. `extra`: the columns of the run's own metrics
+        (eval_NAME), after the built-in ones."""
         self.path = Path(path)
+        self.columns = COLUMNS[:-len(TIMING_COLUMNS)] + list(extra) + TIMING_COLUMNS
         self.rows = list(rows or [])
         self.sinks = list(sinks)
         self.stop: StopRun | None = None   # the first request of a sink to end the run early
         with atomic_write(self.path) as f:
-            w = csv.DictWriter(f, fieldnames=COLUMNS)
+            w = csv.DictWriter(f, fieldnames=self.columns)
             w.writeheader()
             w.writerows(self.rows)
         self._file = open(self.path, "a", newline="")
-        self._writer = csv.DictWriter(self._file, fieldnames=COLUMNS)
+        self._writer = csv.DictWriter(self._file, fieldnames=self.columns)
         self._to_sinks("open", self.path.parent, list(self.rows))
 
     def write(self, row: dict) -> None:
-        row = {k: row.get(k, "") for k in COLUMNS}
+        row = {k: row.get(k, "") for k in self.columns}
         self.rows.append(row)
         try:
             self._writer.writerow(row)

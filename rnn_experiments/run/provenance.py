@@ -32,7 +32,7 @@ import time
 from functools import lru_cache
 from pathlib import Path
 
-from rnn_experiments.parts import GIVEN, signature_of, target_of
+from rnn_experiments.parts import part_nodes, signature_of, target_of
 
 COMMAND_ENV = "RNN_EXPERIMENTS_COMMAND"
 SWEEP_ENV = "RNN_EXPERIMENTS_SWEEP_ID"
@@ -113,9 +113,8 @@ def _distributions() -> dict:
 def parts_provenance(cfg) -> dict:
     """{part: {"target", "settings", "version", ["git"]}} for the parts of `cfg` (the module doc)."""
     out = {}
-    for key in GIVEN:
-        node = cfg.get(key)
-        if not node or "_target_" not in node:
+    for key, node in part_nodes(cfg):
+        if "_target_" not in node:
             continue
         cls = target_of(node, key)
         top = cls.__module__.split(".")[0]

@@ -16,6 +16,7 @@ import socket
 from datetime import datetime, timezone
 from pathlib import Path
 
+from rnn_experiments.parts import target_of
 from rnn_experiments.run.provenance import parts_provenance, provenance, sweep_id
 from rnn_experiments.run.folder import FORMAT_VERSION, write_text
 from rnn_experiments.run.status import STOP_STATUSES
@@ -33,7 +34,16 @@ def new_summary(cfg) -> dict:
     return {"format_version": FORMAT_VERSION, "status": "running", "seed": cfg.seed, "model": cfg.model.name,
             "dataset": cfg.dataset.name, "experiment": cfg.experiment_name, "started": now(),
             "host": socket.gethostname(), "pid": os.getpid(), "sweep_id": sweep_id(), **provenance(),
-            "parts": parts_provenance(cfg)}
+            "parts": parts_provenance(cfg), **declared_metrics(cfg)}
+
+
+def declared_metrics(cfg) -> dict:
+    """{"metrics": {"eval_NAME": {"higher_is_better": bool}}} for a run with `metrics.NAME` parts
+    (their class's declaration, which the analysis ranks runs by); {} for a run without."""
+    nodes = cfg.get("metrics") or {}
+    return {"metrics": {f"eval_{name}": {"higher_is_better": getattr(target_of(node, f"metrics.{name}"),
+                                                                     "higher_is_better", None)}
+                        for name, node in nodes.items()}} if nodes else {}
 
 
 def write_summary(out_dir: Path, summary: dict) -> None:
@@ -65,11 +75,22 @@ def _overwrite(path: Path, data: bytes) -> bool:
         return False
 
 
-def final_metrics(rows: list[dict]) -> dict:
+def final_metrics(rows: list[dict], declared: dict | None = None) -> dict:
     """Last and best values of the metrics.csv rows; `best_checkpoint`: the evaluation with the
-    lowest held-out loss (the step of checkpoint_best.pt) and its metrics."""
+    lowest held-out loss (the step of checkpoint_best.pt) and its metrics. `declared`: the run's
+    own metrics (summary.json "metrics"): final_ and best_ of each column too."""
     if not rows:
         return {}
+    out = {}
+    for col, how in (declared or {}).items():
+        values = [float(r[col]) for r in rows if r.get(col, "") != ""]
+        if values:
+            out[f"final_{col}"] = values[-1]
+            out[f"best_{col}"] = (max if how.get("higher_is_better") else min)(values)
+    return {**_built_in_final(rows), **out}
+
+
+def _built_in_final(rows: list[dict]) -> dict:
     last = rows[-1]
     out = {"final_loss": float(last["loss"]), "final_accuracy": float(last["accuracy"]),
            "best_accuracy": max(float(r["accuracy"]) for r in rows)}

@@ -32,11 +32,12 @@ import torch
 
 from rnn_experiments.config import validate
 from rnn_experiments.models import count_params
+from rnn_experiments.parts import build_part
 from rnn_experiments.run.folder import is_run_folder
 from rnn_experiments.run import checkpoint
 from rnn_experiments.run.lock import HEARTBEAT_S, RunLock
 from rnn_experiments.run.metrics import MetricsWriter
-from rnn_experiments.training.setup import make_scheduler, setup
+from rnn_experiments.training.setup import build_metrics, build_scheduler, setup
 from rnn_experiments.training.step import evaluate, make_step
 from rnn_experiments.training.signals import Interrupted, stop_on_signals
 from rnn_experiments.run.summary import final_metrics, new_summary, now, write_summary
@@ -142,7 +143,8 @@ class _Run:
         self.cfg, self.out_dir, self.summary, self.timer = cfg, out_dir, summary, timer
         with timer("setup"):
             self.device, self.data, self.model, self.optimizer = setup(cfg)
-        self.scheduler = make_scheduler(self.optimizer, cfg.train)
+        self.scheduler = build_scheduler(cfg.get("scheduler"), self.optimizer)
+        self.metrics = build_metrics(cfg)          # name -> metric: columns eval_NAME
         self.checkpoint, self.best = out_dir / "checkpoint.pt", out_dir / "checkpoint_best.pt"
         self.step, self.rows, self.elapsed_before = 0, [], 0.0
         self.window = Window(self.device)
@@ -197,7 +199,12 @@ def _row(run: _Run, is_eval: bool, t_window: float, now_s: float, w: dict) -> di
            "elapsed_s": round(run.elapsed(), 3)}
     if is_eval:
         with run.timer("evaluation"):
-            row["eval_accuracy"], row["eval_loss"] = evaluate(run.model, run.data.eval_x, run.data.eval_y)
+            if run.metrics:
+                row["eval_accuracy"], row["eval_loss"], extra = evaluate(run.model, run.data.eval_x, run.data.eval_y,
+                                                                         metrics=run.metrics)
+                row.update({f"eval_{name}": value for name, value in extra.items()})
+            else:
+                row["eval_accuracy"], row["eval_loss"] = evaluate(run.model, run.data.eval_x, run.data.eval_y)
         if getattr(run.data, "per_character", False):
             row["eval_bpc"] = row["eval_loss"] / math.log(2)
     return row
@@ -207,7 +214,10 @@ def _loop(run: _Run, hooks: list[Hook], sinks: list) -> dict:
     """Steps until train.steps, a stop signal, a sink's StopRun or a non-finite loss; then `_finish`."""
     t_cfg = run.cfg.train
     steps, B = t_cfg.steps, t_cfg.batch_size
-    run.writer = MetricsWriter(run.out_dir / "metrics.csv", run.rows, sinks)
+    if run.cfg.get("stopping"):                   # stopping=early: a sink that may end the run
+        sinks = sinks + [build_part(run.cfg.stopping, "stopping")]
+    run.writer = MetricsWriter(run.out_dir / "metrics.csv", run.rows, sinks,
+                               extra=[f"eval_{name}" for name in run.metrics])
     write_summary(run.out_dir, run.summary)
     run.t0 = t_window = time.perf_counter()
     report_every = max(t_cfg.eval_every, steps // 20)
@@ -267,7 +277,7 @@ def _finish(run: _Run, status: str, diverged_at: int, stop: str | None) -> dict:
     run.writer.close()
     summary = run.summary
     summary.update(status=status, step=run.step, wall_time_s=round(run.elapsed(), 3), finished=now(),
-                   **final_metrics(run.writer.rows))
+                   **final_metrics(run.writer.rows, summary.get("metrics")))
     if status == "diverged":
         summary["diverged_at_step"] = diverged_at
         log.error("loss is not finite at step %d: stopping (status diverged; the last good "

@@ -88,8 +88,13 @@ def build_optimizer(node, params, lr: float, device: torch.device) -> torch.opti
     return build_part(node, "optimizer", params=params, lr=lr)
 
 
-def make_scheduler(optimizer, train_cfg):
-    """Step decay (lr *= lr_decay every lr_decay_every steps), or None when it is off."""
-    if train_cfg.lr_decay_every <= 0:
-        return None
-    return torch.optim.lr_scheduler.StepLR(optimizer, train_cfg.lr_decay_every, train_cfg.lr_decay)
+def build_metrics(cfg) -> dict:
+    """{NAME: metric} of the `metrics` nodes: each class built with its settings, called on the
+    held-out set at every evaluation as metric(log_probs, y) -> a number (column eval_NAME)."""
+    return {name: build_part(node, f"metrics.{name}") for name, node in (cfg.get("metrics") or {}).items()}
+
+
+def build_scheduler(node, optimizer):
+    """The `scheduler` node's learning-rate schedule over `optimizer` (conf/scheduler/*.yaml),
+    stepped once per training step; None for an empty node (a constant lr, the default)."""
+    return build_part(node, "scheduler", optimizer=optimizer) if node else None

@@ -31,20 +31,28 @@ def train_step(model, optimizer, x: torch.Tensor, y: torch.Tensor, max_norm: flo
 
 
 @torch.no_grad()
-def evaluate(model, x: torch.Tensor, y: torch.Tensor, chunk: int = 1024) -> tuple[float, float]:
+def evaluate(model, x: torch.Tensor, y: torch.Tensor, chunk: int = 1024, metrics: dict | None = None):
     """(accuracy, mean NLL) on the held-out (x, y), over every prediction (every example, or
-    every character of every window), in chunks of `chunk` examples; one synchronisation."""
+    every character of every window), in chunks of `chunk` examples; one synchronisation.
+    With `metrics` (name -> metric(log_probs, y), the run's `metrics.NAME` parts): (accuracy,
+    NLL, {name: value}), each metric called once on the whole held-out set's log-probabilities."""
     was_training = model.training
     model.eval()
     correct = nll = 0
+    kept = []
     for i in range(0, len(x), chunk):
         log_probs, target = model(x[i:i + chunk]), y[i:i + chunk]         # (b, C) or (b, T, V)
         correct = correct + (log_probs.argmax(-1) == target).sum()
         nll = nll + F.nll_loss(log_probs.reshape(-1, log_probs.shape[-1]), target.reshape(-1),
                                reduction="sum")
+        if metrics:
+            kept.append(log_probs)
     model.train(was_training)
     correct, nll = torch.stack([correct.double(), nll.double()]).tolist()
-    return correct / y.numel(), nll / y.numel()
+    if metrics is None:
+        return correct / y.numel(), nll / y.numel()
+    log_probs = torch.cat(kept) if kept else None                         # (N, C) or (N, T, V)
+    return correct / y.numel(), nll / y.numel(), {name: float(m(log_probs, y)) for name, m in metrics.items()}
 
 
 def set_capturable(optimizer, on: bool) -> None:

@@ -46,8 +46,8 @@ def test_generator_architecture_dropout_and_lr_decay(make_cfg, tiny_text, tmp_pa
     assert count_params(model) == V * E + lstm + H * V + V
     assert model(torch.zeros(3, 7, dtype=torch.long)).shape == (3, 7, V)
 
-    train(make_cfg(*text_overrides(tiny_text, "train.steps=30", "train.lr_decay_every=10",
-                                   "train.lr_decay=0.5")), tmp_path)
+    train(make_cfg(*text_overrides(tiny_text, "train.steps=30", "scheduler=step",
+                                   "scheduler.step_size=10")), tmp_path)
     lr = read_metrics(tmp_path / "metrics.csv").set_index("step")["lr"]
     assert lr[5] == pytest.approx(1e-2) and lr[15] == pytest.approx(5e-3) and lr[30] == pytest.approx(1.25e-3)
 
