@@ -68,7 +68,7 @@ class Setting:
 
 def target_of(node, key: str) -> type:
     """The class `node._target_` names; ConfigError (one line) if it is absent or cannot be imported."""
-    from hydra.utils import get_class
+    from hydra._internal.utils import _locate
 
     path = node.get("_target_") if isinstance(node, (dict, DictConfig)) else None
     if not path:
@@ -80,10 +80,14 @@ def target_of(node, key: str) -> type:
         raise ConfigError(f"{key}._target_ is missing: expected the class that builds the {key} ({hint}; "
                           "docs/extending.md)")
     try:
-        return get_class(str(path))
-    except Exception as e:   # ImportError, AttributeError, ValueError (not a class): Hydra says which
+        found = _locate(str(path))   # as hydra.utils.get_class, which also logs the error: one line here
+    except Exception as e:   # ImportError, AttributeError: Hydra says which
         raise ConfigError(f"{key}._target_={path!r} is invalid: expected an importable class ({one_line(e)}; "
                           "is its package installed or its folder on PYTHONPATH?)") from None
+    if not inspect.isclass(found):
+        raise ConfigError(f"{key}._target_={path!r} is invalid: expected a class, found a "
+                          f"{type(found).__name__} (a part is a class and its settings; docs/extending.md)")
+    return found
 
 
 def part_nodes(cfg):

@@ -140,3 +140,76 @@ def test_installed_wheel_runs_every_command_outside_the_source_tree(installed):
         for job in [pool.submit(f) for f in (train_then_analyze, gradients_then_plot, configs_shown,
                                              installed_code_and_configs, help_texts)]:
             job.result()
+
+
+EXAMPLE = ROOT / "examples" / "my_project"     # docs/extending.md's parts as a package of their own
+
+
+@pytest.mark.wheel
+def test_the_example_package_runs_the_documented_workflow_from_its_wheel(installed, tmp_path):
+    """examples/my_project built and installed from its wheel beside rnn-experiments' wheel, in a
+    folder outside the source tree: its configs found through its search path plugin (no
+    --config-dir, no PYTHONPATH); a sweep of its model against a built-in with its metric,
+    analysed and compared paired by seed; an Optuna search over its model's own arguments; a
+    resume; a part that breaks the contract and an argument its class does not take, each
+    refused in one line with nothing written."""
+    _, bin_dir, env, _ = installed
+    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w",
+                            str(tmp_path / "dist"), str(EXAMPLE)], capture_output=True, text=True, timeout=300)
+    assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
+    wheel, = (tmp_path / "dist").glob("my_parts-*.whl")
+    inst = subprocess.run([sys.executable, "-m", "pip", "--python", str(bin_dir / "python"), "install", "--no-deps",
+                           "--no-index", str(wheel)], capture_output=True, text=True, timeout=300)
+    assert inst.returncode == 0, inst.stdout[-3000:] + inst.stderr[-3000:]
+    work = tmp_path / "work"
+    work.mkdir()
+    easy = [*TINY, "dataset.seq_length=2", "train.lr=1e-2", "train.batch_size=64"]
+
+    def train(*args, code=0, path=None):
+        done = subprocess.run([str(bin_dir / "rnn-train"), *map(str, args)], cwd=work,
+                              env={**env, "PYTHONPATH": str(path)} if path else env,
+                              capture_output=True, text=True, timeout=600)
+        assert done.returncode == code, f"{args}: {done.stdout[-2000:]}{done.stderr[-3000:]}"
+        return done
+
+    assert "ln_lstm" in train("--help").stdout                      # listed beside the packaged models
+
+    sweep = work / "S"
+    train("-m", "model=ln_lstm,lstm", "dataset=parity", "seed=0,1", "+metrics=brier", *easy,
+          "hydra.callbacks.analyze.formats=[]", "hydra.callbacks.analyze.compare=model.name", f"hydra.sweep.dir={sweep}")
+    compare = (sweep / "analysis" / "compare.csv").read_text()
+    assert "ln_lstm" in compare and "paired" in compare and "final_eval_brier" in compare
+    summary = json.loads((sweep / "0" / "summary.json").read_text())
+    model = summary["parts"]["model"]
+    assert (model["target"], model["version"]) == ("my_parts.lnlstm.LayerNormLSTM", "0.1.0")   # its wheel
+
+    search = work / "O"
+    searched = ("model.hidden_size", "model.embedding_dim", "train.lr")     # the search's own, not fixed
+    train("hparams_search=ln_lstm_optuna", "dataset=parity", *[a for a in easy if a.split("=")[0] not in searched],
+          "hydra.sweeper.n_trials=3",
+          "hydra/sweeper/pruner=none", f"hydra.sweep.dir={search}")
+    sizes = {json.loads((search / str(i) / "summary.json").read_text())["parts"]["model"]["target"] for i in range(3)}
+    configs = [(search / str(i) / ".hydra" / "config.yaml").read_text() for i in range(3)]
+    assert sizes == {"my_parts.lnlstm.LayerNormLSTM"} and (search / "optimization_results.yaml").is_file()
+    assert len({c.split("hidden_size: ")[1].split()[0] + c.split("embedding_dim: ")[1].split()[0] for c in configs}) > 1
+
+    run = work / "R"
+    train("model=ln_lstm", "dataset=parity", *easy, "train.steps=10", "train.checkpoint_every=10", f"hydra.run.dir={run}")
+    train("model=ln_lstm", "dataset=parity", *easy, "train.steps=20", "train.checkpoint_every=10", f"hydra.run.dir={run}")
+    summary = json.loads((run / "summary.json").read_text())
+    assert (summary["status"], summary["step"], summary["resumed_from_step"]) == ("completed", 20, 10)
+
+    (work / "broken.py").write_text(
+        "import torch\n\nclass WrongShape(torch.nn.Module):\n"
+        "    def __init__(self, vocab_size: int, num_classes: int):\n        super().__init__()\n"
+        "        self.w = torch.nn.Linear(1, 1)\n"
+        "    def forward(self, x):\n        return self.w(x[:, :1].float())\n")
+    refused = {"contract": train("model=ln_lstm", "dataset=parity", "~model.hidden_size", "~model.embedding_dim",
+                                 "model._target_=broken.WrongShape", "hydra.run.dir=B1", code=2, path=work).stderr,
+               "argument": train("model=ln_lstm", "dataset=parity", "+model.depth=3", "hydra.run.dir=B2", code=2).stderr}
+    assert refused["contract"].startswith("rnn-train: error: model=ln_lstm (broken.WrongShape) breaks the "
+                                          "classifier contract: forward(x (2, 8) int64) returned (2, 1)")
+    assert refused["argument"].startswith("rnn-train: error: model.depth=3 is not a setting of model=ln_lstm "
+                                          "(my_parts.lnlstm.LayerNormLSTM): expected one of hidden_size, embedding_dim")
+    assert all(r.count("\n") == 1 for r in refused.values()), refused
+    assert not (work / "B1").exists() and not (work / "B2").exists()

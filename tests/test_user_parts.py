@@ -278,3 +278,15 @@ def test_a_metric_that_breaks_its_contract_is_refused_with_nothing_written(proje
               *extra, f"hydra.run.dir={run}")
     assert r.code == 2 and r.err.startswith(f"rnn-train: error: {message}") and r.err.count("\n") == 1, r.err
     assert not run.exists()
+
+
+def test_the_pages_files_are_the_example_packages():
+    """docs/extending.md shows examples/my_project's files: my_parts/ as they are, my_configs/G/F
+    as my_parts/conf/G/F (the package ships them; its search path plugin finds them)."""
+    example = ROOT / "examples" / "my_project"
+    for path, text in dc.files(PAGE):
+        shipped = example / path.replace("my_configs/", "my_parts/conf/", 1)
+        assert shipped.is_file() and shipped.read_text(encoding="utf-8") == text, path
+    ours = {p.relative_to(example / "my_parts").as_posix() for p in (example / "my_parts").rglob("*.py")}
+    shown = {p.removeprefix("my_parts/") for p, _ in dc.files(PAGE) if p.startswith("my_parts/")}
+    assert ours - shown == {"conf/__init__.py"}      # every module of the example is on the page

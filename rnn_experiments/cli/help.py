@@ -42,8 +42,8 @@ rnn-generate: continue prompts with a trained character model; prints the texts,
 }
 
 GROUPS = {   # the config groups each command uses, in the order shown
-    "rnn-train": ["experiment", "hparams_search", "model", "dataset", "train", "logger",
-                  "hydra/launcher", "hydra/callbacks"],
+    "rnn-train": ["experiment", "hparams_search", "model", "dataset", "optimizer", "scheduler", "stopping",
+                  "metrics", "train", "logger", "hydra/launcher", "hydra/callbacks"],
     "rnn-measure-gradients": ["model", "dataset", "train", "hydra/launcher"],
     "rnn-generate": [],
 }
@@ -85,8 +85,9 @@ OUTPUTS = {
 }
 
 
-def summary_line(path: Path) -> str:
-    """The first comment line of a YAML config (after `# @package ...`), without the `# `."""
+def summary_line(path) -> str:
+    """The first comment line of a YAML config (after `# @package ...`), without the `# `;
+    `path` a Path or an importlib.resources Traversable."""
     try:
         for line in path.read_text(encoding="utf-8").splitlines():
             if line.startswith("# @package"):
@@ -99,13 +100,40 @@ def summary_line(path: Path) -> str:
     return ""
 
 
+ADDED = ("experiment", "metrics")   # groups not in the defaults list: chosen with +GROUP=NAME
+
+
+def folders(config_dir: str | None = None) -> list:
+    """The config folders of the search path, in Hydra's order reversed (a later one's option of
+    the same name wins): the packaged conf/, those search path plugins add (a package of your
+    own parts: pkg://your_package.conf) and --config-dir."""
+    import importlib.resources
+
+    from hydra._internal.utils import create_config_search_path   # what Hydra itself builds
+
+    found = []
+    for element in create_config_search_path(None).get_path():
+        scheme, _, where = element.path.partition("://")
+        if element.provider in ("hydra", "main") or not where:
+            continue
+        try:
+            found.append(Path(where) if scheme == "file" else importlib.resources.files(where))
+        except (ModuleNotFoundError, TypeError):
+            continue
+    return [conf_dir(), *found] + ([Path(config_dir)] if config_dir else [])
+
+
 def options(group: str, config_dir: str | None = None) -> list[tuple[str, str]]:
-    """(option, summary line) of a config group, the packaged ones and a --config-dir's."""
+    """(option, summary line) of a config group, the packaged ones, those of search path plugins
+    (for the groups of the configs; Hydra's own groups: ours) and a --config-dir's."""
     found: dict[str, str] = {}
-    folders = [conf_dir()] + ([Path(config_dir)] if config_dir else [])
-    for folder in folders:
-        for path in sorted((folder / group).glob("*.yaml")):
-            found[path.stem] = summary_line(path)
+    folders_ = folders(config_dir) if not group.startswith("hydra/") else \
+        [conf_dir()] + ([Path(config_dir)] if config_dir else [])
+    for folder in folders_:
+        here = folder.joinpath(*group.split("/"))
+        for path in sorted((p for p in here.iterdir() if p.name.endswith(".yaml")) if here.is_dir() else [],
+                           key=lambda p: p.name):
+            found[path.name.removesuffix(".yaml")] = summary_line(path)
     if group == "hydra/launcher":   # Hydra's own launchers beside ours
         found.setdefault("basic", "one job after another in this process (the default)")
         found.setdefault("submitit_local", "each job in a process of its own, on this machine (submitit)")
@@ -118,7 +146,7 @@ def help_text(prog: str, config_dir: str | None = None) -> str:
         opts = options(group, config_dir)
         if not opts:
             continue
-        how = f"+{group}=NAME" if group == "experiment" else f"{group}=NAME"
+        how = f"+{group}=NAME" if group in ADDED else f"{group}=NAME"
         lines.append(f"{group} ({how}):")
         width = max(len(name) for name, _ in opts)
         lines += [f"  {name:<{width}}  {text}" for name, text in opts]

@@ -1,0 +1,1 @@
+"""A layer-norm LSTM and a parity task, outside rnn-experiments."""
