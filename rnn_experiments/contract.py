@@ -7,21 +7,22 @@ model built on PyTorch's meta device (shapes only: no memory, whatever its size)
              num_classes; state_dict() / load_state_dict(): the same batch again after a
              round trip (exact resume)
     model    an nn.Module; forward(x) -> floating (2, num_classes) for a classifier, (2, T,
-             vocab_size) for a generator
+             vocab_size) for a generator, which also has step(x_t, state) (sampling)
     optimizer  built over one parameter at train.lr: a torch.optim.Optimizer
     scheduler  built over that optimizer: has step() and state_dict() / load_state_dict()
     metrics  each called on log-probabilities of the model's output shape (uniform) and the
              batch's y: returns a finite number (a float or a 0-d tensor)
 
 A part that breaks it is refused with one line naming the class and the missing piece (a
-ConfigError), not a traceback at step 1 of a job. A pair of nodes is checked once per process.
+ConfigError), not a traceback at step 1 of a job. The same nodes of the same classes are
+checked once per process.
 """
 from __future__ import annotations
 
 import json
 
 from rnn_experiments.errors import ConfigError
-from rnn_experiments.parts import build_part, qualname, target_of
+from rnn_experiments.parts import build_part, part_nodes, qualname, target_of
 
 _CHECKED: set = set()
 DATASET_NEEDS = ("sample", "eval_x", "eval_y", "vocab_size", "num_classes", "state_dict", "load_state_dict")
@@ -31,7 +32,8 @@ def check_contract(cfg) -> None:
     """ConfigError (one line) where cfg's dataset or model breaks its contract (the module doc)."""
     from omegaconf import OmegaConf
     key = json.dumps([OmegaConf.to_container(cfg[part], resolve=True) for part in PARTS if cfg.get(part) is not None]
-                     + [cfg.get("train", {}).get("lr")], sort_keys=True, default=str)
+                     + [cfg.get("train", {}).get("lr")], sort_keys=True, default=str) + \
+        repr([id(target_of(node, k)) for k, node in part_nodes(cfg)])    # the classes, as imported now
     if key in _CHECKED:
         return
     x, y, data = _check_dataset(cfg)
@@ -96,6 +98,8 @@ def _check_model(cfg, x, y, data) -> None:
                            pad_token=getattr(data, "pad_token", None))
     if not isinstance(model, nn.Module):
         refuse(f"it built a {type(model).__name__}, expected a torch.nn.Module")
+    if kind == "generator" and not callable(getattr(model, "step", None)):
+        refuse("it has no step(x_t, state) -> (logits, state), which sampling calls (rnn-generate, sample.*)")
     want = (2, x.shape[1], data.vocab_size) if kind == "generator" else (2, data.num_classes)
     try:
         with torch.no_grad(), torch.device("meta"):   # what forward allocates: shapes only too

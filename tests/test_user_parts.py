@@ -290,3 +290,77 @@ def test_the_pages_files_are_the_example_packages():
     ours = {p.relative_to(example / "my_parts").as_posix() for p in (example / "my_parts").rglob("*.py")}
     shown = {p.removeprefix("my_parts/") for p, _ in dc.files(PAGE) if p.startswith("my_parts/")}
     assert ours - shown == {"conf/__init__.py"}      # every module of the example is on the page
+
+
+GRU_GENERATOR = '''\
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class GRUGenerator(nn.Module):
+    kind = "generator"
+
+    def __init__(self, vocab_size: int, hidden_size: int = 32):
+        super().__init__()
+        self.embedding = nn.Embedding(vocab_size, hidden_size)
+        self.gru = nn.GRU(hidden_size, hidden_size, batch_first=True)
+        self.out = nn.Linear(hidden_size, vocab_size)
+
+    def forward(self, x):
+        h, _ = self.gru(self.embedding(x))                      # (B, T, H)
+        return F.log_softmax(self.out(h), dim=-1)               # (B, T, V)
+    {step}
+'''
+STEP = '''
+    def step(self, x_t, state=None):
+        h, state = self.gru(self.embedding(x_t)[:, None], state)   # (B, 1, H)
+        return self.out(h[:, 0]), state'''
+
+
+def test_a_users_generator_trains_on_text_and_rnn_generate_continues_it(project):
+    """A generator of the user's own (a GRU, kind "generator", forward and step) learns a text
+    whose next character is a function of the few before it; greedy continuation of a prompt from
+    its run folder gives the text back. Without `step` it is refused before the run."""
+    from conftest import REPETITIVE
+    (project / "my_parts" / "gru_gen.py").write_text(GRU_GENERATOR.format(step=STEP))
+    (project / "cat.txt").write_text(REPETITIVE)
+    text = ["dataset=text", f"dataset.path={project / 'cat.txt'}", "dataset.seq_length=16", "train.lr=1e-2",
+            "train.steps=200", "train.eval_every=100", "train.batch_size=32"]
+    gru = ["~model.hidden_size", "~model.embedding_dim", "~model.num_layers", "~model.dropout", "~model.init",
+           "model._target_=my_parts.gru_gen.GRUGenerator", "model.name=gru_gen", "+model.hidden_size=32"]
+    run = project / "run"
+    r = train(project, "model=generator", *gru, *text, f"hydra.run.dir={run}")
+    assert r.code == 0, r.err[-2000:]
+    r = run_command("rnn-generate", f"checkpoint={run}", "prompt=the cat", "strategy=greedy", "length=16")
+    assert r.code == 0, r.err[-2000:]
+    assert r.out.strip() == "the cat sat on the mat."           # 7 + 16 characters
+
+    (project / "my_parts" / "gru_gen.py").write_text(GRU_GENERATOR.format(step=""))
+    for name in [m for m in sys.modules if m.split(".")[0] == "my_parts"]:
+        del sys.modules[name]
+    r = train(project, "model=generator", *gru, *text, f"hydra.run.dir={project / 'r2'}")
+    assert r.code == 2 and "breaks the generator contract: it has no step(x_t, state)" in r.err, r.err
+    assert not (project / "r2").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("launcher", ["parallel", "submitit_local"])
+def test_a_sweep_of_a_users_parts_runs_in_worker_processes(project, launcher):
+    """hydra/launcher=parallel (joblib) and submitit_local: each job a process of its own that
+    imports the user's classes (their folder on PYTHONPATH, as the page says); both jobs complete
+    and record them."""
+    import os
+    import subprocess
+    sweep = project / "S"
+    cmd = [sys.executable, "-m", "rnn_experiments.train", "-m", "--config-dir", str(project / "my_configs"), *TINY,
+           "model=ln_lstm,lstm", "dataset=parity", "+metrics=brier", f"hydra/launcher={launcher}",
+           "~hydra.callbacks.analyze", f"hydra.sweep.dir={sweep}"]
+    if launcher == "submitit_local":
+        cmd += ["hydra.launcher.timeout_min=5", "hydra.launcher.cpus_per_task=1"]
+    done = subprocess.run(cmd, cwd=project, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(project)})
+    assert done.returncode == 0, done.stderr[-3000:]
+    runs = [json.loads((sweep / str(i) / "summary.json").read_text()) for i in range(2)]
+    assert [(r["status"], r["parts"]["model"]["target"]) for r in runs] == [
+        ("completed", "my_parts.lnlstm.LayerNormLSTM"), ("completed", "rnn_experiments.models.lstm.LSTM")]
+    assert all(r["pid"] != os.getpid() and "final_eval_brier" in r for r in runs)

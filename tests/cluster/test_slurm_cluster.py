@@ -356,3 +356,27 @@ def test_refused_before_anything_is_submitted(tmp_path, overrides, message):
     assert rc == 2 and len(lines) == 1 and lines[0].startswith(f"rnn-train: error: {message}"), err
     assert not (tmp_path / "sweep").exists()
     assert sh("sacct", "-n", "-X", "-o", "JobID", "-S", "now-1days") == jobs_before
+
+
+def test_a_sweep_of_a_users_parts_runs_on_the_cluster(tmp_path):
+    """docs/extending.md's folder (a layer-norm LSTM, a parity task, a metric) on PYTHONPATH: each
+    array task imports the user's classes on the node; the runs record them and the analysis
+    compares them with the built-in."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    import doc_commands as dc
+    project = tmp_path / "project"
+    for path, text in dc.files(ROOT / "docs" / "extending.md"):
+        (project / path).parent.mkdir(parents=True, exist_ok=True)
+        (project / path).write_text(text, encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": str(project)}
+    proc = sweep(tmp_path, "model=ln_lstm,lstm", "dataset=parity", "seed=0", "+metrics=brier", "train.steps=40",
+                 "train.eval_every=20", "hydra.callbacks.analyze.compare=model.name", "--config-dir",
+                 str(project / "my_configs"), env=env)
+    rc, out, err = finish(proc, tmp_path)
+    assert rc == 0, err[-3000:]
+    assert [attempts(i)[-1]["state"] for i in job_ids(tmp_path / "sweep")] == ["COMPLETED"] * 2
+    runs = [summary(tmp_path / "sweep" / str(k)) for k in range(2)]
+    assert [(r["model"], r["status"], r["parts"]["model"]["target"]) for r in runs] == [
+        ("ln_lstm", "completed", "my_parts.lnlstm.LayerNormLSTM"), ("lstm", "completed", "rnn_experiments.models.lstm.LSTM")]
+    assert all("final_eval_brier" in r for r in runs)
+    assert "final_eval_brier" in (tmp_path / "sweep" / "analysis" / "compare.csv").read_text()
