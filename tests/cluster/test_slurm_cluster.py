@@ -359,7 +359,8 @@ def test_refused_before_anything_is_submitted(tmp_path, overrides, message):
 
 
 def test_a_sweep_of_a_users_parts_runs_on_the_cluster(tmp_path):
-    """docs/extending.md's folder (a layer-norm LSTM, a parity task, a metric) on PYTHONPATH: each
+    """docs/extending.md's folder (a layer-norm LSTM, a parity task, a metric) on PYTHONPATH, its
+    configs by hydra.searchpath: each
     array task imports the user's classes on the node; the runs record them and the analysis
     compares them with the built-in."""
     sys.path.insert(0, str(ROOT / "tests"))
@@ -370,8 +371,8 @@ def test_a_sweep_of_a_users_parts_runs_on_the_cluster(tmp_path):
         (project / path).write_text(text, encoding="utf-8")
     env = {**os.environ, "PYTHONPATH": str(project)}
     proc = sweep(tmp_path, "model=ln_lstm,lstm", "dataset=parity", "seed=0", "+metrics=brier", "train.steps=40",
-                 "train.eval_every=20", "hydra.callbacks.analyze.compare=model.name", "--config-dir",
-                 str(project / "my_configs"), env=env)
+                 "train.eval_every=20", "hydra.callbacks.analyze.compare=model.name",
+                 f"hydra.searchpath=[file://{project / 'my_configs'}]", env=env)
     rc, out, err = finish(proc, tmp_path)
     assert rc == 0, err[-3000:]
     assert [attempts(i)[-1]["state"] for i in job_ids(tmp_path / "sweep")] == ["COMPLETED"] * 2
