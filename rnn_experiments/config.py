@@ -19,13 +19,13 @@ import math
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, ClassVar, Dict, List
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from rnn_experiments.errors import ConfigError, check
-from rnn_experiments.parts import check_part
+from rnn_experiments.parts import check_conditions, check_part, check_part_conditions, part_nodes
 
 
 def conf_dir() -> Path:
@@ -59,6 +59,12 @@ class TrainConfig:
     cuda_graphs: bool = True     # on a GPU, replay each training step from a CUDA graph
     deterministic: bool = False  # torch.use_deterministic_algorithms (recorded in summary.json)
 
+    # settings read only under a condition (parts.check_conditions): set otherwise, refused
+    read_if: ClassVar[dict] = {"cuda_graphs": ("the run is on a GPU (device=cuda, or auto with CUDA)",
+                                               lambda t, cfg: _on_gpu(cfg.device))}
+    # settings that do not change what a run computes: the analysis never groups runs by them
+    same_results: ClassVar[tuple] = ("checkpoint_every", "resume")
+
 
 @dataclass
 class SampleConfig:
@@ -72,6 +78,9 @@ class SampleConfig:
     temperature_length: int = 150
     top_k: int = 0               # 0: sample from all characters
     seed: int = 0                # seed of the temperature samples
+
+    read_if: ClassVar[dict] = {k: ("sample.temperatures is not empty", lambda s, cfg: len(s["temperatures"]) > 0)
+                               for k in ("temperature_length", "top_k", "seed")}
 
 
 @dataclass
@@ -118,6 +127,14 @@ class GenerateConfig:
     num_samples: int = 1         # continuations per prompt
     seed: int = 0
     device: str = "cpu"          # cpu | cuda | auto
+
+
+def _on_gpu(device: str) -> bool:
+    """Whether device=cpu|cuda|auto runs on a GPU here."""
+    if device in ("cpu", "cuda"):
+        return device == "cuda"
+    import torch   # lazy: only for device=auto
+    return torch.cuda.is_available()
 
 
 def register_configs() -> None:
@@ -253,8 +270,11 @@ def check_settings(cfg) -> None:
         check_metric(name, node)
     if cfg.get("stopping"):
         check_stopping(cfg)
-    if cfg.device == "cpu":
-        refuse_if_set("train.cuda_graphs", "with device=cpu")
+    for key, node in part_nodes(cfg):       # conditions of use a part declares (`read_if`)
+        check_part_conditions(node, key, cfg)
+    for section, schema_ in (("train", TrainConfig), ("sample", SampleConfig)):
+        if cfg.get(section) is not None:
+            check_conditions(section, _plain(cfg[section]), _plain(_defaults(schema_)), schema_.read_if, cfg)
     if not cfg.sample.enabled or study:
         for key in _defaults(schema).sample:
             if key != "enabled":

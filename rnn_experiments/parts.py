@@ -177,6 +177,29 @@ def build_part(node, key: str, **given):
     return cls(**{k: _plain(v) for k, v in node.items() if k not in RESERVED}, **kwargs)
 
 
+def check_conditions(where: str, values: dict, defaults: dict, read_if: dict, cfg) -> None:
+    """A setting read only under a condition is refused where the condition fails and the
+    setting is not at its default. `read_if`: {setting: (the condition in words, test(values,
+    cfg) -> bool)}, declared by a part's class (or a config section's schema) as its `read_if`;
+    `values`: the node's settings over `defaults`. ConfigError (one line) naming the setting."""
+    merged = {**defaults, **values}
+    for name, (words, test) in read_if.items():
+        if name in values and values[name] != defaults.get(name) and not test(merged, cfg):
+            raise ConfigError(f"{where}.{name}={values[name]!r} is not used unless {words}: expected its "
+                              f"default ({defaults.get(name)!r})")
+
+
+def check_part_conditions(node, key: str, cfg) -> None:
+    """check_conditions for a part's node, with its class's `read_if` and defaults."""
+    cls = target_of(node, key)
+    read_if = getattr(cls, "read_if", None)
+    if not read_if:
+        return
+    defaults = {s.name: s.default for s in settings(cls, key).values() if not s.required}
+    values = {k: _plain(v) for k, v in node.items() if k not in RESERVED}
+    check_conditions(key, values, defaults, read_if, cfg)
+
+
 def upgrade(node, key: str):
     """A node of a run folder written before `_target_` (see FORMER_TARGETS) as today's: its class
     from its name, only the keys that class takes. Today's nodes are returned as they are."""

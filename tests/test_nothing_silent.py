@@ -44,7 +44,13 @@ def _prog(result) -> str:
     (["scheduler=step", "+scheduler.step=3"], "scheduler.step=3 is not a setting of scheduler=step "
                                               "(torch.optim.lr_scheduler.StepLR): expected one of step_size, gamma"),
     (["sample.length=50"], "sample.length=50 is not used while sample.enabled=false"),
-    (["train.cuda_graphs=false"], "train.cuda_graphs=False is not used with device=cpu"),
+    (["train.cuda_graphs=false"], "train.cuda_graphs=False is not used unless the run is on a GPU"),
+    (["model=generator", "dataset=text", "dataset.path=/x", "model.num_layers=1", "model.dropout=0.3"],
+     "model.dropout=0.3 is not used unless num_layers > 1: expected its default (0.0)"),
+    (["model=generator", "dataset=text", "dataset.path=/x", "sample.enabled=true", "sample.top_k=3"],
+     "sample.top_k=3 is not used unless sample.temperatures is not empty"),
+    (["model=generator", "dataset=text", "dataset.path=/x", "sample.enabled=true", "sample.seed=7"],
+     "sample.seed=7 is not used unless sample.temperatures is not empty"),
     (["++train.lrr=1"], "train.lrr is not a setting (a typo?): expected one of the settings of train: steps,"),
     (["++foo=1"], "foo is not a setting (a typo?): expected one of the settings at the top level"),
 ])
@@ -56,7 +62,9 @@ def test_a_setting_the_run_does_not_read_is_refused(overrides, message):
 
 @pytest.mark.parametrize("overrides", [["model.reset_at_padding=false"], ["model=generator", "dataset=text", "dataset.path=/x",
                                        "model.num_layers=3", "model.dropout=0.5"],
-                                      ["scheduler=step", "scheduler.step_size=10", "scheduler.gamma=0.1"]])
+                                      ["scheduler=step", "scheduler.step_size=10", "scheduler.gamma=0.1"],
+                                      ["model=generator", "dataset=text", "dataset.path=/x", "sample.enabled=true",
+                                       "sample.temperatures=[1.0]", "sample.top_k=3", "sample.seed=7"]])
 def test_a_setting_the_run_reads_or_left_at_its_default_is_accepted(overrides):
     validate(compose_config(overrides))
 

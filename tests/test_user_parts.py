@@ -364,3 +364,23 @@ def test_a_sweep_of_a_users_parts_runs_in_worker_processes(project, launcher):
     assert [(r["status"], r["parts"]["model"]["target"]) for r in runs] == [
         ("completed", "my_parts.lnlstm.LayerNormLSTM"), ("completed", "rnn_experiments.models.lstm.LSTM")]
     assert all(r["pid"] != os.getpid() and "final_eval_brier" in r for r in runs)
+
+
+def test_a_users_part_declares_when_it_reads_a_setting(project):
+    """A class's `read_if` (the condition under which it reads a setting) is checked for users'
+    parts as for ours: the setting given while the condition fails is refused in one line."""
+    (project / "my_parts" / "gated.py").write_text(
+        "from my_parts.lnlstm import LayerNormLSTM\n\n\n"
+        "class GatedReadout(LayerNormLSTM):\n"
+        "    read_if = {'temperature': ('scaled is true', lambda s, cfg: s['scaled'])}\n\n"
+        "    def __init__(self, vocab_size: int, num_classes: int, hidden_size: int = 64, embedding_dim: int = 16,\n"
+        "                 scaled: bool = False, temperature: float = 1.0):\n"
+        "        super().__init__(vocab_size, num_classes, hidden_size, embedding_dim)\n"
+        "        self.t = temperature if scaled else 1.0\n")
+    model = ["model=ln_lstm", "model._target_=my_parts.gated.GatedReadout", "dataset=parity"]
+    r = train(project, *model, "+model.temperature=2.0", f"hydra.run.dir={project / 'r'}")
+    assert r.code == 2 and r.err == ("rnn-train: error: model.temperature=2.0 is not used unless scaled is true: "
+                                     "expected its default (1.0)\n"), r.err
+    assert not (project / "r").exists()
+    r = train(project, *model, "+model.temperature=2.0", "+model.scaled=true", f"hydra.run.dir={project / 'r'}")
+    assert r.code == 0, r.err[-2000:]

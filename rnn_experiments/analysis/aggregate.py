@@ -21,9 +21,13 @@ from scipy import stats as st
 from rnn_experiments.analysis.collect import AnalysisError, config_keys, runs_of, without_config
 from rnn_experiments.analysis.quantities import DECLARED, LOWER, STATISTICS, metric, stat_name, statistic
 from rnn_experiments.analysis.stats import CONFIDENCE, MIN_BOOTSTRAP, bootstrap_ci
+from rnn_experiments.config import TrainConfig
 from rnn_experiments.run.status import STOP_STATUSES
 
 NEVER_GROUP = ("seed",)                 # seeds are what we average over
+# settings the config schema declares do not change what a run computes (TrainConfig.same_results):
+# two runs that differ only in them are the same run of the study, not two groups
+SAME_RESULTS = tuple(f"train.{k}" for k in TrainConfig.same_results)
 REDUNDANT_IF_DETERMINED = ("experiment_name",)  # a label, dropped when the other keys imply it
 PARTS = ("model", "dataset")            # config nodes of a class (_target_) and its settings
 # per-run statistics of the summary table (per_run's columns), each as mean, std and 95 % interval
@@ -49,7 +53,8 @@ def _n_groups(runs: pd.DataFrame, keys: list[str]) -> int:
 def group_keys(df: pd.DataFrame) -> list[str]:
     """Every config key whose value varies across the runs, except `seed`.
 
-    `experiment_name` is dropped when the other varying keys already tell the groups apart
+    Settings declared not to change results (SAME_RESULTS: train.checkpoint_every, ...) are not
+    group keys. `experiment_name` is dropped when the other varying keys already tell the groups apart
     (two presets compared: their names duplicate `model.name`), and so is a setting of a part
     (`model.*`, `dataset.*`) that the part's `name` determines: lstm against peep_lstm differ in
     `model._target_` and in the settings only one of them has, which are what the two models
@@ -58,7 +63,7 @@ def group_keys(df: pd.DataFrame) -> list[str]:
     runs = runs_of(df)
     runs = runs[~runs["run_dir"].isin(without_config(df))]   # an unreadable config varies nothing
     keys = [k for k in config_keys(df)
-            if k not in NEVER_GROUP and runs[k].nunique(dropna=False) > 1]
+            if k not in NEVER_GROUP + SAME_RESULTS and runs[k].nunique(dropna=False) > 1]
     of_a_named_part = [k for k in keys for part in PARTS
                        if k.startswith(f"{part}.") and k != f"{part}.name" and f"{part}.name" in keys]
     for k in [*REDUNDANT_IF_DETERMINED, *of_a_named_part]:

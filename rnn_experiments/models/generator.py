@@ -24,6 +24,8 @@ State = tuple[torch.Tensor, torch.Tensor]  # (h, c), each (L, B, H)
 class TextGenerator(nn.Module):
     kind = "generator"   # next-character model: what a text dataset's `model_kind` asks for
     gates = 4            # nn.LSTM's (the memory estimate, training/resources.py)
+    # nn.LSTM applies dropout between layers only: with one layer a dropout would not be used
+    read_if = {"dropout": ("num_layers > 1", lambda s, cfg: s["num_layers"] > 1)}
 
     def __init__(self, vocab_size: int, embedding_dim: int = 64, hidden_size: int = 256,
                  num_layers: int = 2, dropout: float = 0.0,

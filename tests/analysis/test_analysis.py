@@ -105,6 +105,13 @@ def test_grouping_picks_exactly_the_varying_keys(tmp_path):
     assert group_keys(collect(tmp_path / "c")) == []
     assert group_keys(collect([tmp_path / "c", tmp_path / "d"])) == ["model.name", "train.lr"]
 
+    # a setting declared not to change results (TrainConfig.same_results) makes no group of its own
+    for s in range(2):
+        write_run(tmp_path / "e" / str(s), config(**{"seed": s, "train.checkpoint_every": 100 * (s + 1),
+                                                     "train.resume": s == 0}), metrics_frame(STEPS, ACC[("lstm", s)]))
+    assert group_keys(collect([tmp_path / "c", tmp_path / "e"])) == []
+    assert table(collect(tmp_path / "e"))["seeds"].tolist() == [2]
+
 
 def test_runs_of_different_lengths_align_on_step(tmp_path):
     acc = {("lstm", 0): [0.5, 0.6, 0.9, 1.0], ("lstm", 1): [0.7, 0.8]}  # seed 1 stopped at step 20
