@@ -22,6 +22,7 @@ run/readers.py: regular files only, YAML bounded by size and by alias expansion.
 from __future__ import annotations
 
 import glob
+import hashlib
 import json
 import os
 import re
@@ -34,7 +35,7 @@ import numpy as np
 import pandas as pd
 from omegaconf import OmegaConf
 
-from rnn_experiments.analysis.quantities import declare
+from rnn_experiments.analysis.quantities import METRICS, declare
 from rnn_experiments.config import conf_dir
 from rnn_experiments.parts import FORMER_TARGETS, upgrade
 from rnn_experiments.run.readers import ReadError, read_bytes, read_text, read_yaml
@@ -117,7 +118,8 @@ _NUMBER = (int, float)
 # listed as a problem and ignored (bool is not a number here, though Python calls it an int)
 SUMMARY_TYPES = {"format_version": (int, "an integer"), "format": (int, "an integer"), "status": (str, f"one of {', '.join(STATUSES)}"), "seed": (int, "an integer"),
                  "wall_time_s": (_NUMBER, "a number"), "pid": (int, "an integer"), "host": (str, "a string"),
-                 "heartbeat_s": (_NUMBER, "a number"), "diverged_at_step": (int, "an integer")}
+                 "heartbeat_s": (_NUMBER, "a number"), "diverged_at_step": (int, "an integer"),
+                 "metrics_csv": (dict, "a record of metrics.csv (rows, last_step, sha256)")}
 FINITE_COLUMNS = ("loss", "accuracy")    # logged in every metrics.csv row: NaN or inf is damage
 
 
@@ -143,12 +145,21 @@ def check_summary(summary: dict) -> tuple[dict, list[str]]:
     return summary, problems
 
 
-def _read_metrics(path: Path) -> tuple[pd.DataFrame | None, str]:
-    """(metrics.csv as numbers, "") or (None, why not); None, "" when there is no such file."""
+def _read_metrics(path: Path, record=None) -> tuple[pd.DataFrame | None, str]:
+    """(metrics.csv as numbers, "") or (None, why not); None, "" when there is no such file. The
+    file proves itself: against the record the run wrote when it ended (summary.json
+    "metrics_csv": rows, last step, sha256), its steps increasing, every value in its metric's range."""
     if not os.path.lexists(path):
         return None, ""
     try:
-        metrics = parse_metrics(read_text(path), path)
+        data = read_bytes(path)
+        if isinstance(record, dict) and hashlib.sha256(data).hexdigest() != record.get("sha256"):
+            found = [line for line in data.decode("utf-8", "replace").splitlines()[1:] if line]
+            last = found[-1].split(",")[0] if found else "none"
+            return None, (f"{path}: not the file the run wrote (summary.json: {record.get('rows')} rows to step "
+                          f"{record.get('last_step')}; the file: {len(found)} rows to step {last}); the run's "
+                          "metrics are not used (re-run it)")
+        metrics = parse_metrics(data.decode("utf-8"), path)
         text_columns = metrics.columns[[k not in "iufb" for k in metrics.dtypes.map(lambda d: d.kind)]]
         if len(text_columns):  # a damaged value leaves its column as text: ValueError here
             metrics[text_columns] = metrics[text_columns].apply(pd.to_numeric)
@@ -161,6 +172,19 @@ def _read_metrics(path: Path) -> tuple[pd.DataFrame | None, str]:
             i = int(np.argmax(bad))
             return None, (f"{path}: {col} is {metrics[col].iloc[i]} at step {metrics['step'].iloc[i]} "
                           f"({int(bad.sum())} of {len(bad)} rows); the run's metrics are not used")
+    steps = metrics["step"].to_numpy()
+    if len(steps) > 1 and not (np.diff(steps) > 0).all():
+        i = int(np.argmax(np.diff(steps) <= 0)) + 1
+        return None, (f"{path}: step {steps[i]} after step {steps[i - 1]} (row {i + 1}): rows out of order or "
+                      "appended; the run's metrics are not used")
+    for col in (c for c in metrics.columns if c in METRICS):
+        low, high = METRICS[col].bounds
+        values = metrics[col].to_numpy(dtype=float)
+        bad = (values < low) | (values > high)          # NaN (not logged at that row) is neither
+        if bad.any():
+            i = int(np.argmax(bad))
+            return None, (f"{path}: {col} is {values[i]:g} at step {steps[i]}, outside its range [{low:g}, {high:g}]; "
+                          "the run's metrics are not used")
     return (None if metrics.empty else metrics), ""
 
 
@@ -218,7 +242,7 @@ def read_run(run_dir: Path) -> tuple[dict, dict, pd.DataFrame | None]:
         config["seed"] = summary["seed"]
 
     metrics_path = run_dir / "metrics.csv"
-    metrics, why = _read_metrics(metrics_path)
+    metrics, why = _read_metrics(metrics_path, summary.get("metrics_csv"))
     if why:
         problems.append(why)
     if metrics is None and not problems and summary.get("status") == "diverged":

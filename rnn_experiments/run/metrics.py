@@ -80,6 +80,17 @@ class MetricsWriter:
                 self.sinks.remove(sink)
 
 
+def record_of(path) -> dict:
+    """What metrics.csv holds, as the run records it in summary.json when it ends
+    ("metrics_csv"): {"rows", "last_step", "sha256"}; the analysis checks the file against it."""
+    import hashlib
+
+    data = Path(path).read_bytes()
+    lines = [line for line in data.decode("utf-8").splitlines()[1:] if line]
+    return {"rows": len(lines), "last_step": int(lines[-1].split(",")[0]) if lines else None,
+            "sha256": hashlib.sha256(data).hexdigest()}
+
+
 def read_metrics(path):
     """metrics.csv as a DataFrame; a partial last line (process killed mid-write) is dropped.
 

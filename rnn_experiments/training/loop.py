@@ -33,10 +33,10 @@ import torch
 from rnn_experiments.config import validate
 from rnn_experiments.models import count_params
 from rnn_experiments.parts import build_part
-from rnn_experiments.run.folder import is_run_folder
+from rnn_experiments.run.folder import SummaryError, is_run_folder, read_summary
 from rnn_experiments.run import checkpoint
 from rnn_experiments.run.lock import HEARTBEAT_S, RunLock
-from rnn_experiments.run.metrics import MetricsWriter
+from rnn_experiments.run.metrics import MetricsWriter, record_of
 from rnn_experiments.training.setup import build_metrics, build_scheduler, setup
 from rnn_experiments.training.step import evaluate, make_step
 from rnn_experiments.training.signals import Interrupted, stop_on_signals
@@ -112,6 +112,9 @@ def train(cfg, out_dir: str | Path, hooks: Iterable[Hook] = (), sinks: Iterable 
             validate(cfg)
             run = _Run(cfg, out_dir, summary, timer)
             _resume(run)
+            done = _already_completed(run)
+            if done is not None:      # the same command again: the record stays as it was
+                return done
             accept()
             return _loop(run, list(hooks), list(sinks))
         except BaseException as e:
@@ -124,6 +127,21 @@ def train(cfg, out_dir: str | Path, hooks: Iterable[Hook] = (), sinks: Iterable 
                                error=f"{type(e).__name__}: {e}")
                 _write_summary_if_possible(out_dir, summary)
             raise
+
+
+def _already_completed(run) -> dict | None:
+    """The summary of a completed run this one resumed at its last step (its command run again):
+    nothing to train, so nothing is rewritten (its start, command and record stay); else None."""
+    if run.step < run.cfg.train.steps or "resumed_from_step" not in run.summary:
+        return None
+    try:
+        before = read_summary(run.out_dir)
+    except SummaryError:
+        return None
+    if not before or before.get("status") != "completed" or before.get("step") != run.step:
+        return None
+    log.info("%s: completed at step %d already; nothing to do (summary.json unchanged)", run.out_dir, run.step)
+    return before
 
 
 def _write_summary_if_possible(out_dir: Path, summary: dict) -> None:
@@ -277,7 +295,8 @@ def _finish(run: _Run, status: str, diverged_at: int, stop: str | None) -> dict:
     run.writer.close()
     summary = run.summary
     summary.update(status=status, step=run.step, wall_time_s=round(run.elapsed(), 3), finished=now(),
-                   **final_metrics(run.writer.rows, summary.get("metrics")))
+                   **final_metrics(run.writer.rows, summary.get("metrics")),
+                   metrics_csv=record_of(run.writer.path))    # what the file must be (the analysis checks)
     if status == "diverged":
         summary["diverged_at_step"] = diverged_at
         log.error("loss is not finite at step %d: stopping (status diverged; the last good "
