@@ -35,3 +35,20 @@ def one_line(e: BaseException) -> str:
             if line and not line.startswith(_DETAIL) and line not in lines:
                 lines.append(line)
     return re.sub(r":; ", ": ", "; ".join(lines)) or type(e).__name__
+
+
+def say(*args, **kwargs) -> None:
+    """print() to stdout for a reader that may go away (`rnn-train -m ... | head`): after a broken
+    pipe, stdout is sent to os.devnull and the command goes on (a sweep's analysis, rnn-analyze's
+    files are still written); what it had to say is not an error of the work."""
+    import os
+    import sys
+
+    try:
+        print(*args, **kwargs)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError, AttributeError):   # no real file behind sys.stdout
+            sys.stdout = open(os.devnull, "w")

@@ -17,6 +17,7 @@ written, with a one-line ConfigError naming the key and the class; `build_part` 
 """
 from __future__ import annotations
 
+import collections.abc
 import dataclasses
 import inspect
 import types
@@ -109,7 +110,7 @@ def kind(key: str) -> str:
 
 def settings(cls: type, key: str) -> dict[str, Setting]:
     """What `cls` accepts from a `key` node: its dataclass `Settings`, else its constructor's
-    parameters less those in GIVEN[kind(key)]."""
+    parameters less those in GIVEN.get(kind(key), ())."""
     schema = getattr(cls, "Settings", None)
     if dataclasses.is_dataclass(schema):
         hints = typing.get_type_hints(schema)
@@ -129,7 +130,7 @@ def settings(cls: type, key: str) -> dict[str, Setting]:
     except Exception:   # an annotation that cannot be evaluated: that parameter takes any value
         hints = {}
     return {p.name: Setting(p.name, hints.get(p.name, Any), p.default) for p in params
-            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in GIVEN[kind(key)]}
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in GIVEN.get(kind(key), ())}
 
 
 def qualname(cls: type) -> str:
@@ -148,7 +149,7 @@ def check_part(node, key: str) -> type:
     for k in node:
         if k in RESERVED:
             continue
-        if k in GIVEN[kind(key)]:
+        if k in GIVEN.get(kind(key), ()):
             raise ConfigError(f"{key}.{k}={_plain(node[k])!r} is not a setting: expected it unset (the "
                               f"framework passes {k} to {qualname(cls)})")
         if k not in accepted:
@@ -236,7 +237,7 @@ def conforms(value, annotation) -> bool:
         return isinstance(value, (int, float)) and not isinstance(value, bool)
     if annotation is str:
         return isinstance(value, str)
-    if origin in (list, tuple, typing.Sequence) or annotation in (list, tuple):
+    if origin in (list, tuple, typing.Sequence, collections.abc.Sequence) or annotation in (list, tuple):
         return isinstance(value, (list, tuple)) and (not args or all(conforms(v, args[0]) for v in value))
     if origin is dict or annotation is dict:
         return isinstance(value, dict)

@@ -175,6 +175,15 @@ def test_interpolation_and_resolver_errors_are_one_line(tmp_path, override, mess
     (["seed=0,1", "hydra/launcher=parallel", "hydra.launcher.n_jobs=0"], "hydra.launcher.n_jobs=0 is invalid: expected an integer >= 1"),
     (["seed=0,1", "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=0"], "hydra.launcher.timeout_min=0 is invalid"),
     (["seed=0,1", "device=cuda"], "job #0 (seed=0): device='cuda' is invalid: no CUDA device is available"),
+    (["seed=0,1", "hydra.callbacks.analyze.compare=nope"], "hydra.callbacks.analyze.compare='nope' is invalid: "
+                                                           "expected a config key of the sweep's runs"),
+    (["seed=0,1", "hydra.callbacks.analyze.threshold=nan"], "hydra.callbacks.analyze.threshold=nan is invalid: "
+                                                            "expected a finite number in [0, 1] (the range of accuracy)"),
+    (["seed=0,1", "hydra.callbacks.analyze.formats=[xyz]"], "hydra.callbacks.analyze.formats: 'xyz' is invalid"),
+    (["seed=0,1", "+hydra.callbacks.analyze.foo=1"], "hydra.callbacks.analyze.foo=1 is not a setting of "
+                                                     "hydra.callbacks.analyze (rnn_experiments.sweeps.analyze.AnalyzeSweep)"),
+    (["seed=0,1", "+hydra.callbacks.analyze.metrics=[eval_brier]"], "hydra.callbacks.analyze.metrics='eval_brier' is "
+                                                                   "invalid: expected a column of metrics.csv"),
 ])
 def test_a_sweep_that_cannot_run_as_a_whole_starts_no_job(tmp_path, overrides, message):
     if "device=cuda" in overrides:
@@ -325,3 +334,40 @@ def test_a_download_target_in_the_way_is_one_line_exit_2(tmp_path, capsys):
     (tmp_path / "file").write_text("x")
     assert main(["grimm", "--dir", str(tmp_path / "file" / "sub"), "--url", "file:///dev/null"]) == 2
     assert "is a file, not a folder" in capsys.readouterr().err
+
+
+def _shell(cmd: str, cwd) -> tuple[int, int, str]:
+    """(the first command's exit status, the pipeline's last, stderr) of a bash pipeline."""
+    import subprocess
+    done = subprocess.run(["bash", "-c", f"{cmd}; echo \"${{PIPESTATUS[0]}} ${{PIPESTATUS[-1]}}\" >&2"],
+                          cwd=cwd, capture_output=True, text=True, timeout=300)
+    first, last = done.stderr.strip().splitlines()[-1].split()
+    return int(first), int(last), done.stderr
+
+
+@pytest.mark.slow   # real processes: a closed pipe is the operating system's
+def test_a_reader_that_goes_away_does_not_skip_the_analysis(tmp_path):
+    """`rnn-train -m ... | head -1`: the sweep's analysis is still written and the sweep exits 0;
+    `rnn-analyze S | head -1` writes its outputs and exits 0."""
+    import sys
+    sweep = tmp_path / "S"
+    train = " ".join([sys.executable, "-m", "rnn_experiments.train", "-m", *TINY, "seed=0,1",
+                      "hydra.callbacks.analyze.formats=[]", f"hydra.sweep.dir={sweep}"])
+    code, _, err = _shell(f"{train} | head -1", tmp_path)
+    assert code == 0 and (sweep / "analysis" / "summary.md").is_file(), err[-2000:]
+    (sweep / "analysis" / "summary.md").unlink()
+    code, _, err = _shell(f"{sys.executable} -m rnn_experiments.analyze {sweep} --formats '' | head -1", tmp_path)
+    assert code == 0 and (sweep / "analysis" / "summary.md").is_file(), err[-2000:]
+
+
+def test_a_sweep_whose_analysis_failed_exits_3_and_says_so_last(tmp_path):
+    sweep = tmp_path / "S"
+    sweep.mkdir()
+    (sweep / "analysis").write_text("a file where the analysis folder goes\n")
+    r = run_command("rnn-train", "-m", *TINY, "seed=0,1", "hydra.callbacks.analyze.formats=[]",
+                    f"hydra.sweep.dir={sweep}")
+    assert r.code == 3, r.err[-2000:]
+    last = r.err.strip().splitlines()[-1]
+    assert last.startswith(f"rnn-train: error: the analysis of {sweep} failed (") and \
+        last.endswith(f"the runs are complete: rnn-analyze {sweep}"), last
+    assert all(json.loads((sweep / str(i) / "summary.json").read_text())["status"] == "completed" for i in (0, 1))

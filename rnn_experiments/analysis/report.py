@@ -28,6 +28,7 @@ import yaml
 from matplotlib.backend_bases import FigureCanvasBase
 
 from rnn_experiments.analysis.aggregate import check_keys, check_metric, table, to_latex, to_markdown
+from rnn_experiments.errors import say
 from rnn_experiments.analysis.collect import (AnalysisError, Ticker, collect, config_keys, find_runs,
                                               without_config)
 from rnn_experiments.analysis.compare import check_compare, compare_latex, compare_markdown
@@ -57,7 +58,7 @@ def default_out(paths) -> Path:
 
 def analyze(paths, metrics=DEFAULT_METRICS, by=None, style="auto", threshold=0.99,
             threshold_metric="accuracy", out=None, formats=("png", "pdf"), panels=None,
-            echo=print, max_step=None, compare=None, seeds_lines=False, log_loss=True,
+            echo=say, max_step=None, compare=None, seeds_lines=False, log_loss=True,
             keep_runs=False, where=(), extra=None) -> dict:
     """Collect, tabulate, plot and report; returns {"table": DataFrame, "plots": [...],
     "tables": [...], "compare": DataFrame or None, "compare_tables": [...], "data": DataFrame}.

@@ -3,7 +3,8 @@
 `run_app(prog, hydra_main, config_name)` is the command: `preflight` (one line and exit status 2
 for a composition error, a bad value, an unwritable output folder) before Hydra starts; exit 2
 when a sweep is refused before its first job (sweeps/guard.py); after a sweep whose jobs did
-not all complete, one line naming them and exit 1 (the analysis callback has run by then).
+not all complete, one line naming them and exit 1 (the analysis callback has run by then); after
+a sweep whose jobs completed but whose own analysis failed, one line saying so, last, and exit 3.
 
 `end_job(prog, work)` runs one job inside Hydra's task function and ends it:
 
@@ -43,6 +44,7 @@ from rnn_experiments.run.folder import write_text
 from rnn_experiments.sweeps.launch import in_slurm_job, requeue_if_preempted
 from rnn_experiments.cli.help import help_text
 from rnn_experiments.cli.preflight import dry_run, preflight
+from rnn_experiments.sweeps.analyze import analysis_failed, forget_analysis
 from rnn_experiments.sweeps.guard import Refused, failures, forget, sweep_gone
 from rnn_experiments.run.checkpoint import CheckpointError
 from rnn_experiments.run.lock import RunLocked
@@ -51,6 +53,7 @@ from rnn_experiments.training.signals import Interrupted
 log = logging.getLogger(__name__)
 
 INPUT_ERRORS = (ConfigError, CheckpointError, RunLocked)
+ANALYSIS_FAILED = 3   # every job completed, the sweep's own analysis did not (rnn-analyze SWEEP reruns it)
 
 
 class RunFailed(Exception):
@@ -73,6 +76,7 @@ def run_app(prog: str, hydra_main: Callable[[], Any], config_name: str, argv=Non
             sys.exit(0)
         preflight(argv, config_name, **checks)
         forget()   # the failures reported below are this command's sweep's
+        forget_analysis()
         hydra_main()
     except (ConfigError, Refused) as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
@@ -80,11 +84,14 @@ def run_app(prog: str, hydra_main: Callable[[], Any], config_name: str, argv=Non
     except KeyboardInterrupt:   # Ctrl-C where no job handles it (rnn-generate, Hydra's own startup)
         print(f"{prog}: interrupted", file=sys.stderr)
         sys.exit(130)
-    failed = failures()
+    failed, analysis = failures(), analysis_failed()
     if failed:
         print(f"{prog}: error: {len(failed)} job(s) of the sweep did not complete: {'; '.join(failed)}",
               file=sys.stderr)
-        sys.exit(1)
+    if analysis:                 # said last: what the reader must do next
+        print(f"{prog}: error: {analysis}", file=sys.stderr)
+    if failed or analysis:
+        sys.exit(1 if failed else ANALYSIS_FAILED)
 
 
 def _where():

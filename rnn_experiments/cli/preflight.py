@@ -27,7 +27,7 @@ from typing import Callable, Optional
 from rnn_experiments.config import conf_dir, validate
 from rnn_experiments.contract import check_contract
 from rnn_experiments.errors import ConfigError, one_line
-from rnn_experiments.sweeps.checks import (Needs, check_folder, check_job, check_launcher,
+from rnn_experiments.sweeps.checks import (Needs, check_callbacks, check_folder, check_job, check_launcher,
                                           refuse_a_parts_unknown_key, training_needs)
 from rnn_experiments.run.multirun import jobs
 from rnn_experiments.sweeps.guard import check_sweep
@@ -80,6 +80,7 @@ def preflight(argv, config_name: str, check_run: Callable = validate, writes: bo
     cfg, multirun, _ = _compose(args.overrides, config_name, args.multirun, args.config_dir)
     if multirun:
         check_launcher(cfg.hydra)
+        check_callbacks(cfg)        # the analysis callback's options, before the first job
     if writes:
         key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
         check_folder(cfg.hydra.sweep.dir if multirun else cfg.hydra.run.dir, key)
@@ -134,6 +135,7 @@ def dry_run(argv, config_name: str, check_run: Callable = validate,
         return (f"1 job, a single run -> {cfg.hydra.run.dir}\n"
                 f"  {' '.join(args.overrides) or '(the defaults)'}\nchecked; nothing was launched\n")
     check_launcher(cfg.hydra)
+    check_callbacks(cfg)
     all_jobs = jobs(cfg.hydra.sweeper, list(cfg.hydra.overrides.task), loader)
     if all_jobs is None:
         if str(cfg.hydra.sweeper._target_).endswith("OptunaSweeper"):   # the project's: checkable

@@ -11,7 +11,8 @@ the hooks the config asks for (text samples: rnn_experiments/generation/hooks.py
 that reports to the trial and stops it when pruned (rnn_experiments/sweeps/search/trial.py). Exit
 status: 0 completed (or pruned: a normal end), 2 refused input (one line naming the key or file;
 nothing on disk changed), 1 the run failed or diverged, or jobs of a sweep did not complete,
-130 interrupted (rnn_experiments/cli/job.py).
+3 every job of a sweep completed but its analysis failed (said last; `rnn-analyze SWEEP` redoes
+it), 130 interrupted (rnn_experiments/cli/job.py).
 """
 from __future__ import annotations
 

@@ -27,11 +27,25 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
+from rnn_experiments.errors import ConfigError, say
 from rnn_experiments.sweeps.guard import jobs_ran
 
 log = logging.getLogger(__name__)
+_FAILED: list[str] = []     # why this process's last sweep's analysis failed (the command exits 3)
+
+FIGURE_FORMATS = ("eps", "jpeg", "jpg", "pdf", "pgf", "png", "ps", "raw", "rgba", "svg", "svgz", "tif", "tiff", "webp")
+
+
+def analysis_failed() -> str | None:
+    """Why the analysis of this command's sweep failed; None if it did not (or there was none)."""
+    return _FAILED[-1] if _FAILED else None
+
+
+def forget_analysis() -> None:
+    """A new command starts: an earlier sweep's failed analysis (same process: tests) is not its own."""
+    _FAILED.clear()
 
 
 class AnalyzeSweep(Callback):
@@ -47,6 +61,39 @@ class AnalyzeSweep(Callback):
         if metrics:
             self.kwargs["metrics"] = tuple(metrics)
 
+    @staticmethod
+    def check(node, cfg) -> None:
+        """ConfigError (one line) for an option the analysis would refuse only after every job
+        trained: checked with the sweep's other settings, before its first job. (Its keys and
+        their types are checked against this class's signature, as every part's.)"""
+        import math
+
+        from rnn_experiments.analysis.quantities import METRICS   # lazy: numpy, only when a sweep starts
+
+        where = "hydra.callbacks.analyze"
+        columns = [*METRICS, *(f"eval_{n}" for n in (cfg.get("metrics") or {}))]
+        absent = object()
+        for key in ("compare", "by", "style", "panels"):
+            value = node.get(key)
+            for k in ([] if value in (None, "auto") else [value] if isinstance(value, str) else list(value)):
+                if OmegaConf.select(cfg, str(k), default=absent) is absent:
+                    raise ConfigError(f"{where}.{key}={k!r} is invalid: expected a config key of the sweep's runs "
+                                      "(e.g. model.name)")
+        for key in ("metrics", "threshold_metric"):
+            for m in [node.get(key)] if isinstance(node.get(key), str) else list(node.get(key) or []):
+                if m not in columns:
+                    raise ConfigError(f"{where}.{key}={m!r} is invalid: expected a column of metrics.csv "
+                                      f"(one of {', '.join(columns)})")
+        threshold, metric = node.get("threshold", 0.99), node.get("threshold_metric", "accuracy")
+        low, high = METRICS[metric].bounds if metric in METRICS else (-math.inf, math.inf)
+        if not (isinstance(threshold, (int, float)) and math.isfinite(threshold) and low <= threshold <= high):
+            raise ConfigError(f"{where}.threshold={threshold!r} is invalid: expected a finite number in "
+                              f"[{low:g}, {high:g}] (the range of {metric})")
+        for f in node.get("formats") or []:
+            if f not in FIGURE_FORMATS:
+                raise ConfigError(f"{where}.formats: {f!r} is invalid: expected figure formats "
+                                  f"(one of {', '.join(FIGURE_FORMATS)}; [] for none)")
+
     def analyze(self, sweep_dir: Path) -> dict:
         """The analysis; without the comparison where the sweep has nothing to compare."""
         from rnn_experiments.analysis.report import analyze   # lazy: pandas, scipy, seaborn only when a sweep ends (this callback is built for every run)
@@ -61,12 +108,15 @@ class AnalyzeSweep(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(str(config.hydra.sweep.dir))
+        _FAILED.clear()
         if jobs_ran() == 0:   # each job refused (its folder holds another run): nothing new to analyse
-            print(f"\nno job of this sweep ran: the analysis in {sweep_dir / 'analysis'} is left as it was")
+            say(f"\nno job of this sweep ran: the analysis in {sweep_dir / 'analysis'} is left as it was")
             return
-        print(f"\n== analysis of {sweep_dir} (python -m rnn_experiments.analyze {sweep_dir}) ==")
+        say(f"\n== analysis of {sweep_dir} (python -m rnn_experiments.analyze {sweep_dir}) ==")
         try:
             self.analyze(sweep_dir)
-        except Exception as e:  # the sweep's results are on disk already: never fail the sweep here
-            log.error("analysis of %s failed: %s: %s (run python -m rnn_experiments.analyze %s)",
-                      sweep_dir, type(e).__name__, e, sweep_dir)
+        except Exception as e:  # the runs are on disk: the sweep goes on to its end, which exits 3
+            why = f"{type(e).__name__}: {e}".splitlines()[0]
+            _FAILED.append(f"the analysis of {sweep_dir} failed ({why}); the runs are complete: "
+                           f"rnn-analyze {sweep_dir}")
+            log.error("%s", _FAILED[-1])

@@ -187,6 +187,19 @@ def check_folder(folder, key: str, must_be_new_or_folder: bool = True) -> Path:
     return path
 
 
+def check_callbacks(cfg) -> None:
+    """Every Hydra callback of a sweep (hydra.callbacks.NAME with _target_) against its class's
+    signature, as a part (parts.check_part: an unknown key, a value of the wrong type), then the
+    class's own `check(node, cfg)` where it has one (the analysis callback's options)."""
+    callbacks = ((cfg.get("hydra") or {}).get("callbacks")) or {}
+    for name, node in callbacks.items():
+        if node is None or "_target_" not in node:
+            continue
+        cls = check_part(node, f"hydra.callbacks.{name}")
+        if callable(getattr(cls, "check", None)):
+            cls.check(node, cfg)
+
+
 def check_launcher(hydra_cfg) -> None:
     """Launcher settings that cannot work, refused in one line before anything is launched."""
     launcher = (hydra_cfg or {}).get("launcher") or {}

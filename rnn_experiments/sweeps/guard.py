@@ -41,7 +41,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from rnn_experiments.errors import ConfigError, one_line
 from rnn_experiments.run.provenance import end_sweep, start_sweep, sweep_id
-from rnn_experiments.sweeps.checks import (check_folder, check_job, check_launcher, refuse_a_parts_unknown_key,
+from rnn_experiments.sweeps.checks import (check_callbacks, check_folder, check_job, check_launcher, refuse_a_parts_unknown_key,
                                           settings, training_needs)
 from rnn_experiments.run.folder import SummaryError, atomic_write, read_summary
 from rnn_experiments.run.multirun import is_slurm_launcher, jobs
@@ -211,6 +211,7 @@ class SweepGuard(Callback):
         loader = GlobalHydra.instance().config_loader()
         try:
             check_launcher(config.hydra)
+            check_callbacks(config)
             all_jobs = jobs(config.hydra.sweeper, list(config.hydra.overrides.task), loader)
         except Exception as e:  # a sweep the basic sweeper cannot run, launcher settings, ...
             raise Refused(f"{one_line(e)}; no job was started") from None
