@@ -38,7 +38,7 @@ from omegaconf import OmegaConf
 from rnn_experiments.analysis.quantities import METRICS, declare
 from rnn_experiments.config import conf_dir
 from rnn_experiments.parts import FORMER_TARGETS, upgrade
-from rnn_experiments.run.readers import ReadError, read_bytes, read_text, read_yaml
+from rnn_experiments.run.readers import ReadError, read_bytes, read_yaml
 from rnn_experiments.run.status import STOP_STATUSES
 from rnn_experiments.run.folder import (RUN_FILES, FORMAT_VERSION, format_version, SummaryError, is_run_folder,
                                         read_summary)
