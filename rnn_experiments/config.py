@@ -182,6 +182,10 @@ def validate(cfg) -> None:
     check_settings(cfg)
     check(cfg.device in ("auto", "cpu", "cuda"), "device", cfg.device, "auto, cpu or cuda")
     check(0 <= cfg.seed < SEED_LIMIT, "seed", cfg.seed, SEEDS)
+    name = cfg.experiment_name
+    check(0 < len(name) <= 100 and "/" not in name and "\\" not in name and name not in (".", ".."),
+          "experiment_name", name, "a name for the run's folder: 1 to 100 characters, no / (it is part of "
+          "the folder's name, outputs/DATE/TIME_NAME)")
     if "eval_seed" in d:
         check(0 <= d.eval_seed < SEED_LIMIT, "dataset.eval_seed", d.eval_seed, SEEDS)
     for key in ("hidden_size", "embedding_dim", "num_layers"):   # the sizes every built-in has

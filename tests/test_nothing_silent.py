@@ -53,6 +53,8 @@ def _prog(result) -> str:
      "sample.seed=7 is not used unless sample.temperatures is not empty"),
     (["++train.lrr=1"], "train.lrr is not a setting (a typo?): expected one of the settings of train: steps,"),
     (["++foo=1"], "foo is not a setting (a typo?): expected one of the settings at the top level"),
+    (["experiment_name=x/../../../.."], "experiment_name='x/../../../..' is invalid: expected a name for the run's folder"),
+    (["experiment_name=" + "n" * 101], "experiment_name='nnnn"),
 ])
 def test_a_setting_the_run_does_not_read_is_refused(overrides, message):
     with pytest.raises(ConfigError) as e:
@@ -182,6 +184,11 @@ def test_interpolation_and_resolver_errors_are_one_line(tmp_path, override, mess
     (["seed=0,1", "hydra.callbacks.analyze.formats=[xyz]"], "hydra.callbacks.analyze.formats: 'xyz' is invalid"),
     (["seed=0,1", "+hydra.callbacks.analyze.foo=1"], "hydra.callbacks.analyze.foo=1 is not a setting of "
                                                      "hydra.callbacks.analyze (rnn_experiments.sweeps.analyze.AnalyzeSweep)"),
+    (["seed=0,1", "hydra.sweep.subdir="], "hydra.sweep.subdir='' is invalid: the job's folder"),
+    (["seed=0,1", "hydra.sweep.subdir=../escape${seed}"], "hydra.sweep.subdir='../escape0' is invalid: the job's folder"),
+    (["seed=0,1", "seed=2,3"], "seed is given twice (seed=0,1 and seed=2,3): expected it once"),
+    (["model=[lstm,gru]"], "model=[lstm,gru] would merge 2 model configs into one: expected one option "
+                           "(a sweep over them: -m model=lstm,gru)"),
     (["seed=0,1", "+hydra.callbacks.analyze.metrics=[eval_brier]"], "hydra.callbacks.analyze.metrics='eval_brier' is "
                                                                    "invalid: expected a column of metrics.csv"),
 ])
@@ -371,3 +378,27 @@ def test_a_sweep_whose_analysis_failed_exits_3_and_says_so_last(tmp_path):
     assert last.startswith(f"rnn-train: error: the analysis of {sweep} failed (") and \
         last.endswith(f"the runs are complete: rnn-analyze {sweep}"), last
     assert all(json.loads((sweep / str(i) / "summary.json").read_text())["status"] == "completed" for i in (0, 1))
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["hydra.run.dir=${oc.env:RNN_EXPERIMENTS_NOT_SET}"], "hydra.run.dir is invalid: KeyError raised while resolving "
+                                                          "interpolation: \"Environment variable 'RNN_EXPERIMENTS_NOT_SET' not found\""),
+    (['experiment_name="' + "😀" * 60 + '"'], "is 256 bytes, more than a file system allows in one name (255)"),
+    (["model.name=héllo wörld"], "'model.name=héllo wörld': Hydra cannot read this override (LexerNoViableAltException"),
+])
+def test_a_run_whose_folder_or_command_line_cannot_be_what_was_typed_is_refused(tmp_path, overrides, message):
+    r = run_command("rnn-train", *TINY, *overrides, cwd=tmp_path)
+    refused(r, message)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_checkpoint_that_links_to_a_fifo_is_refused_not_read(tmp_path):
+    import subprocess
+    import sys
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    (tmp_path / "checkpoint.pt").symlink_to(fifo)
+    code = ("from rnn_experiments.run.checkpoint import load, CheckpointError\n"
+            f"try:\n    load({str(tmp_path / 'checkpoint.pt')!r})\nexcept CheckpointError as e:\n    print(e)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == f"{tmp_path / 'checkpoint.pt'}: a FIFO, not a regular file", done.stderr

@@ -35,11 +35,16 @@ KEPT_FILES = ("metrics.csv", "summary.json", ".hydra/config.yaml", ".hydra/overr
 
 def check_out(out) -> Path:
     """--out as a Path: AnalysisError for an empty path, a path that exists and is not a folder
-    (a file, a FIFO, /dev/null), a symlink loop, or a run folder (never written to)."""
+    (a file, a FIFO, /dev/null), a symlink loop, or a run folder or a folder inside one (never
+    written to)."""
     if out is None or not str(out).strip():
         raise AnalysisError(f"--out {str(out or '')!r}: an empty path, expected a folder (for the "
                             "current folder, say --out .)")
     path = Path(out)
+    run = next((p for p in Path(os.path.abspath(path)).parents if is_run_folder(p)), None)
+    if run is not None:
+        raise AnalysisError(f"--out {path}: inside the run folder {run}; the analysis never writes into one "
+                            "(give another folder)")
     try:
         st = os.stat(path)
     except FileNotFoundError:

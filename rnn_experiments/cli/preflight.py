@@ -24,6 +24,8 @@ import os
 from pathlib import Path
 from typing import Callable, Optional
 
+from omegaconf import OmegaConf
+
 from rnn_experiments.config import conf_dir, validate
 from rnn_experiments.contract import check_contract
 from rnn_experiments.errors import ConfigError, one_line
@@ -36,6 +38,38 @@ from rnn_experiments.sweeps.guard import check_sweep
 def _args(argv):
     from hydra._internal.utils import get_args_parser
     return get_args_parser().parse_args(argv)
+
+
+ONE_OPTION = ("model", "dataset", "optimizer", "scheduler", "stopping", "train", "logger", "experiment",
+              "hparams_search")   # groups of which a run takes one option (metrics takes several)
+
+
+def check_overrides(overrides) -> None:
+    """ConfigError (one line) for a command line that would not do what was typed: an override
+    Hydra cannot read (with how to quote it), a key given twice (the last would silently win), a
+    list of options for a group of which a run takes one (Hydra would merge them). (A plain value
+    given twice is Hydra's "the last wins", which presets' commands rely on: allowed.)"""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser, seen, sweeps = OverridesParser.create(), {}, set()
+    for text in overrides:
+        try:
+            o, = parser.parse_overrides([text])
+        except Exception as e:   # hydra.errors.OverrideParseException: LexerNoViableAltException, ...
+            key, _, value = text.partition("=")
+            raise ConfigError(f"{text!r}: Hydra cannot read this override ({one_line(e).split(';')[0]}); a value "
+                              f"with non-ASCII letters or Hydra's special characters needs quotes Hydra sees: "
+                              f"'{key}=\"{value}\"'") from None
+        key = o.key_or_group
+        if key in seen and not o.is_delete() and (key in sweeps or o.is_sweep_override()):
+            raise ConfigError(f"{key} is given twice ({seen[key]} and {text}): expected it once (the last "
+                              "would silently replace the first's values)")
+        seen[key] = text
+        if o.is_sweep_override():
+            sweeps.add(key)
+        if key in ONE_OPTION and not o.is_delete() and isinstance(o.value(), list):
+            raise ConfigError(f"{text} would merge {len(o.value())} {key} configs into one: expected one option "
+                              f"(a sweep over them: -m {key}={','.join(map(str, o.value()))})")
 
 
 def compose_command(overrides, config_name: str, multirun: bool, config_dir: str | None = None):
@@ -77,13 +111,18 @@ def preflight(argv, config_name: str, check_run: Callable = validate, writes: bo
             or args.experimental_rerun or args.config_path or args.config_name):
         return
     check_cwd()
+    check_overrides(args.overrides)
     cfg, multirun, _ = _compose(args.overrides, config_name, args.multirun, args.config_dir)
     if multirun:
         check_launcher(cfg.hydra)
         check_callbacks(cfg)        # the analysis callback's options, before the first job
     if writes:
         key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
-        check_folder(cfg.hydra.sweep.dir if multirun else cfg.hydra.run.dir, key)
+        try:
+            folder = str(OmegaConf.select(cfg, key, throw_on_resolution_failure=True))
+        except Exception as e:   # an interpolation that does not resolve (${oc.env:UNSET}, ...)
+            raise ConfigError(f"{key} is invalid: {one_line(e)}") from None
+        check_folder(folder, key)
     if not multirun:
         check_job(cfg, check_run, needs, dry=dry)
 
@@ -129,6 +168,7 @@ def dry_run(argv, config_name: str, check_run: Callable = validate,
     (a sweep's jobs as the sweep guard checks them), as text; nothing is launched or written.
     ConfigError or sweeps.guard.Refused (one line) for what the command itself would refuse."""
     args = _args(argv)
+    check_overrides(args.overrides)
     cfg, multirun, loader = _compose(args.overrides, config_name, args.multirun, args.config_dir)
     if not multirun:
         check_job(cfg, check_run, needs, dry=dry)

@@ -10,6 +10,7 @@ import torch
 
 from rnn_experiments.parts import signature_of
 from rnn_experiments.run.folder import FORMAT_VERSION, atomic_write, format_version
+from rnn_experiments.run.readers import ReadError, read_bytes
 
 
 class CheckpointError(RuntimeError):
@@ -24,10 +25,19 @@ def save_atomic(obj, path: Path) -> None:
 
 
 def load(path: Path, map_location="cpu") -> dict:
+    """A checkpoint file's state; CheckpointError (one line) for anything else, read without
+    blocking first (readers.read_bytes: a link to a FIFO or a device is refused, never opened
+    for a read that would hang)."""
+    import io
+
     try:
-        state = torch.load(path, map_location=map_location, weights_only=False)
+        data = read_bytes(path)
     except FileNotFoundError:
         raise CheckpointError(f"{path}: no such checkpoint") from None
+    except ReadError as e:
+        raise CheckpointError(str(e)) from None
+    try:
+        state = torch.load(io.BytesIO(data), map_location=map_location, weights_only=False)
     except Exception as e:
         raise CheckpointError(f"{path}: cannot load checkpoint ({type(e).__name__}: {e})") from None
     if not isinstance(state, dict) or "model" not in state or "step" not in state:

@@ -160,6 +160,9 @@ def refuse_a_parts_unknown_key(e: BaseException, overrides, compose: Callable[[l
                       f"its YAML file)")
 
 
+NAME_MAX = 255   # bytes in one file name: ext4, xfs, btrfs, APFS, NTFS (in UTF-16 units)
+
+
 def check_folder(folder, key: str, must_be_new_or_folder: bool = True) -> Path:
     """ConfigError unless `folder` is a usable output folder: a path that is not empty, not a
     link loop, not a file or a device, and can be created and written: a folder is created (and
@@ -169,6 +172,11 @@ def check_folder(folder, key: str, must_be_new_or_folder: bool = True) -> Path:
         raise ConfigError(f"{key}='' is invalid: expected a folder (an empty path would write "
                           "into the current folder)")
     path = Path(text).absolute()
+    long = next((p for p in path.parts if len(os.fsencode(p)) > NAME_MAX), None)
+    if long is not None:
+        raise ConfigError(f"{key}={str(path)[:80]}... is invalid: the name {long[:40]}... is {len(os.fsencode(long))} "
+                          f"bytes, more than a file system allows in one name ({NAME_MAX}); use a shorter "
+                          "name (experiment_name, or the folder's)")
     try:
         path.resolve(strict=False)
     except (RuntimeError, OSError) as e:   # a symlink loop

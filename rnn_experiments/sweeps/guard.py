@@ -30,6 +30,7 @@ of this sweep.
 from __future__ import annotations
 
 import json
+import os
 import logging
 import socket
 import time
@@ -84,6 +85,17 @@ def sweep_gone() -> bool:
     if host != socket.gethostname() or not pid.isdigit():
         return False
     return not pid_alive(int(pid))
+
+
+def check_inside(folder: Path, sweep_dir: Path, subdir: str) -> None:
+    """ConfigError unless a job's folder is a folder of its own inside the sweep's folder (an empty
+    subdir is the sweep folder itself; ../x is outside it)."""
+    inside = os.path.normpath(folder.absolute())
+    top = os.path.normpath(sweep_dir.absolute())
+    if os.path.commonpath([inside, top]) != top or inside == top:
+        raise ConfigError(f"hydra.sweep.subdir={subdir!r} is invalid: the job's folder {inside} is "
+                          f"{'the sweep folder itself' if inside == top else 'outside the sweep folder ' + top}; "
+                          "expected a folder inside it, e.g. the default ${hydra.job.num}")
 
 
 def _job_dir(cfg: DictConfig) -> Path:
@@ -171,6 +183,7 @@ def check_sweep(config: DictConfig, all_jobs: List[List[str]], loader) -> List[t
                 cfg.hydra.job.num = num
             check_job(cfg, validate, training_needs, hydra_cfg=config.hydra, dry=check_contract)
             folder = check_folder(_job_dir(cfg), "hydra.sweep.subdir")
+            check_inside(folder, Path(str(cfg.hydra.sweep.dir)), str(cfg.hydra.sweep.subdir))
             run = json.dumps(settings(cfg), sort_keys=True, default=str)
         except Exception as e:  # Hydra's, OmegaConf's and our ConfigError
             try:

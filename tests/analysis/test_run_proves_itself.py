@@ -69,3 +69,11 @@ def test_the_same_command_again_keeps_a_completed_runs_record(make_cfg, tmp_path
     again = train(make_cfg("train.checkpoint_every=10"), tmp_path)
     assert again["status"] == "completed" and "resumed_from_step" not in again
     assert {f: (tmp_path / f).read_bytes() for f in before} == before
+
+
+def test_the_analysis_never_writes_inside_a_run_folder(two_seeds):
+    from rnn_experiments.analysis import AnalysisError
+    from rnn_experiments.analysis.report import analyze
+    with pytest.raises(AnalysisError, match=f"--out {two_seeds / '0' / 'an'}: inside the run folder {two_seeds / '0'}"):
+        analyze([str(two_seeds)], out=two_seeds / "0" / "an", formats=())
+    assert not (two_seeds / "0" / "an").exists()
