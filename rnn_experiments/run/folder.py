@@ -41,8 +41,9 @@ def is_run_folder(path) -> bool:
 @contextlib.contextmanager
 def atomic_write(path, mode: str = "w") -> Iterator[IO]:
     """`with atomic_write(path) as f: f.write(...)`: `path` is replaced only when the block ends
-    without an error. On an error (disk full, ...) the temporary file is closed and removed (its
-    space freed) and OSError names `path`, the OS's reason and what was kept."""
+    without an error: the data fsync'ed, then renamed over `path`, then the folder fsync'ed (the
+    rename itself survives a power cut). On an error (disk full, ...) the temporary file is closed
+    and removed (its space freed) and OSError names `path`, the OS's reason and what was kept."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     try:
@@ -51,6 +52,7 @@ def atomic_write(path, mode: str = "w") -> Iterator[IO]:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+        _fsync_folder(path.parent)
     except (OSError, RuntimeError) as e:  # torch.save reports a failed write as a RuntimeError
         with contextlib.suppress(OSError):
             tmp.unlink(missing_ok=True)
@@ -58,6 +60,20 @@ def atomic_write(path, mode: str = "w") -> Iterator[IO]:
         error = OSError(f"{path}: cannot write ({_reason(e)}); {kept}")
         error.errno = _errno(e)
         raise error from None
+
+
+def _fsync_folder(folder: Path) -> None:
+    """fsync a folder (its entries: a rename into it); where folders cannot be opened, nothing."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:   # some file systems do not fsync folders
+        pass
+    finally:
+        os.close(fd)
 
 
 def write_text(path, text: str) -> None:

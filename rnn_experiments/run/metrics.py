@@ -62,7 +62,10 @@ class MetricsWriter:
         """Close the file and the sinks (once; again does nothing)."""
         if self._file.closed:
             return
-        self._file.close()
+        try:
+            self._file.close()
+        except OSError as e:   # the row a full disk refused is still buffered: lost, said once
+            log.error("%s: the last row could not be written (%s)", self.path, e.strerror or e)
         self._to_sinks("close")
 
     def _to_sinks(self, method: str, *args) -> None:

@@ -113,6 +113,20 @@ def test_grouping_picks_exactly_the_varying_keys(tmp_path):
     assert table(collect(tmp_path / "e"))["seeds"].tolist() == [2]
 
 
+def test_the_seed_averaged_curve_is_the_mean_with_the_sample_std(tmp_path):
+    """Three seeds whose mean, median and middle differ at every step (the two-seed tests cannot
+    tell a mean from a median): the curve is the mean, its band the sample std (ddof = 1)."""
+    acc = {0: [0.1, 0.2, 0.5, 0.6], 1: [0.2, 0.3, 0.6, 0.7], 2: [0.9, 1.0, 1.0, 0.95]}
+    for s, a in acc.items():
+        write_run(tmp_path / str(s), config(seed=s), metrics_frame(STEPS, a))
+    agg = aggregate(collect(tmp_path), metric="accuracy").set_index("step")
+    for i, step in enumerate(STEPS):
+        values = [acc[s][i] for s in acc]
+        assert statistics.median(values) != pytest.approx(statistics.mean(values))
+        assert agg.loc[step, "mean"] == pytest.approx(statistics.mean(values))
+        assert agg.loc[step, "std"] == pytest.approx(statistics.stdev(values)) and agg.loc[step, "n"] == 3
+
+
 def test_runs_of_different_lengths_align_on_step(tmp_path):
     acc = {("lstm", 0): [0.5, 0.6, 0.9, 1.0], ("lstm", 1): [0.7, 0.8]}  # seed 1 stopped at step 20
     for num, ((m, s), a) in enumerate(acc.items()):

@@ -195,3 +195,23 @@ def test_resuming_with_another_model_is_refused(tmp_path):
     train(compose_config(), tmp_path)
     with pytest.raises(CheckpointError, match="model.hidden_size=16"):
         train(compose_config(["model.hidden_size=32"]), tmp_path)
+
+
+def test_a_metrics_file_the_disk_refuses_ends_the_run_failed_with_the_file_named(tmp_path):
+    """RLIMIT_FSIZE (the file-size limit a full disk or a quota also hits): metrics.csv cannot
+    grow past 8000 bytes; the run stops with one line naming the file, and summary.json says
+    `failed` with that error (it stayed `running`)."""
+    import subprocess
+    import sys
+    from conftest import TINY
+    code = ("import resource, sys\n"
+            "resource.setrlimit(resource.RLIMIT_FSIZE, (8000, resource.RLIM_INFINITY))\n"
+            "from rnn_experiments.cli.rnn_train import main\n"
+            "sys.argv = ['rnn-train', *sys.argv[1:]]\nmain()\n")
+    done = subprocess.run([sys.executable, "-c", code, *TINY, "train.steps=300", "train.log_every=1", "train.eval_every=1000",
+                           f"hydra.run.dir={tmp_path / 'run'}"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1, done.stderr[-2000:]
+    assert done.stderr.strip().splitlines()[-1] == (f"rnn-train: error: {tmp_path / 'run' / 'metrics.csv'}: cannot "
+                                                    "write (File too large)")
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["status"] == "failed" and "metrics.csv: cannot write (File too large)" in summary["error"]

@@ -223,3 +223,20 @@ def test_a_summary_that_is_not_a_runs_summary_is_named(tmp_path, content, messag
         read_summary(tmp_path)
     assert str(e.value) == f"{path}: {message}"
     assert read_summary(tmp_path / "nothing") is None
+
+
+def test_an_atomic_write_reaches_the_disk_before_and_after_its_rename(tmp_path, monkeypatch):
+    """atomic_write: the data fsync'ed before the rename, the folder fsync'ed after it (else a
+    power cut can leave the old file, or an empty new one, under the name)."""
+    import os
+    import stat as st
+    from rnn_experiments.run.folder import atomic_write
+    events = []
+    fsync, replace = os.fsync, os.replace
+    monkeypatch.setattr(os, "fsync", lambda fd: (events.append("fsync folder" if st.S_ISDIR(os.fstat(fd).st_mode)
+                                                               else "fsync file"), fsync(fd))[1])
+    monkeypatch.setattr(os, "replace", lambda a, b: (events.append("rename"), replace(a, b))[1])
+    with atomic_write(tmp_path / "x.json") as f:
+        f.write("{}")
+    assert events == ["fsync file", "rename", "fsync folder"]
+    assert (tmp_path / "x.json").read_text() == "{}"
