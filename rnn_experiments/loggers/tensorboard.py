@@ -20,6 +20,7 @@ from pathlib import Path
 
 from rnn_experiments.errors import ConfigError
 from rnn_experiments.extras import missing
+from rnn_experiments.run.provenance import swept
 
 
 def _require_tensorboard():
@@ -35,8 +36,9 @@ SHARED = ("logger", "experiment", "hparams_search")
 
 
 def job_name() -> str:
-    """For a job of a sweep, its overrides as a folder name (`model=lstm,seed=0`: what tells the
-    sweep's runs apart in TensorBoard's run list); '' for a single run or outside Hydra."""
+    """For a job of a sweep, the overrides of the keys that differ between its jobs as a folder
+    name (`model=lstm,seed=0`, not the settings every job shares: what tells the sweep's runs
+    apart in TensorBoard's run list); '' for a single run or outside Hydra."""
     try:
         from hydra.core.hydra_config import HydraConfig
         if not HydraConfig.initialized() or HydraConfig.get().mode.name != "MULTIRUN":
@@ -44,8 +46,38 @@ def job_name() -> str:
         overrides = list(HydraConfig.get().overrides.task)
     except Exception:  # not a Hydra job: no name
         return ""
-    kept = [o for o in overrides if o.lstrip("+~").split("=", 1)[0] not in SHARED]
+    varying = swept()    # the keys that differ between the sweep's jobs (sweeps/guard.py)
+    kept = [o for o in overrides if o.lstrip("+~").split("=", 1)[0] not in SHARED
+            and (varying is None or o.lstrip("+~").split("=", 1)[0] in varying)]
     return re.sub(r"[/\\:\0]", "_", ",".join(kept))[:200]
+
+
+HPARAM_METRICS = ("accuracy", "loss", "eval_accuracy", "eval_loss")   # the dashboard's columns
+
+
+def job_hparams() -> dict:
+    """{key: value} of the overrides job_name() keeps (numbers and booleans as such), for a job
+    of a sweep; {} for a single run."""
+    import yaml
+
+    name = job_name()
+    if not name:
+        return {}
+    out = {}
+    for o in _job_overrides():
+        key, _, raw = o.lstrip("+~").partition("=")
+        if key in [k.split("=", 1)[0] for k in name.split(",")]:
+            try:
+                value = yaml.safe_load(raw)
+            except yaml.YAMLError:
+                value = raw
+            out[key] = value if isinstance(value, (bool, int, float, str)) else str(raw)
+    return out
+
+
+def _job_overrides() -> list[str]:
+    from hydra.core.hydra_config import HydraConfig
+    return list(HydraConfig.get().overrides.task)
 
 
 class TensorBoardLogger:
@@ -75,5 +107,19 @@ class TensorBoardLogger:
 
     def close(self) -> None:
         if self.writer is not None:
+            self._hparams()
             self.writer.close()
             self.writer = None
+
+    def _hparams(self) -> None:
+        """For a job of a sweep: its hparams (the values of the keys that differ between the
+        sweep's jobs) and the metrics the HParams dashboard shows for them (the scalars already
+        written: their last values), so that the dashboard compares the sweep's runs."""
+        from torch.utils.tensorboard.summary import hparams
+
+        values = job_hparams()
+        if not values:
+            return
+        for summary in hparams(values, {tag: 0.0 for tag in HPARAM_METRICS}):
+            self.writer.file_writer.add_summary(summary)
+        self.writer.flush()

@@ -36,6 +36,7 @@ from rnn_experiments.parts import part_nodes, signature_of, target_of
 
 COMMAND_ENV = "RNN_EXPERIMENTS_COMMAND"
 SWEEP_ENV = "RNN_EXPERIMENTS_SWEEP_ID"
+SWEPT_ENV = "RNN_EXPERIMENTS_SWEPT_KEYS"
 PACKAGES = ("torch", "hydra-core", "omegaconf", "numpy", "rnn-experiments")
 
 
@@ -142,8 +143,21 @@ def start_sweep() -> str:
 
 
 def end_sweep() -> str | None:
-    """Forget this process's sweep id; returns it."""
+    """Forget this process's sweep id (and its swept keys); returns it."""
+    os.environ.pop(SWEPT_ENV, None)
     return os.environ.pop(SWEEP_ENV, None)
+
+
+def set_swept(keys) -> None:
+    """The keys whose values differ between the jobs of the sweep this process starts (inherited
+    by its jobs): what tells its runs apart, e.g. in a tracker's run names."""
+    os.environ[SWEPT_ENV] = ",".join(keys)
+
+
+def swept() -> list[str] | None:
+    """The keys set_swept named for this job's sweep; None where none were named."""
+    value = os.environ.get(SWEPT_ENV)
+    return None if value is None else [k for k in value.split(",") if k]
 
 
 def sweep_id() -> str | None:

@@ -41,7 +41,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from rnn_experiments.errors import ConfigError, one_line
-from rnn_experiments.run.provenance import end_sweep, start_sweep, sweep_id
+from rnn_experiments.run.provenance import end_sweep, set_swept, start_sweep, sweep_id
 from rnn_experiments.sweeps.checks import (check_callbacks, check_folder, check_job, check_launcher, refuse_a_parts_unknown_key,
                                           settings, training_needs)
 from rnn_experiments.run.folder import SummaryError, atomic_write, read_summary
@@ -85,6 +85,14 @@ def sweep_gone() -> bool:
     if host != socket.gethostname() or not pid.isdigit():
         return False
     return not pid_alive(int(pid))
+
+
+def _varying(all_jobs) -> list[str]:
+    """The keys whose values differ between the jobs (overrides KEY=VALUE), in command-line order:
+    a key every job gives the same value is shared, any other varies."""
+    shared = set.intersection(*(set(job) for job in all_jobs)) if all_jobs else set()
+    keys = [o.partition("=")[0].lstrip("+~") for job in all_jobs for o in job if o not in shared]
+    return list(dict.fromkeys(keys))
 
 
 def check_inside(folder: Path, sweep_dir: Path, subdir: str) -> None:
@@ -229,6 +237,8 @@ class SweepGuard(Callback):
         except Exception as e:  # a sweep the basic sweeper cannot run, launcher settings, ...
             raise Refused(f"{one_line(e)}; no job was started") from None
         self.rerun = all_jobs is not None and _jobs_of(self.previous, all_jobs)
+        set_swept(_varying(all_jobs) if all_jobs is not None else
+                  list((config.hydra.sweeper.get("params") or {}).keys()))   # a search: its space's keys
         if all_jobs is None:
             self.folders = None
             return

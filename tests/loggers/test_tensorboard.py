@@ -138,7 +138,7 @@ def test_a_sweep_with_logger_tensorboard_opens_as_one_tensorboard_folder(tmp_pat
         assert got == as_in_csv(df)
 
 
-def test_a_sweep_jobs_tensorboard_run_is_named_by_the_overrides_that_tell_it_apart():
+def test_a_sweep_jobs_tensorboard_run_is_named_by_the_overrides_that_tell_it_apart(monkeypatch):
     """In a job of a sweep: its overrides, less those every job shares (logger, experiment), with
     path separators replaced; a single run has no name of its own."""
     from hydra.core.hydra_config import HydraConfig
@@ -146,6 +146,7 @@ def test_a_sweep_jobs_tensorboard_run_is_named_by_the_overrides_that_tell_it_apa
     from omegaconf import OmegaConf
 
     from rnn_experiments.loggers.tensorboard import job_name
+    monkeypatch.delenv("RNN_EXPERIMENTS_SWEPT_KEYS", raising=False)   # no sweep guard ran: every override
     task = ["logger=tensorboard", "+experiment=demo", "model=lstm", "seed=0", "dataset.path=a/b:c"]
     cfg = compose_config(["logger=tensorboard"], return_hydra_config=True)
     OmegaConf.set_readonly(cfg.hydra, False)     # Hydra's node is read-only
@@ -153,9 +154,35 @@ def test_a_sweep_jobs_tensorboard_run_is_named_by_the_overrides_that_tell_it_apa
     try:
         HydraConfig.instance().set_config(cfg)
         assert job_name() == "model=lstm,seed=0,dataset.path=a_b_c"
+        monkeypatch.setenv("RNN_EXPERIMENTS_SWEPT_KEYS", "model,seed")   # as the sweep guard sets it
+        assert job_name() == "model=lstm,seed=0"                           # what differs between the jobs
         OmegaConf.set_readonly(cfg.hydra, False)
         cfg.hydra.mode = RunMode.RUN
         HydraConfig.instance().set_config(cfg)
         assert job_name() == ""
     finally:
         HydraConfig.instance().cfg = None
+
+
+def test_a_sweeps_runs_feed_the_hparams_dashboard(tmp_path):
+    """Each job's TensorBoard run carries its hparams (the swept keys' values, numbers as numbers)
+    and names the metrics the dashboard compares; read back with TensorBoard's own reader."""
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import plugin_data_pb2
+    sweep = tmp_path / "sweep"
+    done = run_command("rnn-train", "-m", "logger=tensorboard", "seed=0,1", "train.lr=1e-3", *TINY,
+                       f"hydra.sweep.dir={sweep}")
+    assert done.code == 0, done.err[-2000:]
+    for job in "01":
+        run, = (sweep / job / "tensorboard").iterdir()
+        assert run.name == f"seed={job}"                        # the swept key only, not TINY's settings
+        acc = EventAccumulator(str(run))
+        acc.Reload()
+        content = acc.PluginTagToContent("hparams")
+        start = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"])
+        assert dict(start.session_start_info.hparams) .keys() == {"seed"}
+        assert start.session_start_info.hparams["seed"].number_value == int(job)
+        exp = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"]).experiment
+        assert [m.name.tag for m in exp.metric_infos] == ["accuracy", "loss", "eval_accuracy", "eval_loss"]
+        assert set(acc.Tags()["scalars"]) >= {"accuracy", "loss", "eval_accuracy", "eval_loss"}
