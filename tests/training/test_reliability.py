@@ -197,6 +197,7 @@ def test_resuming_with_another_model_is_refused(tmp_path):
         train(compose_config(["model.hidden_size=32"]), tmp_path)
 
 
+@pytest.mark.slow   # a process of its own under a file-size limit
 def test_a_metrics_file_the_disk_refuses_ends_the_run_failed_with_the_file_named(tmp_path):
     """RLIMIT_FSIZE (the file-size limit a full disk or a quota also hits): metrics.csv cannot
     grow past 8000 bytes; the run stops with one line naming the file, and summary.json says
