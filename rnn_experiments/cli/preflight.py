@@ -48,7 +48,8 @@ def check_overrides(overrides) -> None:
     """ConfigError (one line) for a command line that would not do what was typed: an override
     Hydra cannot read (with how to quote it), a key given twice (the last would silently win), a
     list of options for a group of which a run takes one (Hydra would merge them). (A plain value
-    given twice is Hydra's "the last wins", which presets' commands rely on: allowed.)"""
+    replaced by a later one is Hydra's "the last wins", which presets' commands rely on: allowed;
+    a sweep's values replaced are not.)"""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     parser, seen, sweeps = OverridesParser.create(), {}, set()
@@ -61,9 +62,9 @@ def check_overrides(overrides) -> None:
                               f"with non-ASCII letters or Hydra's special characters needs quotes Hydra sees: "
                               f"'{key}=\"{value}\"'") from None
         key = o.key_or_group
-        if key in seen and not o.is_delete() and (key in sweeps or o.is_sweep_override()):
-            raise ConfigError(f"{key} is given twice ({seen[key]} and {text}): expected it once (the last "
-                              "would silently replace the first's values)")
+        if key in seen and not o.is_delete() and key in sweeps:     # a sweep's values would be dropped
+            raise ConfigError(f"{key} is given twice ({seen[key]} and {text}): expected it once (the second "
+                              "would silently drop the first's values)")
         seen[key] = text
         if o.is_sweep_override():
             sweeps.add(key)
