@@ -25,6 +25,43 @@ def _meminfo(monkeypatch, text: str | None):
         return io.StringIO(text)
 
     monkeypatch.setattr(builtins, "open", fake_open)
+    monkeypatch.setattr(resources, "cgroup_bytes", lambda: None)          # the machine's own figure only
+    monkeypatch.setattr(resources, "process_limit_bytes", lambda: None)
+
+
+def _tree(root, files: dict) -> None:
+    for path, text in files.items():
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        (root / path).write_text(text)
+
+
+@pytest.mark.parametrize("cgroup, files, left", [
+    ("0::/job/step\n", {"job/memory.max": "1000", "job/memory.current": "300",
+                        "job/step/memory.max": "max", "job/step/memory.current": "250"}, 700),   # v2: the parent's
+    ("0::/job/step\n", {"job/memory.max": "5000", "job/memory.current": "300",
+                        "job/step/memory.max": "800", "job/step/memory.current": "250"}, 550),   # the smallest
+    ("0::/\n", {"memory.max": "max", "memory.current": "1"}, None),                              # no limit
+    ("9:cpu:/x\n4:memory:/slurm/job\n", {"memory/slurm/job/memory.limit_in_bytes": "2048",
+                                          "memory/slurm/job/memory.usage_in_bytes": "48"}, 2000),  # v1
+])
+def test_the_cgroup_limit_less_its_use_is_what_is_left(tmp_path, cgroup, files, left):
+    _tree(tmp_path / "fs", files)
+    (tmp_path / "cgroup").write_text(cgroup)
+    assert resources.cgroup_bytes(tmp_path / "fs", tmp_path / "cgroup") == left
+
+
+def test_the_smallest_of_machine_cgroup_and_process_limit_decides(monkeypatch):
+    from conftest import compose_config
+    from rnn_experiments.errors import ConfigError
+    monkeypatch.setattr(resources, "_machine_bytes", lambda: 64 << 30)
+    monkeypatch.setattr(resources, "process_limit_bytes", lambda: None)
+    monkeypatch.setattr(resources, "cgroup_bytes", lambda: 1 << 30)          # a 1 GiB container
+    assert resources.available_bytes() == 1 << 30
+    cfg = compose_config(["model.hidden_size=4096", "train.batch_size=2048", "train.eval_size=64"])
+    with pytest.raises(ConfigError, match="fits in memory"):
+        resources.check_training_fits(cfg)
+    monkeypatch.setattr(resources, "cgroup_bytes", lambda: None)
+    resources.check_training_fits(cfg)                                        # fits in the machine's 64 GiB
 
 
 def test_available_memory_is_meminfos_available(monkeypatch):

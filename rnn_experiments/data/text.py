@@ -7,9 +7,9 @@
 
 With `dataset.gutenberg=true` (the Grimm preset) the Project Gutenberg header and licence are cut
 off first. A whole batch of windows is gathered with one index tensor (B, T+1). The last 10% of the text
-(when it holds enough windows) is held out: the fixed eval windows come from it (drawn with
-`dataset.eval_seed`), training windows from the rest. A text too short to split trains and
-evaluates on the whole text.
+is held out: the fixed eval windows come from it (drawn with `dataset.eval_seed`), training
+windows from the rest. A text whose tail cannot hold one window (fewer than 10 x (seq_length + 1)
+characters) is refused: a run is never evaluated on its training text.
 
 The vocabulary travels in `state_dict()`, hence in every checkpoint, so sampling later needs no
 text file; so does the text's sha256, so that a run is never resumed on another text. Bad input
@@ -18,6 +18,7 @@ text file; so does the text's sha256, so that a run is never resumed on another 
 from __future__ import annotations
 
 import hashlib
+import math
 from typing import Optional
 from pathlib import Path
 
@@ -133,10 +134,12 @@ class TextDataset:
         self.vocab_size = self.num_classes = len(self.vocab)
         data = self.vocab.encode(text)                                          # (N,)
         n_eval = int(len(data) * HELD_OUT)
-        if n_eval >= 10 * (self.T + 1):  # a held-out tail with room for distinct windows
-            train_data, eval_data = data[:-n_eval], data[-n_eval:]
-        else:
-            train_data = eval_data = data
+        if n_eval < self.T + 1:   # never evaluated on its training text: too short is refused
+            raise TextDataError(f"{self.path}: {len(data)} characters, too short for a held-out tail: its last "
+                                f"{HELD_OUT:.0%} must hold a window of dataset.seq_length + 1 = {self.T + 1} "
+                                f"characters: expected at least {math.ceil((self.T + 1) / HELD_OUT)} characters "
+                                "(or a smaller dataset.seq_length)")
+        train_data, eval_data = data[:-n_eval], data[-n_eval:]
         self.data = train_data.to(device)
         self.generator = torch.Generator().manual_seed(seed)
         eval_gen = torch.Generator().manual_seed(eval_seed)

@@ -16,6 +16,7 @@ not that every accepted run will.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from rnn_experiments.errors import ConfigError
 from rnn_experiments.parts import target_of
@@ -67,14 +68,72 @@ def generation_bytes(cfg, prompts: list[str], vocab: int = 256) -> int:
     return 8 * rows * (longest + cfg.length) + 4 * 3 * rows * vocab
 
 
+CGROUP = Path("/sys/fs/cgroup")   # where the cgroup file systems are mounted (a container's, a SLURM job's limits)
+# (file of the limit, file of the use, the value that means none) in cgroup v2 and in v1's memory controller
+CGROUP_FILES = {"v2": ("memory.max", "memory.current", "max"),
+                "v1": ("memory.limit_in_bytes", "memory.usage_in_bytes", None)}
+
+
+def cgroup_bytes(root: Path = CGROUP, cgroup_file: Path = Path("/proc/self/cgroup")) -> int | None:
+    """What this process's memory cgroup still allows: its limit less its use, for its own group
+    and every group above it, the smallest; None where no limit is set (or cgroups are not there).
+    cgroup v2 (`0::/path`: ROOT/path/memory.max) and v1 (`N:memory:/path`:
+    ROOT/memory/path/memory.limit_in_bytes; v1's "no limit" is a huge number, larger than any
+    machine's memory, so it never decides)."""
+    try:
+        lines = cgroup_file.read_text().splitlines()
+    except OSError:
+        return None
+    left = None
+    for line in lines:
+        _, controllers, group = (line.split(":", 2) + ["", ""])[:3]
+        if controllers == "":
+            kind, top = "v2", root
+        elif "memory" in controllers.split(","):
+            kind, top = "v1", root / "memory"
+        else:
+            continue
+        limit_file, used_file, unlimited = CGROUP_FILES[kind]
+        folder = top / group.strip().lstrip("/")
+        while True:
+            try:
+                limit = (folder / limit_file).read_text().strip()
+                if limit != unlimited:
+                    free = int(limit) - int((folder / used_file).read_text().strip())
+                    left = free if left is None else min(left, free)
+            except (OSError, ValueError):
+                pass
+            if folder == top or top not in folder.parents:
+                break
+            folder = folder.parent
+    return left
+
+
+def process_limit_bytes() -> int | None:
+    """RLIMIT_AS (ulimit -v): the address space this process may still take; None: unlimited."""
+    try:
+        import resource
+        soft = resource.getrlimit(resource.RLIMIT_AS)[0]
+    except (ImportError, OSError, ValueError):
+        return None
+    return None if soft == resource.RLIM_INFINITY else soft
+
+
 def available_bytes(device: str = "cpu") -> int | None:
-    """Memory this process can still get: the GPU's free memory for cuda, else the machine's
-    MemAvailable (Linux) or its physical memory; None where neither can be read."""
+    """Memory this process can still get: the GPU's free memory for cuda, else the smallest of
+    the machine's MemAvailable (Linux) or its physical memory, its cgroup's limit less what the
+    group uses (a container, a SLURM job) and its own address-space limit; None where none can
+    be read."""
     if device == "cuda":
         import torch
         if torch.cuda.is_available():
             return torch.cuda.mem_get_info()[0]
         return None
+    limits = [b for b in (_machine_bytes(), cgroup_bytes(), process_limit_bytes()) if b is not None]
+    return min(limits) if limits else None
+
+
+def _machine_bytes() -> int | None:
     try:
         with open("/proc/meminfo") as f:
             for line in f:

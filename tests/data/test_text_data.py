@@ -52,13 +52,22 @@ def test_batches_are_reproducible_from_the_seed(tiny_text):
     assert torch.equal(b2.sample(8)[0], expected)
 
 
-def test_a_text_of_exactly_one_window(tmp_path):
-    path = tmp_path / "one.txt"
-    path.write_text("abcdefghijklm")  # 13 characters = seq_length + 1
-    x, y = tiny_dataset(path).sample(4)
-    vocab = Vocab("abcdefghijklm")
-    assert [vocab.decode(r) for r in x] == ["abcdefghijkl"] * 4
-    assert [vocab.decode(r) for r in y] == ["bcdefghijklm"] * 4
+def test_the_shortest_text_holds_out_exactly_one_window_and_never_trains_on_it(tmp_path):
+    """130 characters with seq_length 12: the last 10 % (13 characters) is one window, the only
+    held-out window; no training window reaches into it. One character less is refused."""
+    import string
+    text = (string.ascii_lowercase * 5)[:117] + "ABCDEFGHIJKLM"
+    (tmp_path / "a.txt").write_text(text)
+    data = tiny_dataset(tmp_path / "a.txt")
+    vocab = data.vocab
+    assert {vocab.decode(r) for r in data.eval_x} == {"ABCDEFGHIJKL"}
+    assert {vocab.decode(r) for r in data.eval_y} == {"BCDEFGHIJKLM"}
+    x, y = data.sample(256)
+    assert not any(set(vocab.decode(r)) & set("ABCDEFGHIJKLM") for r in torch.cat([x, y]))
+    (tmp_path / "b.txt").write_text(text[1:])
+    with pytest.raises(TextDataError, match=r"b.txt: 129 characters, too short for a held-out tail: .* expected at "
+                                            r"least 130 characters \(or a smaller dataset.seq_length\)"):
+        tiny_dataset(tmp_path / "b.txt")
 
 
 @pytest.mark.parametrize("content, problem", [
