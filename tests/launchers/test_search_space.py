@@ -46,6 +46,18 @@ def test_an_interval_of_an_integer_key_is_integer_and_the_command_line_wins():
     assert fixed.distributions == {} and fixed.fixed == ["model.hidden_size=48"]
 
 
+def test_casts_and_float_ranges_become_the_distributions_hydra_optuna_sweeper_makes():
+    """int(interval(...)) is integer for any key (its ends are ints), also on a log scale; a range
+    with a float step is the stepped float distribution over exactly its values."""
+    space = parse({"train.lr": "tag(log, int(interval(1, 100)))", "x.a": "int(interval(2, 9))",
+                   "x.b": "range(0.1, 0.5, step=0.1)"}, [], CONFIG)
+    assert space.distributions == {"train.lr": D.IntDistribution(1, 100, log=True), "x.a": D.IntDistribution(2, 9),
+                                   "x.b": D.FloatDistribution(0.1, 0.4, step=0.1)}
+    b = space.distributions["x.b"]
+    values = sorted({round(b.low + k * b.step, 12) for k in range(round((b.high - b.low) / b.step) + 1)})
+    assert values == [0.1, 0.2, 0.3, 0.4]                  # range(0.1, 0.5, step=0.1)'s values
+
+
 @pytest.mark.parametrize("entry, message", [
     ("tag(log, interval(-1, 1e-2))", "a log interval needs ends > 0"),
     ("interval(1e-2, 1e-4)", "low end 0.01 is above its high end 0.0001"),

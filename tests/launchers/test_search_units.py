@@ -225,7 +225,7 @@ def test_space_membership_grids_and_untried_sets_of_a_large_space():
     with pytest.raises(SearchError, match="expected finite interval ends"):
         parse({"train.lr": "interval(0, inf)"}, [])
     assert parse({"x": "range(0.0, 1.0, 0.5)"}, []).distributions["x"] == \
-        optuna.distributions.CategoricalDistribution((0.0, 0.5))
+        optuna.distributions.FloatDistribution(0.0, 0.5, step=0.5)      # a float range: stepped floats
 
 
 def test_the_report_of_a_search_with_no_completed_trial_says_so(tmp_path):

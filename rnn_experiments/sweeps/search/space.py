@@ -5,6 +5,9 @@ override grammar, as Optuna distributions plus the overrides every trial gets un
     train.lr: interval(1e-4, 1e-2)             FloatDistribution(1e-4, 1e-2)
     model.hidden_size: interval(16, 256)       IntDistribution(16, 256) (an integer key)
     model.hidden_size: range(16, 257, 16)      IntDistribution(16, 256, step=16)
+    model.hidden_size: int(interval(16, 256))  IntDistribution(16, 256) (any key: the ends are integers)
+    train.lr: tag(log, int(interval(1, 100)))  IntDistribution(1, 100, log=True)
+    model.dropout: range(0.1, 0.5, step=0.1)   FloatDistribution(0.1, 0.4, step=0.1) (a float range)
     model.hidden_size: choice(32, 64, 128)     CategoricalDistribution((32, 64, 128))
     model=lstm,peep_lstm                       CategoricalDistribution(("lstm", "peep_lstm"))
 
@@ -107,7 +110,8 @@ def _distribution(o, name: str, config):
             raise SearchError(f"{line}: the interval's low end {low:g} is above its high end {high:g}")
         if log and low <= 0:
             raise SearchError(f"{line}: a log interval needs ends > 0 (its logarithm is sampled)")
-        if _is_int_key(config, name) and float(low).is_integer() and float(high).is_integer():
+        ints = all(isinstance(x, int) and not isinstance(x, bool) for x in (low, high))   # int(interval(...))
+        if ints or (_is_int_key(config, name) and float(low).is_integer() and float(high).is_integer()):
             return IntDistribution(int(low), int(high), log=log)
         return FloatDistribution(float(low), float(high), log=log)
     if isinstance(v, RangeSweep):
@@ -117,6 +121,11 @@ def _distribution(o, name: str, config):
         if all(isinstance(c, int) and not isinstance(c, bool) for c in choices):
             step = abs(int(v.step)) if len(choices) > 1 else 1
             return IntDistribution(min(choices), max(choices), step=step)
+        if all(isinstance(c, float) for c in choices) and len(choices) > 1 and v.step > 0:
+            # a float range: the stepped float distribution low, low + step, ... (as hydra-optuna-sweeper)
+            low, step = float(v.start), float(v.step)
+            high = low + step * (len(choices) - 1)
+            return FloatDistribution(low, high, step=step)
         return CategoricalDistribution(tuple(choices))
     if isinstance(v, ChoiceSweep):
         choices = list(o.sweep_iterator())
