@@ -271,3 +271,19 @@ def test_each_search_setting_that_cannot_work_is_named(key, value, expected):
     with pytest.raises(SearchError) as e:
         check_settings(OmegaConf.create({**GOOD, key: value}))
     assert str(e.value).startswith(f"hydra.sweeper.{key}=") and f"is invalid: expected {expected}" in str(e.value)
+
+
+def test_trials_this_search_launched_that_never_reported_count_against_n_trials():
+    """A killed trial (its job cancelled or dead: no summary) of this search process uses up one
+    of n_trials, so a search whose jobs never report stops after n_trials launches; one killed
+    under an earlier search process does not (it may be tried again); completed ones count."""
+    from rnn_experiments.sweeps.search.sweeper import counted, process_id, used
+    study = optuna.create_study()
+    for process, state, killed in [(process_id(), "COMPLETE", False), (process_id(), "FAIL", True),
+                                   (process_id(), "FAIL", True), ("gone:1", "FAIL", True)]:
+        t = study.ask()
+        t.set_user_attr("process", process)
+        if killed:
+            t.set_user_attr("killed", "its job ended without a summary.json")
+        study.tell(t, 1.0 if state == "COMPLETE" else None, state=optuna.trial.TrialState[state])
+    assert counted(study) == 1 and used(study) == 3

@@ -14,9 +14,9 @@
     report                  the trials table, best run, importances, history (report.py)
 
 A trial's user attributes: `run_dir`, `process` (host:pid of the search that ran it), `failure`
-(why it failed), `killed` (its job died or was interrupted: not counted in n_trials, its
-parameters may be tried again), `not_run` (never launched: it repeated another trial, or its
-folder held another run; not counted).
+(why it failed), `killed` (its job died or was interrupted: its parameters may be tried again by
+a later search, but it counts against this search's n_trials and max_failure_rate: `used`),
+`not_run` (never launched: it repeated another trial, or its folder held another run; not counted).
 """
 from __future__ import annotations
 
@@ -59,6 +59,16 @@ def counted(study) -> int:
     return sum(1 for t in study.get_trials(deepcopy=False)
                if t.state != optuna.trial.TrialState.WAITING
                and not ({"not_run", "killed"} & set(t.user_attrs)))
+
+
+def used(study, process: str | None = None) -> int:
+    """What this search has spent of n_trials: the trials `counted` counts, plus those this
+    process launched that ended without a result (killed: a cancelled or dead job). Killed
+    trials of an earlier search are not counted (their parameters may be tried again), but a
+    search never launches more than n_trials trials whose jobs never report."""
+    process = process or process_id()
+    return counted(study) + sum(1 for t in study.get_trials(deepcopy=False)
+                                if "killed" in t.user_attrs and t.user_attrs.get("process") == process)
 
 
 def outcome(run_dir: Path, returned: Any = None) -> tuple[str, Optional[float], dict]:
@@ -198,13 +208,13 @@ class Search:
                  name, spec, had, max(0, s.n_trials - had), s.n_trials,
                  type(getattr(study.sampler, "inner", study.sampler)).__name__, type(study.pruner).__name__)
         ran, failed, repeats = 0, 0, 0
-        while counted(study) < s.n_trials:
+        while used(study) < s.n_trials:
             held = len(tried(study, space))
             if held >= space.size():
                 log.warning("the search space is exhausted: the study holds all %d of its parameter "
                             "sets; stopping at %d trial(s) (n_trials=%d)", held, counted(study), s.n_trials)
                 break
-            batch = self._ask(study, min(s.n_jobs, s.n_trials - counted(study)))
+            batch = self._ask(study, min(s.n_jobs, s.n_trials - used(study)))
             if not batch:
                 repeats += 1
                 if repeats >= MAX_REPEATS:
