@@ -341,7 +341,13 @@ def test_the_callback_analysed_the_sweep_when_it_ended(demo_sweep):
     assert {"summary.csv", "summary.md", "summary.tex", "compare.csv", "compare.md", "compare.tex",
             "accuracy.png", "eval_accuracy.png", "loss.png", "eval_loss.png"} <= {p.name for p in analysis.iterdir()}
     assert not (analysis / "rerun.sh").exists()     # nothing failed or missing
-    assert (analysis / "summary.md").read_text() in result.out
+    # the terminal's tables fit 100 columns; the files hold every column
+    from rnn_experiments.analysis.aggregate import TERMINAL
+    shown = result.out.split("\nsummary: ", 1)[1].split("\nplots ", 1)[0]
+    assert "lstm " in shown and "peep_lstm " in shown and "final eval acc" in shown
+    assert max(len(line) for line in shown.splitlines()[1:] if line) <= TERMINAL
+    md = (analysis / "summary.md").read_text()
+    assert "final eval acc" in md and max(len(line) for line in md.splitlines()) > TERMINAL
 
 
 def test_the_analysis_command_equals_the_runs_metrics(demo_sweep, tmp_path):
@@ -359,7 +365,10 @@ def test_the_analysis_command_equals_the_runs_metrics(demo_sweep, tmp_path):
     c = pd.read_csv(out / "compare.csv", keep_default_na=False, na_values=[""])
     pd.testing.assert_frame_equal(c, pd.read_csv(sweep / "analysis" / "compare.csv",
                                                  keep_default_na=False, na_values=[""]))
-    assert (out / "compare.md").read_text() in res.out and (out / "compare.tex").is_file()
+    assert (out / "compare.tex").is_file() and "| statistic |" in (out / "compare.md").read_text()
+    shown = res.out.split("\ncomparison of model.name (every column", 1)[1].split("\nplots ", 1)[0]
+    assert "lstm − peep_lstm [95 % CI]" in shown and "P(lstm better)" in shown    # the terminal's view
+    assert max(len(line) for line in shown.splitlines()[1:] if line) <= 100
 
 
 def test_compare_p_values_equal_scipy_on_the_runs_own_metrics(demo_sweep):

@@ -260,6 +260,46 @@ def _caption(t: pd.DataFrame) -> str:
     return CAPTION + (CAPTION_BOOT if has_boot else "")
 
 
+TERMINAL = 100   # columns the terminal summaries fit in (the files keep every column)
+
+
+def fitted(f: pd.DataFrame, width: int = TERMINAL) -> str:
+    """A frame of strings as an aligned plain-text table of at most `width` columns: its columns
+    in order, each taken only if the table still fits (the first always), so that the most
+    telling ones, which come first, are the ones shown."""
+    def w(col):
+        return max(len(str(col)), *(len(str(v)) for v in f[col])) if len(f) else len(str(col))
+
+    kept, used = [], 0
+    for col in f.columns:
+        extra = w(col) + (2 if kept else 0)
+        if not kept or used + extra <= width:
+            kept.append(col)
+            used += extra
+    lines = ["  ".join(f"{str(c):<{w(c)}}" for c in kept).rstrip()]
+    lines += ["  ".join(f"{str(v):<{w(c)}}" for c, v in zip(kept, row)).rstrip()
+              for row in f[kept].itertuples(index=False)]
+    return "\n".join(lines)
+
+
+TERMINAL_STATS = ("final_eval_accuracy", "steps_to_threshold", "final_eval_bpc", "final_eval_loss", "final_accuracy")
+
+
+def terminal_summary(t: pd.DataFrame, width: int = TERMINAL) -> str:
+    """The summary table as the terminal shows it: the group keys, the seeds, then the statistics
+    that answer "which is better, by how much, how sure" (held-out accuracy, steps to the
+    threshold, ...: mean ± std [95 % interval]) as far as `width` allows."""
+    f = format_table(t)
+    by = list(t.attrs.get("by", []))
+    names = {stat_name(s, t.attrs.get("threshold"), t.attrs.get("threshold_metric")): s for s in (*STATS, *DECLARED)}
+    first = [c for s in TERMINAL_STATS for c in f.columns if names.get(c) == s]
+    cols = [*by, "seeds (finished)", *first]
+    f = f[[c for c in cols if c in f.columns]].copy()
+    for c in first:   # the bootstrap interval is in the files
+        f[c] = [v.split(" boot ")[0] for v in f[c]]
+    return fitted(f, width)
+
+
 def to_markdown(t: pd.DataFrame) -> str:
     return markdown_table(format_table(t), _caption(t))
 

@@ -27,11 +27,12 @@ from pathlib import Path
 import yaml
 from matplotlib.backend_bases import FigureCanvasBase
 
-from rnn_experiments.analysis.aggregate import check_keys, check_metric, table, to_latex, to_markdown
+from rnn_experiments.analysis.aggregate import (check_keys, check_metric, fitted, table, terminal_summary, to_latex,
+                                                to_markdown)
 from rnn_experiments.errors import say
 from rnn_experiments.analysis.collect import (AnalysisError, Ticker, collect, config_keys, find_runs,
                                               without_config)
-from rnn_experiments.analysis.compare import check_compare, compare_latex, compare_markdown
+from rnn_experiments.analysis.compare import check_compare, compare_latex, compare_markdown, format_compare
 from rnn_experiments.analysis.compare import compare as compare_table
 from rnn_experiments.analysis.output import Output, check_out, keep_runs as copy_runs
 from rnn_experiments.analysis.plot import plot_curves, save_figure
@@ -111,7 +112,8 @@ folder being staged) and its result is returned as "extra". Bad options raise An
         t.to_csv(stage / names[0], index=False)
         (stage / names[1]).write_text(md)
         (stage / names[2]).write_text(to_latex(t))
-        echo("\n" + md)
+        echo(f"\nsummary: mean ± std over seeds [95 % interval of the mean] (every statistic: "
+             f"{names[1]})\n" + terminal_summary(t))
         if c is not None:
             compare_names = _write_compare(c, stage, echo)
         plot_df = df if max_step is None else df[df["step"] <= max_step]  # zoom; the table keeps all
@@ -207,11 +209,27 @@ def _problems_and_reruns(df, by, stage: Path, echo) -> list:
 
 
 def _write_compare(c, stage: Path, echo) -> list[str]:
-    """compare.csv, compare.md, compare.tex; prints the markdown."""
+    """compare.csv, compare.md, compare.tex; prints the comparison's first columns (the means,
+    their difference with its 95 % interval, ...) as a terminal fits them."""
     names = ["compare.csv", "compare.md", "compare.tex"]
     md = compare_markdown(c)
     c.to_csv(stage / names[0], index=False)
     (stage / names[1]).write_text(md)
     (stage / names[2]).write_text(compare_latex(c))
-    echo(f"\ncomparison of {c.attrs['key']}:\n" + md)
+    echo(f"\ncomparison of {c.attrs['key']} (every column and what each means: {names[1]})\n"
+         + terminal_compare(c))
     return names
+
+
+def terminal_compare(c) -> str:
+    """The comparison as the terminal shows it: the columns that say which row is which (other
+    keys, A and B, the statistic), then per statistic the two means, their difference with its
+    95 % interval and P(A better), headers without the key (`lstm (n)`), as far as the width
+    allows; the tests, the bootstrap and the power are in the files."""
+    f = format_compare(c)
+    key = c.attrs["key"]
+    f.columns = [str(col).replace(f"{key}=", "").replace(" mean (n)", " (n)") for col in f.columns]
+    cols = list(f.columns)
+    lead = cols[: cols.index("statistic") + 1]
+    shown = [col for col in cols if col.endswith(" (n)") or "[95 % CI]" in col or col.startswith("P(")]
+    return fitted(f[[*lead, *shown]])
