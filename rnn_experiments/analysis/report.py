@@ -8,8 +8,8 @@ the runs are pairs, else Welch; rank tests, bootstrap intervals, Holm-corrected 
 improvement, seeds needed), rerun.sh when runs failed or are missing, and with --keep-runs the
 run folders themselves without checkpoints (runs/), and whatever the caller's `extra` adds
 (for the sweep folder of an Optuna search, its report: rnn_experiments/sweeps/search/report.py);
-prints the markdown tables, the problems
-found and where everything went. Run folders are only read.
+prints the summary and the comparison as a terminal fits them (100 columns: aggregate.fitted),
+the problems found and where everything went. Run folders are only read.
 
 Check, then write: every option is checked (paths, --out, keys, metrics, formats) before a byte
 is written, and everything is written into a temporary folder that is moved into place only when
