@@ -102,6 +102,32 @@ def part_nodes(cfg):
             yield key, node
 
 
+NAMED = ("model", "dataset", "optimizer", "scheduler", "stopping")   # parts chosen from a config group
+
+
+def name_by_choice(cfg, choices=None) -> None:
+    """A part's `name` is, where its node does not give one, its config choice (`model=ln_lstm`:
+    name ln_lstm), as Hydra recorded it: `choices`, else the config's `hydra.runtime.choices`, else
+    the running job's (HydraConfig). In place; a node whose choice is unknown is left as it is
+    (check_part then asks for a name)."""
+    from omegaconf import open_dict
+
+    if choices is None:
+        hydra = cfg.get("hydra") if isinstance(cfg, DictConfig) else None
+        choices = (hydra.get("runtime") or {}).get("choices") if hydra is not None else None
+    if choices is None:
+        try:
+            from hydra.core.hydra_config import HydraConfig
+            choices = HydraConfig.get().runtime.choices if HydraConfig.initialized() else None
+        except Exception:
+            choices = None
+    for key in NAMED:
+        node, choice = cfg.get(key), (choices or {}).get(key)
+        if node and "_target_" in node and not node.get("name") and isinstance(choice, str):
+            with open_dict(node):
+                node.name = choice.rsplit("/", 1)[-1]
+
+
 def kind(key: str) -> str:
     """The kind of part a node key names: `metrics.brier` -> `metrics` (a member of a collection,
     named by its key), `model` -> `model`."""

@@ -384,3 +384,22 @@ def test_a_users_part_declares_when_it_reads_a_setting(project):
     assert not (project / "r").exists()
     r = train(project, *model, "+model.temperature=2.0", "+model.scaled=true", f"hydra.run.dir={project / 'r'}")
     assert r.code == 0, r.err[-2000:]
+
+
+def test_a_part_without_a_name_is_named_by_its_config_choice(project):
+    """`name` left out of a node: the part is called by its config choice (model=tiny_ln: name
+    tiny_ln) in the run's config, summary.json and the sweep's tables, also when a sweep's jobs
+    choose different files; outside a command (no choice known) a name is asked for."""
+    (project / "my_configs" / "model" / "tiny_ln.yaml").write_text(
+        "# The layer-norm LSTM, small, without a name\n_target_: my_parts.lnlstm.LayerNormLSTM\nhidden_size: 8\n"
+        "embedding_dim: 4\n")
+    sweep = project / "S"
+    r = train(project, "-m", "model=tiny_ln,ln_lstm", "dataset=parity", "hydra.callbacks.analyze.formats=[]",
+              f"hydra.sweep.dir={sweep}")
+    assert r.code == 0, r.err[-2000:]
+    names = [json.loads((sweep / str(i) / "summary.json").read_text())["model"] for i in (0, 1)]
+    assert names == ["tiny_ln", "ln_lstm"]
+    assert OmegaConf.load(sweep / "0" / ".hydra" / "config.yaml").model.name == "tiny_ln"
+    assert "| tiny_ln |" in (sweep / "analysis" / "summary.md").read_text()
+    with pytest.raises(ConfigError, match="model.name=None is invalid: expected the name tables and plots show"):
+        check_part(OmegaConf.create({"_target_": "my_parts.lnlstm.LayerNormLSTM"}), "model")

@@ -22,6 +22,7 @@ from omegaconf import DictConfig
 
 from rnn_experiments.config import conf_dir
 from rnn_experiments.gradients.study import run_study
+from rnn_experiments.parts import name_by_choice
 from rnn_experiments.cli.job import end_job, run_app, save_hydra_files
 
 PROG = "rnn-measure-gradients"
@@ -30,6 +31,7 @@ PROG = "rnn-measure-gradients"
 @hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="gradients")
 def _main(cfg: DictConfig) -> None:
     out_dir = HydraConfig.get().runtime.output_dir
+    name_by_choice(cfg)                    # a part's name, where its node has none: its config choice
     as_given = copy.deepcopy(cfg)          # what .hydra/config.yaml records
     end_job(PROG, lambda: run_study(cfg, out_dir, on_accept=lambda: save_hydra_files(as_given, out_dir)))
 

@@ -31,6 +31,7 @@ from rnn_experiments.config import conf_dir
 from rnn_experiments.errors import ConfigError
 from rnn_experiments.generation.hooks import hooks_from_config
 from rnn_experiments.loggers import loggers_from_config
+from rnn_experiments.parts import name_by_choice
 from rnn_experiments.run.provenance import remember_command
 from rnn_experiments.extras import check_command_line
 from rnn_experiments.cli.plugins import register_sweeper
@@ -43,6 +44,7 @@ from rnn_experiments.training.loop import train
 @hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="config")
 def _main(cfg: DictConfig) -> float | None:
     out_dir = HydraConfig.get().runtime.output_dir
+    name_by_choice(cfg)                    # a part's name, where its node has none: its config choice
     as_given = copy.deepcopy(cfg)          # what .hydra/config.yaml records
     cfg.train.threads = job_threads(cfg)   # parallel sweep jobs share the cores (launch.py)
 

@@ -29,7 +29,7 @@ from typing import Callable, Optional
 from omegaconf import DictConfig, OmegaConf
 
 from rnn_experiments.errors import ConfigError, one_line
-from rnn_experiments.parts import GIVEN, check_part
+from rnn_experiments.parts import GIVEN, check_part, name_by_choice
 from rnn_experiments.run.multirun import is_slurm_launcher
 from rnn_experiments.training.resources import training_bytes, training_sizes
 from rnn_experiments.training.resources import available_cores
@@ -120,6 +120,8 @@ def check_job(cfg, check: Callable[[DictConfig], None], needs: Optional[Needs] =
     `dry(cfg)`, last (after the memory check): the parts built and run on a batch of two
     (rnn_experiments/contract.py)."""
     resolve(cfg)
+    own = cfg.get("hydra") if isinstance(cfg, DictConfig) else None     # the job's own choices, never the sweep's
+    name_by_choice(cfg, ((own.get("runtime") or {}).get("choices") if own is not None else None) or {})
     try:
         check(cfg)
     except ConfigError:
@@ -147,7 +149,12 @@ def refuse_a_parts_unknown_key(e: BaseException, overrides, compose: Callable[[l
     part = match.group(1)   # its settings set or added alike (++), as `+part.X=V` would add X
     added = [f"++{o}" if o.startswith(f"{part}.") else o for o in overrides]
     try:
-        node = compose(added)[part]
+        composed = compose(added)
+        own = (composed.get("hydra") or {}).get("runtime", {}).get("choices") or {}
+        chosen = {o.lstrip("+").split("=", 1)[0]: o.split("=", 1)[1] for o in overrides
+                  if "=" in o and "." not in o.lstrip("+").split("=", 1)[0]}
+        name_by_choice(composed, {**own, **chosen})    # a node without a name: its choice's, as the run names it
+        node = composed[part]
         cls = check_part(node, part)
     except ConfigError as refused:
         raise ConfigError(str(refused)) from None

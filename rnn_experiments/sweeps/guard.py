@@ -41,6 +41,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from rnn_experiments.errors import ConfigError, one_line
+from rnn_experiments.parts import NAMED, name_by_choice
 from rnn_experiments.run.provenance import end_sweep, set_swept, start_sweep, sweep_id
 from rnn_experiments.sweeps.checks import (check_callbacks, check_folder, check_job, check_launcher, refuse_a_parts_unknown_key,
                                           settings, training_needs)
@@ -85,6 +86,18 @@ def sweep_gone() -> bool:
     if host != socket.gethostname() or not pid.isdigit():
         return False
     return not pid_alive(int(pid))
+
+
+def job_choices(config: DictConfig, job: List[str]) -> dict:
+    """The config-group choices of one job: the sweep's, with those the job's overrides make
+    (model=ln_lstm). (A job's composed `hydra.runtime.choices` is the sweep's: Hydra merges the
+    sweep's runtime node into each job's config.)"""
+    choices = dict((config.hydra.get("runtime") or {}).get("choices") or {})
+    for o in job:
+        key, _, value = o.lstrip("+").partition("=")
+        if key in NAMED:
+            choices[key] = value
+    return choices
 
 
 def _varying(all_jobs) -> list[str]:
@@ -189,6 +202,7 @@ def check_sweep(config: DictConfig, all_jobs: List[List[str]], loader) -> List[t
             cfg = composer(job)
             with open_dict(cfg):
                 cfg.hydra.job.num = num
+            name_by_choice(cfg, job_choices(config, job))   # the job's own choices (Hydra's runtime: the sweep's)
             check_job(cfg, validate, training_needs, hydra_cfg=config.hydra, dry=check_contract)
             folder = check_folder(_job_dir(cfg), "hydra.sweep.subdir")
             check_inside(folder, Path(str(cfg.hydra.sweep.dir)), str(cfg.hydra.sweep.subdir))
