@@ -26,21 +26,35 @@ RUNNING_STATES = ("READY", "PENDING", "RUNNING", "UNKNOWN", "REQUEUED", "COMPLET
                   "CONFIGURING", "REQUEUE_FED", "REQUEUE_HOLD", "RESIZING", "SUSPENDED")
 
 
-def wait_for(job, num: int, overrides: Sequence[str], poll_s: float = 5.0):
+# states after which SLURM may still requeue the job (a node failure: NODE_FAIL, then PENDING once
+# slurmctld requeues it): watched for REQUEUE_GRACE_S before the job counts as ended
+MAYBE_REQUEUED = ("NODE_FAIL", "BOOT_FAIL")
+REQUEUE_GRACE_S = 120.0
+
+
+def wait_for(job, num: int, overrides: Sequence[str], poll_s: float = 5.0, grace_s: float = REQUEUE_GRACE_S):
     """The job's Hydra JobReturn; for a job that SLURM ended without a result, one line in the
     log and a JobReturn without a value. A job that SLURM requeued (a node failure shows as
-    NODE_FAIL for a moment, then PENDING) is waited for again."""
+    NODE_FAIL for a while, then PENDING) is waited for again: NODE_FAIL counts as an end only
+    after `grace_s` seconds in which it was not requeued."""
     from hydra.core.utils import JobReturn, JobStatus
     from submitit.core.utils import UncompletedJobError
 
+    failed_since = None
     while True:
         try:
             return job.results()[0]
         except UncompletedJobError:
             state = (job.watcher.get_state(job.job_id, mode="force").split() or ["UNKNOWN"])[0].upper()
             if state in RUNNING_STATES:
+                failed_since = None
                 time.sleep(poll_s)
                 continue
+            if state in MAYBE_REQUEUED:
+                failed_since = failed_since if failed_since is not None else time.monotonic()
+                if time.monotonic() - failed_since < grace_s:
+                    time.sleep(poll_s)
+                    continue
             log.error("job #%d (SLURM job %s): ended %s without a result; its run folder says how "
                       "far it got", num, job.job_id, state)
             return JobReturn(overrides=list(overrides), status=JobStatus.COMPLETED, _return_value=None)

@@ -161,6 +161,16 @@ def test_a_requeued_job_is_waited_for():
     assert wait_for(job, 1, ["seed=1"], poll_s=0) == "the JobReturn" and job.states == []
 
 
+def test_a_node_failure_is_not_an_end_until_slurm_had_time_to_requeue_it(caplog):
+    """sacct says NODE_FAIL for a while before slurmctld requeues the job (PENDING): the job is
+    waited for through it (the slurm tier's node-failure test failed when a poll fell in that
+    window); NODE_FAIL that lasts the grace period is an end, logged."""
+    job = FakeJob(["NODE_FAIL", "NODE_FAIL", "PENDING", "RUNNING"], result="the JobReturn")
+    assert wait_for(job, 1, ["seed=1"], poll_s=0, grace_s=60) == "the JobReturn" and job.states == []
+    ret = wait_for(FakeJob(["NODE_FAIL"] * 3), 1, ["seed=1"], poll_s=0, grace_s=0)
+    assert ret.return_value is None and "ended NODE_FAIL without a result" in caplog.text
+
+
 def test_the_launcher_runs_upstreams_launch_with_jobs_that_wait(monkeypatch):
     """SlurmLauncher.launch is hydra-submitit-launcher's own, run with an executor whose jobs wait
     as wait_for does: a job SLURM ended without a result gives a JobReturn without a value, the
