@@ -55,6 +55,7 @@ def test_a_users_model_learns_a_users_task(project):
     assert config.model._target_ == "my_parts.lnlstm.LayerNormLSTM" and config.model.hidden_size == 16
 
 
+@pytest.mark.slow   # a sweep of 4 runs (the default tier's metric test sweeps and compares too)
 def test_a_sweep_of_a_users_model_against_a_built_in_is_compared_paired_by_seed(project):
     sweep = project / "S"
     r = train(project, "-m", "model=ln_lstm,lstm", "dataset=parity", "seed=0,1", *EASY,
@@ -317,6 +318,7 @@ STEP = '''
         return self.out(h[:, 0]), state'''
 
 
+@pytest.mark.slow   # 200 steps of a text model, then generation: a whole scenario
 def test_a_users_generator_trains_on_text_and_rnn_generate_continues_it(project):
     """A generator of the user's own (a GRU, kind "generator", forward and step) learns a text
     whose next character is a function of the few before it; greedy continuation of a prompt from

@@ -14,11 +14,21 @@ from rnn_experiments.run.metrics import record_of
 from rnn_experiments.training.loop import train
 
 
-@pytest.fixture
-def two_seeds(make_cfg, tmp_path):
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    from conftest import compose_config
+    root = tmp_path_factory.mktemp("two_seeds")
     for seed in (0, 1):
-        train(make_cfg(f"seed={seed}"), tmp_path / str(seed))
-    return tmp_path
+        train(compose_config([f"seed={seed}"]), root / str(seed))
+    return root
+
+
+@pytest.fixture
+def two_seeds(trained, tmp_path):
+    """Two tiny runs (trained once per worker), copied for each test to damage."""
+    import shutil
+    shutil.copytree(trained, tmp_path / "S")
+    return tmp_path / "S"
 
 
 def problem_of(sweep, run="1") -> str:
