@@ -187,6 +187,8 @@ def test_interpolation_and_resolver_errors_are_one_line(tmp_path, override, mess
     (["seed=0,1", "hydra.sweep.subdir="], "hydra.sweep.subdir='' is invalid: the job's folder"),
     (["seed=0,1", "hydra.sweep.subdir=../escape${seed}"], "hydra.sweep.subdir='../escape0' is invalid: the job's folder"),
     (["seed=0,1", "seed=2,3"], "seed is given twice (seed=0,1 and seed=2,3): expected it once"),
+    (["train.checkpoint_every=100,200"], "jobs #0 (train.checkpoint_every=100) and #1 (train.checkpoint_every=200) "
+                                         "are the same run"),
     (["model=[lstm,gru]"], "model=[lstm,gru] would merge 2 model configs into one: expected one option "
                            "(a sweep over them: -m model=lstm,gru)"),
     (["seed=0,1", "+hydra.callbacks.analyze.metrics=[eval_brier]"], "hydra.callbacks.analyze.metrics='eval_brier' is "
@@ -402,3 +404,11 @@ def test_a_checkpoint_that_links_to_a_fifo_is_refused_not_read(tmp_path):
             f"try:\n    load({str(tmp_path / 'checkpoint.pt')!r})\nexcept CheckpointError as e:\n    print(e)\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.stdout.strip() == f"{tmp_path / 'checkpoint.pt'}: a FIFO, not a regular file", done.stderr
+
+
+def test_device_auto_beside_the_device_it_means_is_the_same_run_twice(tmp_path):
+    import torch
+    means = "cuda" if torch.cuda.is_available() else "cpu"
+    r = run_command("rnn-train", "-m", *TINY, f"device={means},auto", f"hydra.sweep.dir={tmp_path / 'S'}")
+    refused(r, f"jobs #0 (device={means}) and #1 (device=auto) are the same run")
+    assert not (tmp_path / "S").exists()

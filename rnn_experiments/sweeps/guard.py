@@ -88,6 +88,19 @@ def sweep_gone() -> bool:
     return not pid_alive(int(pid))
 
 
+def what_it_computes(run: dict) -> dict:
+    """A job's settings as far as they decide what it computes: `device=auto` as the device it
+    means here (device=cpu,auto on a machine without CUDA is one run twice), and without the
+    settings declared not to change results (TrainConfig.same_results)."""
+    from rnn_experiments.config import TrainConfig, _on_gpu   # lazy: config imports torch, as check_sweep's
+    out = dict(run)
+    if out.get("device") == "auto":
+        out["device"] = "cuda" if _on_gpu("auto") else "cpu"
+    if isinstance(out.get("train"), dict):
+        out["train"] = {k: v for k, v in out["train"].items() if k not in TrainConfig.same_results}
+    return out
+
+
 def job_choices(config: DictConfig, job: List[str]) -> dict:
     """The config-group choices of one job: the sweep's, with those the job's overrides make
     (model=ln_lstm). (A job's composed `hydra.runtime.choices` is the sweep's: Hydra merges the
@@ -206,7 +219,7 @@ def check_sweep(config: DictConfig, all_jobs: List[List[str]], loader) -> List[t
             check_job(cfg, validate, training_needs, hydra_cfg=config.hydra, dry=check_contract)
             folder = check_folder(_job_dir(cfg), "hydra.sweep.subdir")
             check_inside(folder, Path(str(cfg.hydra.sweep.dir)), str(cfg.hydra.sweep.subdir))
-            run = json.dumps(settings(cfg), sort_keys=True, default=str)
+            run = json.dumps(what_it_computes(settings(cfg)), sort_keys=True, default=str)
         except Exception as e:  # Hydra's, OmegaConf's and our ConfigError
             try:
                 refuse_a_parts_unknown_key(e, job, lambda added: loader.load_sweep_config(
