@@ -67,8 +67,8 @@ def analyze(paths, metrics=DEFAULT_METRICS, by=None, style="auto", threshold=0.9
     compare: a config key whose values are compared pair by pair (rnn_experiments.analysis.compare);
     seeds_lines: each seed's curve under the band; log_loss: losses on a log axis; keep_runs: copy
     the run folders (no checkpoints) into OUT/runs; where: ["KEY=VALUE", ...], only the runs with
-    these settings; extra: extra(folder) writes more into the same all-or-nothing output (the
-folder being staged) and its result is returned as "extra". Bad options raise AnalysisError (CompareError for --compare) before anything
+    these settings; extra: extra(folder, out) writes more into the same all-or-nothing output (`folder`, the one being
+staged; `out`, where its files will be once it is moved there, for the paths it prints) and its result is returned as "extra". Bad options raise AnalysisError (CompareError for --compare) before anything
     is written; paths in the returned lists are the final ones."""
     paths = [str(p) for p in ([paths] if isinstance(paths, (str, Path)) else paths)]
     check_options(threshold, max_step, formats)
@@ -130,7 +130,7 @@ folder being staged) and its result is returned as "extra". Bad options raise An
         todo = _problems_and_reruns(every_run, by, stage, echo)
         if keep_runs:
             kept = copy_runs(run_dirs, stage, echo)
-        more = extra(stage) if extra is not None else None
+        more = extra(stage, out) if extra is not None else None   # out: where the staged files will be
     tables = [out / n for n in names] + ([out / "rerun.sh"] if todo else [])
     plots = [out / n for n in plot_names]
     compare_tables = [out / n for n in compare_names]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from pathlib import Path
 import socket
 import subprocess
 import sys
@@ -147,6 +148,9 @@ def test_a_search_reports_and_the_same_command_continues_it(tmp_path, monkeypatc
     else:
         assert "parameter importances (PED-ANOVA): none (need two completed trials with different values" in report
     assert (tmp_path / "b" / "analysis" / "search_history.png").stat().st_size > 0
+    shown = [Path(p) for p in re.findall(r"report: (\S+) \(table: (\S+?);", out)[-1]]
+    assert shown == [tmp_path / "b" / "analysis" / "search.md", tmp_path / "b" / "analysis" / "search_trials.csv"]
+    assert all(p.is_file() for p in shown)                   # the paths printed are where the files are
     result = yaml.safe_load((tmp_path / "b" / "optimization_results.yaml").read_text())
     assert result["best_value"] == best.value and result["best_run_dir"] == best.user_attrs["run_dir"]
     assert set(result["best_params"]) == {"train.lr", "model.hidden_size"}

@@ -27,6 +27,7 @@ from rnn_experiments.run.folder import SummaryError, read_summary, write_text
 from rnn_experiments.analysis.rerun import _overrides, command, config_dirs
 from rnn_experiments.extras import OPTUNA_MIN, optuna_problem
 from rnn_experiments.sweeps.search import SearchError
+from rnn_experiments.sweeps.search.trial import OBJECTIVE
 
 STATE_ORDER = {"complete": 0, "pruned": 1, "running": 2, "fail": 3, "waiting": 4}
 
@@ -124,7 +125,7 @@ def plot_history(study, path_stem: Path, formats=("png", "pdf")) -> list[Path]:
         ax.step(xs + [last], ys + [ys[-1]], where="post", color="C2", label="best so far")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("trial")
-    ax.set_ylabel(f"objective ({'higher' if maximize else 'lower'} is better)")
+    ax.set_ylabel(f"final {OBJECTIVE} ({'higher' if maximize else 'lower'} is better)")   # what a trial returns
     ax.set_title(f"study {study.study_name}: optimisation history")
     ax.legend(loc="best", fontsize="small")
     fig.tight_layout()
@@ -162,9 +163,11 @@ def seed_commands(best_run_dir: str | None, seeds=(1, 2)) -> list[str]:
 
 
 def report(study, out: Path, sweep_dir: Path | None = None, storage: str | None = None,
-           echo=print, formats=("png", "pdf")) -> dict:
+           echo=print, formats=("png", "pdf"), shown: Path | None = None) -> dict:
     """Print the report and write it into `out` (see the module doc); with `sweep_dir`, also
-    <sweep_dir>/optimization_results.yaml. Returns {"table", "results", "importances", "files"}."""
+    <sweep_dir>/optimization_results.yaml. `shown`: the folder the files will be in when the
+    reader looks (an analysis staged in `out`, then moved there: the paths printed are those).
+    Returns {"table", "results", "importances", "files"}."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     df = trials_table(study)
@@ -203,12 +206,13 @@ def report(study, out: Path, sweep_dir: Path | None = None, storage: str | None 
     if sweep_dir is not None:
         files.append(Path(sweep_dir) / "optimization_results.yaml")
         write_text(files[-1], yaml.safe_dump(res, sort_keys=False))
-    history = f"; history: {out / 'search_history'}.{formats[0]}" if formats else ""
-    echo("\n" + text + f"report: {files[0]} (table: {files[1]}{history})")
+    where = Path(shown) if shown is not None else out
+    history = f"; history: {where / 'search_history'}.{formats[0]}" if formats else ""
+    echo("\n" + text + f"report: {where / files[0].name} (table: {where / files[1].name}{history})")
     return {"table": df, "results": res, "importances": imp, "files": files}
 
 
-def report_folder(sweep_dir, out, echo=print, formats=("png", "pdf")) -> dict | None:
+def report_folder(sweep_dir, out, echo=print, formats=("png", "pdf"), shown=None) -> dict | None:
     """`report` of the search whose sweep folder is `sweep_dir` (its study.yaml names the study);
     None, with a line saying why, when the study cannot be read (no Optuna, storage gone)."""
     path = Path(sweep_dir) / STUDY_FILE
@@ -229,7 +233,7 @@ def report_folder(sweep_dir, out, echo=print, formats=("png", "pdf")) -> dict | 
     except SearchError as e:
         echo(f"no search report: {e}")
         return None
-    return report(study, out, storage=spec, echo=echo, formats=formats)
+    return report(study, out, storage=spec, echo=echo, formats=formats, shown=shown)
 
 
 def extra_for(paths, echo=print, formats=("png", "pdf")):
@@ -239,4 +243,4 @@ def extra_for(paths, echo=print, formats=("png", "pdf")):
     paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
     if len(paths) != 1 or glob.has_magic(str(paths[0])) or not (Path(paths[0]) / STUDY_FILE).is_file():
         return None
-    return lambda out: report_folder(paths[0], out, echo=echo, formats=formats)
+    return lambda out, shown=None: report_folder(paths[0], out, echo=echo, formats=formats, shown=shown)
