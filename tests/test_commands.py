@@ -316,3 +316,23 @@ def test_python_m_spellings_reach_their_commands(module, prog, monkeypatch, caps
         runpy.run_module(f"rnn_experiments.{module}", run_name="__main__")
     out = capsys.readouterr().out
     assert stop.value.code in (0, None) and out.startswith((f"{prog}: ", f"usage: {prog} ")), out[:300]
+
+
+@pytest.mark.slow   # a process of its own, importing torch
+def test_ctrl_c_while_a_command_starts_is_one_line_and_130(tmp_path):
+    """Ctrl-C after the command module's first line (require_cwd) and before its main: one line,
+    exit status 130, nothing written (it was Python's traceback of whatever import it hit); once
+    main has started, Ctrl-C is KeyboardInterrupt again, which the command handles itself."""
+    import subprocess
+    import sys
+    code = ("import os, signal, sys\nsys.argv = ['rnn-train']\n"
+            "import rnn_experiments.cli.rnn_train\n"                  # imports torch, Hydra: the start-up
+            "os.kill(os.getpid(), signal.SIGINT)\nimport time; time.sleep(30)\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert (done.returncode, done.stderr) == (130, "rnn-train: interrupted (while starting; nothing was written)\n")
+    assert list(tmp_path.iterdir()) == []
+    code = ("import signal, sys\nsys.argv = ['rnn-train']\nimport rnn_experiments.cli.rnn_train\n"
+            "from rnn_experiments.cli.startup import startup_over\nstartup_over()\n"
+            "print(signal.getsignal(signal.SIGINT) is signal.default_int_handler)\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip() == "True", done.stderr[-2000:]

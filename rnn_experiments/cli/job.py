@@ -43,6 +43,7 @@ from rnn_experiments.errors import ConfigError
 from rnn_experiments.run.folder import write_text
 from rnn_experiments.sweeps.launch import in_slurm_job, requeue_if_preempted
 from rnn_experiments.cli.help import help_text
+from rnn_experiments.cli.startup import startup_over
 from rnn_experiments.cli.preflight import dry_run, preflight
 from rnn_experiments.sweeps.analyze import analysis_failed, forget_analysis
 from rnn_experiments.sweeps.guard import Refused, failures, forget, sweep_gone
@@ -63,6 +64,7 @@ class RunFailed(Exception):
 def run_app(prog: str, hydra_main: Callable[[], Any], config_name: str, argv=None, **checks) -> None:
     """The whole command: preflight, Hydra, the sweep's exit status (see the module doc);
     `checks` go to `preflight` (check_run, needs, writes)."""
+    startup_over()                    # Ctrl-C: KeyboardInterrupt again, handled below and in each job
     logging.raiseExceptions = False   # a log line that cannot be written (disk full) is dropped quietly
     argv = sys.argv[1:] if argv is None else list(argv)
     if "--help" in argv or "-h" in argv:

@@ -6,7 +6,7 @@ plots and comparison tables from run folders (rnn_experiments/analysis/report.py
 """
 from __future__ import annotations
 
-from rnn_experiments.cli.startup import require_cwd
+from rnn_experiments.cli.startup import require_cwd, startup_over
 
 require_cwd("rnn-analyze")   # before torch is imported (cli/startup.py)
 
@@ -70,6 +70,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    startup_over()   # Ctrl-C: KeyboardInterrupt again (cli/startup.py)
     args = parser().parse_args(argv)
     style = None if args.style.lower() == "none" else args.style
     metrics = tuple(args.metrics) if args.metrics != list(DEFAULT_METRICS) else DEFAULT_METRICS

@@ -36,7 +36,7 @@ from a CUDA graph unless --eager; the nn.LSTM baseline always runs eagerly).
 """
 from __future__ import annotations
 
-from rnn_experiments.cli.startup import require_cwd
+from rnn_experiments.cli.startup import require_cwd, startup_over
 
 require_cwd("rnn-bench")   # before torch is imported (cli/startup.py)
 
@@ -169,6 +169,7 @@ def run(argv=None) -> list[dict]:
 
 
 def main(argv=None) -> int:
+    startup_over()   # Ctrl-C: KeyboardInterrupt again (cli/startup.py)
     run(argv)
     return 0
 

@@ -2,7 +2,7 @@
 `rnn-download`): fetch a corpus for the text experiments (rnn_experiments/data/corpora.py)."""
 from __future__ import annotations
 
-from rnn_experiments.cli.startup import require_cwd
+from rnn_experiments.cli.startup import require_cwd, startup_over
 
 require_cwd("rnn-download")   # before torch is imported (cli/startup.py)
 
@@ -14,6 +14,7 @@ from rnn_experiments.data.corpora import DEFAULT_DIR, SOURCES, DownloadError, do
 
 
 def main(argv=None) -> int:
+    startup_over()   # Ctrl-C: KeyboardInterrupt again (cli/startup.py)
     dl = argparse.ArgumentParser(prog="rnn-download", description="Download and verify a corpus "
                                  "for the text experiments.")
     dl.add_argument("name", choices=sorted(SOURCES), help="which corpus")

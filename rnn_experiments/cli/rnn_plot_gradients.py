@@ -4,7 +4,7 @@ the gradients.csv files of a gradient-flow study (rnn_experiments/gradients/plot
 """
 from __future__ import annotations
 
-from rnn_experiments.cli.startup import require_cwd
+from rnn_experiments.cli.startup import require_cwd, startup_over
 
 require_cwd("rnn-plot-gradients")   # before torch is imported (cli/startup.py)
 
@@ -15,6 +15,7 @@ from rnn_experiments.gradients.plot import check_out, load_gradients, plot_gradi
 
 
 def main(argv=None) -> None:
+    startup_over()   # Ctrl-C: KeyboardInterrupt again (cli/startup.py)
     ap = argparse.ArgumentParser(prog="rnn-plot-gradients", description="Plot a gradient-flow study.")
     ap.add_argument("paths", nargs="+", help="run or sweep folders holding gradients.csv (each must hold one)")
     ap.add_argument("--out", default="gradients.png",
