@@ -9,6 +9,7 @@ a preset.
 """
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from rnn_experiments.config import conf_dir
@@ -103,6 +104,7 @@ def summary_line(path) -> str:
 ADDED = ("experiment", "metrics")   # groups not in the defaults list: chosen with +GROUP=NAME
 
 
+@functools.lru_cache(maxsize=4)   # one search path per --help, not one per group listed
 def folders(config_dir: str | None = None) -> list:
     """The config folders of the search path, in Hydra's order reversed (a later one's option of
     the same name wins): the packaged conf/, those search path plugins add (a package of your

@@ -35,49 +35,43 @@ def _require_tensorboard():
 SHARED = ("logger", "experiment", "hparams_search")
 
 
-def job_name() -> str:
-    """For a job of a sweep, the overrides of the keys that differ between its jobs as a folder
-    name (`model=lstm,seed=0`, not the settings every job shares: what tells the sweep's runs
-    apart in TensorBoard's run list); '' for a single run or outside Hydra."""
+def telling_overrides() -> list[str]:
+    """For a job of a sweep, its overrides of the keys that differ between the sweep's jobs (what
+    tells its runs apart; not the settings every job shares); [] for a single run or outside Hydra."""
     try:
         from hydra.core.hydra_config import HydraConfig
         if not HydraConfig.initialized() or HydraConfig.get().mode.name != "MULTIRUN":
-            return ""
+            return []
         overrides = list(HydraConfig.get().overrides.task)
-    except Exception:  # not a Hydra job: no name
-        return ""
+    except Exception:  # not a Hydra job
+        return []
     varying = swept()    # the keys that differ between the sweep's jobs (sweeps/guard.py)
-    kept = [o for o in overrides if o.lstrip("+~").split("=", 1)[0] not in SHARED
-            and (varying is None or o.lstrip("+~").split("=", 1)[0] in varying)]
-    return re.sub(r"[/\\:\0]", "_", ",".join(kept))[:200]
+    key = lambda o: o.lstrip("+~").split("=", 1)[0]
+    return [o for o in overrides if key(o) not in SHARED and (varying is None or key(o) in varying)]
+
+
+def job_name() -> str:
+    """telling_overrides() as a folder name (`model=lstm,seed=0`: the run's name in
+    TensorBoard's run list); '' for a single run or outside Hydra."""
+    return re.sub(r"[/\\:\0]", "_", ",".join(telling_overrides()))[:200]
 
 
 HPARAM_METRICS = ("accuracy", "loss", "eval_accuracy", "eval_loss")   # the dashboard's columns
 
 
 def job_hparams() -> dict:
-    """{key: value} of the overrides job_name() keeps (numbers and booleans as such), for a job
-    of a sweep; {} for a single run."""
+    """{key: value} of telling_overrides() (numbers and booleans as such); {} for a single run."""
     import yaml
 
-    name = job_name()
-    if not name:
-        return {}
     out = {}
-    for o in _job_overrides():
+    for o in telling_overrides():
         key, _, raw = o.lstrip("+~").partition("=")
-        if key in [k.split("=", 1)[0] for k in name.split(",")]:
-            try:
-                value = yaml.safe_load(raw)
-            except yaml.YAMLError:
-                value = raw
-            out[key] = value if isinstance(value, (bool, int, float, str)) else str(raw)
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            value = raw
+        out[key] = value if isinstance(value, (bool, int, float, str)) else str(raw)
     return out
-
-
-def _job_overrides() -> list[str]:
-    from hydra.core.hydra_config import HydraConfig
-    return list(HydraConfig.get().overrides.task)
 
 
 class TensorBoardLogger:
