@@ -58,10 +58,13 @@ class TrainConfig:
     threads: int = 0             # torch intra-op threads (0: leave torch's default)
     cuda_graphs: bool = True     # on a GPU, replay each training step from a CUDA graph
     deterministic: bool = False  # torch.use_deterministic_algorithms (recorded in summary.json)
+    impl: str = "auto"           # the CPU step: auto (measured per machine) | fused | autograd
 
     # settings read only under a condition (parts.check_conditions): set otherwise, refused
     read_if: ClassVar[dict] = {"cuda_graphs": ("the run is on a GPU (device=cuda, or auto with CUDA)",
-                                               lambda t, cfg: _on_gpu(cfg.device))}
+                                               lambda t, cfg: _on_gpu(cfg.device)),
+                               "impl": ("the run is on the CPU (device=cpu, or auto without CUDA)",
+                                        lambda t, cfg: not _on_gpu(cfg.device))}
     # settings that do not change what a run computes: the analysis never groups runs by them
     same_results: ClassVar[tuple] = ("checkpoint_every", "resume")
 
@@ -199,6 +202,7 @@ def validate(cfg) -> None:
     check(0 < t.max_norm < math.inf, "train.max_norm", t.max_norm, "a finite number > 0")
     check(t.checkpoint_every >= 0, "train.checkpoint_every", t.checkpoint_every, "an integer >= 0")
     check(t.threads >= 0, "train.threads", t.threads, "an integer >= 0")
+    _validate_impl(cfg)
     _validate_dataset(cfg)
     _validate_switches(cfg)
     if cfg.get("sample") is not None and cfg.sample.enabled:
@@ -357,6 +361,17 @@ def _validate_switches(cfg) -> None:
     if m.get("reset_at_padding"):
         check(getattr(parts_of(cfg)[1], "pad_token", None) is not None, "model.reset_at_padding", True,
               f"false for dataset={d.name} (its inputs have no padding)")
+
+
+def _validate_impl(cfg) -> None:
+    """train.impl: auto, or a path the model has (fused: a class with `fused = True`, the LSTMs)."""
+    impl = cfg.train.get("impl", "auto")
+    check(impl in ("auto", "fused", "autograd"), "train.impl", impl,
+          "auto (chosen by measurement on this machine), fused or autograd")
+    if impl == "fused":
+        model = parts_of(cfg)[0]
+        check(isinstance(getattr(model, "fused", None), bool), "train.impl", impl,
+              f"auto or autograd for model={cfg.model.name} ({model.__name__} has no fused path)")
 
 
 def _validate_sample(cfg) -> None:

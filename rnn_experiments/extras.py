@@ -1,4 +1,4 @@
-"""The optional extras of pyproject.toml ([tensorboard], [optuna]): when a command line asks for
+"""The optional extras of pyproject.toml ([tensorboard], [mlflow], [wandb], [optuna]): when a command line asks for
 one that is not installed, the command stops with one line naming what to install, before Hydra
 composes anything. The Optuna sweeper is the project's own (rnn_experiments/sweeps/search/); it needs
 Optuna 4 or later (an older one is refused the same way), and Hydra's own Optuna plugin
@@ -18,6 +18,10 @@ OLD_OPTUNA_SWEEPER = "hydra_plugins.hydra_optuna_sweeper"   # Hydra's plugin (op
 OPTUNA = "optuna"
 OPTUNA_MIN = 4                # ask-and-tell with the journal file storage (optuna.storages.journal)
 TENSORBOARD = "tensorboard"   # the package; torch.utils.tensorboard exists without it
+# logger=NAME -> (the module it needs, its package and extra)
+LOGGER_EXTRAS = {"tensorboard": (TENSORBOARD, "tensorboard", "tensorboard"),
+                 "mlflow": ("mlflow", "mlflow", "mlflow"),
+                 "wandb": ("wandb", "wandb", "wandb")}
 
 
 def missing(what: str, package: str, extra: str) -> str:
@@ -52,8 +56,9 @@ def _uses_optuna(preset: str) -> bool:
 
 def check_command_line(args: list[str]) -> None:
     """ConfigError if an override selects the Optuna sweeper (hydra/sweeper=optuna, or one of our
-    hparams_search presets) and Optuna >= 4 is not installed, or `logger=tensorboard` and
-    tensorboard is not (a sweep would otherwise start every job to have each one fail)."""
+    hparams_search presets) and Optuna >= 4 is not installed, or a tracker (`logger=tensorboard`,
+    `logger=mlflow`, `logger=wandb`, also in a list or a sweep of them) whose package is not (a
+    sweep would otherwise start every job to have each one fail)."""
     for arg in args:
         key, _, value = arg.lstrip("+").partition("=")
         wants = (key == "hydra/sweeper" and value == "optuna") or (key == "hparams_search" and _uses_optuna(value))
@@ -67,5 +72,7 @@ def check_command_line(args: list[str]) -> None:
         if problem:
             raise ConfigError(f"{arg} needs optuna >= {OPTUNA_MIN} ({problem}): "
                               f"pip install -U \"rnn-experiments[optuna]\"")
-        if key == "logger" and "tensorboard" in value and not installed(TENSORBOARD):
-            raise ConfigError(missing(arg, "tensorboard", "tensorboard"))
+        for name in re.findall(r"[\w-]+", value) if key == "logger" else ():
+            module, package, extra = LOGGER_EXTRAS.get(name, (None, None, None))
+            if module is not None and not installed(module):
+                raise ConfigError(missing(arg, package, extra))

@@ -109,6 +109,14 @@ def _cached_compositions() -> None:
 _cached_config_files()
 _cached_compositions()
 
+# the choices measured on this machine (rnn_experiments/models/kernels/measured.py) go to a cache of
+# this test session (shared by its workers and the commands they start), not to the user's
+if "RNN_EXPERIMENTS_CACHE" not in os.environ:
+    import atexit
+    import shutil
+    os.environ["RNN_EXPERIMENTS_CACHE"] = tempfile.mkdtemp(prefix="rnn-experiments-cache-")
+    atexit.register(shutil.rmtree, os.environ["RNN_EXPERIMENTS_CACHE"], True)
+
 ROOT = Path(__file__).resolve().parent.parent   # the project's root (subprocess tests run commands from here)
 CONF_DIR = str(conf_dir())        # the configs the commands load: ROOT/conf in a checkout
 

@@ -1,12 +1,16 @@
 """The benchmark command runs its sections (figures are printed, never asserted: see docs)."""
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 
 from conftest import BOOK
 from rnn_experiments.cli import rnn_bench
 from rnn_experiments.cli.bench import pipeline, steps
+from rnn_experiments.models import LSTM, PeepLSTM
+from rnn_experiments.training import impl
 
 
 @pytest.fixture(autouse=True)
@@ -70,6 +74,13 @@ def test_bench_train_section_prints_the_machine_the_cases_and_the_worst_ratio(ca
         (case, what) for case in ("B=8 H=4 T=9", "B=4 H=4 T=17") for what in ("nn.LSTM", "lstm", "peep_lstm")]
     worst = max((r for r in rows if r["what"] == "lstm"), key=lambda r: r["min_ratio"])
     assert f"worst lstm: {worst['min_ratio']:.2f} x nn.LSTM ({worst['case']})" in out
+    # each model runs as a run of its size would on this machine, and the table says which way
+    for r in rows:
+        model = {"lstm": LSTM, "peep_lstm": PeepLSTM}.get(r["what"])
+        assert r["impl"] is None if model is None else r["impl"] in impl.candidates(model(3, 2, 4, 4))
+        shown = f"{r['what']} [{r['impl']}]" if r["impl"] else r["what"]
+        assert f"{r['case']:38s} {shown[:26]:26s}" in out
+    assert re.search(r"B=8 H=4 T=9: nn.LSTM .* lstm \S+ \(\S+\) \[fused\S*, (measured|cached)\]", out)
 
 
 def test_train_grid_and_targets_are_the_issues():
@@ -99,6 +110,7 @@ def test_train_summary_names_the_worst_case_and_the_misses():
     (["--threads", "-1"], "--threads=-1 is invalid"),
     (["--threads", "100000"], "--threads=100000 is invalid"),
     (["--sweep-steps", "0"], "--sweep-steps=0 is invalid"),
+    (["--shared-steps", "0"], "--shared-steps=0 is invalid"),
     (["--case", "256,256"], "--case='256,256' is invalid"),
     (["--clock", "thread", "--threads", "0"], "--clock='thread' is invalid"),
     (["--case", "256,256,40"], "--case='256,256,40' is invalid"),
@@ -144,3 +156,18 @@ def test_bench_gen_times_100_and_1000_greedy_characters_and_derives_its_ratios(c
     assert t100 > 0 and t1000 > 0                     # figures are printed, never compared here
     assert rows[1]["ratio"] == pytest.approx(t1000 / t100) and rows[2]["ratio"] == pytest.approx(1e6 / t1000)
     assert "chars/s (1000)" in capsys.readouterr().out
+
+
+@pytest.mark.slow   # four demo runs in subprocesses beside busy processes
+def test_bench_shared_section_times_the_demo_beside_busy_processes(capsys):
+    """The shared row: the demo run with the default threads and with one, beside two busy
+    processes the section starts and stops; the ratio is of the two times, the default row names
+    the threads that run chose, and the verdict line says whether it held."""
+    rows = rnn_bench.run(["--only", "shared", "--quick", "--shared-steps", "5"])
+    one, default = rows
+    assert one["what"] == "train.threads=1" and re.fullmatch(r"default \(chose \d+ thr\)", default["what"])
+    assert default["ratio"] == pytest.approx(default["median_ms"] / one["median_ms"])
+    assert default["case"] == "demo lstm, 5 steps, beside 2 busy" and default["limit"] == 1.3
+    verdict = "met" if default["ratio"] <= 1.3 else "missed"
+    assert (f"shared machine: {default['what']} {default['ratio']:.2f} x train.threads=1 "
+            f"(demo lstm, 5 steps, beside 2 busy; target <= 1.3): {verdict}") in capsys.readouterr().out

@@ -160,16 +160,15 @@ def test_a_job_refused_at_run_time_is_recorded_and_listed(tmp_path, monkeypatch)
     text, gone = tmp_path / "t.txt", tmp_path / "gone.txt"
     for path in (text, gone):
         path.write_text("the cat sat on the mat. " * 40)
-    real = loop.train
+    real = loop.run_to_end
 
-    def train_then_delete(*args, **kwargs):   # job #0 runs, then the other job's file goes
+    def train_then_delete(run):   # job #0 runs, then the other job's file goes
         try:
-            return real(*args, **kwargs)
+            return real(run)
         finally:
             gone.unlink(missing_ok=True)
-    monkeypatch.setattr(loop, "train", train_then_delete)
     import rnn_experiments.cli.rnn_train as rnn_train
-    monkeypatch.setattr(rnn_train, "train", train_then_delete)
+    monkeypatch.setattr(rnn_train, "run_to_end", train_then_delete)
     sweep = tmp_path / "S"
     proc = train_cmd("-m", *T, "model=generator", "dataset=text", "dataset.seq_length=8",
                      f"dataset.path={text},{gone}", "hydra/callbacks=analyze",

@@ -112,6 +112,17 @@ def test_installed_wheel_runs_every_command_outside_the_source_tree(installed):
         assert all(Path(p).is_relative_to(venv) for p in where), where   # the wheel's code and configs
         assert not any(Path(p).is_relative_to(ROOT) for p in where)
 
+    def a_foreign_hydra_app_sees_the_plugins_and_their_configs():
+        """Another Hydra app (no config folder of the project's, run outside the source tree):
+        hydra/sweeper=optuna with a sampler and hydra/launcher=slurm compose, from the wheel."""
+        (work / "foreign_app.py").write_text(FOREIGN_APP)
+        seen = json.loads(run(bin_dir / "python", "foreign_app.py").splitlines()[-1])
+        assert seen["sweeper"] == "hydra_plugins.rnn_experiments_sweeper.optuna_sweeper.OptunaSweeper"
+        assert seen["sampler"] == "optuna.samplers.RandomSampler" and seen["pruner"] == "optuna.pruners.MedianPruner"
+        assert seen["launcher"] == "hydra_plugins.rnn_experiments_slurm.launcher.SlurmLauncher"
+        assert seen["slurm_defaults"] == [120, 4]        # conf/hydra/launcher/slurm.yaml over submitit's
+        assert all(Path(p).is_relative_to(venv) for p in seen["files"]), seen
+
     def train_then_analyze():
         run(bin_dir / "rnn-train", *TINY, "train.steps=5", "hydra.run.dir=run")
         summary = json.loads((work / "run" / "summary.json").read_text())
@@ -138,8 +149,69 @@ def test_installed_wheel_runs_every_command_outside_the_source_tree(installed):
     # independent commands side by side (each starts Python and torch)
     with ThreadPoolExecutor(max_workers=3) as pool:
         for job in [pool.submit(f) for f in (train_then_analyze, gradients_then_plot, configs_shown,
-                                             installed_code_and_configs, help_texts)]:
+                                             installed_code_and_configs, help_texts,
+                                             a_foreign_hydra_app_sees_the_plugins_and_their_configs)]:
             job.result()
+
+
+# a Hydra app of its own: the plugins' classes as Hydra's scan finds them, their configs composed
+FOREIGN_APP = """\
+import json
+from hydra import compose, initialize
+from hydra.core.plugins import Plugins
+from hydra.plugins.launcher import Launcher
+from hydra.plugins.sweeper import Sweeper
+
+with initialize(version_base=None, config_path=None):
+    cfg = compose(overrides=["hydra/sweeper=optuna", "hydra/sweeper/sampler=random", "hydra/launcher=slurm"],
+                  return_hydra_config=True)
+found = {c.__module__: c for kind in (Sweeper, Launcher) for c in Plugins.instance().discover(kind)}
+mine = [found[m] for m in ("hydra_plugins.rnn_experiments_sweeper.optuna_sweeper",
+                           "hydra_plugins.rnn_experiments_slurm.launcher")]
+import sys
+print(json.dumps({"sweeper": cfg.hydra.sweeper._target_, "sampler": cfg.hydra.sweeper.sampler._target_,
+                  "pruner": cfg.hydra.sweeper.pruner._target_, "launcher": cfg.hydra.launcher._target_,
+                  "slurm_defaults": [cfg.hydra.launcher.timeout_min, cfg.hydra.launcher.cpus_per_task],
+                  "files": [sys.modules[c.__module__].__file__ for c in mine]}))
+"""
+
+
+def _venv_seeing_this_environment(venv: Path) -> Path:
+    """A fresh venv whose Python sees this environment's packages (no .pth of theirs run)."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    python = venv / ("Scripts" if os.name == "nt" else "bin") / "python"
+    purelib = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    ours = [sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"], *site.getsitepackages()]
+    Path(purelib, "_test_environment.pth").write_text("\n".join(dict.fromkeys(ours)) + "\n")
+    return python
+
+
+@pytest.mark.wheel
+def test_an_editable_install_is_found_by_a_foreign_hydra_app_outside_the_source_tree(tmp_path):
+    """pip install -e of a copy of the sources, then another Hydra app in a folder of its own:
+    Hydra's plugin scan finds both plugins (it lists the folders on hydra_plugins.__path__, which
+    the editable install adds only because pyproject.toml lists the namespace) and their configs."""
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, src / name)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
+    for name in ("conf", "rnn_experiments", "hydra_plugins"):
+        shutil.copytree(ROOT / name, src / name, ignore=ignore)
+    python = _venv_seeing_this_environment(tmp_path / "venv")
+    inst = subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "--no-index",
+                           "--no-build-isolation", "-e", str(src)], capture_output=True, text=True, timeout=300)
+    assert inst.returncode == 0, inst.stdout[-3000:] + inst.stderr[-3000:]
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "foreign_app.py").write_text(FOREIGN_APP)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    done = subprocess.run([str(python), "foreign_app.py"], cwd=work, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    seen = json.loads(done.stdout.splitlines()[-1])
+    assert seen["sweeper"].endswith("OptunaSweeper") and seen["launcher"].endswith("rnn_experiments_slurm.launcher.SlurmLauncher")
+    assert all(Path(p).is_relative_to(src) for p in seen["files"]), seen   # the sources, edited in place
 
 
 EXAMPLE = ROOT / "examples" / "my_project"     # docs/extending.md's parts as a package of their own

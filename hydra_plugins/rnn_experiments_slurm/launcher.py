@@ -9,14 +9,24 @@ goes on waiting for the others (its run folder says how far it got; the sweep's 
 it). A job that SLURM requeued is waited for (after a node failure sacct says NODE_FAIL for a
 few seconds, then PENDING).
 
+Such a job's JobReturn is `NoResult`: status FAILED (never COMPLETED: a sweeper that reads the
+status, as the project's Optuna sweeper does, counts it failed), `_return_value` the
+`EndedWithoutResult` error naming the job and SLURM's state; reading its `return_value` gives
+None instead of raising that error, because Hydra's BasicSweeper reads every job's
+`return_value` and would end the sweep there, without its other batches and its end callbacks
+(the project's end check then names the job from its run folder and the command exits 1,
+rnn_experiments/cli/job.py). A job whose task raised is upstream's: its error is raised.
+
 The plugin imports nothing of rnn_experiments: Hydra imports it whenever it scans its plugins.
 """
 from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any, Sequence
 
+from hydra.core.utils import JobReturn, JobStatus
 from hydra_plugins.hydra_submitit_launcher.submitit_launcher import SlurmLauncher as SubmititSlurmLauncher
 
 log = logging.getLogger(__name__)
@@ -32,12 +42,33 @@ MAYBE_REQUEUED = ("NODE_FAIL", "BOOT_FAIL")
 REQUEUE_GRACE_S = 120.0
 
 
+class EndedWithoutResult(RuntimeError):
+    """A job that SLURM ended without a result (cancelled, timed out, out of memory, node lost)."""
+
+
+@dataclass
+class NoResult(JobReturn):
+    """The JobReturn of a job that ended without a result: status FAILED, `_return_value` its
+    EndedWithoutResult; `return_value` is None (not raised: see the module doc)."""
+
+    @property
+    def return_value(self) -> Any:
+        return None
+
+    @return_value.setter
+    def return_value(self, value: Any) -> None:
+        self._return_value = value
+
+
+def no_result(overrides: Sequence[str], why: str) -> NoResult:
+    return NoResult(overrides=list(overrides), status=JobStatus.FAILED, _return_value=EndedWithoutResult(why))
+
+
 def wait_for(job, num: int, overrides: Sequence[str], poll_s: float = 5.0, grace_s: float = REQUEUE_GRACE_S):
     """The job's Hydra JobReturn; for a job that SLURM ended without a result, one line in the
-    log and a JobReturn without a value. A job that SLURM requeued (a node failure shows as
+    log and a `NoResult` (status FAILED). A job that SLURM requeued (a node failure shows as
     NODE_FAIL for a while, then PENDING) is waited for again: NODE_FAIL counts as an end only
     after `grace_s` seconds in which it was not requeued."""
-    from hydra.core.utils import JobReturn, JobStatus
     from submitit.core.utils import UncompletedJobError
 
     failed_since = None
@@ -55,9 +86,9 @@ def wait_for(job, num: int, overrides: Sequence[str], poll_s: float = 5.0, grace
                 if time.monotonic() - failed_since < grace_s:
                     time.sleep(poll_s)
                     continue
-            log.error("job #%d (SLURM job %s): ended %s without a result; its run folder says how "
-                      "far it got", num, job.job_id, state)
-            return JobReturn(overrides=list(overrides), status=JobStatus.COMPLETED, _return_value=None)
+            why = f"job #{num} (SLURM job {job.job_id}): ended {state} without a result"
+            log.error("%s; its run folder says how far it got", why)
+            return no_result(overrides, why)
 
 
 class _Waiting:

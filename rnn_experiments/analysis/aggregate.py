@@ -133,6 +133,16 @@ def per_run(df: pd.DataFrame, threshold: float = 0.99, threshold_metric: str = "
     return out.reset_index()
 
 
+def ci_half_width(std, n, confidence: float = CONFIDENCE) -> np.ndarray:
+    """The half-width of the t interval of a mean, t_{(1+c)/2, n-1} · s / sqrt(n), elementwise
+    for sample stds `std` (ddof = 1) of `n` values; NaN where n < 2. `mean_ci`'s interval and
+    the plots' `band="ci95"`."""
+    std, n = np.asarray(std, dtype=float), np.asarray(n, dtype=float)
+    ok = n >= 2
+    t = st.t.ppf((1 + confidence) / 2, np.where(ok, n - 1, 1.0))
+    return np.where(ok, t * std / np.sqrt(np.where(ok, n, 1.0)), np.nan)
+
+
 def mean_ci(x: pd.Series, confidence: float = CONFIDENCE,
             bounds: tuple[float, float] = (-np.inf, np.inf)) -> tuple[float, float]:
     """The t interval of the mean of x's non-NaN values: mean ± t_{(1+c)/2, n-1} · s / sqrt(n),
@@ -142,7 +152,7 @@ def mean_ci(x: pd.Series, confidence: float = CONFIDENCE,
     n = len(x)
     if n < 2:
         return np.nan, np.nan
-    half = st.t.ppf((1 + confidence) / 2, n - 1) * x.std(ddof=1) / np.sqrt(n)
+    half = float(ci_half_width(x.std(ddof=1), n, confidence))
     low, high = np.clip([x.mean() - half, x.mean() + half], *bounds)
     return float(low), float(high)
 

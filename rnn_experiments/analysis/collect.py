@@ -9,7 +9,9 @@ Run-level columns (RUN_COLUMNS):
     status       from summary.json; without one: "crashed" (metrics but no summary) or "failed";
                  "running" with its process gone (no heartbeat, see _alive): "crashed"
     problem      "" or one line saying why the run's metrics were skipped (corrupt metrics.csv, ...)
-    wall_time_s  summary.json's wall_time_s, else the last elapsed_s in metrics.csv
+    wall_time_s  summary.json's wall_time_s, else the last elapsed_s in metrics.csv; a member of a
+                 pack (hydra/launcher=packed: summary.json's `pack`) trained beside the others, so
+                 its share is the pack's time over its size: wall_time_s / pack.size
     overrides    the run's command-line overrides (.hydra/overrides.yaml), space-separated; None
                  when that file is missing or unreadable (no re-run command can be made)
     duplicate_of "" or the run this one repeats (same settings and seed): counted once, as that
@@ -119,7 +121,8 @@ _NUMBER = (int, float)
 SUMMARY_TYPES = {"format_version": (int, "an integer"), "format": (int, "an integer"), "status": (str, f"one of {', '.join(STATUSES)}"), "seed": (int, "an integer"),
                  "wall_time_s": (_NUMBER, "a number"), "pid": (int, "an integer"), "host": (str, "a string"),
                  "heartbeat_s": (_NUMBER, "a number"), "diverged_at_step": (int, "an integer"),
-                 "metrics_csv": (dict, "a record of metrics.csv (rows, last_step, sha256)")}
+                 "metrics_csv": (dict, "a record of metrics.csv (rows, last_step, sha256)"),
+                 "pack": (dict, "a record of the run's pack (size, members, strategy)")}
 FINITE_COLUMNS = ("loss", "accuracy")    # logged in every metrics.csv row: NaN or inf is damage
 
 
@@ -135,6 +138,9 @@ def check_summary(summary: dict) -> tuple[dict, list[str]]:
             ok = v in STATUSES
         if ok and isinstance(v, float):
             ok = np.isfinite(v)
+        if ok and key == "pack":
+            size = v.get("size")
+            ok = isinstance(size, int) and not isinstance(size, bool) and size >= 1
         if not ok:
             problems.append(f"summary.json: {key}={v!r} is not {what} (ignored)")
             del summary[key]
@@ -194,7 +200,8 @@ def former_parts_upgraded(config: dict) -> dict:
     optimizer those releases used (Adam at train.lr: the packaged conf/optimizer/adam.yaml), so
     that it groups with today's runs of the same parts; the step decay of the releases before the
     scheduler part (`train.lr_decay_every`, `train.lr_decay`) as today's `scheduler` node (none
-    where it was off); any other config as it is."""
+    where it was off); a train node of the releases before `train.impl` with its default (auto);
+    any other config as it is."""
     if not isinstance(config, dict):
         return config
     out = dict(config)
@@ -205,6 +212,8 @@ def former_parts_upgraded(config: dict) -> dict:
         out["train"] = train
         if every and "scheduler" not in out:
             out["scheduler"] = {**read_yaml(conf_dir() / "scheduler" / "step.yaml"), "step_size": every, "gamma": gamma}
+    if isinstance(out.get("train"), dict) and "impl" not in out["train"]:   # before train.impl: its default
+        out["train"] = {**out["train"], "impl": "auto"}
     former = False
     for part in FORMER_TARGETS:
         node = out.get(part)
@@ -255,6 +264,8 @@ def read_run(run_dir: Path) -> tuple[dict, dict, pd.DataFrame | None]:
     wall = summary.get("wall_time_s")
     if wall is None and metrics is not None and "elapsed_s" in metrics:
         wall = metrics["elapsed_s"].max()
+    if wall is not None and "pack" in summary:
+        wall = wall / summary["pack"]["size"]     # the pack's time, shared by its members
     info = {"run_dir": str(run_dir), "status": status, "problem": "; ".join(problems),
             "wall_time_s": float(wall) if wall is not None else np.nan,
             "overrides": " ".join(map(str, overrides)) if overrides is not None else None,

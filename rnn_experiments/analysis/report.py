@@ -35,7 +35,8 @@ from rnn_experiments.analysis.collect import (AnalysisError, Ticker, collect, co
 from rnn_experiments.analysis.compare import check_compare, compare_latex, compare_markdown, format_compare
 from rnn_experiments.analysis.compare import compare as compare_table
 from rnn_experiments.analysis.output import Output, check_out, keep_runs as copy_runs
-from rnn_experiments.analysis.plot import plot_curves, save_figure
+from rnn_experiments.analysis.chance import CHANCE_METRICS, chance_accuracy
+from rnn_experiments.analysis.plot import check_band, plot_curves, save_figure
 from rnn_experiments.analysis.rerun import reruns
 from rnn_experiments.run.folder import is_run_folder
 
@@ -60,18 +61,19 @@ def default_out(paths) -> Path:
 def analyze(paths, metrics=DEFAULT_METRICS, by=None, style="auto", threshold=0.99,
             threshold_metric="accuracy", out=None, formats=("png", "pdf"), panels=None,
             echo=say, max_step=None, compare=None, seeds_lines=False, log_loss=True,
-            keep_runs=False, where=(), extra=None) -> dict:
+            keep_runs=False, where=(), extra=None, band="std") -> dict:
     """Collect, tabulate, plot and report; returns {"table": DataFrame, "plots": [...],
     "tables": [...], "compare": DataFrame or None, "compare_tables": [...], "data": DataFrame}.
 
     compare: a config key whose values are compared pair by pair (rnn_experiments.analysis.compare);
     seeds_lines: each seed's curve under the band; log_loss: losses on a log axis; keep_runs: copy
     the run folders (no checkpoints) into OUT/runs; where: ["KEY=VALUE", ...], only the runs with
-    these settings; extra: extra(folder, out) writes more into the same all-or-nothing output (`folder`, the one being
+    these settings; band: "std" (±1 std over seeds) or "ci95" (the 95 % t interval of the mean)
+    around each plotted mean; extra: extra(folder, out) writes more into the same all-or-nothing output (`folder`, the one being
 staged; `out`, where its files will be once it is moved there, for the paths it prints) and its result is returned as "extra". Bad options raise AnalysisError (CompareError for --compare) before anything
     is written; paths in the returned lists are the final ones."""
     paths = [str(p) for p in ([paths] if isinstance(paths, (str, Path)) else paths)]
-    check_options(threshold, max_step, formats)
+    check_options(threshold, max_step, formats, band)
     out = check_out(out if out is not None else default_out(paths))
     output = Output(out)
     every_run = _where(collect(paths, progress=echo), where)
@@ -118,11 +120,12 @@ staged; `out`, where its files will be once it is moved there, for the paths it 
             compare_names = _write_compare(c, stage, echo)
         plot_df = df if max_step is None else df[df["step"] <= max_step]  # zoom; the table keeps all
         ticker = Ticker(echo)
+        chance = _chance(plot_df, metrics if formats else (), echo)
         for i, metric in enumerate(metrics if formats else ()):   # no formats: no figure drawn
             ticker(lambda: f"plotting: {i} of {len(metrics)} metrics drawn")
             try:
                 fig = plot_curves(plot_df, metric, by, style, panels, seeds_lines=seeds_lines,
-                                  log_loss=log_loss)
+                                  log_loss=log_loss, band=band, chance=chance)
             except ValueError as e:
                 echo(f"no plot of {metric}: {e}")
                 continue
@@ -150,8 +153,12 @@ staged; `out`, where its files will be once it is moved there, for the paths it 
             "compare_tables": compare_tables, "extra": more}
 
 
-def check_options(threshold: float, max_step, formats) -> None:
-    """AnalysisError (one line) for a threshold, --max-step or format no analysis can use."""
+def check_options(threshold: float, max_step, formats, band: str = "std") -> None:
+    """AnalysisError (one line) for a threshold, --max-step, format or band no analysis can use."""
+    try:
+        check_band(band)
+    except ValueError as e:
+        raise AnalysisError(str(e)) from None
     if not math.isfinite(threshold):
         raise AnalysisError(f"--threshold {threshold}: expected a finite number")
     if max_step is not None and max_step < 0:
@@ -161,6 +168,17 @@ def check_options(threshold: float, max_step, formats) -> None:
         if f not in supported:
             raise AnalysisError(f"--formats: {f!r} is not a figure format "
                                 f"(have: {', '.join(sorted(supported))})")
+
+
+def _chance(df, metrics, echo):
+    """The runs' chance accuracy (chance.py) where an accuracy metric is plotted, else None;
+    says why a task's could not be had."""
+    if not any(m in CHANCE_METRICS for m in metrics):
+        return None
+    chance = chance_accuracy(df)
+    for line in chance.attrs["problems"]:
+        echo(line)
+    return chance
 
 
 def _where(df, where):

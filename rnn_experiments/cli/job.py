@@ -28,7 +28,7 @@ sweep's process lives.
 `save_hydra_files(cfg, out_dir)` writes `.hydra/` (config.yaml, hydra.yaml, overrides.yaml) once a
 run is accepted: conf/config.yaml sets `hydra.output_subdir: null`, so Hydra itself writes
 nothing there before the run has checked its folder (a refused command never overwrites the
-config of the run that folder holds).
+config of the run that folder holds). Secrets are redacted there (rnn_experiments/run/redact.py).
 """
 from __future__ import annotations
 
@@ -41,6 +41,7 @@ from omegaconf import OmegaConf
 
 from rnn_experiments.errors import ConfigError
 from rnn_experiments.run.folder import write_text
+from rnn_experiments.run.redact import redacted_record
 from rnn_experiments.sweeps.launch import in_slurm_job, requeue_if_preempted
 from rnn_experiments.cli.help import help_text
 from rnn_experiments.cli.startup import startup_over
@@ -103,7 +104,7 @@ def _where():
     if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
         return False, True
     hc = HydraConfig.get()
-    return True, str(hc.launcher.get("_target_", "")).endswith("BasicLauncher")
+    return True, str(hc.launcher.get("_target_", "")).endswith(("BasicLauncher", "PackedLauncher"))
 
 
 def end_job(prog: str, work: Callable[[], Any]) -> Any:
@@ -142,11 +143,12 @@ def end_job(prog: str, work: Callable[[], Any]) -> Any:
 
 def save_hydra_files(cfg, out_dir) -> None:
     """.hydra/config.yaml, hydra.yaml and overrides.yaml of the running Hydra job, as Hydra
-    writes them, each atomically."""
+    writes them, each atomically, secrets redacted (run/redact.py: a secret key's value, a
+    secret override's value; interpolations such as ${oc.env:TOKEN} stay as written)."""
     from hydra.core.hydra_config import HydraConfig
     hydra_cfg = HydraConfig.instance().cfg
     folder = Path(out_dir) / ".hydra"
     folder.mkdir(parents=True, exist_ok=True)
     for name, node in (("config.yaml", cfg), ("hydra.yaml", hydra_cfg),
                        ("overrides.yaml", hydra_cfg.hydra.overrides.task)):
-        write_text(folder / name, OmegaConf.to_yaml(node))
+        write_text(folder / name, OmegaConf.to_yaml(redacted_record(node)))

@@ -14,3 +14,9 @@ def register_sweeper() -> None:
     except ImportError:   # not installed with this package: Hydra says what is missing
         return
     Plugins.instance().register(OptunaSweeper)
+
+
+def register_launchers() -> None:
+    """The same for the packed launcher (hydra/launcher=packed), which needs no extra."""
+    from hydra_plugins.rnn_experiments_packed.launcher import PackedLauncher   # lazy: as the sweeper's
+    Plugins.instance().register(PackedLauncher)

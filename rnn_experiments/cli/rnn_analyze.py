@@ -25,7 +25,8 @@ def _csv(text: str) -> list[str]:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="rnn-analyze",
-        description="Seed-averaged plots (mean ± std) and comparison tables from run folders.",
+        description="Seed-averaged plots (mean ± std, or the 95 % interval of the mean) and comparison "
+                    "tables from run folders.",
         epilog="example: python -m rnn_experiments.analyze multirun/2026-11-25/12-00-00-000000_demo "
                "--by model.name --threshold 0.95")
     p.add_argument("paths", nargs="+", metavar="PATH",
@@ -61,6 +62,9 @@ def parser() -> argparse.ArgumentParser:
                    help="figure formats (default: png,pdf)")
     p.add_argument("--seeds-lines", action="store_true",
                    help="draw each seed's curve as a thin line under the mean and its band")
+    p.add_argument("--band", default="std", metavar="std|ci95",
+                   help="the band around each mean: std (mean ± 1 sample std over seeds) or ci95 (the "
+                        "95%% t interval of the mean, mean ± t(0.975, n-1)·s/√n) (default: %(default)s)")
     p.add_argument("--linear-loss", action="store_true",
                    help="losses on a linear axis (default: logarithmic)")
     p.add_argument("--keep-runs", action="store_true",
@@ -78,7 +82,7 @@ def main(argv=None) -> int:
         analyze(args.paths, metrics, args.by, style, args.threshold, args.threshold_metric,
                 args.out, tuple(args.formats), args.panels, max_step=args.max_step, compare=args.compare,
                 seeds_lines=args.seeds_lines, log_loss=not args.linear_loss, keep_runs=args.keep_runs,
-                where=args.where, extra=extra_for(args.paths, formats=tuple(args.formats)))
+                where=args.where, band=args.band, extra=extra_for(args.paths, formats=tuple(args.formats)))
     except AnalysisError as e:
         print(f"rnn-analyze: error: {e}", file=sys.stderr)
         return 2

@@ -1,6 +1,6 @@
 """Speed benchmark: one command, a table of medians over repeats and the ratios the targets name.
 
-    python -m rnn_experiments.bench                  # train, gen, data, memory, analysis (minutes)
+    python -m rnn_experiments.bench                  # train, gen, data, memory, analysis, shared (minutes)
     python -m rnn_experiments.bench --only train     # the training-step grid alone
     python -m rnn_experiments.bench --quick          # 3 repeats, 4 cases of the grid
     python -m rnn_experiments.bench --only train --case 128,32,81 --case 256,256,41
@@ -25,9 +25,18 @@ Sections:
   memory  peak resident memory (VmHWM) of a short palindrome training run in a subprocess.
   analysis  collecting and tabulating 1,000 synthetic run folders of the palindrome study's shape
           (300 metrics rows each). Target: under 5 s.
+  shared  the demo's training run (its LSTM, 40 steps, start-up included) beside two busy
+          processes the bench starts and stops, with the default threads and with
+          train.threads=1. Target: the default <= 1.3 x one thread (training/impl.py chooses the
+          threads where other processes share the cores).
   sweep   wall time of the small `+experiment=demo` sweep (4 runs) run one job at a time (basic
           launcher, torch's default threads) vs 2 jobs at once (hydra/launcher=parallel, 1 thread
           each). Not in the default set (minutes); ask for it with `--only sweep`.
+  pack    a seeds sweep end to end with the basic launcher, joblib (2 jobs x 1 thread) and
+          hydra/launcher=packed (the seeds trained together): 10 seeds at B=32 H=32, the demo,
+          10 seeds at the demo's and at the course's size. Targets: packed <= 1/3 of basic and
+          <= 1/2 of joblib at B=32 H=32; elsewhere packed <= 1/0.95 of basic. Not in the
+          default set (many minutes); `--only pack`, steps per run `--pack-steps`.
 
 Every classifier is built by `rnn_experiments.training.setup` from the real config, and every
 training step (the text-data row's generator too) is timed through
@@ -49,8 +58,9 @@ import torch
 
 from rnn_experiments.cli.bench import timing
 from rnn_experiments.cli.bench.machine import cpu_flags, cpu_kernels, cpu_model, library_versions
+from rnn_experiments.cli.bench.packs import bench_pack
 from rnn_experiments.cli.bench.pipeline import (BOOK, bench_analysis, bench_data, bench_memory, bench_run,
-                                                bench_sweep)
+                                                bench_shared, bench_sweep)
 from rnn_experiments.cli.bench.steps import QUICK_GRID, TRAIN_GRID, bench_gen, bench_train, train_summary
 from rnn_experiments.data.text import read_text
 from rnn_experiments.errors import ConfigError, check
@@ -66,11 +76,16 @@ def print_table(rows, header):
         ms = f"{r['median_ms']:10.2f}" if r["median_ms"] is not None else f"{'':10s}"
         ratio = f"{r['ratio']:8.2f}" if r["ratio"] is not None else f"{'':8s}"
         mins = f"{r['min_ratio']:9.2f}" if r.get("min_ratio") is not None else f"{'':9s}"
-        print(f"{r['section']:8s} {r['case'][:38]:38s} {r['what'][:26]:26s} {ms} {ratio} {mins}  {r['target']}")
+        what = f"{r['what']} [{r['impl']}]" if r.get("impl") else r["what"]   # the implementation chosen here
+        print(f"{r['section']:8s} {r['case'][:38]:38s} {what[:26]:26s} {ms} {ratio} {mins}  {r['target']}")
     print("ratio: of the medians over repeats (chars/s for gen); (of mins): of the fastest repeats, the less noisy "
           "figure when other processes share the cores")
     for line in train_summary(rows):
         print(line)
+    for r in rows:
+        if r["section"] == "shared" and r.get("limit"):
+            print(f"shared machine: {r['what']} {r['ratio']:.2f} x train.threads=1 ({r['case']}; target "
+                  f"<= {r['limit']:g}): {'met' if r['ratio'] <= r['limit'] else 'missed'}")
 
 
 def parse_case(text: str) -> tuple[int, int, int]:
@@ -89,7 +104,9 @@ def check_args(args, repeats: int, sections) -> torch.device:
     check(0 <= args.threads <= available_cores(), "--threads", args.threads,
           f"an integer from 0 to {available_cores()} (the cores this process may use; 0: torch's default)")
     check(args.sweep_steps >= 1, "--sweep-steps", args.sweep_steps, "an integer >= 1")
+    check(args.pack_steps >= 1, "--pack-steps", args.pack_steps, "an integer >= 1")
     check(args.run_steps >= 1, "--run-steps", args.run_steps, "an integer >= 1")
+    check(args.shared_steps >= 1, "--shared-steps", args.shared_steps, "an integer >= 1")
     for case in args.case or []:
         parse_case(case)
     check(args.clock == "wall" or (args.threads == 1 and args.device == "cpu"), "--clock", args.clock,
@@ -108,7 +125,8 @@ def run(argv=None) -> list[dict]:
     ap.add_argument("--repeats", type=int, default=7, help="timed repeats per case (medians)")
     ap.add_argument("--quick", action="store_true",
                     help=f"3 repeats; train cases {', '.join(map(str, QUICK_GRID))} only")
-    ap.add_argument("--only", choices=["train", "gen", "data", "memory", "analysis", "run", "sweep"], action="append",
+    ap.add_argument("--only", choices=["train", "gen", "data", "memory", "analysis", "run", "sweep", "pack",
+                                             "shared"], action="append",
                     help="run only these sections (repeatable)")
     ap.add_argument("--case", action="append", metavar="B,H,T",
                     help="train cases to time instead of the grid (repeatable), e.g. 128,32,81")
@@ -122,10 +140,12 @@ def run(argv=None) -> list[dict]:
     ap.add_argument("--book", type=Path, default=None,
                     help=f"text file for the text-data row (default {BOOK}; without it the row is skipped)")
     ap.add_argument("--sweep-steps", type=int, default=400, help="steps per run of the sweep section")
+    ap.add_argument("--pack-steps", type=int, default=200, help="steps per run of the pack section")
     ap.add_argument("--run-steps", type=int, default=300, help="steps of the run section's training run")
+    ap.add_argument("--shared-steps", type=int, default=40, help="steps of the shared section's demo runs")
     args = ap.parse_args(argv)
     repeats = 3 if args.quick else args.repeats
-    sections = args.only or ["train", "gen", "data", "memory", "analysis"]
+    sections = args.only or ["train", "gen", "data", "memory", "analysis", "shared"]
     try:   # every argument checked before the first timed section (they take minutes)
         device = check_args(args, repeats, sections)
     except ConfigError as e:
@@ -161,8 +181,12 @@ def run(argv=None) -> list[dict]:
         rows += bench_analysis()
     if "run" in sections:
         rows += bench_run(device, args.run_steps, train_rows=rows)
+    if "shared" in sections:
+        rows += bench_shared(args.shared_steps, repeats=1 if args.quick else 2)
     if "sweep" in sections:
         rows += bench_sweep(args.sweep_steps, 1 if args.quick else 2)
+    if "pack" in sections:
+        rows += bench_pack(args.pack_steps, 1 if args.quick else 2)
     load_end = " / ".join(f"{x:.2f}" for x in os.getloadavg())
     print_table(rows, f"{header}, at end {load_end}")
     return rows

@@ -34,33 +34,56 @@ from rnn_experiments.loggers import loggers_from_config
 from rnn_experiments.parts import name_by_choice
 from rnn_experiments.run.provenance import remember_command
 from rnn_experiments.extras import check_command_line
-from rnn_experiments.cli.plugins import register_sweeper
+from rnn_experiments.cli.plugins import register_launchers, register_sweeper
 from rnn_experiments.cli.job import RunFailed, end_job, run_app, save_hydra_files
 from rnn_experiments.sweeps.launch import job_threads
 from rnn_experiments.sweeps.search.trial import objective, trial_sinks
-from rnn_experiments.training.loop import train
+from rnn_experiments.training.loop import run_to_end, start
 
 
-@hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="config")
-def _main(cfg: DictConfig) -> float | None:
+def _run(cfg: DictConfig, packed: bool = False):
+    """The job's run, as the generator training.loop.start makes (packed: for a pack)."""
     out_dir = HydraConfig.get().runtime.output_dir
     name_by_choice(cfg)                    # a part's name, where its node has none: its config choice
     as_given = copy.deepcopy(cfg)          # what .hydra/config.yaml records
     cfg.train.threads = job_threads(cfg)   # parallel sweep jobs share the cores (launch.py)
+    return start(cfg, out_dir, hooks=hooks_from_config(cfg), sinks=loggers_from_config(cfg) + trial_sinks(cfg),
+                 on_accept=lambda: save_hydra_files(as_given, out_dir), packed=packed)
 
-    def work():
-        summary = train(cfg, out_dir, hooks=hooks_from_config(cfg),
-                        sinks=loggers_from_config(cfg) + trial_sinks(cfg),
-                        on_accept=lambda: save_hydra_files(as_given, out_dir))
-        if summary["status"] == "diverged":
-            raise RunFailed(f"{out_dir}: the loss is not finite at step {summary['diverged_at_step']} "
-                            "(status diverged; the last good checkpoint is kept)")
-        # the return value is what Hydra's sweepers optimise (hparams_search=palindrome_optuna:
-        # direction maximize): final_eval_accuracy; None (no held-out evaluation yet, or a trial
-        # the pruner stopped) is a failed or pruned trial, as its summary.json says
-        return objective(summary) if summary["status"] == "completed" else None
 
-    return end_job("rnn-train", work)
+def _result(summary: dict, out_dir: str) -> float | None:
+    """The job's return value: what Hydra's sweepers optimise (hparams_search=palindrome_optuna:
+    direction maximize), final_eval_accuracy; None (no held-out evaluation yet, or a trial the
+    pruner stopped) is a failed or pruned trial, as its summary.json says. RunFailed: diverged."""
+    if summary["status"] == "diverged":
+        raise RunFailed(f"{out_dir}: the loss is not finite at step "
+                        f"{summary['diverged_at_step']} (status diverged; the last good checkpoint is kept)")
+    return objective(summary) if summary["status"] == "completed" else None
+
+
+def _task(cfg: DictConfig) -> float | None:
+    out_dir = HydraConfig.get().runtime.output_dir
+    return end_job("rnn-train", lambda: _result(run_to_end(_run(cfg)), out_dir))
+
+
+def _pack(cfg: DictConfig):
+    """The task's packed form (hydra/launcher=packed; rnn_experiments/sweeps/pack.py): the job's
+    run for a pack, and how the job ends given its outcome."""
+    out_dir = HydraConfig.get().runtime.output_dir
+    try:
+        run = _run(cfg, packed=True)
+    except Exception as e:        # refused before the run exists (a hook's or tracker's config)
+        run = _raising(e)
+    return run, lambda outcome: end_job("rnn-train", lambda: _result(outcome(), out_dir))
+
+
+def _raising(error: Exception):
+    raise error
+    yield
+
+
+_task.pack = _pack
+_main = hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="config")(_task)
 
 
 def main() -> None:
@@ -71,6 +94,7 @@ def main() -> None:
         print(f"rnn-train: error: {e}", file=sys.stderr)
         sys.exit(2)
     register_sweeper()                     # hydra/sweeper=optuna, also from an editable install
+    register_launchers()                   # hydra/launcher=packed, likewise
     run_app("rnn-train", _main, "config")
 
 

@@ -17,7 +17,10 @@ class SeededBatches:
     read by `rnn_experiments.config.validate`: the kind of model it feeds (`model_kind`), the range
     of `dataset.seq_length` (`seq_length_range`, None: no upper bound) and the settings that must
     not be left null (`required`). `sizes(seq_length)` is (input length, vocabulary, classes),
-    what a run's memory grows with.
+    what a run's memory grows with. Optionally `chance_accuracy(**settings) -> float | None`
+    (a classmethod): the accuracy of always predicting the most frequent class, which the
+    analysis draws as the chance line of its accuracy plots (called with those of the node's
+    settings it names; absent or None: no line).
     """
 
     model_kind = "classifier"

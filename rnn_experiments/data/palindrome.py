@@ -68,6 +68,15 @@ class PalindromeDataset(SeededBatches):
     def sizes(cls, seq_length: int) -> tuple[int, int, int]:
         return padded_length(seq_length) - 1, cls.vocab_size, 2
 
+    @classmethod
+    def chance_accuracy(cls, seq_length: int = 10) -> float:
+        """The accuracy of always predicting the more frequent label (2/3 for every L). The label
+        is the first digit of s: the leading digit of the first integer (1 unless it is 0) when s
+        is not reversed, the last digit of the last integer (its parity) when it is."""
+        ints = range(MAX_INT + 1)
+        ones = 0.5 * sum(i > 0 for i in ints) / len(ints) + 0.5 * sum(i % 2 for i in ints) / len(ints)
+        return max(ones, 1.0 - ones)
+
     def draw(self, batch_size: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """x: (B, P-1) tokens, y: (B,) last digit."""
         seqs = binary_palindromes(self.L, batch_size, generator)                  # (B, P)

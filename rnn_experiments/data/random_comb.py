@@ -31,6 +31,11 @@ class RandomCombinationsDataset(SeededBatches):
     def sizes(cls, seq_length: int) -> tuple[int, int, int]:
         return seq_length - 1, seq_length, seq_length
 
+    @classmethod
+    def chance_accuracy(cls, seq_length: int = 10) -> float:
+        """Every number is the missing one with probability 1/L: chance is 1/L."""
+        return 1.0 / seq_length
+
     def draw(self, batch_size: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """x: (B, L-1) numbers, y: (B,) the missing one."""
         perm = random_permutations(self.L, batch_size, generator)                 # (B, L)

@@ -43,6 +43,8 @@ class BiLSTM(RecurrentClassifier):
     gates = 8
 
     one_directional = False
+    fused = True                        # forward through lstm.last_state (False: recurrence)
+    kernels: tuple | None = None        # (tanh, gemm) for the fused CPU path; None: its own choice
 
     def __init__(self, vocab_size: int, num_classes: int, embedding_dim: int = 64,
                  hidden_size: int = 256, init: Init = "kaiming_normal", log_softmax_axis: Axis = "class"):
@@ -57,8 +59,9 @@ class BiLSTM(RecurrentClassifier):
         """x: (B, T) token ids -> log-probabilities (B, C)."""
         if not self.fused:
             return super().forward(x)
-        h_fwd = last_state(x, self.embedding.weight, *self.fwd._stacked())          # (B, H) = h→_T
-        h_bwd = last_state(x.flip(1), self.embedding.weight, *self.bwd._stacked())  # (B, H) = h←_1
+        emb, k = self.embedding.weight, self.kernels
+        h_fwd = last_state(x, emb, *self.fwd._stacked(), kernels=k)                 # (B, H) = h→_T
+        h_bwd = last_state(x.flip(1), emb, *self.bwd._stacked(), kernels=k)         # (B, H) = h←_1
         p = F.linear(torch.cat([h_fwd, h_bwd], dim=1), self.W_ph, self.b_p)         # (B, C)
         return F.log_softmax(p, dim=self.log_softmax_dim)
 

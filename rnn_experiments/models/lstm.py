@@ -39,6 +39,8 @@ class LSTM(RecurrentClassifier):
     gates = 4
 
     reset_token: int | None = None
+    fused = True                        # forward through last_state (False: through recurrence)
+    kernels: tuple | None = None        # (tanh, gemm) for the fused CPU path; None: its own choice
 
     def __init__(self, vocab_size: int, num_classes: int, embedding_dim: int = 64,
                  hidden_size: int = 256, init: Init = "kaiming_normal", log_softmax_axis: Axis = "class",
@@ -66,7 +68,7 @@ class LSTM(RecurrentClassifier):
             reset = None if self.reset_token is None else x == self.reset_token  # (B, T)
             h = self.readout_state(self.recurrence(e, reset=reset))     # (B, H)
         else:
-            h = last_state(x, self.embedding.weight, *self._stacked(), self.reset_token)  # h_T
+            h = last_state(x, self.embedding.weight, *self._stacked(), self.reset_token, self.kernels)  # h_T
         return F.log_softmax(F.linear(h, self.W_ph, self.b_p), dim=self.log_softmax_dim)  # (B, C)
 
     def recurrence(self, e: torch.Tensor, state=None, reset=None) -> list[torch.Tensor]:
@@ -91,13 +93,14 @@ class LSTM(RecurrentClassifier):
 
 
 def last_state(x: torch.Tensor, embedding: torch.Tensor, W_x: torch.Tensor, W_h: torch.Tensor,
-               b: torch.Tensor, reset_token: int | None = None) -> torch.Tensor:
+               b: torch.Tensor, reset_token: int | None = None, kernels: tuple | None = None) -> torch.Tensor:
     """h_T of the LSTM's equations for token ids x (B, T), embedding (V, E) and the stacked
     weights, through the fast Function for x's device (no graph of every step is recorded).
-    reset_token: c_t = 0 where x_t is that token (model.reset_at_padding)."""
+    reset_token: c_t = 0 where x_t is that token (model.reset_at_padding); kernels: the CPU
+    Function's (tanh, gemm) (LSTMFunction), None: its own choice."""
     P = torch.addmm(b, embedding, W_x.t())                              # (V, 4H): W_x e_v + b
     v = x.t().contiguous()                                              # (T, B)
     keep = torch.is_grad_enabled()                                      # False: no backward
     if triton_available(x):
         return LSTMTritonFunction.apply(v, P, W_h, keep, reset_token)   # (B, H)
-    return LSTMFunction.apply(v, P, W_h, True, keep, reset_token)       # (B, H)
+    return LSTMFunction.apply(v, P, W_h, True, keep, reset_token, kernels)  # (B, H)

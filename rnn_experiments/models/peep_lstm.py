@@ -32,6 +32,7 @@ class PeepLSTM(RecurrentClassifier):
     Parameters (embedding apart): 4(H·E + H) + 3·H·H + C·H + C.
     """
     gates = 4
+    fused = True                        # forward through the fused Functions (False: recurrence)
 
     def __init__(self, vocab_size: int, num_classes: int, embedding_dim: int = 64,
                  hidden_size: int = 256, init: Init = "kaiming_normal", log_softmax_axis: Axis = "class"):

@@ -11,6 +11,7 @@ import torch
 from rnn_experiments.parts import signature_of
 from rnn_experiments.run.folder import FORMAT_VERSION, atomic_write, format_version
 from rnn_experiments.run.readers import ReadError, read_bytes
+from rnn_experiments.run.redact import REDACTED, redacted_values
 
 
 class CheckpointError(RuntimeError):
@@ -52,13 +53,12 @@ RESUME_KEYS = ("optimizer", "data", "rng", "metrics", "window", "elapsed_s")
 def save_run(path: Path, *, step: int, model, optimizer, scheduler, data, rows: list[dict],
              window: dict, elapsed_s: float, cfg) -> None:
     """Everything an exact resume needs, saved atomically to `path`."""
-    from omegaconf import OmegaConf
     save_atomic({
         "format_version": FORMAT_VERSION, "step": step, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict() if scheduler is not None else None,
         "data": data.state_dict(), "rng": rng_state(), "metrics": list(rows),
         "window": window, "elapsed_s": elapsed_s,
-        "config": OmegaConf.to_container(cfg, resolve=True),
+        "config": redacted_values(cfg),   # resolved, secrets redacted (run/redact.py)
         "parts": {key: signature_of(cfg[key], key) for key in CHECKED_PARTS if cfg.get(key)},
     }, path)
 
@@ -99,9 +99,8 @@ RESUMABLE_CHANGES = {"train.steps", "train.resume", "train.checkpoint_every", "t
 
 
 def check_same_run(state: dict, cfg, path: Path) -> None:
-    """Refuse to resume a checkpoint made with another model, data or optimiser setting."""
-    from omegaconf import OmegaConf
-
+    """Refuse to resume a checkpoint made with another model, data or optimiser setting (a
+    secret setting, redacted on either side, is not compared)."""
     def flat(d, prefix=""):
         for k, v in d.items():
             if isinstance(v, dict):
@@ -110,10 +109,10 @@ def check_same_run(state: dict, cfg, path: Path) -> None:
                 yield f"{prefix}{k}", v
 
     old = dict(flat(state.get("config", {})))
-    new = dict(flat(OmegaConf.to_container(cfg, resolve=True)))
+    new = dict(flat(redacted_values(cfg)))
     for key in sorted(set(old) | set(new)):
         if key not in RESUMABLE_CHANGES and not key.startswith(("sample.", "logger.")) and key in old and key in new \
-                and old[key] != new[key]:
+                and old[key] != new[key] and REDACTED not in (old[key], new[key]):
             raise CheckpointError(
                 f"{path}: made with {key}={old.get(key)!r}, but this run has {key}={new.get(key)!r}; "
                 "use another run folder or train.resume=false")

@@ -7,8 +7,9 @@ metrics.csv is the record. Sinks mirror its rows elsewhere (a tracker such as Te
 rnn_experiments/loggers/); the entry point builds them from the config (`logger=...`) and the loop
 hands them to the writer. A sink has `write(row)` (a row exactly as written to the file: every
 column, "" where empty), and optionally `open(out_dir, rows)`, called first with the rows the file
-starts with (a resumed run's, from its checkpoint), and `close()`. A sink that raises is logged
-and dropped; the run and metrics.csv go on. A sink may instead raise `StopRun` (status.py) from
+starts with (a resumed run's, from its checkpoint), `close()`, and `finish(summary)`, called
+once summary.json holds the run's end (its final values and status; also for a run that failed).
+A sink that raises is logged in one line and dropped; the run and metrics.csv go on. A sink may instead raise `StopRun` (status.py) from
 `write` to ask the run to end early: the writer keeps the first such request in `stop` (the
 other sinks still get the row) and the loop ends the run after the step.
 """
@@ -67,6 +68,10 @@ class MetricsWriter:
         except OSError as e:   # the row a full disk refused is still buffered: lost, said once
             log.error("%s: the last row could not be written (%s)", self.path, e.strerror or e)
         self._to_sinks("close")
+
+    def finish(self, summary: dict) -> None:
+        """Hand the final summary (as written to summary.json) to the sinks that take it."""
+        self._to_sinks("finish", summary)
 
     def _to_sinks(self, method: str, *args) -> None:
         for sink in list(self.sinks):

@@ -7,9 +7,10 @@ uncommitted changes, the versions of the packages that decide the numbers, and t
               files, such as outputs/, do not count.
     versions  python, torch, hydra-core, omegaconf, numpy and rnn-experiments (null if that
               distribution is not installed, e.g. the source tree run without `pip install`)
-    command   the command line that started the run. The entry points call `remember_command()`
-              first, which puts it in the environment, so the jobs of a sweep started in other
-              processes (joblib, submitit) record the sweep's command, not their worker's.
+    command   the command line that started the run, secrets redacted (redact.py). The entry
+              points call `remember_command()` first, which puts it in the environment, so the
+              jobs of a sweep started in other processes (joblib, submitit) record the sweep's
+              command, not their worker's.
     parts     per part of the run (model, dataset, optimizer): its class, the settings that class
               takes with their defaults, the version of the distribution that installed it (null:
               a folder on PYTHONPATH) and, for code outside this package, the git state of the
@@ -33,6 +34,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from rnn_experiments.parts import part_nodes, signature_of, target_of
+from rnn_experiments.run.redact import redact_command
 
 COMMAND_ENV = "RNN_EXPERIMENTS_COMMAND"
 SWEEP_ENV = "RNN_EXPERIMENTS_SWEEP_ID"
@@ -66,8 +68,9 @@ def remember_command(argv: list[str] | None = None) -> str:
 
 
 def command_line() -> str:
-    """The command that started the run: the entry point's (remember_command), else this process's."""
-    return os.environ.get(COMMAND_ENV) or _command(sys.argv)
+    """The command that started the run: the entry point's (remember_command), else this
+    process's; the values of secret overrides (`api_key=...`) redacted."""
+    return redact_command(os.environ.get(COMMAND_ENV) or _command(sys.argv))
 
 
 def _command(argv: list[str]) -> str:

@@ -19,6 +19,7 @@ from pathlib import Path
 from rnn_experiments.parts import target_of
 from rnn_experiments.run.provenance import parts_provenance, provenance, sweep_id
 from rnn_experiments.run.folder import FORMAT_VERSION, write_text
+from rnn_experiments.run.redact import REDACTED, secret_paths
 from rnn_experiments.run.status import STOP_STATUSES
 
 NORMAL_ENDS = ("completed",) + STOP_STATUSES
@@ -31,8 +32,11 @@ def now() -> str:
 def new_summary(cfg) -> dict:
     """The summary of a run that starts now; host and pid let the analysis spot dead runs, the
     sweep's id (None for a single run) tells the sweep's end check which run it is."""
-    return {"format_version": FORMAT_VERSION, "status": "running", "seed": cfg.seed, "model": cfg.model.name,
-            "dataset": cfg.dataset.name, "experiment": cfg.experiment_name, "started": now(),
+    secret = secret_paths(cfg)     # names that came from ${oc.env:...}: not in clear (run/redact.py)
+    clear = lambda path, value: REDACTED if path in secret else value
+    return {"format_version": FORMAT_VERSION, "status": "running", "seed": cfg.seed,
+            "model": clear("model.name", cfg.model.name), "dataset": clear("dataset.name", cfg.dataset.name),
+            "experiment": clear("experiment_name", cfg.experiment_name), "started": now(),
             "host": socket.gethostname(), "pid": os.getpid(), "sweep_id": sweep_id(), **provenance(),
             "parts": parts_provenance(cfg), **declared_metrics(cfg)}
 

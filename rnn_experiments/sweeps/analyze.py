@@ -12,7 +12,11 @@ the callback's node, so a preset's `compare:` goes with it). Options as in
           threshold: 0.99
           compare: model.name   # compare.csv/.md/.tex: each pair of models, paired by seed
           seeds_lines: false    # each seed's curve under the band
+          band: std             # the band: std (mean ± 1 std over seeds) or ci95 (95 % interval of the mean)
           linear_loss: false    # losses on a linear axis
+
+A sweep with trackers (`logger=mlflow`, `logger=wandb`) then gets its analysis folder sent to
+them (rnn_experiments/loggers/: MLflow's parent run, a W&B run in the sweep's group).
 
 With `compare:` set and the sweep holding only one value of that key (e.g. `model=lstm` on the
 command line of a preset that compares models), the comparison is skipped with a warning.
@@ -24,7 +28,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Literal, Optional, Sequence
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
@@ -53,11 +57,12 @@ class AnalyzeSweep(Callback):
                  style: Optional[str] = "auto", threshold: float = 0.99,
                  threshold_metric: str = "accuracy", formats: Sequence[str] = ("png", "pdf"),
                  out: Optional[str] = None, panels: Optional[str] = None,
-                 compare: Optional[str] = None, seeds_lines: bool = False, linear_loss: bool = False):
+                 compare: Optional[str] = None, seeds_lines: bool = False, linear_loss: bool = False,
+                 band: Literal["std", "ci95"] = "std"):   # analysis/plot.py's BANDS (a bad value: refused by its type)
         self.kwargs = dict(by=list(by) if by else None, style=style, threshold=threshold,
                            threshold_metric=threshold_metric, formats=tuple(formats), out=out,
                            panels=panels, compare=compare, seeds_lines=seeds_lines,
-                           log_loss=not linear_loss)
+                           log_loss=not linear_loss, band=band)
         if metrics:
             self.kwargs["metrics"] = tuple(metrics)
 
@@ -113,6 +118,7 @@ class AnalyzeSweep(Callback):
             say(f"\nno job of this sweep ran: the analysis in {sweep_dir / 'analysis'} is left as it was")
             return
         say(f"\n== analysis of {sweep_dir} (python -m rnn_experiments.analyze {sweep_dir}) ==")
+        analysis_dir = Path(self.kwargs["out"]) if self.kwargs["out"] else sweep_dir / "analysis"
         try:
             self.analyze(sweep_dir)
         except Exception as e:  # the runs are on disk: the sweep goes on to its end, which exits 3
@@ -120,3 +126,7 @@ class AnalyzeSweep(Callback):
             _FAILED.append(f"the analysis of {sweep_dir} failed ({why}); the runs are complete: "
                            f"rnn-analyze {sweep_dir}")
             log.error("%s", _FAILED[-1])
+            analysis_dir = None
+        if config.get("logger"):   # the trackers' sweep-level record: the analysis as artifacts
+            from rnn_experiments.loggers import sweep_ended   # lazy: a tracker's package, only when a sweep used one
+            sweep_ended(config, sweep_dir, analysis_dir)

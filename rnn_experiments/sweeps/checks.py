@@ -215,6 +215,18 @@ def check_callbacks(cfg) -> None:
             cls.check(node, cfg)
 
 
+PACK_STRATEGIES = ("auto", "loop", "stacked")   # training/pack.py
+
+
+def check_pack_settings(pack_size, strategy) -> None:
+    """hydra/launcher=packed's settings (sweeps/pack.py), in one line naming the key."""
+    if isinstance(pack_size, bool) or not isinstance(pack_size, int) or pack_size < 1:
+        raise ConfigError(f"hydra.launcher.pack_size={pack_size!r} is invalid: expected an integer >= 1")
+    if strategy not in PACK_STRATEGIES:
+        raise ConfigError(f"hydra.launcher.strategy={strategy!r} is invalid: expected "
+                          + ", ".join(PACK_STRATEGIES[:-1]) + " or " + PACK_STRATEGIES[-1])
+
+
 def check_launcher(hydra_cfg) -> None:
     """Launcher settings that cannot work, refused in one line before anything is launched."""
     launcher = (hydra_cfg or {}).get("launcher") or {}
@@ -224,6 +236,8 @@ def check_launcher(hydra_cfg) -> None:
         if not ok:
             raise ConfigError(f"hydra.launcher.{key}={launcher.get(key)!r} is invalid: expected {allowed}")
 
+    if target.endswith("PackedLauncher"):
+        check_pack_settings(launcher.get("pack_size"), launcher.get("strategy"))
     if "joblib" in target.lower():
         n = launcher.get("n_jobs")
         need(isinstance(n, int) and n != 0, "n_jobs", "an integer >= 1 (jobs at once), or -1 for one per core")

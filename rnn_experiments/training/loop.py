@@ -37,6 +37,7 @@ from rnn_experiments.run.folder import SummaryError, is_run_folder, read_summary
 from rnn_experiments.run import checkpoint
 from rnn_experiments.run.lock import HEARTBEAT_S, RunLock
 from rnn_experiments.run.metrics import MetricsWriter, record_of
+from rnn_experiments.training.impl import choose_impl, describe, lower_threads
 from rnn_experiments.training.setup import build_metrics, build_scheduler, setup
 from rnn_experiments.training.step import evaluate, make_step
 from rnn_experiments.training.signals import Interrupted, stop_on_signals
@@ -96,6 +97,27 @@ def train(cfg, out_dir: str | Path, hooks: Iterable[Hook] = (), sinks: Iterable 
     a full disk) leaves `failed` (or `interrupted` for a second Ctrl-C) with the error in
     summary.json.
     """
+    return run_to_end(start(cfg, out_dir, hooks, sinks, on_accept, timer))
+
+
+def run_to_end(run) -> dict:
+    """The summary of a run that `start` made (packed=False): it never waits for a pack."""
+    try:
+        next(run)
+    except StopIteration as end:
+        return end.value
+    raise RuntimeError("a run outside a pack waits for a packed step")
+
+
+def start(cfg, out_dir: str | Path, hooks: Iterable[Hook] = (), sinks: Iterable = (),
+          on_accept: Callable[[], None] = lambda: None, timer: Timer = untimed, packed: bool = False):
+    """`train` as a generator, so that a pack (rnn_experiments/training/pack.py) can take the
+    steps of several runs together. With packed=False it yields nothing and returns (as its
+    StopIteration's value) the summary. With packed=True, once the run is accepted and ready it
+    yields its `_Run` (the pack builds its step from the members' models and optimizers); then,
+    for every step, it yields the step's batch (x, y) and is sent back (loss, accuracy) of the
+    step the pack took on it; everything else (metrics, evaluation, checkpoints, the summary,
+    its errors) is this run's own, exactly as alone."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     summary = new_summary(cfg)
@@ -116,7 +138,7 @@ def train(cfg, out_dir: str | Path, hooks: Iterable[Hook] = (), sinks: Iterable 
             if done is not None:      # the same command again: the record stays as it was
                 return done
             accept()
-            return _loop(run, list(hooks), list(sinks))
+            return (yield from _loop(run, list(hooks), list(sinks), packed))
         except BaseException as e:
             if run is not None and run.writer is not None:
                 run.writer.close()   # what was written stays; the file is not left open
@@ -126,6 +148,8 @@ def train(cfg, out_dir: str | Path, hooks: Iterable[Hook] = (), sinks: Iterable 
                 summary.update(status="interrupted" if isinstance(e, KeyboardInterrupt) else "failed",
                                error=f"{type(e).__name__}: {e}")
                 _write_summary_if_possible(out_dir, summary)
+                if run is not None and run.writer is not None:
+                    run.writer.finish(summary)   # the trackers' run ends failed too
             raise
 
 
@@ -161,6 +185,7 @@ class _Run:
         self.cfg, self.out_dir, self.summary, self.timer = cfg, out_dir, summary, timer
         with timer("setup"):
             self.device, self.data, self.model, self.optimizer = setup(cfg)
+            impl = choose_impl(cfg, self.device, self.data, self.model)   # and torch's threads
         self.scheduler = build_scheduler(cfg.get("scheduler"), self.optimizer)
         self.metrics = build_metrics(cfg)          # name -> metric: columns eval_NAME
         self.checkpoint, self.best = out_dir / "checkpoint.pt", out_dir / "checkpoint_best.pt"
@@ -173,7 +198,7 @@ class _Run:
         summary.update(num_params=count_params(model),
                        num_params_embedding=count_params(model.embedding) if hasattr(model, "embedding") else 0,
                        device=str(self.device), torch=torch.__version__, threads=torch.get_num_threads(),
-                       deterministic=torch.are_deterministic_algorithms_enabled(),
+                       deterministic=torch.are_deterministic_algorithms_enabled(), impl=impl,
                        heartbeat_s=HEARTBEAT_S)   # run.lock is touched this often while the run lives
 
     def elapsed(self) -> float:
@@ -228,8 +253,9 @@ def _row(run: _Run, is_eval: bool, t_window: float, now_s: float, w: dict) -> di
     return row
 
 
-def _loop(run: _Run, hooks: list[Hook], sinks: list) -> dict:
-    """Steps until train.steps, a stop signal, a sink's StopRun or a non-finite loss; then `_finish`."""
+def _loop(run: _Run, hooks: list[Hook], sinks: list, packed: bool = False):
+    """Steps until train.steps, a stop signal, a sink's StopRun or a non-finite loss; then
+    `_finish`. Packed: the steps are the pack's (`start` says how), else `make_step`'s."""
     t_cfg = run.cfg.train
     steps, B = t_cfg.steps, t_cfg.batch_size
     if run.cfg.get("stopping"):                   # stopping=early: a sink that may end the run
@@ -239,8 +265,10 @@ def _loop(run: _Run, hooks: list[Hook], sinks: list) -> dict:
     write_summary(run.out_dir, run.summary)
     run.t0 = t_window = time.perf_counter()
     report_every = max(t_cfg.eval_every, steps // 20)
-    take_step = make_step(run.model, run.optimizer, t_cfg.max_norm, run.device,
-                          cuda_graphs=t_cfg.cuda_graphs and run.scheduler is None)  # graphs: fixed lr
+    take_step = None if packed else make_step(run.model, run.optimizer, t_cfg.max_norm, run.device,
+                                              cuda_graphs=t_cfg.cuda_graphs and run.scheduler is None)  # graphs: fixed lr
+    if packed:
+        yield run                                 # ready: the pack builds its step
     status, diverged_at, stop = "completed", 0, None
     run.model.train()
     timer = run.timer
@@ -249,7 +277,7 @@ def _loop(run: _Run, hooks: list[Hook], sinks: list) -> dict:
             with timer("batches"):
                 x, y = run.data.sample(B)
             with timer("steps"):
-                loss, acc = take_step(x, y)
+                loss, acc = (yield x, y) if packed else take_step(x, y)
             if run.scheduler is not None:
                 run.scheduler.step()
             run.step += 1
@@ -308,6 +336,7 @@ def _finish(run: _Run, status: str, diverged_at: int, stop: str | None) -> dict:
         summary["stop_reason"] = requested.reason
         log.info("%s at step %d: %s (checkpoint saved)", status, run.step, requested.reason)
     write_summary(run.out_dir, summary)
+    run.writer.finish(summary)   # the sinks' final values (trackers), from the summary as written
     if status == "interrupted":
         log.warning("stopped by %s at step %d; checkpoint saved, resume by re-running "
                     "in this folder", stop, run.step)
@@ -315,17 +344,55 @@ def _finish(run: _Run, status: str, diverged_at: int, stop: str | None) -> dict:
     return summary
 
 
+COLLAPSE = 3.0   # a pace this many times slower than the run's fastest so far is called a collapse
+_cpu_time = time.process_time   # this process's CPU time, all threads (its spinning threads show in it)
+
+
 def _report(run: _Run, row: dict, is_eval: bool, now_s: float) -> None:
-    """The progress line: step, loss, accuracy, held-out accuracy, throughput, ETA. The ETA is the
-    pace since the previous line (since the start for the first), so a pause (a suspended job)
-    sways one estimate, not every later one."""
+    """The progress line: step, loss, accuracy, held-out accuracy, throughput, ETA (the first also
+    names the step's implementation and threads, training/impl.py). The ETA is the pace since the
+    previous line (since the start for the first), so a pause (a suspended job) sways one
+    estimate, not every later one. Where that pace is COLLAPSE times slower than the fastest
+    between two earlier lines, the line says so (a warning): if the process also spent twice the
+    CPU time per step, its threads were spinning at barriers waiting for one another (other
+    processes hold the cores), and where the run left its threads to choose (train.threads=0) it
+    goes on with one (impl.lower_threads, recorded in summary.json's impl), else the line says to
+    set train.threads=1; with the same CPU time per step it was not running (suspended, or
+    descheduled), and the line says only that."""
     steps = run.cfg.train.steps
+    first = run.last_report is None and run.summary.get("impl") is not None   # the first line names the step
     t_prev, step_prev = run.last_report or (run.t0, run.summary.get("resumed_from_step", 0))
-    eta = (now_s - t_prev) / max(run.step - step_prev, 1) * (steps - run.step)
-    run.last_report = (now_s, run.step)
-    log.info("step %d/%d | loss %.4f | acc %.3f%s | %.0f ex/s | ETA %s", run.step, steps,
-             row["loss"], row["accuracy"], f" | eval {row['eval_accuracy']:.3f}" if is_eval else "",
-             row["examples_per_s"], _fmt_time(eta))
+    n = max(run.step - step_prev, 1)
+    per_step, cpu_now = (now_s - t_prev) / n, _cpu_time()
+    cpu_step = (cpu_now - run.last_cpu) / n if getattr(run, "last_cpu", None) is not None else None
+    eta = per_step * (steps - run.step)
+    run.last_report, run.last_cpu = (now_s, run.step), cpu_now
+    best, best_cpu = getattr(run, "fastest_step_s", None), getattr(run, "cpu_step_s", None)
+    notes, lowered = [], False
+    if best is not None and per_step > COLLAPSE * best:
+        threads, note = torch.get_num_threads(), f"pace {per_step / best:.0f}x slower than earlier in this run"
+        spinning = threads > 1 and cpu_step is not None and best_cpu is not None and cpu_step > 2 * best_cpu
+        if spinning and lower_threads(run.cfg, run.summary.get("impl"), run.step):
+            lowered = True
+            note += (f": other processes share the cores, and each parallel call waits for all {threads} threads; "
+                     "1 thread from here (train.threads=1 starts with 1)")
+        elif spinning:
+            note += f": other processes share the cores? with {threads} threads each parallel call waits; set train.threads=1"
+        else:
+            note += ": the process got no more CPU time per step (suspended, or other processes share the cores?)"
+        notes.append(note)
+    if lowered:                                             # the pace at one thread is the new reference
+        run.fastest_step_s = run.cpu_step_s = None
+    else:
+        run.fastest_step_s = per_step if best is None else min(best, per_step)
+        if cpu_step is not None:
+            run.cpu_step_s = cpu_step if best_cpu is None else min(best_cpu, cpu_step)
+    if first:
+        notes.append(f"step: {describe(run.summary['impl'])}")
+    (log.warning if len(notes) > first else log.info)(
+        "step %d/%d | loss %.4f | acc %.3f%s | %.0f ex/s%s | ETA %s", run.step, steps, row["loss"], row["accuracy"],
+        f" | eval {row['eval_accuracy']:.3f}" if is_eval else "", row["examples_per_s"],
+        "".join(f" | {note}" for note in notes), _fmt_time(eta))
 
 
 def _eval_losses(rows: list[dict]) -> list[float]:

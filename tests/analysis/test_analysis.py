@@ -14,6 +14,7 @@ from scipy import stats as st
 
 from rnn_experiments.analysis import (AnalysisError, aggregate, collect, group_keys, plot_curves,
                                       save_figure, table, to_latex, to_markdown)
+from rnn_experiments.analysis.plot import legend_of
 from rnn_experiments.analysis.report import analyze
 from rnn_experiments.cli.rnn_analyze import main
 from rnn_experiments.analysis.compare import CompareError, compare, compare_latex, compare_markdown
@@ -143,7 +144,7 @@ def test_plot_lines_are_the_aggregated_means_and_files_are_valid(tmp_path):
     df = collect([tmp_path / "a", tmp_path / "b"])
     fig = plot_curves(df, "accuracy")
     ax = fig.axes[0]
-    lines = [ln for ln in ax.lines if len(ln.get_xdata())]          # legend handles are empty
+    lines = [ln for ln in ax.lines if ln.get_gid() != "chance"]     # the curves
     agg = aggregate(df, metric="accuracy")
     groups = list(agg.groupby(["model.name", "dataset.seq_length"]))
     assert len(lines) == len(groups) == 4
@@ -151,7 +152,7 @@ def test_plot_lines_are_the_aggregated_means_and_files_are_valid(tmp_path):
         assert sum(np.allclose(ln.get_xdata(), g["step"]) and np.allclose(ln.get_ydata(), g["mean"])
                    for ln in lines) == 1
     assert {ln.get_linestyle() for ln in lines} == {"-", "--"}      # seq_length as line style
-    assert ax.get_legend().get_title().get_text() == "model.name\nmean ± std over 3 seeds"  # names its key
+    assert legend_of(fig).get_title().get_text() == "mean ± 1 std over 3 seeds"  # entries name the keys
     assert "step" in ax.get_xlabel() and "fraction" in ax.get_ylabel()
     png, pdf = save_figure(fig, tmp_path / "out" / "accuracy", ("png", "pdf"))
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and pdf.read_bytes()[:5] == b"%PDF-"
@@ -160,37 +161,39 @@ def test_plot_lines_are_the_aggregated_means_and_files_are_valid(tmp_path):
     fig = plot_curves(df, "accuracy", panels="dataset.seq_length")
     assert [a.get_title() for a in fig.axes] == ["seq_length=10", "seq_length=20"]
     for a, L in zip(fig.axes, (10, 20)):
-        lines = [ln for ln in a.lines if len(ln.get_xdata())]
+        lines = [ln for ln in a.lines if ln.get_gid() != "chance"]
         for _, g in agg[agg["dataset.seq_length"] == L].groupby("model.name"):
             assert sum(np.allclose(ln.get_ydata(), g["mean"]) for ln in lines) == 1
         assert len(lines) == 2
 
 
-def test_a_long_legend_goes_beside_the_plot_and_is_saved(tmp_path):
-    # 8 groups with long labels (an ablation's three switches): inside, the legend would hide curves
+def test_the_legend_sits_below_the_data_and_is_saved(tmp_path):
+    # 8 groups with long labels (an ablation's three switches): below the axes, never on them
     for num, (axis, reset, init) in enumerate((a, r, i) for a in ("batch", "class") for r in (False, True)
                                                for i in ("kaiming_normal", "kaiming_normal_fan_out")):
         cfg = config(**{"model.log_softmax_axis": axis, "model.reset_at_padding": reset, "model.init": init})
         write_run(tmp_path / "sweep" / str(num), cfg, metrics_frame(STEPS, ACC[("lstm", 0)]))
-    fig = plot_curves(collect(tmp_path / "sweep"), "accuracy")
+    fig = plot_curves(collect(tmp_path / "sweep"), "accuracy", chance=None)
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     renderer = FigureCanvasAgg(fig).get_renderer()
-    ax, legend = fig.axes[0], fig.axes[0].get_legend()
+    fig.draw_without_rendering()     # the constrained layout places the axes and the legend
+    ax, legend = fig.axes[0], legend_of(fig)
     assert len(legend.get_texts()) == 8
-    assert legend.get_window_extent(renderer).x0 >= ax.get_window_extent(renderer).x1   # right of the axes
+    box, axes_box = legend.get_window_extent(renderer), ax.get_tightbbox(renderer)   # with its tick labels
+    assert box.y1 <= axes_box.y0                                               # below the axes and x label
     png, = save_figure(fig, tmp_path / "accuracy", ("png",))
     from matplotlib.image import imread
     height, width = imread(png).shape[:2]
-    legend_px = legend.get_window_extent(renderer).width * 200 / fig.dpi
-    assert width > fig.get_size_inches()[0] * 200 + 0.8 * legend_px   # widened to hold the whole legend
+    assert height >= box.height * 200 / fig.dpi + ax.get_window_extent(renderer).height * 200 / fig.dpi
 
-    # four short entries stay inside (the palindrome comparison's models x lengths)
+    # four short entries (the palindrome comparison's models x lengths) and the chance line: below too
     _sweep(tmp_path / "a", seq_length=10)
     _sweep(tmp_path / "b", seq_length=20)
     fig = plot_curves(collect([tmp_path / "a", tmp_path / "b"]), "accuracy")
     renderer = FigureCanvasAgg(fig).get_renderer()
-    ax = fig.axes[0]
-    assert ax.get_window_extent(renderer).contains(*ax.get_legend().get_window_extent(renderer).p1)
+    fig.draw_without_rendering()
+    assert not legend_of(fig).get_window_extent(renderer).overlaps(fig.axes[0].get_window_extent(renderer))
+    assert len(legend_of(fig).get_texts()) == 5
 
 
 def test_partial_crashed_corrupt_runs_are_reported_not_fatal(tmp_path):

@@ -287,3 +287,42 @@ def test_trials_this_search_launched_that_never_reported_count_against_n_trials(
             t.set_user_attr("killed", "its job ended without a summary.json")
         study.tell(t, 1.0 if state == "COMPLETE" else None, state=optuna.trial.TrialState[state])
     assert counted(study) == 1 and used(study) == 3
+
+
+def test_a_resumed_search_does_not_replay_the_first_searchs_draws(tmp_path):
+    """The same command again on the same storage (Search._open, as a resumed search opens its
+    study): its sampler must not be seeded as the first search's was. What the inner sampler
+    draws (before the no-repeat filter, which would hide a replay by drawing again) must hold
+    none of the first search's parameters, and must be reproducible (the same seed + 3)."""
+    from rnn_experiments.sweeps.search.sweeper import Search, suggest
+
+    space = parse({"train.lr": "tag(log, interval(1e-4, 1e-2))"}, [])
+    config = OmegaConf.create({"hydra": {"sweeper": {
+        "direction": "maximize", "pruner": None, "n_jobs": 1,
+        "sampler": {"_target_": "optuna.samplers.RandomSampler", "seed": 7}}}})
+    spec = str(tmp_path / "optuna.journal")
+
+    def search_once(n: int) -> tuple[list, list]:
+        """Open the study as a search does, ask n trials: (their values, the inner sampler's draws)."""
+        search = Search()
+        search.config, search.space = config, space
+        study = search._open(spec, "s")
+        inner, drawn = study.sampler.inner, []
+        real = inner.sample_independent
+        inner.sample_independent = lambda *a: drawn.append(real(*a)) or drawn[-1]
+        asked = []
+        for _ in range(n):
+            t = study.ask()
+            for name, d in space.distributions.items():
+                suggest(t, name, d)
+            study.tell(t, 0.5)
+            asked.append(t.params["train.lr"])
+        return asked, drawn
+
+    first, _ = search_once(3)
+    resumed, drawn = search_once(2)
+    assert not set(drawn) & set(first)            # a replayed seed draws the first search's values again
+    assert len(set(first + resumed)) == 5
+    expected = optuna.samplers.RandomSampler(seed=7 + 3)
+    probe = optuna.create_study(sampler=expected)
+    assert drawn[0] == probe.ask().suggest_float("train.lr", 1e-4, 1e-2, log=True)   # seed + trials held

@@ -150,10 +150,55 @@ class FakeJob:
         raise self.error("no result")
 
 
-def test_a_job_slurm_ended_without_a_result_is_logged_and_the_sweep_goes_on(caplog):
+def test_a_job_slurm_ended_without_a_result_is_failed_logged_and_the_sweep_goes_on(caplog):
+    """Not COMPLETED: status FAILED, its error naming the job and SLURM's state; reading its
+    return_value (as Hydra's BasicSweeper does for every job) gives None instead of raising."""
+    from hydra.core.utils import JobStatus
+    from hydra_plugins.rnn_experiments_slurm.launcher import EndedWithoutResult
     ret = wait_for(FakeJob(["CANCELLED by 0"]), 1, ["seed=1"], poll_s=0)
-    assert ret.return_value is None and ret.overrides == ["seed=1"]
+    assert ret.status == JobStatus.FAILED and ret.overrides == ["seed=1"]
+    assert isinstance(ret._return_value, EndedWithoutResult)
+    assert str(ret._return_value) == "job #1 (SLURM job 7_1): ended CANCELLED without a result"
+    assert ret.return_value is None
     assert "job #1 (SLURM job 7_1): ended CANCELLED without a result" in caplog.text
+
+
+def test_hydras_basic_sweeper_runs_every_batch_past_a_job_without_a_result(tmp_path, monkeypatch):
+    """Hydra's BasicSweeper, two batches of one job (max_batch_size=1): the first job ended
+    without a result (FAILED), the second batch is still launched and the sweep returns both
+    (a plain FAILED JobReturn holding an error would end the sweep at the first batch)."""
+    from types import SimpleNamespace
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.utils import JobReturn, JobStatus
+    from hydra_plugins.rnn_experiments_slurm.launcher import no_result
+    launched = []
+
+    class Launcher:
+        def __init__(self, first):
+            self.first = first
+
+        def launch(self, batch, initial_job_idx):
+            launched.append((initial_job_idx, [list(o) for o in batch]))
+            if initial_job_idx == 0:
+                return [self.first(batch[0])]
+            return [JobReturn(overrides=list(batch[0]), status=JobStatus.COMPLETED, _return_value=0.5)]
+
+    def sweep(first):
+        launched.clear()
+        sweeper = BasicSweeper(max_batch_size=1)
+        sweeper.config = OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}}})
+        sweeper.hydra_context = SimpleNamespace(config_loader=None)
+        sweeper.launcher = Launcher(first)
+        monkeypatch.setattr(sweeper, "validate_batch_is_legal", lambda batch: None)
+        return sweeper.sweep(["seed=0,1"])
+
+    returns = sweep(lambda o: no_result(o, "job #0 (SLURM job 7_0): ended CANCELLED without a result"))
+    assert launched == [(0, [["seed=0"]]), (1, [["seed=1"]])]
+    assert [r[0].status for r in returns] == [JobStatus.FAILED, JobStatus.COMPLETED]
+    assert returns[1][0].return_value == 0.5
+    with pytest.raises(RuntimeError, match="boom"):   # what the launcher avoids: Hydra's FAILED raises
+        sweep(lambda o: JobReturn(overrides=list(o), status=JobStatus.FAILED, _return_value=RuntimeError("boom")))
+    assert launched == [(0, [["seed=0"]])]
 
 
 def test_a_requeued_job_is_waited_for():
@@ -168,7 +213,7 @@ def test_a_node_failure_is_not_an_end_until_slurm_had_time_to_requeue_it(caplog)
     job = FakeJob(["NODE_FAIL", "NODE_FAIL", "PENDING", "RUNNING"], result="the JobReturn")
     assert wait_for(job, 1, ["seed=1"], poll_s=0, grace_s=60) == "the JobReturn" and job.states == []
     ret = wait_for(FakeJob(["NODE_FAIL"] * 3), 1, ["seed=1"], poll_s=0, grace_s=0)
-    assert ret.return_value is None and "ended NODE_FAIL without a result" in caplog.text
+    assert ret.status.name == "FAILED" and "ended NODE_FAIL without a result" in caplog.text
 
 
 def test_the_launcher_runs_upstreams_launch_with_jobs_that_wait(monkeypatch):
@@ -200,7 +245,7 @@ def test_the_launcher_runs_upstreams_launch_with_jobs_that_wait(monkeypatch):
     import hydra_plugins.rnn_experiments_slurm.launcher as launcher
     monkeypatch.setattr(launcher, "wait_for", lambda job, num, o, poll_s=5.0: wait_for(job, num, o, poll_s=0))
     returns = SlurmLauncher.launch(object.__new__(SlurmLauncher), [["seed=0"], ["seed=1"]], 0)
-    assert returns[0].overrides == ["seed=0"] and returns[0]._return_value is None and returns[1] == "ret #1"
+    assert returns[0].overrides == ["seed=0"] and returns[0].status.name == "FAILED" and returns[1] == "ret #1"
     assert made["nums"] == [0, 1] and isinstance(made["executor"], Executor)
     assert submitit.AutoExecutor is Executor          # put back after the launch
 
@@ -275,3 +320,63 @@ def test_a_cluster_that_cannot_be_read_is_one_line(tmp_path, monkeypatch, script
         read_cluster()
     assert str(e.value).startswith("hydra/launcher=slurm: ") and message in str(e.value)
     assert "\n" not in str(e.value)
+
+
+def test_sigusr2_in_a_slurm_job_checkpoints_then_submitit_requeues_it(tmp_path, monkeypatch):
+    """SLURM's time-limit signal, in this process without a cluster: submitit's own signal
+    handlers as a SLURM job has them (JobEnvironment._handle_signals), SIGUSR2 sent after
+    training step 6 of a run; the loop finishes the step, saves the checkpoint of step 6 and
+    ends `interrupted`; then submitit's handler is called (launch.py: requeue_if_preempted),
+    which pickles the launcher's checkpoint (the same job, resubmitted) and asks SLURM to
+    requeue the job (`scontrol requeue`, here recorded) with the time-outs it has left."""
+    import json
+    import os
+    import signal
+    import submitit
+    from submitit.core.utils import DelayedSubmission, JobPaths
+    from conftest import TINY, run_command
+    import rnn_experiments.training.loop as loop
+    from hydra_plugins.rnn_experiments_slurm.launcher import SlurmLauncher
+
+    for k, v in {"SUBMITIT_EXECUTOR": "slurm", "SLURM_JOB_ID": "7", "SLURM_PROCID": "0"}.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.delenv("SUBMITIT_PREEMPT_SIGNAL", raising=False)
+    env = submitit.JobEnvironment()
+    requeued = []
+    monkeypatch.setattr(type(env), "_requeue", lambda self, countdown: requeued.append(countdown))
+    paths = JobPaths(tmp_path / "submitit", job_id="7")
+    paths.folder.mkdir()
+    delayed = DelayedSubmission(object.__new__(SlurmLauncher), [["seed=0"]], 0)
+    delayed.set_timeout(120, 3)                 # the preset's timeout_min; max_num_timeout 3
+
+    real_step = loop.make_step
+
+    def make_step(*args, **kwargs):
+        take, taken = real_step(*args, **kwargs), [0]
+
+        def step_then_signal(x, y):
+            out = take(x, y)
+            taken[0] += 1
+            if taken[0] == 6:
+                os.kill(os.getpid(), signal.SIGUSR2)   # what SLURM sends signal_delay_s before the limit
+            return out
+        return step_then_signal
+    monkeypatch.setattr(loop, "make_step", make_step)
+
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGUSR2, signal.SIGTERM, signal.SIGCONT)}
+    env._handle_signals(paths, delayed)
+    try:
+        run_dir = tmp_path / "run"
+        done = run_command("rnn-train", *TINY, "train.steps=10", f"hydra.run.dir={run_dir}")
+    finally:
+        for s, h in handlers.items():
+            signal.signal(s, h)
+    assert (run_dir / "summary.json").is_file(), done.err[-3000:]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert (summary["status"], summary["signal"], summary["step"]) == ("interrupted", "SIGUSR2", 6), done.err
+    import torch
+    assert torch.load(run_dir / "checkpoint.pt", weights_only=False)["step"] == 6
+    assert requeued == [3]                                 # no time-out spent: a preemption
+    assert done.code == -1                                 # submitit's sys.exit(-1) after requeueing (255 as a process)
+    resubmitted = DelayedSubmission.load(paths.submitted_pickle)
+    assert isinstance(resubmitted.function, SlurmLauncher) and resubmitted.args == ([["seed=0"]], 0)

@@ -7,8 +7,9 @@ import torch.nn.functional as F
 
 import rnn_experiments.models.kernels.fused as fused
 from fused_check import assert_fused_equals_recurrence
-from rnn_experiments.models import LSTM, PeepLSTM
+from rnn_experiments.models import LSTM, BiLSTM, PeepLSTM
 from rnn_experiments.models.kernels.fused import LSTMFunction, PeepLSTMFunction
+from rnn_experiments.training import impl
 
 
 def test_lstm_function_gradcheck():
@@ -181,3 +182,34 @@ def test_gemm_library_is_mkl_where_results_must_not_depend_on_timing(monkeypatch
     finally:
         torch.use_deterministic_algorithms(False)
     assert fused.gemm_library(256, 256, 1024, torch.float32) in ("mkl", "onednn")
+
+
+@pytest.mark.parametrize("cls", [LSTM, PeepLSTM, BiLSTM])
+def test_every_implementation_a_training_step_may_choose_equals_the_recurrence(cls, token_rows):
+    """Each candidate of the measured choice (training/impl.py: the fused path with its own kernel
+    choices, with every step's tanh as 2σ(2x) - 1, with oneDNN's products; the autograd loop),
+    in float32 as trained: outputs and every gradient as the autograd recurrence gives them."""
+    torch.manual_seed(0)
+    model = cls(3, 2, 8, 16)
+    x = torch.randint(0, 3, (6, 11))
+    names = list(impl.candidates(model))
+    assert names[0] == "fused" and names[-1] == "autograd"
+    for name, attributes in impl.candidates(model).items():
+        impl.apply(model, attributes)
+        assert_fused_equals_recurrence(model, x, tol=1e-5, msg=name)
+
+
+def test_the_tanh_kernel_a_step_chooses_is_exact_in_float64_at_every_size(token_rows):
+    """kernels=("sigmoid", ...) applies 2σ(2x) - 1 below SIGMOID_TANH_MIN_SIZE too: gradcheck, and
+    the recurrence to 1e-12 through the model (BiLSTM: both directions)."""
+    T, B, H, V = 4, 3, 5, 3
+    v = torch.randint(0, V, (T, B), generator=torch.Generator().manual_seed(2))
+    P = torch.randn(V, 4 * H, dtype=torch.double, requires_grad=True)
+    W_h = torch.randn(4 * H, H, dtype=torch.double, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda P, W: LSTMFunction.apply(v, P, W, False, True, None, ("sigmoid", "mkl")),
+                                    (P, W_h), fast_mode=True)
+    for cls in (LSTM, BiLSTM):
+        torch.manual_seed(0)
+        model = cls(3, 2, 8, 16).double()
+        model.kernels = ("sigmoid", None)
+        assert_fused_equals_recurrence(model, torch.randint(0, 3, (6, 9)), tol=1e-12, msg=cls.__name__)

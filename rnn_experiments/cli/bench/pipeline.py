@@ -1,8 +1,10 @@
 """The whole-run sections of rnn-bench: a batch against the step that consumes it (`data`), a run's
 peak memory (`memory`), the analysis of 1,000 run folders (`analysis`), a training run split into
-its phases (`run`) and the demo sweep with one job or two at a time (`sweep`)."""
+its phases (`run`), the demo sweep with one job or two at a time (`sweep`) and the demo's run
+beside busy processes, default threads against one (`shared`)."""
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import tempfile
@@ -17,6 +19,7 @@ from rnn_experiments.cli.bench.timing import PhaseTimes, interleaved, step_fn, s
 from rnn_experiments.config import compose
 from rnn_experiments.data import build_dataset
 from rnn_experiments.training.loop import train
+from rnn_experiments.training.resources import available_cores
 from rnn_experiments.training.setup import setup
 
 BOOK = Path("data/grimms_fairy_tales.txt")  # where `python -m rnn_experiments.download grimm` puts it
@@ -168,3 +171,53 @@ def bench_sweep(steps: int, repeats: int):
              "ratio": 1.0, "target": ""},
             {"section": "sweep", "case": case, "what": "joblib 2 jobs x 1 thread", "median_ms": med["parallel"] * 1e3,
              "ratio": med["parallel"] / med["sequential"], "target": "reported (< 1: faster)"}]
+
+
+SHARED_TARGET = 1.3   # the default beside busy processes, at most this many times one thread's time
+
+
+def busy_processes(n: int) -> list:
+    """n processes that keep a core busy each (`python -c 'while True: pass'`); stop_processes ends them."""
+    return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+
+
+def stop_processes(procs) -> None:
+    for p in procs:
+        p.kill()
+        p.wait()
+
+
+def bench_shared(steps: int = 40, busy: int = 2, repeats: int = 1, extra=()):
+    """The demo's training run (`+experiment=demo`, its LSTM, `steps` steps, start-up included)
+    in a subprocess beside `busy` busy processes that this starts and stops, with the default
+    threads and with train.threads=1, alternating; the fastest of `repeats` each. The default
+    row names the threads the run chose (summary.json's impl). Target: default <= 1.3 x one thread."""
+    if available_cores() < 2:
+        return [{"section": "shared", "case": "demo beside busy processes", "what": "skipped: one core",
+                 "median_ms": None, "ratio": None, "target": ""}]
+    times, chose = {"default": [], "train.threads=1": []}, {}
+    hogs = busy_processes(busy)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            for r in range(repeats):
+                for name in times:
+                    run_dir = Path(tmp) / f"{'default' if name == 'default' else 'one'}-{r}"
+                    cmd = [sys.executable, "-m", "rnn_experiments.train", "+experiment=demo", "hydra.mode=RUN",
+                           "model=lstm", f"train.steps={steps}", "device=cpu", f"hydra.run.dir={run_dir}",
+                           "hydra/job_logging=none", "hydra/hydra_logging=none", *extra,
+                           *(["train.threads=1"] if name != "default" else [])]
+                    t0 = time.perf_counter()
+                    proc = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True)
+                    times[name].append(time.perf_counter() - t0)
+                    if proc.returncode != 0:
+                        raise RuntimeError(f"the demo run failed: {proc.stderr.strip()[-300:]}")
+                    chose[name] = json.loads((run_dir / "summary.json").read_text())["impl"]["threads"]
+    finally:
+        stop_processes(hogs)
+    default, one = min(times["default"]), min(times["train.threads=1"])
+    case = f"demo lstm, {steps} steps, beside {busy} busy"
+    return [{"section": "shared", "case": case, "what": "train.threads=1", "median_ms": one * 1e3,
+             "ratio": 1.0, "target": ""},
+            {"section": "shared", "case": case, "what": f"default (chose {chose['default']} thr)",
+             "median_ms": default * 1e3, "ratio": default / one, "target": f"<= {SHARED_TARGET:g} (x 1 thread)",
+             "limit": SHARED_TARGET}]

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 
 from rnn_experiments.cli.bench.timing import MINIMA, interleaved, step_fn, sync, train_config
 from rnn_experiments.models.generator import TextGenerator
+from rnn_experiments.training.impl import choose_impl
 from rnn_experiments.training.setup import build_optimizer, setup
 
 
@@ -48,14 +49,19 @@ def case_repeats(B: int, H: int, T: int, repeats: int) -> int:
 
 
 def bench_train(device, repeats, sizes, with_plain: bool, cuda_graphs: bool = True):
-    """sizes: (B, H, T) with T = 4L + 1 (palindromes of length L)."""
+    """sizes: (B, H, T) with T = 4L + 1 (palindromes of length L). Our models take the
+    implementation a 3000-step run of each size would take on this machine (training/impl.py:
+    cached, or measured now and cached), at the bench's thread count; each row names it (`impl`)."""
     rows = []
     for B, H, T in sizes:
-        runs = {}
+        runs, chosen = {}, {}
         for name in ("lstm", "peep_lstm") + (("lstm (autograd loop)",) if with_plain else ()):
-            cfg = train_config(name.split()[0], B, H, (T - 1) // 4, device)
+            cfg = train_config(name.split()[0], B, H, (T - 1) // 4, device, [f"train.threads={torch.get_num_threads()}"])
             _, data, model, optimizer = setup(cfg)
-            model.fused = not name.endswith("loop)")
+            if name.endswith("loop)"):
+                model.fused = False
+            else:                                             # what a run of this size would use here
+                chosen[name] = choose_impl(cfg, device, data, model)
             runs[name] = (model, optimizer)
         x, y = data.sample(B)                                 # (B, 4L+1) palindromes, (B,) labels
         torch.manual_seed(0)
@@ -71,9 +77,12 @@ def bench_train(device, repeats, sizes, with_plain: bool, cuda_graphs: bool = Tr
             rows.append({"section": "train", "case": case, "what": name,
                          "median_ms": t * 1e3, "ratio": t / med["nn.LSTM"],
                          "min_ratio": MINIMA[case, name] / MINIMA[case, "nn.LSTM"],
-                         "target": f"<= {target:g}" if target else "", "limit": target})
+                         "target": f"<= {target:g}" if target else "", "limit": target,
+                         "impl": chosen[name]["choice"] if name in chosen else None})
         print(f"  {case}: nn.LSTM {med['nn.LSTM'] * 1e3:.2f} ms; " + ", ".join(
-            f"{r['what']} {r['ratio']:.2f} ({r['min_ratio']:.2f})" for r in rows[-len(med) + 1:]), flush=True)
+            f"{r['what']} {r['ratio']:.2f} ({r['min_ratio']:.2f})"
+            + (f" [{r['impl']}, {chosen[r['what']]['how']}]" if r["impl"] else "") for r in rows[-len(med) + 1:]),
+            flush=True)
     return rows
 
 

@@ -42,9 +42,9 @@ Notation: a_t are a step's pre-activations (B, 4H) and dA_t = dL/da_t; dA stacks
 """
 from __future__ import annotations
 
-import time
-
 import torch
+
+from rnn_experiments.models.kernels import measured
 
 
 BLOCK_BYTES = 16 * 2**20
@@ -52,7 +52,7 @@ TANH_BY_SIGMOID: bool | None = None   # None: measured at the first call (see ta
 SIGMOID_TANH_MIN_SIZE = 128 * 128     # B·H from which 2σ(2x) - 1 may replace tanh
 ONEHOT_MAX_VOCAB = 64                 # up to this many tokens, P[v_t] is a product with onehot(v_t)
 GEMM: str | None = None               # "mkl" | "onednn"; None: measured per shape (see gemm_library)
-_GEMM_CHOICE: dict = {}
+_CHOSEN: dict = {}                    # this process's measured kernel choices (measured.choose)
 
 
 class _TimeBlocks:
@@ -119,38 +119,36 @@ class _Spare:
         self.key, self.buffers = key, buffers
 
 
-def _time_kernel(fn, x, out, calls=20, repeats=5) -> float:
-    fn(x, out)
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        for _ in range(calls):
-            fn(x, out)
-        best = min(best, time.perf_counter() - t0)
-    return best
+def _calls(fn, n):
+    """fn called n times: one timed candidate of `measured.choose`."""
+    def run():
+        for _ in range(n):
+            fn()
+    return run
 
 
 def tanh_by_sigmoid() -> bool:
     """Whether to evaluate tanh x as 2σ(2x) - 1: where ATen's float tanh takes more than twice as
     long as its sigmoid (it depends on the CPU and the vector math library ATen picks for it), the
     identity's sigmoid and two cheap passes are faster; where it does not, ATen's tanh is
-    (docs/results/speed_measurements.md has kernel times of two machines). Measured once per process on a 128 x 128 tensor (one
-    thread: below ATen's grain size; min of interleaved repeats, a few ms; the two cases differ
-    by far more than a busy machine's noise), unless TANH_BY_SIGMOID is set; ATen's tanh under
-    torch.use_deterministic_algorithms (results must not depend on a timing). The identity is
-    exact; in float32 its absolute error stays below 1.2e-7, the rounding of the values."""
-    global TANH_BY_SIGMOID
+    (docs/results/speed_measurements.md has kernel times of two machines). Measured on a 128 x 128
+    tensor (one thread: below ATen's grain size; 20 calls per repeat, interleaved rounds, a few
+    ms; the two cases differ by far more than a busy machine's noise) once per machine and torch
+    version (this user's cache of measured choices, measured.py), unless TANH_BY_SIGMOID is set;
+    ATen's tanh under torch.use_deterministic_algorithms (results must not depend on a timing).
+    A training step's own choice (training/impl.py) may set it per model instead. The identity
+    is exact; in float32 its absolute error stays below 1.2e-7, the rounding of the values."""
     if TANH_BY_SIGMOID is not None:
         return TANH_BY_SIGMOID
     if torch.are_deterministic_algorithms_enabled():
         return False
-    x, out = torch.linspace(-4, 4, 128 * 128).view(128, 128), torch.empty(128, 128)  # no RNG draw
-    t_tanh = t_sig = float("inf")
-    for _ in range(3):
-        t_tanh = min(t_tanh, _time_kernel(lambda x, o: torch.tanh(x, out=o), x, out))
-        t_sig = min(t_sig, _time_kernel(lambda x, o: torch.sigmoid(x, out=o), x, out))
-    TANH_BY_SIGMOID = t_tanh > 2 * t_sig
-    return TANH_BY_SIGMOID
+    key = "kernel tanh-or-sigmoid 128x128"
+    if key not in _CHOSEN:
+        x, out = torch.linspace(-4, 4, 128 * 128).view(128, 128), torch.empty(128, 128)  # no RNG draw
+        _CHOSEN[key] = measured.choose(key, {"tanh": _calls(lambda: torch.tanh(x, out=out), 20),
+                                             "sigmoid": _calls(lambda: torch.sigmoid(x, out=out), 20)},
+                                       "tanh", rounds=3, repeats=5, margin=2.0, drop=float("inf"))[0]
+    return _CHOSEN[key] == "sigmoid"
 
 
 def _onednn_linear():
@@ -161,47 +159,42 @@ def _onednn_linear():
     return getattr(torch.ops.mkldnn, "_linear_pointwise", None)
 
 
-def gemm_library(M: int, K: int, N: int, dtype: torch.dtype) -> str:
+def gemm_library(M: int, K: int, N: int, dtype: torch.dtype, forced: str | None = None) -> str:
     """Which library computes a per-step product (M, K) x (K, N): "mkl" (torch.mm, what ATen
     calls for float32) or "onednn" (what torch.nn.LSTM calls).
 
     Where the products are large enough for the kernel's vector width to matter, the two can
     differ: MKL's sgemm takes its AVX2 path on AMD CPUs, oneDNN takes AVX-512 wherever the CPU
     has it. So from M·K·N = 2^23 on (B = 128, H = 128 and up), float32 only, both are timed once
-    per shape and thread count, in two rounds of 8 calls each, and oneDNN is used if it was at
-    least 1.25x faster in both (a busy machine's noise should not pick it). Smaller products,
-    where oneDNN's per-call overhead makes it the slower, and runs under
-    torch.use_deterministic_algorithms (whose results must not depend on a timing) use MKL.
-    GEMM overrides the choice. Both compute the product in float32, up to the order of sums."""
+    per machine, shape and thread count (this user's cache of measured choices, measured.py), in
+    two rounds of 8 calls each, and oneDNN is used if it was at least 1.25x faster in both (a busy
+    machine's noise should not pick it). Smaller products, where oneDNN's per-call overhead makes
+    it the slower, and runs under torch.use_deterministic_algorithms (whose results must not
+    depend on a timing) use MKL. GEMM overrides the choice; `forced` (a training step's own
+    choice, training/impl.py) too, oneDNN for float32 only. Both compute the product in float32,
+    up to the order of sums."""
+    linear = _onednn_linear()
+    if forced is not None:
+        return forced if forced == "mkl" or (dtype == torch.float32 and linear is not None) else "mkl"
     if GEMM is not None:
         return GEMM
-    linear = _onednn_linear()
     if (dtype != torch.float32 or linear is None or M * K * N < 2**23
             or torch.are_deterministic_algorithms_enabled()):
         return "mkl"
-    key = (M, K, N, torch.get_num_threads())
-    if key not in _GEMM_CHOICE:
+    key = f"kernel gemm {M}x{K}x{N} threads={torch.get_num_threads()}"
+    if key not in _CHOSEN:
         x = torch.linspace(-1, 1, M * K).view(M, K)         # no RNG draw
         w = torch.linspace(-1, 1, N * K).view(N, K)
         out = torch.empty(M, N)
-
-        def best(fn):
-            fn()
-            times = []
-            for _ in range(8):
-                t0 = time.perf_counter()
-                fn()
-                times.append(time.perf_counter() - t0)
-            return min(times)
-        faster = []
-        for _ in range(2):
-            try:
-                t_onednn = best(lambda: linear(x, w, None, "none", [], ""))
-            except RuntimeError:
-                t_onednn = float("inf")
-            faster.append(1.25 * t_onednn < best(lambda: torch.mm(x, w.t(), out=out)))
-        _GEMM_CHOICE[key] = "onednn" if all(faster) else "mkl"
-    return _GEMM_CHOICE[key]
+        try:
+            linear(x, w, None, "none", [], "")
+        except RuntimeError:                                # this shape not supported: MKL
+            _CHOSEN[key] = "mkl"
+            return "mkl"
+        _CHOSEN[key] = measured.choose(key, {"mkl": lambda: torch.mm(x, w.t(), out=out),
+                                             "onednn": lambda: linear(x, w, None, "none", [], "")},
+                                       "mkl", rounds=2, repeats=8, margin=1.25, drop=float("inf"))[0]
+    return _CHOSEN[key]
 
 
 def _tanh_into(x, out, by_sigmoid: bool, minus_one):
@@ -268,7 +261,9 @@ class _LSTMBuffers:
 class LSTMFunction(torch.autograd.Function):
     r"""h_T of the LSTM from token ids v (T, B), the table P (V, 4H) [gate order g, i, f, o]
     and W_h (4H, H); reset_token (an int, or None): c_t = 0 where v_t == reset_token
-    (model.reset_at_padding), i.e. c_t is multiplied by m_t = [v_t ≠ reset_token].
+    (model.reset_at_padding), i.e. c_t is multiplied by m_t = [v_t ≠ reset_token]; kernels:
+    (tanh: "aten" | "sigmoid", gemm: "mkl" | "onednn"), either None for the kernel's own choice
+    (tanh_by_sigmoid, gemm_library): a training step's measured choice (training/impl.py).
 
         a_t = P[v_t] + h_{t-1} W_h^T
         g_t = tanh(a_t^g),  i_t, f_t, o_t = σ(a_t^i), σ(a_t^f), σ(a_t^o)
@@ -286,17 +281,21 @@ class LSTMFunction(torch.autograd.Function):
     eval_spare = _Spare()               # buffers of the last forward with keep=False
 
     @staticmethod
-    def forward(ctx, v, P, W_h, reuse_buffers=True, keep=True, reset_token=None):
+    def forward(ctx, v, P, W_h, reuse_buffers=True, keep=True, reset_token=None, kernels=None):
         T, B = v.shape
         H, V = W_h.shape[1], P.shape[0]
-        by_sigmoid = B * H >= SIGMOID_TANH_MIN_SIZE and tanh_by_sigmoid()
+        tanh_kernel, gemm = kernels or (None, None)         # a step's choice (training/impl.py), or None
+        if tanh_kernel is None:
+            by_sigmoid = B * H >= SIGMOID_TANH_MIN_SIZE and tanh_by_sigmoid()
+        else:
+            by_sigmoid = tanh_kernel == "sigmoid"
         fold = V <= ONEHOT_MAX_VOCAB                        # P[v_t] through the product
         W = torch.cat([W_h.t(), P]) if fold else W_h.t()    # (H + V, 4H) or (H, 4H)
         if by_sigmoid:                                      # a^g doubled: g_t = 2σ(2a^g) - 1
             W, P = W.clone(), P.clone()
             W[:, :H] *= 2
             P[:, :H] *= 2
-        onednn = _onednn_linear() if gemm_library(B, W.shape[0], 4 * H, P.dtype) == "onednn" else None
+        onednn = _onednn_linear() if gemm_library(B, W.shape[0], 4 * H, P.dtype, gemm) == "onednn" else None
         W_rows = W.t().contiguous() if onednn else None     # (4H, H + V): oneDNN's x W_rows^T
         key = (T, B, H, V, P.dtype, P.device, BLOCK_BYTES, keep, fold)
         spare = LSTMFunction.spare if keep else LSTMFunction.eval_spare
@@ -357,7 +356,7 @@ class LSTMFunction(torch.autograd.Function):
             LSTMFunction.eval_spare.put(key, buf)
             buf = None
         ctx.buf, ctx.m, ctx.v, ctx.W_h, ctx.keep = buf, m, v, W_h, keep
-        ctx.num_tokens, ctx.reuse, ctx.key = P.shape[0], reuse_buffers, key
+        ctx.num_tokens, ctx.reuse, ctx.key, ctx.gemm = P.shape[0], reuse_buffers, key, gemm
         return h_T
 
     @staticmethod
@@ -380,7 +379,7 @@ class LSTMFunction(torch.autograd.Function):
         dc_b = dc.unsqueeze(1)                              # (B, 1, H)
         mul, addcmul, mm = torch.mul, torch.addcmul, torch.mm
         tanh_bw, sigmoid_bw = torch.ops.aten.tanh_backward.grad_input, torch.ops.aten.sigmoid_backward.grad_input
-        onednn = _onednn_linear() if gemm_library(B, 4 * H, H, W_h.dtype) == "onednn" else None
+        onednn = _onednn_linear() if gemm_library(B, 4 * H, H, W_h.dtype, ctx.gemm) == "onednn" else None
         W_h_rows = W_h.t().contiguous() if onednn else None  # (H, 4H): oneDNN's dA_t W_h_rows^T
         steps = zip(dA, K, ifo, i_f, g, gc, tanh_cs, m if m is not None else [None] * T)
         for t, (a, k, a_ifo, a_if, gt, gct, tc, mt) in reversed(list(enumerate(steps))):
@@ -410,7 +409,7 @@ class LSTMFunction(torch.autograd.Function):
                 dW[H:].index_add_(0, v[s:s + n].reshape(-1), dA_n)   # dP[v] = Σ_{v_tb = v} dA_tb
         if ctx.reuse:
             LSTMFunction.spare.put(ctx.key, buf)
-        return None, dW[H:], dW[:H].t().contiguous(), None, None, None
+        return None, dW[H:], dW[:H].t().contiguous(), None, None, None, None
 
 
 class _PeepBuffers:

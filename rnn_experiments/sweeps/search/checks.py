@@ -7,6 +7,9 @@ overrides) are composed as the trials' jobs will be and checked by sweeps/checks
 the function a single run is checked with. The first problem stops the search with one line
 (`Refused`: exit status 2), before the sweep folder exists.
 
+Another Hydra app's search (its config has no experiment_name and train) gets the checks of
+its settings and space, not those of the project's runs (`is_project_config`).
+
 The seed is not a hyperparameter: `seed=0,1` or a seed in the search space is refused. A search
 compares settings at one seed (the trials' differences would otherwise mix settings and seeds);
 repeat the best setting over seeds afterwards (the search's report prints the commands).
@@ -26,6 +29,16 @@ from rnn_experiments.sweeps.guard import JobComposer
 from rnn_experiments.sweeps.checks import check_job, training_needs
 
 DIRECTIONS = ("minimize", "maximize")
+# hydra.sweeper's keys (conf/hydra/sweeper/optuna.yaml); any other is refused
+SETTINGS = ("_target_", "_recursive_", "direction", "storage", "study_name", "n_trials", "n_jobs",
+            "max_failure_rate", "params", "sampler", "pruner")
+
+
+def is_project_config(config: DictConfig) -> bool:
+    """Whether `config` is one of the project's commands' (top-level experiment_name and train):
+    only then is the seed refused from the space and every trial's config checked as a run; the
+    jobs of another Hydra app are that app's own to check."""
+    return "experiment_name" in config and "train" in config
 NOT_STARTED = "no trial was started"
 
 
@@ -38,6 +51,12 @@ def check_settings(s: DictConfig) -> None:
     def bad(key: str, expected: str):
         raise SearchError(f"hydra.sweeper.{key}={s.get(key)} is invalid: expected {expected}")
 
+    unknown = [k for k in s if k not in SETTINGS]
+    if unknown:
+        why = (" (hydra-optuna-sweeper's; this sweeper has no custom search-space function)"
+               if unknown[0] == "custom_search_space" else "")
+        raise SearchError(f"hydra.sweeper.{unknown[0]} is not a setting of the Optuna sweeper{why}: "
+                          f"expected one of {', '.join(k for k in SETTINGS if not k.startswith('_'))}")
     if not _is_int(s.get("n_trials")) or s.n_trials < 1:
         bad("n_trials", "an integer >= 1 (the trials the study is to hold, counting those it holds)")
     if not _is_int(s.get("n_jobs")) or s.n_jobs < 1:
@@ -105,14 +124,16 @@ def check_search(config: DictConfig, loader=None) -> Space:
     try:
         check_settings(s)
         space = parse(s.get("params"), list(config.hydra.overrides.task), config)
-        check_seeds(space)
+        if is_project_config(config):
+            check_seeds(space)
         if not space.distributions:
             raise SearchError("the search space is empty: give hydra.sweeper.params or a "
                               "command-line entry such as 'train.lr=tag(log, interval(1e-4, 1e-2))'")
         make_sampler(s.get("sampler"), space)
         make_pruner(s.get("pruner"))
         check_storage(storage_spec(s, config.hydra.sweep.dir), default=s.get("storage") in (None, ""))
-        check_values(config, space, loader)
+        if is_project_config(config):
+            check_values(config, space, loader)
     except SearchError as e:
         raise Refused(f"{e}; {NOT_STARTED}") from None
     return space

@@ -59,6 +59,14 @@ def study_name(sweeper_cfg, experiment_name: str) -> str:
     return str(sweeper_cfg.get("study_name") or experiment_name)
 
 
+def default_study_name(cfg) -> str:
+    """The study's name when hydra.sweeper.study_name is null: the experiment's name
+    (experiment_name), or, in another Hydra app's config, its job's name."""
+    from omegaconf import OmegaConf
+    name = OmegaConf.select(cfg, "experiment_name", default=None, throw_on_missing=False)
+    return str(name or cfg.hydra.job.name)
+
+
 def is_url(spec: str) -> bool:
     return "://" in spec
 

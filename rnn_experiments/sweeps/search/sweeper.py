@@ -36,7 +36,8 @@ from rnn_experiments.sweeps.guard import Refused
 from rnn_experiments.sweeps.search import STUDY_FILE, SearchError
 from rnn_experiments.sweeps.search.checks import NOT_STARTED, check_search
 from rnn_experiments.sweeps.search.space import key
-from rnn_experiments.sweeps.search.study import (absolute, check_compatible, load, make_pruner, make_sampler,
+from rnn_experiments.sweeps.search.study import (absolute, check_compatible, default_study_name, load,
+                                          make_pruner, make_sampler,
                                           prunes, storage_spec, study_name, tried)
 from rnn_experiments.sweeps.search.trial import objective
 from rnn_experiments.run.status import STOP_STATUSES
@@ -71,17 +72,29 @@ def used(study, process: str | None = None) -> int:
                                 if "killed" in t.user_attrs and t.user_attrs.get("process") == process)
 
 
-def outcome(run_dir: Path, returned: Any = None) -> tuple[str, Optional[float], dict]:
-    """(state, value, user attributes) of a trial from its run folder's summary.json and the
-    value its job returned (None if unknown): COMPLETE with the value, PRUNED, or FAIL."""
+def outcome(run_dir: Path, returned: Any = None, raised: Optional[BaseException] = None
+            ) -> tuple[str, Optional[float], dict]:
+    """(state, value, user attributes) of a trial from its run folder's summary.json and what
+    its job's JobReturn said (None if unknown): `returned`, the value of a COMPLETED job;
+    `raised`, the error of a FAILED one. COMPLETE with the value, PRUNED, or FAIL.
+
+    A folder without summary.json is not a run of the project's commands (another Hydra app's
+    job, or one killed before it wrote anything): the JobReturn tells, a number returned
+    COMPLETE, an error raised FAIL (counted, as hydra-optuna-sweeper counts it); with neither,
+    or a job SLURM ended without a result, the trial was killed."""
     try:
         summary = read_summary(run_dir) or {}
     except SummaryError as e:
         return "FAIL", None, {"failure": str(e), "killed": "its summary.json is unreadable"}
     status = summary.get("status")
+    if status is None and raised is not None and type(raised).__name__ != "EndedWithoutResult":
+        return "FAIL", None, {"failure": f"{type(raised).__name__}: {one_line(raised)}"}
+    if status is None and _is_number(returned):
+        if math.isfinite(returned):
+            return "COMPLETE", float(returned), {}
+        return "FAIL", None, {"failure": f"the job returned {returned!r}, not a finite number"}
     if status == "completed":
-        number = isinstance(returned, (int, float)) and not isinstance(returned, bool)
-        value = returned if number else objective(summary)
+        value = returned if _is_number(returned) else objective(summary)
         if value is not None and math.isfinite(value):
             return "COMPLETE", float(value), {}
         return "FAIL", None, {"failure": "completed without a held-out value"}
@@ -95,6 +108,10 @@ def outcome(run_dir: Path, returned: Any = None) -> tuple[str, Optional[float], 
            "running": f"{run_dir} still says running: its job was killed",
            "interrupted": f"interrupted ({summary.get('signal', '')})"}.get(status, f"status {status}")
     return "FAIL", None, {"failure": why, "killed": why}
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
 
 
 def tell(study, trial_number: int, state: str, value: Optional[float], attrs: dict) -> None:
@@ -196,7 +213,7 @@ class Search:
         s = cfg.hydra.sweeper
         space = check_search(cfg, self.hydra_context.config_loader)
         self.space, self.sweep_dir = space, Path(str(cfg.hydra.sweep.dir))
-        spec, name = storage_spec(s, self.sweep_dir), study_name(s, cfg.experiment_name)
+        spec, name = storage_spec(s, self.sweep_dir), study_name(s, default_study_name(cfg))
         study = self._open(spec, name)
         self.sweep_dir.mkdir(parents=True, exist_ok=True)
         with atomic_write(self.sweep_dir / "multirun.yaml") as f:
@@ -207,7 +224,7 @@ class Search:
         log.info("study %r in %s: %d trial(s) so far, %d to go (n_trials=%d); sampler %s, pruner %s",
                  name, spec, had, max(0, s.n_trials - had), s.n_trials,
                  type(getattr(study.sampler, "inner", study.sampler)).__name__, type(study.pruner).__name__)
-        ran, failed, repeats = 0, 0, 0
+        ran, failed, repeats, first = 0, 0, 0, None
         while used(study) < s.n_trials:
             held = len(tried(study, space))
             if held >= space.size():
@@ -225,10 +242,11 @@ class Search:
             repeats = 0
             states = self._run(study, batch)
             ran += len(states)
-            failed += sum(st == "FAIL" for st in states)
+            failed += sum(st == "FAIL" for st, _ in states)
+            first = first or next((a.get("failure") for st, a in states if st == "FAIL"), None)
             if failed / ran > s.max_failure_rate:
-                log.error("%d of the %d trials run failed (max_failure_rate %s): stopping the search",
-                          failed, ran, s.max_failure_rate)
+                log.error("%d of the %d trials run failed (max_failure_rate %s): stopping the search; "
+                          "the first: %s", failed, ran, s.max_failure_rate, first)
                 break
         try:
             report(study, self.sweep_dir / "analysis", sweep_dir=self.sweep_dir, storage=spec)
@@ -297,11 +315,13 @@ class Search:
             job.hydra.job.id = trial.number
         return Path(str(job.hydra.sweep.dir)) / str(job.hydra.sweep.subdir)
 
-    def _run(self, study, batch: list) -> list[str]:
-        """Launch the batch (trial N as job N), tell each trial its outcome; returns the states.
+    def _run(self, study, batch: list) -> list[tuple[str, dict]]:
+        """Launch the batch (trial N as job N), tell each trial its outcome; returns the
+        (state, user attributes) of each.
         An interruption (Ctrl-C) tells the batch's trials what their folders say, then goes on."""
         from hydra.core.utils import JobStatus
         returned: dict[int, Any] = {}
+        raised: dict[int, BaseException] = {}
         try:
             for group in _consecutive(batch):
                 overrides = [self.space.overrides(t.params) for t in group]
@@ -314,10 +334,13 @@ class Search:
                 for t, r in zip(group, results):
                     if r.status == JobStatus.COMPLETED:
                         returned[t.number] = r.return_value
+                    elif r.status == JobStatus.FAILED and isinstance(r._return_value, BaseException):
+                        raised[t.number] = r._return_value   # its error (return_value would raise it)
         finally:   # also on an interruption: no trial is left RUNNING
             states = []
             for t in batch:
-                state, value, attrs = outcome(Path(t.user_attrs["run_dir"]), returned.get(t.number))
+                state, value, attrs = outcome(Path(t.user_attrs["run_dir"]), returned.get(t.number),
+                                              raised.get(t.number))
                 tell(study, t.number, state, value, attrs)
-                states.append(state)
+                states.append((state, attrs))
         return states

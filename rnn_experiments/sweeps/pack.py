@@ -1,0 +1,244 @@
+"""`hydra/launcher=packed`: a sweep's jobs that differ only in `seed`, trained together.
+
+The launcher loads every job's config as Hydra's basic launcher does, groups the jobs whose
+configs are equal but for `seed` (and Hydra's own node), and splits each group into packs of up
+to `pack_size`. A pack's members are ordinary Hydra jobs of the sweep — each gets its folder,
+`.hydra/`, train.log, its Hydra callbacks and its JobReturn — whose runs train in this process
+through rnn_experiments/training/pack.py. A job that is alone in its group, or whose task has no
+packed form, runs as under the basic launcher; why, the sweep says once.
+
+What a task needs to be packed (the contract; rnn_experiments/cli/rnn_train.py has it): the task
+function has an attribute `pack`, `task.pack(cfg) -> (run, end)` where `run` is the job's
+generator `training.loop.start(..., packed=True)` (one that raises, where the job is refused
+before its run exists) and `end(outcome)` is the job's return value, as the task would end it,
+given `outcome()`: the run's summary, or raising what ended the run.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+
+from rnn_experiments.sweeps.checks import check_pack_settings
+from rnn_experiments.training.pack import Member, run_pack
+
+log = logging.getLogger(__name__)
+
+PACKED_KEY = "seed"   # the one setting in which a pack's members differ
+
+
+def pack_key(cfg: DictConfig) -> str:
+    """What a job computes apart from its seed: jobs with the same key can share a pack."""
+    node = OmegaConf.to_container(cfg, resolve=False)
+    node.pop("hydra", None)
+    node.pop(PACKED_KEY, None)
+    return json.dumps(node, sort_keys=True, default=str)
+
+
+def packs_of(keys: list[str], pack_size: int) -> list[list[int]]:
+    """Indices of the jobs, grouped by key (in the order of their first job) and split into
+    packs of at most `pack_size`, as evenly as the group allows (10 in packs of 4: 4, 3, 3)."""
+    groups: dict[str, list[int]] = {}
+    for i, key in enumerate(keys):
+        groups.setdefault(key, []).append(i)
+    packs = []
+    for members in groups.values():
+        n = -(-len(members) // pack_size)                     # packs for this group
+        size, extra = divmod(len(members), n)
+        start = 0
+        for p in range(n):
+            end = start + size + (p < extra)
+            packs.append(members[start:end])
+            start = end
+    return packs
+
+
+def launch(launcher, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list:
+    """Hydra's Launcher.launch for PackedLauncher: the jobs' JobReturns, in their order."""
+    from hydra.core.utils import configure_log, run_job, setup_globals
+
+    setup_globals()
+    config, context, task = launcher.config, launcher.hydra_context, launcher.task_function
+    check_pack_settings(launcher.pack_size, launcher.strategy)   # the sweep guard checked them already
+    configure_log(config.hydra.hydra_logging, config.hydra.verbose)
+    Path(str(config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
+    jobs = []
+    for i, overrides in enumerate(job_overrides):
+        idx = initial_job_idx + i
+        job_cfg = context.config_loader.load_sweep_config(config, list(overrides))
+        with open_dict(job_cfg):
+            job_cfg.hydra.job.id = f"job_id_for_{idx}"
+            job_cfg.hydra.job.num = idx
+        jobs.append(job_cfg)
+    why = _why_unpacked(task, config)
+    packs = [[i] for i in range(len(jobs))] if why else packs_of([pack_key(c) for c in jobs], launcher.pack_size)
+    alone = sum(len(p) == 1 for p in packs)
+    if why:
+        log.warning("packed launcher: the %d jobs run one after the other: %s", len(jobs), why)
+    elif alone:
+        log.info("packed launcher: %d of %d jobs have no other job that differs from them only in "
+                 "`seed`: they run alone", alone, len(jobs))
+    log.info("packed launcher: %d jobs in %d packs (%s)", len(jobs), len(packs),
+             ", ".join(str(len(p)) for p in packs))
+    returns: dict[int, Any] = {}
+    for pack in packs:
+        if len(pack) == 1:
+            i = pack[0]
+            log.info("\t#%d : %s", initial_job_idx + i, " ".join(job_overrides[i]))
+            returns[i] = run_job(hydra_context=context, task_function=task, config=jobs[i],
+                                 job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir")
+        else:
+            for i in pack:
+                log.info("\t#%d : %s (pack of %d)", initial_job_idx + i, " ".join(job_overrides[i]), len(pack))
+            returns.update(zip(pack, _run_pack(context, task, [jobs[i] for i in pack], launcher.strategy)))
+    return [returns[i] for i in range(len(jobs))]
+
+
+def _why_unpacked(task, config) -> str | None:
+    if getattr(task, "pack", None) is None:
+        return f"the task {getattr(task, '__name__', task)!r} has no packed form (sweeps/pack.py)"
+    if config.hydra.job.get("chdir"):
+        return "hydra.job.chdir=true (the members of a pack share one working directory)"
+    return None
+
+
+class _Job:
+    """A pack member as a Hydra job: its config with the output folder set (as Hydra's run_job
+    sets it), the Hydra config it makes current, its JobReturn."""
+
+    def __init__(self, config: DictConfig):
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.core.utils import JobReturn
+
+        HydraConfig.instance().set_config(config)
+        out = os.path.join(str(OmegaConf.select(config, "hydra.sweep.dir")),
+                           str(OmegaConf.select(config, "hydra.sweep.subdir")))
+        with read_write(config.hydra.runtime), open_dict(config.hydra.runtime):
+            config.hydra.runtime.output_dir = os.path.abspath(out)
+        HydraConfig.instance().set_config(config)
+        self.config, self.out_dir = config, Path(config.hydra.runtime.output_dir)
+        self.hydra_cfg = HydraConfig.instance().cfg            # made current again by enter()
+        task_cfg = copy.deepcopy(config)
+        with read_write(task_cfg), open_dict(task_cfg):
+            del task_cfg["hydra"]
+        self.task_cfg = task_cfg
+        self.ret = JobReturn(cfg=task_cfg, hydra_cfg=copy.deepcopy(self.hydra_cfg),
+                             overrides=OmegaConf.to_container(config.hydra.overrides.task),
+                             working_dir=os.getcwd())
+        self.num = int(config.hydra.job.num)
+
+    def enter(self) -> None:
+        from hydra.core.hydra_config import HydraConfig
+        HydraConfig.instance().cfg = self.hydra_cfg   # set_config's result, kept: a switch costs nothing
+        _PackLog.current = self.num
+
+
+def _run_pack(context, task, configs: list[DictConfig], strategy: str) -> list:
+    """Train one pack: every member prepared as a Hydra job, trained together, ended as its
+    task would end it (task.pack's `result`); their JobReturns."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.core.utils import JobStatus, _flush_loggers, configure_log, env_override
+
+    original = HydraConfig.instance().cfg
+    jobs = [_Job(c) for c in configs]
+    for job in jobs:
+        job.out_dir.mkdir(parents=True, exist_ok=True)
+    configure_log(jobs[0].config.hydra.job_logging, jobs[0].config.hydra.verbose)
+    routed = _PackLog.install({job.num: job.out_dir / f"{job.config.hydra.job.name}.log" for job in jobs})
+    members, ends = [], {}
+    # summary.json's `pack`: its size, the members' folders, how their steps were taken (a
+    # member's own wall_time_s is the pack's time: the analysis shares it out)
+    record = {"size": len(jobs), "members": [str(job.out_dir.name) for job in jobs], "strategy": strategy}
+    t0 = time.perf_counter()
+    try:
+        with env_override(jobs[0].hydra_cfg.hydra.job.env_set):
+            for job in jobs:
+                job.enter()
+                context.callbacks.on_job_start(config=job.config, task_function=task)
+                run, ends[job.num] = task.pack(job.task_cfg)
+                members.append((job, Member(run, job.enter, name=str(job.num))))
+            used = run_pack([m for _, m in members], strategy, log=log, record=record)
+            log.info("packed launcher: %d runs trained together in %.1f s (steps: %s)", len(jobs),
+                     time.perf_counter() - t0, used)
+            for job, member in members:
+                job.enter()
+
+                def outcome(member=member):
+                    if member.error is not None:
+                        raise member.error
+                    return member.summary
+                job.ret.return_value = ends[job.num](outcome)
+                job.ret.status = JobStatus.COMPLETED
+                job.ret.task_name = job.hydra_cfg.hydra.job.name
+                _flush_loggers()
+                context.callbacks.on_job_end(config=job.config, job_return=job.ret)
+    finally:
+        routed.remove()
+        HydraConfig.instance().cfg = original
+    return [job.ret for job in jobs]
+
+
+class _PackLog(logging.Handler):
+    """The members' train.log files: each record goes to the file of the member the pack works
+    for (`current`, set by _Job.enter), as Hydra's file handler would for a job alone; console
+    lines start with the member's job number."""
+
+    current: int | None = None
+
+    def __init__(self, paths: dict[int, Path], like: logging.FileHandler | None):
+        super().__init__(like.level if like is not None else logging.NOTSET)
+        self.paths, self.files = paths, {}
+        self.setFormatter(like.formatter if like is not None else logging.Formatter())
+
+    def emit(self, record: logging.LogRecord) -> None:
+        num = _PackLog.current
+        if num not in self.paths:
+            return
+        if num not in self.files:
+            self.files[num] = logging.FileHandler(self.paths[num], delay=True)
+            self.files[num].setFormatter(self.formatter)
+        self.files[num].emit(record)
+
+    @classmethod
+    def install(cls, paths: dict[int, Path]) -> "_Routed":
+        root = logging.getLogger()
+        files = [h for h in root.handlers if isinstance(h, logging.FileHandler)]
+        for h in files:
+            root.removeHandler(h)
+            h.close()
+        handler = cls(paths, files[0] if files else None)
+        root.addHandler(handler)
+        consoles = [h for h in root.handlers if type(h) is logging.StreamHandler]
+        for h in consoles:
+            h.setFormatter(_Prefixed(h.formatter or logging.Formatter()))
+        return _Routed(root, handler, consoles)
+
+
+class _Prefixed(logging.Formatter):
+    def __init__(self, inner: logging.Formatter):
+        super().__init__()
+        self.inner = inner
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = self.inner.format(record)
+        return f"[job {_PackLog.current}] {text}" if _PackLog.current is not None else text
+
+
+class _Routed:
+    def __init__(self, root, handler, consoles):
+        self.root, self.handler, self.consoles = root, handler, consoles
+
+    def remove(self) -> None:
+        self.root.removeHandler(self.handler)
+        for f in self.handler.files.values():
+            f.close()
+        for h in self.consoles:
+            if isinstance(h.formatter, _Prefixed):
+                h.setFormatter(h.formatter.inner)
+        _PackLog.current = None

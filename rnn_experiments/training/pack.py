@@ -1,0 +1,301 @@
+"""A pack: the runs of one configuration that differ only in their seed, trained in one process.
+
+Each member is an ordinary run (`loop.start(..., packed=True)`): its own data stream, initial
+weights, optimizer (Adam state), gradient clipping, scheduler, evaluation, checkpoints and
+summary. Only its steps are taken by the pack, in one of two ways:
+
+    "loop"     each member's own step, one member after the other: the same code as a run
+               alone, so a member equals the separate run of its seed bit for bit. What it saves
+               is the process: one start-up (imports, data, threads) for K runs.
+    "stacked"  one forward and backward for all K members: their parameters stacked on a leading
+               seed axis, the model's plain autograd path (`model.fused = False`) mapped over it
+               with torch.func.vmap (so every product is a batched product over the K members);
+                   L = Σ_k loss_k(θ_k)  ⇒  ∂L/∂θ_k = ∂loss_k/∂θ_k
+               then each member's own clip and optimizer step on its own slice of the gradient.
+               Equal to the separate run up to float reassociation (a batched product sums in
+               another order), so losses agree to ~1e-6 relative and drift apart slowly.
+
+Random numbers: every member draws from its own torch / numpy / python generators, swapped in
+whenever the pack works for it (`RNGStates`), so dropout and text samples draw what the
+separate run would.
+"""
+from __future__ import annotations
+
+import copy
+import random
+import time
+
+import numpy as np
+import torch
+from torch.func import functional_call, vmap
+
+from rnn_experiments.training.signals import stop_on_signals
+from rnn_experiments.training.step import make_step, nll_and_accuracy
+
+STRATEGIES = ("loop", "stacked")
+TRIAL_ROUNDS = 3       # "auto": steps of each way taken (alternately) before the faster one is kept
+MARGIN = 1.1           # ... and stacked is kept only if at least this much faster than loop
+
+
+class CannotStack(Exception):
+    """vmap could not map the model's code (an op without a batching rule, a random draw, ...):
+    raised before any member's parameters changed."""
+
+
+class RNGStates:
+    """One member's random generators (python, numpy, torch CPU and CUDA), kept while the pack
+    works for another member: `swap_in()` makes them the process's, `swap_out()` keeps them."""
+
+    def __init__(self):
+        self.saved = None
+
+    def swap_out(self) -> None:
+        cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
+        self.saved = (random.getstate(), np.random.get_state(), torch.get_rng_state(), cuda)
+
+    def swap_in(self) -> None:
+        if self.saved is None:
+            return
+        py, npy, cpu, cuda = self.saved
+        random.setstate(py)
+        np.random.set_state(npy)
+        torch.set_rng_state(cpu)
+        if cuda is not None:
+            torch.cuda.set_rng_state_all(cuda)
+
+
+def why_not_stacked(runs) -> str | None:
+    """Why the members' steps cannot be stacked exactly (None: they can): stacking needs one
+    model class with the same parameter shapes, no buffers, and an optimizer whose update is
+    element-wise per parameter (the members' own optimizers then step on their slices)."""
+    first = runs[0].model
+    shapes = [(n, tuple(p.shape)) for n, p in first.named_parameters()]
+    for run in runs[1:]:
+        if type(run.model) is not type(first) or [(n, tuple(p.shape)) for n, p in run.model.named_parameters()] != shapes:
+            return "the members' models differ in their parameters"
+    if any(True for _ in first.buffers()):
+        return f"{type(first).__name__} has buffers"
+    if any(type(run.optimizer).__name__ == "LBFGS" for run in runs):
+        return "LBFGS is not an element-wise update"
+    if runs[0].device.type != "cpu" and runs[0].device.type != "cuda":
+        return f"device {runs[0].device}"
+    return None
+
+
+class LoopStep:
+    """Each member's own step (loop.make_step), member after member."""
+    strategy = "loop"
+
+    def __init__(self, runs):
+        self.steps = {id(r): make_step(r.model, r.optimizer, r.cfg.train.max_norm, r.device, cuda_graphs=False)
+                      for r in runs}
+
+    def __call__(self, runs, batches, enter=lambda k: None):
+        out = []
+        for k, (run, (x, y)) in enumerate(zip(runs, batches)):
+            enter(k)
+            out.append(self.steps[id(run)](x, y))
+        return out
+
+
+class StackedStep:
+    """One forward and backward over the members' stacked parameters (the module doc's
+    equations); then each member's own gradient clipping and optimizer step."""
+    strategy = "stacked"
+
+    def __init__(self, runs):
+        reason = why_not_stacked(runs)
+        if reason:
+            raise ValueError(reason)
+        self.base = copy.deepcopy(runs[0].model).to("meta")   # the code, not the numbers
+        if hasattr(self.base, "fused"):
+            self.base.fused = False                           # the plain autograd path: vmap-able
+        self.names = [n for n, _ in runs[0].model.named_parameters()]
+
+        def member(params, x, y):
+            return nll_and_accuracy(functional_call(self.base, params, (x,)), y)
+        self.mapped = vmap(member, randomness="error")          # dropout: refused, see LoopStep
+
+    def __call__(self, runs, batches, enter=lambda k: None):
+        per_run = [dict(r.model.named_parameters()) for r in runs]
+        stacked = {n: torch.stack([p[n].detach() for p in per_run]).requires_grad_() for n in self.names}  # (K, ...)
+        X = torch.stack([x for x, _ in batches])                 # (K, B, T)
+        Y = torch.stack([y for _, y in batches])                 # (K, B) or (K, B, T)
+        self.base.train(runs[0].model.training)
+        try:
+            loss, acc = self.mapped(stacked, X, Y)               # (K,), (K,)
+            loss.sum().backward()
+        except Exception as e:
+            raise CannotStack(str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__) from e
+        for k, (run, params) in enumerate(zip(runs, per_run)):
+            enter(k)
+            run.optimizer.zero_grad(set_to_none=True)
+            for n in self.names:
+                params[n].grad = stacked[n].grad[k]
+            torch.nn.utils.clip_grad_norm_(run.model.parameters(), run.cfg.train.max_norm)
+            run.optimizer.step()
+        loss = loss.detach()
+        return [(loss[k], acc[k]) for k in range(len(runs))]
+
+
+class AutoStep:
+    """"auto": the first 2·TRIAL_ROUNDS steps alternate between the two ways (each takes the
+    same update, so any step may be either), timed; then the faster is kept (stacked only if
+    MARGIN times faster: the loop's steps are the separate runs' to the bit). `strategy` is
+    "auto" until then."""
+
+    def __init__(self, runs, log=None):
+        self.ways = {"loop": LoopStep(runs), "stacked": StackedStep(runs)}
+        self.times: dict[str, list[float]] = {"loop": [], "stacked": []}
+        self.chosen, self.log = None, log
+
+    @property
+    def strategy(self) -> str:
+        return self.chosen or "auto"
+
+    def __call__(self, runs, batches, enter=lambda k: None):
+        if self.chosen:
+            return self.ways[self.chosen](runs, batches, enter)
+        way = "loop" if len(self.times["loop"]) <= len(self.times["stacked"]) else "stacked"
+        t0 = time.perf_counter()
+        out = self.ways[way](runs, batches, enter)
+        torch.stack([loss for loss, _ in out]).sum().item()   # the step done (a GPU's, too)
+        self.times[way].append(time.perf_counter() - t0)
+        if len(self.times["stacked"]) == TRIAL_ROUNDS:
+            loop, stacked = (min(self.times[w][1:]) for w in ("loop", "stacked"))  # the first: warm-up
+            self.chosen = "stacked" if stacked * MARGIN < loop else "loop"
+            if self.log is not None:
+                self.log.info("pack: %d members' steps %s (a step of all: stacked %.1f ms, one after "
+                              "the other %.1f ms)", len(runs), "stacked" if self.chosen == "stacked"
+                              else "one after the other", stacked * 1e3, loop * 1e3)
+        return out
+
+
+def pack_step(runs, strategy: str, log=None):
+    """The pack's step for `runs` (their `_Run`s): `strategy` "loop", "stacked" or "auto";
+    ValueError saying why where "stacked" cannot be exact for them."""
+    if strategy not in STRATEGIES + ("auto",):
+        raise ValueError(f"strategy {strategy!r}: expected auto or one of {', '.join(STRATEGIES)}")
+    if strategy == "auto":
+        return AutoStep(runs, log)
+    return LoopStep(runs) if strategy == "loop" else StackedStep(runs)
+
+
+class Member:
+    """One run of a pack: `run`, the generator `loop.start(..., packed=True)` made; `enter`, a
+    callable that makes the member's surroundings current (its Hydra config and log file, set by
+    the launcher). After the pack: `summary` (its summary) or `error` (what ended it)."""
+
+    def __init__(self, run, enter=lambda: None, name: str = ""):
+        self.gen, self.enter_context, self.name = run, enter, name
+        self.rng = RNGStates()
+        self.run = None          # its _Run, once ready
+        self.batch = None        # the batch it waits to have its step taken on
+        self.summary: dict | None = None
+        self.error: BaseException | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.summary is not None or self.error is not None
+
+
+class _Current:
+    """The member whose generators and context are the process's now."""
+
+    def __init__(self):
+        self.member: Member | None = None
+
+    def switch(self, member: Member) -> None:
+        if self.member is member:
+            return
+        if self.member is not None:
+            self.member.rng.swap_out()
+        member.rng.swap_in()
+        member.enter_context()
+        self.member = member
+
+
+def _advance(current: _Current, member: Member, value) -> None:
+    """Resume `member` with `value` until it yields again (kept in `run` / `batch`) or ends."""
+    current.switch(member)
+    try:
+        got = member.gen.send(value)
+    except StopIteration as end:
+        member.summary = end.value
+    except BaseException as e:   # recorded in its summary.json by the run itself
+        member.error = e
+    else:
+        if member.run is None:
+            member.run = got
+        else:
+            member.batch = got
+
+
+def run_pack(members: list[Member], strategy: str = "loop", log=None, record: dict | None = None) -> str:
+    """Train the members' runs together until each has ended; returns the strategy used. A
+    member that fails or diverges ends alone (its summary says so) and the others go on.
+    "stacked" where it cannot be exact (why_not_stacked, or the model's code cannot be mapped
+    by vmap) takes the members' steps one after the other instead ("loop"), said once in `log`.
+    `record` (the launcher's): each member's summary.json gets it as `pack`, its "strategy"
+    kept to the way the steps are taken."""
+    current = _Current()
+    with stop_on_signals():                       # one signal stops every member
+        try:
+            for member in members:
+                _advance(current, member, None)   # accepted and ready: yields its _Run
+                if member.run is not None and not member.done and record is not None:
+                    member.run.summary["pack"] = record
+            for member in members:
+                if not member.done:
+                    _advance(current, member, None)   # its first batch
+            active = [m for m in members if not m.done]
+            step = _step_for(active, strategy, log)
+            while active:
+                runs, batches = [m.run for m in active], [m.batch for m in active]
+                try:
+                    results = step(runs, batches, enter=lambda k: current.switch(active[k]))
+                except CannotStack as e:
+                    step = _fall_back(runs, e, log)  # no member changed: the same batches again
+                    continue
+                finally:
+                    if record is not None:
+                        record["strategy"] = step.strategy
+                for member, result in zip(active, results):
+                    _advance(current, member, result)
+                active = [m for m in active if not m.done]
+        except BaseException:
+            for member in members:      # the pack itself failed (or a second Ctrl-C): each run records it
+                if member.run is not None and not member.done:
+                    current.switch(member)
+                    try:
+                        member.gen.throw(KeyboardInterrupt("the pack stopped"))
+                    except BaseException as e:
+                        member.error = e
+            raise
+        finally:
+            if current.member is not None:
+                current.member.rng.swap_out()
+    return step.strategy if members and any(m.run is not None for m in members) else strategy
+
+
+def _step_for(runs_of: list[Member], strategy: str, log):
+    runs = [m.run for m in runs_of]
+    if not runs:
+        return LoopStep([])
+    if strategy in ("stacked", "auto"):
+        reason = why_not_stacked(runs)
+        if reason is None:
+            return pack_step(runs, strategy, log)
+        if log is not None:
+            log.warning("pack: the members' steps are taken one after the other (not stacked): %s", reason)
+        return LoopStep(runs)
+    return pack_step(runs, strategy, log)
+
+
+def _fall_back(runs, error: Exception, log) -> LoopStep:
+    if log is not None:
+        log.warning("pack: the members' steps are taken one after the other (not stacked): "
+                    "vmap cannot map %s (%s)", type(runs[0].model).__name__, str(error)[:200])
+    for run in runs:
+        run.optimizer.zero_grad(set_to_none=True)
+    return LoopStep(runs)

@@ -1,0 +1,170 @@
+"""A pack (rnn_experiments/training/pack.py): runs of one config that differ only in `seed`,
+trained in one process, each equal to the separate run of its seed: bit for bit when the pack
+takes their steps one after the other ("loop"), to float rounding when it stacks them.
+
+Tolerance of the stacked steps: a batched product over the members sums in another order than
+K separate products, so every op differs from the separate run's by a few float32 ulps
+(eps = 1.2e-7); Adam divides by sqrt(v) and amplifies some of that, so losses are compared at a
+relative 1e-5 (100x what 100 steps showed: ~3e-7) and held-out accuracy exactly (a prediction
+would have to sit on the decision boundary to flip).
+"""
+from __future__ import annotations
+
+import csv
+import logging
+
+import pytest
+import torch
+
+from rnn_experiments.sweeps.checks import check_pack_settings as check_settings
+from rnn_experiments.sweeps.pack import pack_key, packs_of
+from rnn_experiments.training.loop import start, train
+from rnn_experiments.training.pack import Member, run_pack
+from rnn_experiments.training.setup import setup
+from rnn_experiments.errors import ConfigError
+
+TIMING = ("examples_per_s", "elapsed_s")
+
+
+def rows(folder):
+    with open(folder / "metrics.csv") as f:
+        return [{k: v for k, v in r.items() if k not in TIMING} for r in csv.DictReader(f)]
+
+
+def weights(folder, name="checkpoint.pt"):
+    return torch.load(folder / name, weights_only=False)["model"]
+
+
+def pack(cfgs, folders, strategy, hooks=None):
+    members = [Member(start(c, d, hooks=(hooks or {}).get(i, ()), packed=True), name=str(i))
+               for i, (c, d) in enumerate(zip(cfgs, folders))]
+    used = run_pack(members, strategy, log=logging.getLogger("test_pack"), record={"size": len(cfgs)})
+    return members, used
+
+
+def seeds_and_runs(make_cfg, tmp_path, *overrides, seeds=(0, 1, 2)):
+    cfgs = [make_cfg(f"seed={s}", *overrides) for s in seeds]
+    for s, c in zip(seeds, cfgs):
+        train(c, tmp_path / f"alone{s}")
+    return cfgs, [tmp_path / f"alone{s}" for s in seeds], [tmp_path / f"pack{s}" for s in seeds]
+
+
+def test_loop_members_equal_their_separate_runs_bit_for_bit_dropout_included(make_cfg, tiny_text, tmp_path):
+    """Two-layer text generator with dropout: each member draws its own dropout masks (its own
+    generators swapped in), so its rows and weights are the separate run's exactly."""
+    from conftest import text_overrides
+    over = text_overrides(tiny_text, "model.num_layers=2", "model.dropout=0.3", "train.steps=12",
+                          "train.log_every=1", "train.eval_every=6")
+    cfgs, alone, packed = seeds_and_runs(make_cfg, tmp_path, *over, seeds=(0, 1))
+    members, used = pack(cfgs, packed, "loop")
+    assert used == "loop" and [m.summary["status"] for m in members] == ["completed"] * 2
+    for a, p in zip(alone, packed):
+        assert rows(p) == rows(a)
+        for name, tensor in weights(a).items():
+            assert torch.equal(weights(p)[name], tensor), name
+    assert rows(packed[0]) != rows(packed[1])     # the seeds' own streams, not one shared
+    assert members[0].summary["pack"]["strategy"] == "loop"
+
+
+@pytest.mark.parametrize("model", ["lstm", pytest.param("peep_lstm", marks=pytest.mark.slow),
+                                   pytest.param("gru", marks=pytest.mark.slow)])
+def test_stacked_members_equal_their_separate_runs_to_float_rounding(make_cfg, tmp_path, model):
+    cfgs, alone, packed = seeds_and_runs(make_cfg, tmp_path, f"model={model}", "train.steps=30",
+                                         "train.log_every=1", "train.eval_every=15", seeds=(0, 1))
+    members, used = pack(cfgs, packed, "stacked")
+    assert used == "stacked"
+    for a, p in zip(alone, packed):
+        ra, rp = rows(a), rows(p)
+        assert len(ra) == len(rp) == 30
+        for x, y in zip(ra, rp):
+            assert float(y["loss"]) == pytest.approx(float(x["loss"]), rel=1e-5)
+        assert rp[-1]["eval_accuracy"] == ra[-1]["eval_accuracy"]
+        assert rp[0]["loss"] == ra[0]["loss"] or float(rp[0]["loss"]) == pytest.approx(float(ra[0]["loss"]), rel=1e-6)
+
+
+def test_a_member_is_built_as_its_separate_run_would_be(make_cfg, tmp_path):
+    """Initial weights and batches: those of setup(cfg) for the member's seed."""
+    cfg = make_cfg("seed=3")
+    run = start(cfg, tmp_path / "m", packed=True)
+    member_run = next(run)                      # ready: its _Run
+    x, y = next(run)                            # its first batch
+    _, data, model, _ = setup(make_cfg("seed=3"))
+    for (name, p), q in zip(member_run.model.named_parameters(), model.parameters()):
+        assert torch.equal(p, q), name
+    x0, y0 = data.sample(cfg.train.batch_size)
+    assert torch.equal(x, x0) and torch.equal(y, y0)
+    run.close()
+
+
+def test_a_member_that_diverges_or_fails_ends_alone_and_the_others_complete(make_cfg, tmp_path):
+    cfgs = [make_cfg(f"seed={s}", "train.steps=12", "train.log_every=2", "train.eval_every=6") for s in range(3)]
+    folders = [tmp_path / f"p{s}" for s in range(3)]
+
+    def poison(step, model, data, out_dir):     # member 1: its weights become NaN at step 4
+        if step == 4:
+            with torch.no_grad():
+                next(model.parameters()).fill_(float("nan"))
+
+    def crash(step, model, data, out_dir):      # member 2: its hook raises at step 3
+        if step == 3:
+            raise RuntimeError("hook broke")
+    members, _ = pack(cfgs, folders, "stacked", hooks={1: [poison], 2: [crash]})
+    assert members[0].summary["status"] == "completed" and members[0].run.step == 12
+    assert members[1].summary["status"] == "diverged" and members[1].summary["diverged_at_step"] == 5
+    assert isinstance(members[2].error, RuntimeError)
+    import json
+    assert json.loads((folders[2] / "summary.json").read_text())["status"] == "failed"
+    alone = tmp_path / "alone0"
+    train(cfgs[0], alone)
+    assert [float(r["loss"]) for r in rows(folders[0])] == pytest.approx([float(r["loss"]) for r in rows(alone)], rel=1e-5)
+
+
+def test_a_members_checkpoint_is_an_ordinary_checkpoint(make_cfg, tmp_path):
+    """A pack trained to step 10, then each member resumed alone to 20: what the separate run
+    trained straight to 20 has (loop: to the bit)."""
+    short = [make_cfg(f"seed={s}", "train.steps=10", "train.log_every=2", "train.eval_every=10") for s in (0, 1)]
+    folders = [tmp_path / f"p{s}" for s in (0, 1)]
+    pack(short, folders, "loop")
+    for s, folder in zip((0, 1), folders):
+        longer = make_cfg(f"seed={s}", "train.steps=20", "train.log_every=2", "train.eval_every=10")
+        train(longer, folder)                           # resumes from the member's checkpoint.pt
+        straight = tmp_path / f"straight{s}"
+        train(longer, straight)
+        assert rows(folder) == rows(straight)
+
+
+def test_runs_are_packed_by_all_but_their_seed(make_cfg):
+    keys = [pack_key(make_cfg(*o)) for o in (["seed=0"], ["seed=1"], ["seed=0", "model=gru"], ["seed=2"])]
+    assert keys[0] == keys[1] == keys[3] != keys[2]
+    assert packs_of(["a"] * 10 + ["b"], 4) == [[0, 1, 2, 3], [4, 5, 6], [7, 8, 9], [10]]
+    assert packs_of(["a", "b", "a"], 10) == [[0, 2], [1]]
+
+
+@pytest.mark.parametrize("size, strategy, key", [(0, "auto", "pack_size"), (True, "auto", "pack_size"),
+                                                 (4, "fast", "strategy")])
+def test_bad_launcher_settings_are_refused_in_one_line(size, strategy, key):
+    with pytest.raises(ConfigError, match=f"hydra.launcher.{key}="):
+        check_settings(size, strategy)
+
+
+def test_a_stop_signal_stops_every_member_with_its_checkpoint_and_each_resumes_exactly(make_cfg, tmp_path):
+    """SIGTERM (SLURM's end, Ctrl-C alike) once, during member 0's hook: every member finishes its
+    step, saves checkpoint.pt and ends interrupted; each then resumes to what a run never stopped has."""
+    import os
+    import signal
+
+    from rnn_experiments.training.signals import Interrupted
+    cfgs = [make_cfg(f"seed={s}", "train.steps=12", "train.log_every=2", "train.eval_every=6") for s in (0, 1)]
+    folders = [tmp_path / f"p{s}" for s in (0, 1)]
+
+    def stop(step, model, data, out_dir):
+        if step == 5:
+            os.kill(os.getpid(), signal.SIGTERM)
+    members, _ = pack(cfgs, folders, "loop", hooks={0: [stop]})
+    assert all(isinstance(m.error, Interrupted) for m in members)
+    assert [m.run.step for m in members] == [5, 5]
+    for cfg, folder, s in zip(cfgs, folders, (0, 1)):
+        assert torch.load(folder / "checkpoint.pt", weights_only=False)["step"] == 5
+        train(cfg, folder)                       # resumed alone
+        train(cfg, tmp_path / f"straight{s}")
+        assert rows(folder) == rows(tmp_path / f"straight{s}")
