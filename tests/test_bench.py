@@ -111,6 +111,7 @@ def test_train_summary_names_the_worst_case_and_the_misses():
     (["--threads", "100000"], "--threads=100000 is invalid"),
     (["--sweep-steps", "0"], "--sweep-steps=0 is invalid"),
     (["--shared-steps", "0"], "--shared-steps=0 is invalid"),
+    (["--pack-steps", "0"], "--pack-steps=0 is invalid"),
     (["--case", "256,256"], "--case='256,256' is invalid"),
     (["--clock", "thread", "--threads", "0"], "--clock='thread' is invalid"),
     (["--case", "256,256,40"], "--case='256,256,40' is invalid"),
@@ -171,3 +172,16 @@ def test_bench_shared_section_times_the_demo_beside_busy_processes(capsys):
     verdict = "met" if default["ratio"] <= 1.3 else "missed"
     assert (f"shared machine: {default['what']} {default['ratio']:.2f} x train.threads=1 "
             f"(demo lstm, 5 steps, beside 2 busy; target <= 1.3): {verdict}") in capsys.readouterr().out
+
+
+@pytest.mark.slow   # three real sweeps in subprocesses
+def test_the_pack_section_times_a_seeds_sweep_with_each_launcher():
+    from rnn_experiments.cli.bench.packs import bench_pack
+    case = [("2 seeds B=8 H=8 T=9", ["model.hidden_size=8", "model.embedding_dim=4", "train.batch_size=8",
+                                     "dataset.seq_length=2", "seed=0,1"], 1.0, 1 / 3, 1 / 2)]
+    rows = bench_pack(steps=5, repeats=1, cases=case)
+    assert [r["what"] for r in rows] == ["basic launcher (1 job at a time)", "joblib 2 jobs x 1 thread",
+                                         "packed / basic", "packed / joblib"]
+    basic, joblib, packed = (rows[i]["median_ms"] for i in range(3))
+    assert rows[2]["ratio"] == pytest.approx(packed / basic) and rows[3]["ratio"] == pytest.approx(packed / joblib)
+    assert all(r["case"] == "2 seeds B=8 H=8 T=9, 5 steps" for r in rows)
