@@ -40,6 +40,17 @@ class RecurrentClassifier(nn.Module):
         self.W_ph = nn.Parameter(torch.empty(num_classes, hidden_size))
         self.b_p = nn.Parameter(torch.zeros(num_classes))
 
+    def stacked_ready(self) -> bool:
+        """Whether `forward_stacked` computes this model's forward for a pack (a subclass that
+        has one and whose settings it covers): the readout of h_T, log-softmax over classes."""
+        return (hasattr(self, "forward_stacked") and self.log_softmax_dim == -1
+                and type(self).readout_state is RecurrentClassifier.readout_state)
+
+    def readout_stacked(self, params: dict, h: torch.Tensor) -> torch.Tensor:
+        """The classifier on h_T of K members at once: (K, B, H) -> log-probabilities (K, B, C)."""
+        p = torch.baddbmm(params["b_p"].unsqueeze(1), h, params["W_ph"].transpose(1, 2))  # (K, B, C)
+        return F.log_softmax(p, dim=-1)
+
     def recurrence(self, e: torch.Tensor) -> list[torch.Tensor]:
         """e: (B, T, E) embedded inputs -> the hidden states [h_1, ..., h_T], each (B, H)."""
         raise NotImplementedError

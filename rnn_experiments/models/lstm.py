@@ -7,6 +7,7 @@ import torch.nn.functional as F
 
 from rnn_experiments.models.base import Axis, Init, RecurrentClassifier, init_weights
 from rnn_experiments.models.kernels.fused import LSTMFunction
+from rnn_experiments.models.kernels.stacked import StackedLSTMFunction
 from rnn_experiments.models.kernels.triton_cells import LSTMTritonFunction, available as triton_available
 
 
@@ -70,6 +71,19 @@ class LSTM(RecurrentClassifier):
         else:
             h = last_state(x, self.embedding.weight, *self._stacked(), self.reset_token, self.kernels)  # h_T
         return F.log_softmax(F.linear(h, self.W_ph, self.b_p), dim=self.log_softmax_dim)  # (B, C)
+
+    def stacked_ready(self) -> bool:
+        return self.reset_token is None and super().stacked_ready()
+
+    def forward_stacked(self, params: dict, x: torch.Tensor) -> torch.Tensor:
+        """K members at once (a pack; rnn_experiments/training/pack.py): `params` each of this
+        model's parameters stacked on a leading member axis, x (K, B, T) -> (K, B, C), through
+        StackedLSTMFunction (models/kernels/stacked.py)."""
+        cat = lambda kind: torch.cat([params[kind.format(g)] for g in "gifo"], dim=1)
+        W_x, W_h, b = cat("W_{}x"), cat("W_{}h"), cat("b_{}")              # (K, 4H, E), (K, 4H, H), (K, 4H)
+        P = torch.baddbmm(b.unsqueeze(1), params["embedding.weight"], W_x.transpose(1, 2))  # (K, V, 4H)
+        h = StackedLSTMFunction.apply(x.transpose(1, 2), P, W_h)           # (K, B, H) = h_T
+        return self.readout_stacked(params, h)
 
     def recurrence(self, e: torch.Tensor, state=None, reset=None) -> list[torch.Tensor]:
         """e: (B, T, E) -> [h_1, ..., h_T]; reset (B, T) bool: c_t = 0 where True."""

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 
 from rnn_experiments.models.base import Axis, Init, RecurrentClassifier, init_weights
 from rnn_experiments.models.kernels.fused import PeepLSTMFunction
+from rnn_experiments.models.kernels.stacked import StackedPeepLSTMFunction
 from rnn_experiments.models.kernels.triton_cells import PeepLSTMTritonFunction, available as triton_available
 
 
@@ -67,6 +68,19 @@ class PeepLSTM(RecurrentClassifier):
         else:
             h = PeepLSTMFunction.apply(v, P[:, :3 * H], Q, W_c, True, keep)  # (B, H) = h_T
         return F.log_softmax(F.linear(h, self.W_ph, self.b_p), dim=self.log_softmax_dim)  # (B, C)
+
+    def forward_stacked(self, params: dict, x: torch.Tensor) -> torch.Tensor:
+        """K members at once (a pack; rnn_experiments/training/pack.py): `params` each of this
+        model's parameters stacked on a leading member axis, x (K, B, T) -> (K, B, C), through
+        StackedPeepLSTMFunction (models/kernels/stacked.py)."""
+        H = self.hidden_size
+        W_x = torch.cat([params[f"W_{g}x"] for g in "fioc"], dim=1)        # (K, 4H, E)
+        W_c = torch.cat([params[f"W_{g}h"] for g in "fio"], dim=1)         # (K, 3H, H)
+        b = torch.cat([params[f"b_{g}"] for g in "fioc"], dim=1)           # (K, 4H)
+        P = torch.baddbmm(b.unsqueeze(1), params["embedding.weight"], W_x.transpose(1, 2))  # (K, V, 4H)
+        Q = torch.sigmoid(P[..., 3 * H:])                                  # (K, V, H)
+        h = StackedPeepLSTMFunction.apply(x.transpose(1, 2), P[..., :3 * H], Q, W_c)  # (K, B, H)
+        return self.readout_stacked(params, h)
 
     def recurrence(self, e: torch.Tensor, state=None) -> list[torch.Tensor]:
         B, T, _ = e.shape

@@ -8,8 +8,11 @@ summary. Only its steps are taken by the pack, in one of two ways:
                alone, so a member equals the separate run of its seed bit for bit. What it saves
                is the process: one start-up (imports, data, threads) for K runs.
     "stacked"  one forward and backward for all K members: their parameters stacked on a leading
-               seed axis, the model's plain autograd path (`model.fused = False`) mapped over it
-               with torch.func.vmap (so every product is a batched product over the K members);
+               seed axis; the model's `forward_stacked(params, x)` where it has one and
+               `stacked_ready()` (the LSTM's and peephole LSTM's: batched products and a
+               hand-written backward over the members, models/kernels/stacked.py), else its plain
+               autograd path (`model.fused = False`) mapped over the axis with torch.func.vmap
+               (so every product is a batched product over the K members);
                    L = Σ_k loss_k(θ_k)  ⇒  ∂L/∂θ_k = ∂loss_k/∂θ_k
                then each member's own clip and optimizer step on its own slice of the gradient.
                Equal to the separate run up to float reassociation (a batched product sums in
@@ -114,7 +117,15 @@ class StackedStep:
 
         def member(params, x, y):
             return nll_and_accuracy(functional_call(self.base, params, (x,)), y)
-        self.mapped = vmap(member, randomness="error")          # dropout: refused, see LoopStep
+        ready = getattr(self.base, "stacked_ready", None)
+        self.way = "kernel" if callable(ready) and ready() else "vmap"
+        self.mapped = self._kernel if self.way == "kernel" else vmap(member, randomness="error")  # dropout: refused, see LoopStep
+
+    def _kernel(self, params, X, Y):
+        """The model's own stacked forward, then each member's NLL and accuracy: (K,), (K,)."""
+        log_probs = self.base.forward_stacked(params, X)                     # (K, B, C)
+        picked = log_probs.gather(-1, Y.unsqueeze(-1)).squeeze(-1)           # (K, B)
+        return -picked.mean(1), (log_probs.argmax(-1) == Y).float().mean(1)
 
     def __call__(self, runs, batches, enter=lambda k: None):
         per_run = [dict(r.model.named_parameters()) for r in runs]
