@@ -25,7 +25,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from rnn_experiments.errors import ConfigError, check
-from rnn_experiments.parts import check_conditions, check_part, check_part_conditions, part_nodes
+from rnn_experiments.parts import check_conditions, check_part, check_part_conditions, part_nodes, same_results
 
 
 def conf_dir() -> Path:
@@ -280,6 +280,7 @@ def check_settings(cfg) -> None:
         check_stopping(cfg)
     for key, node in part_nodes(cfg):       # conditions of use a part declares (`read_if`)
         check_part_conditions(node, key, cfg)
+    same_results(cfg, TrainConfig.same_results)   # each part's declaration: its own settings
     for section, schema_ in (("train", TrainConfig), ("sample", SampleConfig)):
         if cfg.get(section) is not None:
             check_conditions(section, _plain(cfg[section]), _plain(_defaults(schema_)), schema_.read_if, cfg)

@@ -216,6 +216,30 @@ def check_conditions(where: str, values: dict, defaults: dict, read_if: dict, cf
                               f"default ({defaults.get(name)!r})")
 
 
+def same_results_of(cls, key: str) -> tuple[str, ...]:
+    """The settings a part's class declares do not change what a run computes (its
+    `same_results`, e.g. a setting of how often something is printed), as config keys
+    (`model.NAME`); ConfigError (one line) for a declaration that is not a tuple of the class's
+    own settings."""
+    declared = getattr(cls, "same_results", ())
+    accepted = settings(cls, key)
+    if not isinstance(declared, (tuple, list)) or not all(isinstance(s, str) and s in accepted for s in declared):
+        raise ConfigError(f"{qualname(cls)}.same_results={declared!r} is invalid: expected a tuple of "
+                          f"its settings ({', '.join(accepted) or 'none'})")
+    return tuple(f"{key}.{s}" for s in declared)
+
+
+def same_results(cfg, train_keys=()) -> list[str]:
+    """Every config key of `cfg` declared not to change what the run computes: `train_keys`
+    (the schema's, TrainConfig.same_results) and each part's `same_results` (same_results_of).
+    Two runs that differ only in these are one run: the sweep guard refuses the second, the
+    analysis does not group by them (summary.json records the list)."""
+    keys = [f"train.{k}" for k in train_keys]
+    for key, node in part_nodes(cfg):
+        keys += same_results_of(target_of(node, key), key)
+    return keys
+
+
 def check_part_conditions(node, key: str, cfg) -> None:
     """check_conditions for a part's node, with its class's `read_if` and defaults."""
     cls = target_of(node, key)

@@ -53,8 +53,8 @@ def _n_groups(runs: pd.DataFrame, keys: list[str]) -> int:
 def group_keys(df: pd.DataFrame) -> list[str]:
     """Every config key whose value varies across the runs, except `seed`.
 
-    Settings declared not to change results (SAME_RESULTS: train.checkpoint_every, ...) are not
-    group keys. `experiment_name` is dropped when the other varying keys already tell the groups apart
+    Settings declared not to change results (SAME_RESULTS: train.checkpoint_every, ...; and
+    those the runs' parts declare, summary.json's `same_results`) are not group keys. `experiment_name` is dropped when the other varying keys already tell the groups apart
     (two presets compared: their names duplicate `model.name`), and so is a setting of a part
     (`model.*`, `dataset.*`) that the part's `name` determines: lstm against peep_lstm differ in
     `model._target_` and in the settings only one of them has, which are what the two models
@@ -62,8 +62,9 @@ def group_keys(df: pd.DataFrame) -> list[str]:
     """
     runs = runs_of(df)
     runs = runs[~runs["run_dir"].isin(without_config(df))]   # an unreadable config varies nothing
+    same = SAME_RESULTS + tuple(df.attrs.get("same_results", ()))   # the runs' parts' own (summary.json)
     keys = [k for k in config_keys(df)
-            if k not in NEVER_GROUP + SAME_RESULTS and runs[k].nunique(dropna=False) > 1]
+            if k not in NEVER_GROUP + same and runs[k].nunique(dropna=False) > 1]
     of_a_named_part = [k for k in keys for part in PARTS
                        if k.startswith(f"{part}.") and k != f"{part}.name" and f"{part}.name" in keys]
     for k in [*REDUNDANT_IF_DETERMINED, *of_a_named_part]:

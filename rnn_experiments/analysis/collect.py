@@ -122,7 +122,8 @@ SUMMARY_TYPES = {"format_version": (int, "an integer"), "format": (int, "an inte
                  "wall_time_s": (_NUMBER, "a number"), "pid": (int, "an integer"), "host": (str, "a string"),
                  "heartbeat_s": (_NUMBER, "a number"), "diverged_at_step": (int, "an integer"),
                  "metrics_csv": (dict, "a record of metrics.csv (rows, last_step, sha256)"),
-                 "pack": (dict, "a record of the run's pack (size, members, strategy)")}
+                 "pack": (dict, "a record of the run's pack (size, members, strategy)"),
+                 "same_results": (list, "a list of config keys")}
 FINITE_COLUMNS = ("loss", "accuracy")    # logged in every metrics.csv row: NaN or inf is damage
 
 
@@ -270,6 +271,8 @@ def read_run(run_dir: Path) -> tuple[dict, dict, pd.DataFrame | None]:
             "wall_time_s": float(wall) if wall is not None else np.nan,
             "overrides": " ".join(map(str, overrides)) if overrides is not None else None,
             "duplicate_of": ""}
+    if isinstance(summary.get("same_results"), list):   # settings its parts declare change nothing
+        info["same_results"] = [k for k in summary["same_results"] if isinstance(k, str)]
     declared = summary.get("metrics")
     if isinstance(declared, dict):   # the run's own metrics: {"eval_NAME": {"higher_is_better": bool}}
         info["declared"] = {c: d["higher_is_better"] for c, d in declared.items()
@@ -391,6 +394,7 @@ def collect(paths, progress=None) -> pd.DataFrame:
     df = runs.merge(metrics, on="_run", how="left").drop(columns="_run")
     df.attrs["config_keys"] = config_keys
     df.attrs["metrics"] = metric_keys
+    df.attrs["same_results"] = sorted({k for _, info, _ in results for k in info.get("same_results", ())})
     return df
 
 

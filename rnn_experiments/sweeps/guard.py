@@ -91,13 +91,22 @@ def sweep_gone() -> bool:
 def what_it_computes(run: dict) -> dict:
     """A job's settings as far as they decide what it computes: `device=auto` as the device it
     means here (device=cpu,auto on a machine without CUDA is one run twice), and without the
-    settings declared not to change results (TrainConfig.same_results)."""
+    settings declared not to change results (TrainConfig.same_results, and each part's own
+    `same_results`: parts.same_results)."""
+    import copy
+
     from rnn_experiments.config import TrainConfig, _on_gpu   # lazy: config imports torch, as check_sweep's
-    out = dict(run)
+    from rnn_experiments.parts import same_results            # lazy: as config's
+    out = copy.deepcopy(dict(run))
     if out.get("device") == "auto":
         out["device"] = "cuda" if _on_gpu("auto") else "cpu"
-    if isinstance(out.get("train"), dict):
-        out["train"] = {k: v for k, v in out["train"].items() if k not in TrainConfig.same_results}
+    for key in same_results(out, TrainConfig.same_results):
+        *path, leaf = key.split(".")
+        node = out
+        for p in path:
+            node = node.get(p) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.pop(leaf, None)
     return out
 
 

@@ -30,9 +30,9 @@ from typing import Callable, Iterable
 
 import torch
 
-from rnn_experiments.config import validate
+from rnn_experiments.config import TrainConfig, validate
 from rnn_experiments.models import count_params
-from rnn_experiments.parts import build_part
+from rnn_experiments.parts import build_part, same_results
 from rnn_experiments.run.folder import SummaryError, is_run_folder, read_summary
 from rnn_experiments.run import checkpoint
 from rnn_experiments.run.lock import HEARTBEAT_S, RunLock
@@ -199,7 +199,8 @@ class _Run:
                        num_params_embedding=count_params(model.embedding) if hasattr(model, "embedding") else 0,
                        device=str(self.device), torch=torch.__version__, threads=torch.get_num_threads(),
                        deterministic=torch.are_deterministic_algorithms_enabled(), impl=impl,
-                       heartbeat_s=HEARTBEAT_S)   # run.lock is touched this often while the run lives
+                       heartbeat_s=HEARTBEAT_S,   # run.lock is touched this often while the run lives
+                       same_results=same_results(cfg, TrainConfig.same_results))  # not group keys (analysis)
 
     def elapsed(self) -> float:
         return self.elapsed_before + time.perf_counter() - self.t0

@@ -151,9 +151,10 @@ class StackedStep:
 
 class AutoStep:
     """"auto": the first 2·TRIAL_ROUNDS steps alternate between the two ways (each takes the
-    same update, so any step may be either), timed; then the faster is kept (stacked only if
-    MARGIN times faster: the loop's steps are the separate runs' to the bit). `strategy` is
-    "auto" until then."""
+    same update, so any step may be either), timed; then stacked is kept if it is MARGIN times
+    faster than the members' own steps, else the pack goes on `sequential`: each member's own
+    steps, one member to its end after the other (as separate runs in one process are, with
+    their cache to themselves). `strategy` is "auto" until then."""
 
     def __init__(self, runs, log=None):
         self.ways = {"loop": LoopStep(runs), "stacked": StackedStep(runs)}
@@ -162,7 +163,11 @@ class AutoStep:
 
     @property
     def strategy(self) -> str:
-        return self.chosen or "auto"
+        return {"loop": "sequential"}.get(self.chosen, self.chosen) or "auto"
+
+    @property
+    def sequential(self) -> bool:
+        return self.chosen == "loop"
 
     def __call__(self, runs, batches, enter=lambda k: None):
         if self.chosen:
@@ -178,7 +183,7 @@ class AutoStep:
             if self.log is not None:
                 self.log.info("pack: %d members' steps %s (a step of all: stacked %.1f ms, one after "
                               "the other %.1f ms)", len(runs), "stacked" if self.chosen == "stacked"
-                              else "one after the other", stacked * 1e3, loop * 1e3)
+                              else "their own, one member after the other to its end", stacked * 1e3, loop * 1e3)
         return out
 
 
@@ -262,6 +267,12 @@ def run_pack(members: list[Member], strategy: str = "loop", log=None, record: di
             active = [m for m in members if not m.done]
             step = _step_for(active, strategy, log)
             while active:
+                if getattr(step, "sequential", False):    # auto: one member to its end, then the next
+                    member = active[0]
+                    result, = step.ways["loop"]([member.run], [member.batch], enter=lambda k: current.switch(member))
+                    _advance(current, member, result)
+                    active = [m for m in active if not m.done]
+                    continue
                 runs, batches = [m.run for m in active], [m.batch for m in active]
                 try:
                     results = step(runs, batches, enter=lambda k: current.switch(active[k]))

@@ -168,3 +168,18 @@ def test_a_stop_signal_stops_every_member_with_its_checkpoint_and_each_resumes_e
         train(cfg, folder)                       # resumed alone
         train(cfg, tmp_path / f"straight{s}")
         assert rows(folder) == rows(tmp_path / f"straight{s}")
+
+
+@pytest.mark.parametrize("margin, expected", [(1e9, "sequential"), (0.0, "stacked")])
+def test_auto_keeps_stacked_only_where_it_is_faster_else_runs_each_member_to_its_end(
+        make_cfg, tmp_path, monkeypatch, margin, expected):
+    import rnn_experiments.training.pack as pack_module
+    monkeypatch.setattr(pack_module, "MARGIN", margin)   # stacked never / always the faster
+    cfgs, alone, packed = seeds_and_runs(make_cfg, tmp_path, "train.steps=12", "train.log_every=1",
+                                         "train.eval_every=6", seeds=(0, 1))
+    record = {"size": 2}
+    members = [Member(start(c, d, packed=True)) for c, d in zip(cfgs, packed)]
+    assert run_pack(members, "auto", record=record) == expected
+    assert record["strategy"] == expected and members[0].summary["pack"]["strategy"] == expected
+    for a, p in zip(alone, packed):
+        assert [float(r["loss"]) for r in rows(p)] == pytest.approx([float(r["loss"]) for r in rows(a)], rel=1e-5)
