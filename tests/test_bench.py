@@ -181,7 +181,7 @@ def test_the_pack_section_times_a_seeds_sweep_with_each_launcher():
                                      "dataset.seq_length=2", "seed=0,1"], 1.0, 1 / 3, 1 / 2)]
     rows = bench_pack(steps=5, repeats=1, cases=case)
     assert [r["what"] for r in rows] == ["basic launcher (1 job at a time)", "joblib 2 jobs x 1 thread",
-                                         "packed / basic", "packed / joblib"]
+                                         "packed / basic", "packed, 2 packs x 1 thread / basic", "packed / joblib"]
     basic, joblib, packed = (rows[i]["median_ms"] for i in range(3))
-    assert rows[2]["ratio"] == pytest.approx(packed / basic) and rows[3]["ratio"] == pytest.approx(packed / joblib)
+    assert rows[2]["ratio"] == pytest.approx(packed / basic) and rows[4]["ratio"] == pytest.approx(packed / joblib)
     assert all(r["case"] == "2 seeds B=8 H=8 T=9, 5 steps" for r in rows)

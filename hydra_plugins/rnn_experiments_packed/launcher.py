@@ -9,8 +9,8 @@ from hydra.plugins.launcher import Launcher
 
 
 class PackedLauncher(Launcher):
-    def __init__(self, pack_size: int = 10, strategy: str = "auto") -> None:
-        self.pack_size, self.strategy = pack_size, strategy
+    def __init__(self, pack_size: int = 10, strategy: str = "auto", n_jobs: int = 1) -> None:
+        self.pack_size, self.strategy, self.n_jobs = pack_size, strategy, n_jobs
         self.config = self.hydra_context = self.task_function = None
 
     def setup(self, *, hydra_context, task_function, config) -> None:

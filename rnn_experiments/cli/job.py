@@ -104,7 +104,9 @@ def _where():
     if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
         return False, True
     hc = HydraConfig.get()
-    return True, str(hc.launcher.get("_target_", "")).endswith(("BasicLauncher", "PackedLauncher"))
+    target = str(hc.launcher.get("_target_", ""))
+    return True, target.endswith("BasicLauncher") or (target.endswith("PackedLauncher")
+                                                      and hc.launcher.get("n_jobs", 1) == 1)
 
 
 def end_job(prog: str, work: Callable[[], Any]) -> Any:

@@ -218,8 +218,11 @@ def check_callbacks(cfg) -> None:
 PACK_STRATEGIES = ("auto", "loop", "stacked")   # training/pack.py
 
 
-def check_pack_settings(pack_size, strategy) -> None:
+def check_pack_settings(pack_size, strategy, n_jobs=1) -> None:
     """hydra/launcher=packed's settings (sweeps/pack.py), in one line naming the key."""
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs == 0 or n_jobs < -1:
+        raise ConfigError(f"hydra.launcher.n_jobs={n_jobs!r} is invalid: expected an integer >= 1 "
+                          "(packs at once), or -1 for one per core")
     if isinstance(pack_size, bool) or not isinstance(pack_size, int) or pack_size < 1:
         raise ConfigError(f"hydra.launcher.pack_size={pack_size!r} is invalid: expected an integer >= 1")
     if strategy not in PACK_STRATEGIES:
@@ -237,7 +240,7 @@ def check_launcher(hydra_cfg) -> None:
             raise ConfigError(f"hydra.launcher.{key}={launcher.get(key)!r} is invalid: expected {allowed}")
 
     if target.endswith("PackedLauncher"):
-        check_pack_settings(launcher.get("pack_size"), launcher.get("strategy"))
+        check_pack_settings(launcher.get("pack_size"), launcher.get("strategy"), launcher.get("n_jobs", 1))
     if "joblib" in target.lower():
         n = launcher.get("n_jobs")
         need(isinstance(n, int) and n != 0, "n_jobs", "an integer >= 1 (jobs at once), or -1 for one per core")

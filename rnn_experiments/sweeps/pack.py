@@ -21,7 +21,7 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
@@ -61,11 +61,11 @@ def packs_of(keys: list[str], pack_size: int) -> list[list[int]]:
 
 def launch(launcher, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list:
     """Hydra's Launcher.launch for PackedLauncher: the jobs' JobReturns, in their order."""
-    from hydra.core.utils import configure_log, run_job, setup_globals
+    from hydra.core.utils import configure_log, setup_globals
 
     setup_globals()
     config, context, task = launcher.config, launcher.hydra_context, launcher.task_function
-    check_pack_settings(launcher.pack_size, launcher.strategy)   # the sweep guard checked them already
+    check_pack_settings(launcher.pack_size, launcher.strategy, launcher.n_jobs)   # checked already by the sweep guard
     configure_log(config.hydra.hydra_logging, config.hydra.verbose)
     Path(str(config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
     jobs = []
@@ -86,18 +86,43 @@ def launch(launcher, job_overrides: Sequence[Sequence[str]], initial_job_idx: in
                  "`seed`: they run alone", alone, len(jobs))
     log.info("packed launcher: %d jobs in %d packs (%s)", len(jobs), len(packs),
              ", ".join(str(len(p)) for p in packs))
-    returns: dict[int, Any] = {}
     for pack in packs:
-        if len(pack) == 1:
-            i = pack[0]
-            log.info("\t#%d : %s", initial_job_idx + i, " ".join(job_overrides[i]))
-            returns[i] = run_job(hydra_context=context, task_function=task, config=jobs[i],
-                                 job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir")
-        else:
-            for i in pack:
-                log.info("\t#%d : %s (pack of %d)", initial_job_idx + i, " ".join(job_overrides[i]), len(pack))
-            returns.update(zip(pack, _run_pack(context, task, [jobs[i] for i in pack], launcher.strategy)))
+        for i in pack:
+            log.info("\t#%d : %s%s", initial_job_idx + i, " ".join(job_overrides[i]),
+                     f" (pack of {len(pack)})" if len(pack) > 1 else "")
+    n_jobs = launcher.n_jobs
+    if n_jobs != 1 and len(packs) > 1:      # packs side by side: joblib processes, as hydra/launcher=joblib
+        from hydra.core.singleton import Singleton
+        from joblib import Parallel, delayed
+
+        state = Singleton.get_state()
+        done = Parallel(n_jobs=n_jobs, backend="loky")(
+            delayed(_pack_in_worker)(context, task, [jobs[i] for i in pack], launcher.strategy, state)
+            for pack in packs)
+    else:
+        done = [_one_pack(context, task, [jobs[i] for i in pack], launcher.strategy) for pack in packs]
+    returns = {i: ret for pack, rets in zip(packs, done) for i, ret in zip(pack, rets)}
     return [returns[i] for i in range(len(jobs))]
+
+
+def _one_pack(context, task, configs: list[DictConfig], strategy: str) -> list:
+    """The JobReturns of one pack; a pack of one is a job as under the basic launcher."""
+    from hydra.core.utils import run_job
+
+    if len(configs) == 1:
+        return [run_job(hydra_context=context, task_function=task, config=configs[0],
+                        job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir")]
+    return _run_pack(context, task, configs, strategy)
+
+
+def _pack_in_worker(context, task, configs, strategy, singleton_state) -> list:
+    """_one_pack in a joblib worker: Hydra's global state as the sweep's process has it."""
+    from hydra.core.singleton import Singleton
+    from hydra.core.utils import setup_globals
+
+    setup_globals()
+    Singleton.set_state(singleton_state)
+    return _one_pack(context, task, configs, strategy)
 
 
 def _why_unpacked(task, config) -> str | None:

@@ -44,3 +44,17 @@ def test_a_seeds_sweep_runs_as_one_pack_of_normal_run_folders(tmp_path):
         expected = s["wall_time_s"] / s.get("pack", {"size": 1})["size"]
         assert shares[str(sweep / name)] == pytest.approx(expected)
     assert (sweep / "analysis" / "summary.md").is_file()
+
+
+@pytest.mark.slow   # a whole sweep, two worker processes
+def test_packs_run_side_by_side_with_n_jobs_each_with_its_share_of_the_cores(tmp_path):
+    sweep = tmp_path / "sweep"
+    done = run_command("rnn-train", "-m", "seed=0,1,2,3", *TINY, "hydra/launcher=packed",
+                       "hydra.launcher.pack_size=2", "hydra.launcher.n_jobs=2",
+                       "hydra.callbacks.analyze.formats=[png]", f"hydra.sweep.dir={sweep}")
+    assert done.code == 0, done.err[-3000:]
+    summaries = [json.loads((sweep / str(i) / "summary.json").read_text()) for i in range(4)]
+    assert all(s["status"] == "completed" and s["pack"]["size"] == 2 for s in summaries)
+    assert summaries[0]["pack"]["members"] == ["0", "1"] and summaries[2]["pack"]["members"] == ["2", "3"]
+    assert summaries[0]["pid"] == summaries[1]["pid"] != summaries[2]["pid"] == summaries[3]["pid"]
+    assert {s["threads"] for s in summaries} == {1}      # 2 cores // 2 packs at once

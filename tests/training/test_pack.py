@@ -140,11 +140,12 @@ def test_runs_are_packed_by_all_but_their_seed(make_cfg):
     assert packs_of(["a", "b", "a"], 10) == [[0, 2], [1]]
 
 
-@pytest.mark.parametrize("size, strategy, key", [(0, "auto", "pack_size"), (True, "auto", "pack_size"),
-                                                 (4, "fast", "strategy")])
-def test_bad_launcher_settings_are_refused_in_one_line(size, strategy, key):
+@pytest.mark.parametrize("size, strategy, n_jobs, key", [(0, "auto", 1, "pack_size"), (True, "auto", 1, "pack_size"),
+                                                         (4, "fast", 1, "strategy"), (4, "auto", 0, "n_jobs"),
+                                                         (4, "auto", -2, "n_jobs")])
+def test_bad_launcher_settings_are_refused_in_one_line(size, strategy, n_jobs, key):
     with pytest.raises(ConfigError, match=f"hydra.launcher.{key}="):
-        check_settings(size, strategy)
+        check_settings(size, strategy, n_jobs)
 
 
 def test_a_stop_signal_stops_every_member_with_its_checkpoint_and_each_resumes_exactly(make_cfg, tmp_path):
