@@ -119,6 +119,7 @@ def test_a_member_that_diverges_or_fails_ends_alone_and_the_others_complete(make
     assert [float(r["loss"]) for r in rows(folders[0])] == pytest.approx([float(r["loss"]) for r in rows(alone)], rel=1e-5)
 
 
+@pytest.mark.slow   # trains each seed three times
 def test_a_members_checkpoint_is_an_ordinary_checkpoint(make_cfg, tmp_path):
     """A pack trained to step 10, then each member resumed alone to 20: what the separate run
     trained straight to 20 has (loop: to the bit)."""
@@ -148,6 +149,7 @@ def test_bad_launcher_settings_are_refused_in_one_line(size, strategy, n_jobs, k
         check_settings(size, strategy, n_jobs)
 
 
+@pytest.mark.slow   # trains each seed three times
 def test_a_stop_signal_stops_every_member_with_its_checkpoint_and_each_resumes_exactly(make_cfg, tmp_path):
     """SIGTERM (SLURM's end, Ctrl-C alike) once, during member 0's hook: every member finishes its
     step, saves checkpoint.pt and ends interrupted; each then resumes to what a run never stopped has."""
@@ -171,7 +173,8 @@ def test_a_stop_signal_stops_every_member_with_its_checkpoint_and_each_resumes_e
         assert rows(folder) == rows(tmp_path / f"straight{s}")
 
 
-@pytest.mark.parametrize("margin, expected", [(1e9, "sequential"), (0.0, "stacked")])
+@pytest.mark.parametrize("margin, expected", [(1e9, "sequential"),
+                                              pytest.param(0.0, "stacked", marks=pytest.mark.slow)])
 def test_auto_keeps_stacked_only_where_it_is_faster_else_runs_each_member_to_its_end(
         make_cfg, tmp_path, monkeypatch, margin, expected):
     import rnn_experiments.training.pack as pack_module
