@@ -27,6 +27,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from rnn_experiments.sweeps.checks import check_pack_settings
 from rnn_experiments.training.pack import Member, run_pack
+from rnn_experiments.training.resources import available_bytes, available_cores, training_bytes
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,20 @@ def packs_of(keys: list[str], pack_size: int) -> list[list[int]]:
     return packs
 
 
+def fitted(packs: list[list[int]], need: int, available: int | None, n_jobs: int = 1) -> list[list[int]]:
+    """`packs` split up front so that the packs running at once fit in memory: a pack needs
+    about its size × `need` (each member's peak, training.resources.training_bytes: a stacked
+    step holds every member's activations at once), `n_jobs` packs run side by side, `available`
+    bytes can be had (None: unknown, nothing split)."""
+    if available is None or need <= 0:
+        return packs
+    most = max(1, int(available // (need * max(n_jobs, 1))))   # members a pack can hold
+    out = []
+    for pack in packs:
+        out += [pack[i:i + most] for i in range(0, len(pack), most)]
+    return out
+
+
 def launch(launcher, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list:
     """Hydra's Launcher.launch for PackedLauncher: the jobs' JobReturns, in their order."""
     from hydra.core.utils import configure_log, setup_globals
@@ -78,6 +93,8 @@ def launch(launcher, job_overrides: Sequence[Sequence[str]], initial_job_idx: in
         jobs.append(job_cfg)
     why = _why_unpacked(task, config)
     packs = [[i] for i in range(len(jobs))] if why else packs_of([pack_key(c) for c in jobs], launcher.pack_size)
+    if not why and any(len(p) > 1 for p in packs):
+        packs = _fitted_here(packs, jobs, launcher.n_jobs)
     alone = sum(len(p) == 1 for p in packs)
     if why:
         log.warning("packed launcher: the %d jobs run one after the other: %s", len(jobs), why)
@@ -103,6 +120,21 @@ def launch(launcher, job_overrides: Sequence[Sequence[str]], initial_job_idx: in
         done = [_one_pack(context, task, [jobs[i] for i in pack], launcher.strategy) for pack in packs]
     returns = {i: ret for pack, rets in zip(packs, done) for i, ret in zip(pack, rets)}
     return [returns[i] for i in range(len(jobs))]
+
+
+def _fitted_here(packs: list[list[int]], jobs: list[DictConfig], n_jobs: int) -> list[list[int]]:
+    """fitted() with this machine's memory and the first job's peak; one line where it splits."""
+    try:
+        need = training_bytes(jobs[packs[0][0]])
+    except Exception:          # a model the estimate does not know: the run's own check decides
+        return packs
+    device = "cuda" if str(jobs[0].get("device")) == "cuda" else "cpu"
+    side_by_side = available_cores() if n_jobs == -1 else n_jobs
+    out = fitted(packs, need, available_bytes(device), side_by_side)
+    if len(out) > len(packs):
+        log.warning("packed launcher: packs split to fit in memory: %d members a pack at most (each "
+                    "needs about %.0f MiB)", max(len(p) for p in out), need / 2**20)
+    return out
 
 
 def _one_pack(context, task, configs: list[DictConfig], strategy: str) -> list:

@@ -187,3 +187,13 @@ def test_auto_keeps_stacked_only_where_it_is_faster_else_runs_each_member_to_its
     assert record["strategy"] == expected and members[0].summary["pack"]["strategy"] == expected
     for a, p in zip(alone, packed):
         assert [float(r["loss"]) for r in rows(p)] == pytest.approx([float(r["loss"]) for r in rows(a)], rel=1e-5)
+
+
+def test_packs_are_split_up_front_so_that_what_runs_at_once_fits_in_memory():
+    from rnn_experiments.sweeps.pack import fitted
+    packs = [list(range(10)), [10, 11]]
+    assert fitted(packs, need=100, available=None) == packs            # unknown memory: as they are
+    assert fitted(packs, need=100, available=10_000) == packs          # 10 members x 100 B fit
+    assert fitted(packs, need=100, available=450) == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9], [10, 11]]
+    assert fitted(packs, need=100, available=450, n_jobs=2) == [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9], [10, 11]]
+    assert fitted(packs, need=100, available=50) == [[i] for i in range(12)]   # not even one: alone
