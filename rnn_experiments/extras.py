@@ -8,6 +8,7 @@ configs have the same names.
 from __future__ import annotations
 
 import importlib.metadata
+import importlib
 import importlib.util
 import re
 
@@ -27,6 +28,15 @@ LOGGER_EXTRAS = {"tensorboard": (TENSORBOARD, "tensorboard", "tensorboard"),
 def missing(what: str, package: str, extra: str) -> str:
     return (f"{what} needs {package}, which is not installed: "
             f"pip install \"rnn-experiments[{extra}]\" (or pip install {package})")
+
+
+def require(module: str, what: str, package: str, extra: str):
+    """The module `module`, imported; ConfigError (one line, `missing`'s install line) where
+    `package` is not installed — the trackers' check when they are built."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:   # torch.utils.tensorboard too raises ImportError without the package
+        raise ConfigError(missing(what, package, extra)) from None
 
 
 def installed(module: str) -> bool:

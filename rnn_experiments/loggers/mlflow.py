@@ -43,7 +43,7 @@ import warnings
 from pathlib import Path
 
 from rnn_experiments.errors import ConfigError
-from rnn_experiments.extras import missing
+from rnn_experiments.extras import require
 from rnn_experiments.loggers.records import (TrackerRunFile, analysis_files, experiment_name as _experiment_name,
                                              final_values, flat_config, job_overrides, provenance_tags,
                                              row_values, sweep_folder, sweep_name)
@@ -55,14 +55,6 @@ log = logging.getLogger(__name__)
 STATUS = {"completed": "FINISHED", "pruned": "FINISHED", "stopped": "FINISHED",
           "interrupted": "KILLED", "failed": "FAILED", "diverged": "FAILED"}
 MAX_PARAMS, MAX_PARAM_LENGTH = 100, 6000    # per log_batch request; a param's value (MLflow's limits)
-
-
-def _require_mlflow():
-    try:
-        from mlflow.tracking import MlflowClient
-    except ImportError:
-        raise ConfigError(missing("logger=mlflow", "mlflow", "mlflow")) from None
-    return MlflowClient
 
 
 def local_store(folder: Path) -> str:
@@ -111,7 +103,7 @@ class MLflowLogger:
 
     def __init__(self, tracking_uri: str | None = None, experiment: str | None = None,
                  request_timeout_s: float = 10, request_retries: int = 1):
-        self._Client = _require_mlflow()
+        self._Client = require("mlflow.tracking", "logger=mlflow", "mlflow", "mlflow").MlflowClient
         if not (isinstance(request_timeout_s, (int, float)) and request_timeout_s > 0):
             raise ConfigError(f"logger.mlflow.request_timeout_s={request_timeout_s!r} is invalid: "
                               "expected seconds > 0")

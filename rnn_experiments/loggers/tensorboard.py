@@ -18,17 +18,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from rnn_experiments.errors import ConfigError
-from rnn_experiments.extras import missing
+from rnn_experiments.extras import require
 from rnn_experiments.run.provenance import swept
-
-
-def _require_tensorboard():
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:  # torch raises ImportError without the tensorboard package
-        raise ConfigError(missing("logger=tensorboard", "tensorboard", "tensorboard")) from None
-    return SummaryWriter
 
 
 # overrides that every job of a sweep shares, left out of the TensorBoard run's name
@@ -80,7 +71,8 @@ class TensorBoardLogger:
     def __init__(self, dir: str = "tensorboard", name: str | None = None):
         """`dir`: relative to the run folder (or absolute); `name`: the TensorBoard run's folder
         inside it (None: job_name(), a sweep job's overrides; '' for a single run)."""
-        self._SummaryWriter = _require_tensorboard()
+        self._SummaryWriter = require("torch.utils.tensorboard", "logger=tensorboard", "tensorboard",
+                                      "tensorboard").SummaryWriter
         self.dir, self.name = dir, name
         self.writer = None
         self.log_dir: Path | None = None

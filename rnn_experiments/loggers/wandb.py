@@ -32,7 +32,7 @@ import uuid
 from pathlib import Path
 
 from rnn_experiments.errors import ConfigError
-from rnn_experiments.extras import missing
+from rnn_experiments.extras import require
 from rnn_experiments.loggers.records import (TrackerRunFile, analysis_files, experiment_name as _experiment_name,
                                              final_values, job_overrides, provenance_tags, row_values,
                                              sweep_folder, sweep_name)
@@ -44,14 +44,6 @@ log = logging.getLogger(__name__)
 
 MODES = ("online", "offline", "disabled")
 MAX_TAG = 64    # W&B's limit on a tag's length
-
-
-def _require_wandb():
-    try:
-        import wandb
-    except ImportError:
-        raise ConfigError(missing("logger=wandb", "wandb", "wandb")) from None
-    return wandb
 
 
 def _one_line(e: BaseException) -> str:
@@ -66,7 +58,7 @@ class WandbLogger:
 
     def __init__(self, project: str | None = None, entity: str | None = None, mode: str | None = None,
                  dir: str | None = None, init_timeout_s: float = 60):
-        self._wandb = _require_wandb()
+        self._wandb = require("wandb", "logger=wandb", "wandb", "wandb")
         if mode is not None and mode not in MODES:
             raise ConfigError(f"logger.wandb.mode={mode!r} is invalid: expected one of {', '.join(MODES)} "
                               "(null: $WANDB_MODE, else online)")

@@ -107,13 +107,12 @@ class StackedStep:
     strategy = "stacked"
 
     def __init__(self, runs):
-        reason = why_not_stacked(runs)
-        if reason:
-            raise ValueError(reason)
+        """`runs`: members that why_not_stacked() passes (the pack checks it first)."""
         self.base = copy.deepcopy(runs[0].model).to("meta")   # the code, not the numbers
         if hasattr(self.base, "fused"):
             self.base.fused = False                           # the plain autograd path: vmap-able
         self.names = [n for n, _ in runs[0].model.named_parameters()]
+        self.params = {id(r): dict(r.model.named_parameters()) for r in runs}   # the members' own
 
         def member(params, x, y):
             return nll_and_accuracy(functional_call(self.base, params, (x,)), y)
@@ -128,7 +127,7 @@ class StackedStep:
         return -picked.mean(1), (log_probs.argmax(-1) == Y).float().mean(1)
 
     def __call__(self, runs, batches, enter=lambda k: None):
-        per_run = [dict(r.model.named_parameters()) for r in runs]
+        per_run = [self.params[id(r)] for r in runs]
         stacked = {n: torch.stack([p[n].detach() for p in per_run]).requires_grad_() for n in self.names}  # (K, ...)
         X = torch.stack([x for x, _ in batches])                 # (K, B, T)
         Y = torch.stack([y for _, y in batches])                 # (K, B) or (K, B, T)
@@ -188,8 +187,8 @@ class AutoStep:
 
 
 def pack_step(runs, strategy: str, log=None):
-    """The pack's step for `runs` (their `_Run`s): `strategy` "loop", "stacked" or "auto";
-    ValueError saying why where "stacked" cannot be exact for them."""
+    """The pack's step for `runs` (their `_Run`s): `strategy` "loop", or "stacked" / "auto" for
+    runs that why_not_stacked() passes."""
     if strategy not in STRATEGIES + ("auto",):
         raise ValueError(f"strategy {strategy!r}: expected auto or one of {', '.join(STRATEGIES)}")
     if strategy == "auto":
