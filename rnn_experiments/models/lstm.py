@@ -7,7 +7,6 @@ import torch.nn.functional as F
 
 from rnn_experiments.models.base import Axis, Init, RecurrentClassifier, init_weights
 from rnn_experiments.models.kernels.fused import LSTMFunction
-from rnn_experiments.models.kernels.stacked import StackedLSTMFunction
 from rnn_experiments.models.kernels.triton_cells import LSTMTritonFunction, available as triton_available
 
 
@@ -72,17 +71,15 @@ class LSTM(RecurrentClassifier):
             h = last_state(x, self.embedding.weight, *self._stacked(), self.reset_token, self.kernels)  # h_T
         return F.log_softmax(F.linear(h, self.W_ph, self.b_p), dim=self.log_softmax_dim)  # (B, C)
 
-    def stacked_ready(self) -> bool:
-        return self.reset_token is None and super().stacked_ready()
-
     def forward_stacked(self, params: dict, x: torch.Tensor) -> torch.Tensor:
         """K members at once (a pack; rnn_experiments/training/pack.py): `params` each of this
         model's parameters stacked on a leading member axis, x (K, B, T) -> (K, B, C), through
-        StackedLSTMFunction (models/kernels/stacked.py)."""
+        LSTMFunction's member axis (models/kernels/fused.py), reset token and kernels included."""
         cat = lambda kind: torch.cat([params[kind.format(g)] for g in "gifo"], dim=1)
         W_x, W_h, b = cat("W_{}x"), cat("W_{}h"), cat("b_{}")              # (K, 4H, E), (K, 4H, H), (K, 4H)
         P = torch.baddbmm(b.unsqueeze(1), params["embedding.weight"], W_x.transpose(1, 2))  # (K, V, 4H)
-        h = StackedLSTMFunction.apply(x.transpose(1, 2), P, W_h)           # (K, B, H) = h_T
+        v = x.permute(2, 0, 1).contiguous()                                 # (T, K, B)
+        h = LSTMFunction.apply(v, P, W_h, True, torch.is_grad_enabled(), self.reset_token, self.kernels)  # (K, B, H)
         return self.readout_stacked(params, h)
 
     def recurrence(self, e: torch.Tensor, state=None, reset=None) -> list[torch.Tensor]:

@@ -7,7 +7,6 @@ import torch.nn.functional as F
 
 from rnn_experiments.models.base import Axis, Init, RecurrentClassifier, init_weights
 from rnn_experiments.models.kernels.fused import PeepLSTMFunction
-from rnn_experiments.models.kernels.stacked import StackedPeepLSTMFunction
 from rnn_experiments.models.kernels.triton_cells import PeepLSTMTritonFunction, available as triton_available
 
 
@@ -72,14 +71,15 @@ class PeepLSTM(RecurrentClassifier):
     def forward_stacked(self, params: dict, x: torch.Tensor) -> torch.Tensor:
         """K members at once (a pack; rnn_experiments/training/pack.py): `params` each of this
         model's parameters stacked on a leading member axis, x (K, B, T) -> (K, B, C), through
-        StackedPeepLSTMFunction (models/kernels/stacked.py)."""
+        PeepLSTMFunction's member axis (models/kernels/fused.py)."""
         H = self.hidden_size
         W_x = torch.cat([params[f"W_{g}x"] for g in "fioc"], dim=1)        # (K, 4H, E)
         W_c = torch.cat([params[f"W_{g}h"] for g in "fio"], dim=1)         # (K, 3H, H)
         b = torch.cat([params[f"b_{g}"] for g in "fioc"], dim=1)           # (K, 4H)
         P = torch.baddbmm(b.unsqueeze(1), params["embedding.weight"], W_x.transpose(1, 2))  # (K, V, 4H)
         Q = torch.sigmoid(P[..., 3 * H:])                                  # (K, V, H)
-        h = StackedPeepLSTMFunction.apply(x.transpose(1, 2), P[..., :3 * H], Q, W_c)  # (K, B, H)
+        v = x.permute(2, 0, 1).contiguous()                                 # (T, K, B)
+        h = PeepLSTMFunction.apply(v, P[..., :3 * H], Q, W_c, True, torch.is_grad_enabled())  # (K, B, H)
         return self.readout_stacked(params, h)
 
     def recurrence(self, e: torch.Tensor, state=None) -> list[torch.Tensor]:

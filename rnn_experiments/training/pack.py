@@ -9,8 +9,9 @@ summary. Only its steps are taken by the pack, in one of two ways:
                is the process: one start-up (imports, data, threads) for K runs.
     "stacked"  one forward and backward for all K members: their parameters stacked on a leading
                seed axis; the model's `forward_stacked(params, x)` where it has one and
-               `stacked_ready()` (the LSTM's and peephole LSTM's: batched products and a
-               hand-written backward over the members, models/kernels/stacked.py), else its plain
+               `stacked_ready()` (the LSTM's and peephole LSTM's: their fused CPU kernels with a
+               member axis, every element-wise call on all members' rows at once, batched
+               products, models/kernels/fused.py), else its plain
                autograd path (`model.fused = False`) mapped over the axis with torch.func.vmap
                (so every product is a batched product over the K members);
                    L = Σ_k loss_k(θ_k)  ⇒  ∂L/∂θ_k = ∂loss_k/∂θ_k
@@ -32,6 +33,8 @@ import numpy as np
 import torch
 from torch.func import functional_call, vmap
 
+from rnn_experiments.run.summary import write_summary
+from rnn_experiments.training.resources import MiB, PeakMemory, training_bytes
 from rnn_experiments.training.signals import stop_on_signals
 from rnn_experiments.training.step import make_step, nll_and_accuracy
 
@@ -69,8 +72,12 @@ class RNGStates:
 
 def why_not_stacked(runs) -> str | None:
     """Why the members' steps cannot be stacked exactly (None: they can): stacking needs one
-    model class with the same parameter shapes, no buffers, and an optimizer whose update is
-    element-wise per parameter (the members' own optimizers then step on their slices)."""
+    model class with the same parameter shapes and no buffers. The optimizer does not matter:
+    the stacked step only computes each member's gradient (∂L/∂θ_k = ∂loss_k/∂θ_k), then each
+    member's own clip and `optimizer.step()` run over that member's parameters alone, as in its
+    separate run, so any optimizer the contract accepts (one that steps without a closure,
+    rnn_experiments/contract.py) is exact, one whose update is not element-wise (a norm over
+    all its parameters, state of its own) included."""
     first = runs[0].model
     shapes = [(n, tuple(p.shape)) for n, p in first.named_parameters()]
     for run in runs[1:]:
@@ -78,8 +85,6 @@ def why_not_stacked(runs) -> str | None:
             return "the members' models differ in their parameters"
     if any(True for _ in first.buffers()):
         return f"{type(first).__name__} has buffers"
-    if any(type(run.optimizer).__name__ == "LBFGS" for run in runs):
-        return "LBFGS is not an element-wise update"
     if runs[0].device.type != "cpu" and runs[0].device.type != "cuda":
         return f"device {runs[0].device}"
     return None
@@ -252,8 +257,10 @@ def run_pack(members: list[Member], strategy: str = "loop", log=None, record: di
     "stacked" where it cannot be exact (why_not_stacked, or the model's code cannot be mapped
     by vmap) takes the members' steps one after the other instead ("loop"), said once in `log`.
     `record` (the launcher's): each member's summary.json gets it as `pack`, its "strategy"
-    kept to the way the steps are taken."""
+    kept to the way the steps are taken; when the pack has ended, the pack's memory is added
+    (`_record_memory`) and each member's summary.json written again with it."""
     current = _Current()
+    memory = PeakMemory() if record is not None else None    # the pack's peak, from here on
     with stop_on_signals():                       # one signal stops every member
         try:
             for member in members:
@@ -296,7 +303,46 @@ def run_pack(members: list[Member], strategy: str = "loop", log=None, record: di
         finally:
             if current.member is not None:
                 current.member.rng.swap_out()
+    if record is not None:
+        _record_memory(members, memory, record, log)
     return step.strategy if members and any(m.run is not None for m in members) else strategy
+
+
+def _record_memory(members: list[Member], memory: PeakMemory, record: dict, log) -> None:
+    """The pack's memory in `record` (resources.PeakMemory.record: rss_before_mib, peak_rss_mib,
+    peak_rss_since, on a GPU peak_cuda_mib) beside the launcher's estimate, `estimate_mib`: K ×
+    training_bytes (sweeps/pack.py splits packs by it); then the summary.json of every member
+    that records the pack written again, so that each holds the whole pack's peak (a member
+    that ended first wrote its summary before the others' last steps)."""
+    ready = [m for m in members if m.run is not None]
+    record.update(memory.record(ready[0].run.device if ready else None))
+    try:
+        record["estimate_mib"] = round(sum(training_bytes(m.run.cfg) for m in ready) / MiB, 1)
+    except Exception:   # a model the estimate does not know: no estimate to set beside the peak
+        pass
+    for m in ready:
+        if m.run.summary.get("pack") is record:
+            try:
+                write_summary(m.run.out_dir, m.run.summary)
+            except OSError as e:
+                if log is not None:
+                    log.warning("pack: %s (the pack's peak memory is not recorded there)", e)
+
+
+def memory_words(record: dict) -> str:
+    """The pack's measured memory beside the estimate, in words (the launcher's log line)."""
+    peak, before, estimate = (record.get(k) for k in ("peak_rss_mib", "rss_before_mib", "estimate_mib"))
+    if peak is None:
+        return "peak memory not measured here"
+    since = "" if record.get("peak_rss_since") == "start" else " (the process's peak: it could not be reset)"
+    words = f"peak resident memory {peak:.0f} MiB{since}"
+    if before is not None:
+        words += f", {peak - before:+.0f} MiB over the {before:.0f} MiB before the pack"
+    if estimate is not None:
+        words += f"; estimated {estimate:.0f} MiB (K x training_bytes)"
+    if record.get("peak_cuda_mib") is not None:
+        words += f"; CUDA peak {record['peak_cuda_mib']:.0f} MiB allocated"
+    return words
 
 
 def _step_for(runs_of: list[Member], strategy: str, log):

@@ -83,12 +83,12 @@ class _TimeBlocks:
         return copy
 
     def cols(self, start: int, stop: int, split: int = 0) -> list:
-        """[step[:, start:stop] for each step]; split=n: each viewed as (rows, n, (stop-start)/n)."""
+        """[step[..., start:stop] for each step]; split=n: each viewed as (..., n, (stop-start)/n)."""
         key = (start, stop, split)
         if key not in self._cols:
-            views = [s[:, start:stop] for s in self.steps]
+            views = [s[..., start:stop] for s in self.steps]
             if split:
-                views = [s.view(s.shape[0], split, -1) for s in views]
+                views = [s.view(*s.shape[:-1], split, -1) for s in views]
             self._cols[key] = views
         return self._cols[key]
 
@@ -238,24 +238,25 @@ class _LSTMBuffers:
                    slot, then dA_t (backward)
         gc[t]    = [g_t | c_{t-1}] (B, 2H), c_{-1} := c_0 = 0; c_T in c_last
         tanh_c[t] = tanh c_{t+1}; h_{t+1} in x[t+1] (h_T in h_last)
-    and the backward's per-step temporaries. keep=False: rings of one or two steps."""
+    and the backward's per-step temporaries. keep=False: rings of one or two steps. A pack's
+    members (LSTMFunction's member axis) add a leading K to every per-step shape: (K, B, 4H), ..."""
 
-    def __init__(self, T: int, B: int, H: int, V: int, like: torch.Tensor, keep: bool):
-        """V: the one-hot columns of x (0: none)."""
+    def __init__(self, T: int, lead: tuple, H: int, V: int, like: torch.Tensor, keep: bool):
+        """lead: (B,), or (K, B) for K members; V: the one-hot columns of x (0: none)."""
         ring = None if keep else 1
-        self.gates = _TimeBlocks(T, (B, 4 * H), like, ring)
-        self.gc = _TimeBlocks(T, (B, 2 * H), like, None if keep else 2)
-        self.tanh_c = _TimeBlocks(T, (B, H), like, ring)
-        self.x = like.new_zeros(T if keep else 2, B, H + V)
+        self.gates = _TimeBlocks(T, (*lead, 4 * H), like, ring)
+        self.gc = _TimeBlocks(T, (*lead, 2 * H), like, None if keep else 2)
+        self.tanh_c = _TimeBlocks(T, (*lead, H), like, ring)
+        self.x = like.new_zeros(T if keep else 2, *lead, H + V)
         self.x_steps = [self.x[t if keep else t % 2] for t in range(T)]
-        self.h_last, self.c_last = like.new_empty(B, H), like.new_empty(B, H)
-        self.h_next = [x[:, :H] for x in self.x_steps[1:]] + [self.h_last]   # where step t writes h_t
+        self.h_last, self.c_last = like.new_empty(*lead, H), like.new_empty(*lead, H)
+        self.h_next = [x[..., :H] for x in self.x_steps[1:]] + [self.h_last]   # where step t writes h_t
         self.minus_one = like.new_full((), -1.0)
         c_prev = self.gc.cols(H, 2 * H)                     # c_{t-1} of step t
         self.c_next = c_prev[1:] + [self.c_last]            # where step t writes c_t
-        self.dh, self.dc = like.new_empty(B, H), like.new_empty(B, H)
-        self.grad = like.new_empty(B, 3 * H)                # dL/d(i, f, o) after σ, one step
-        self.di_df = like.new_empty(B, 2, H)                # [dc_t ⊙ i_t, dc_t ⊙ f_t]
+        self.dh, self.dc = like.new_empty(*lead, H), like.new_empty(*lead, H)
+        self.grad = like.new_empty(*lead, 3 * H)            # dL/d(i, f, o) after σ, one step
+        self.di_df = like.new_empty(*lead, 2, H)            # [dc_t ⊙ i_t, dc_t ⊙ f_t]
 
 
 class LSTMFunction(torch.autograd.Function):
@@ -275,6 +276,14 @@ class LSTMFunction(torch.autograd.Function):
                  dc_t ⊙ c_{t-1} ⊙ f_t(1 - f_t),  dh_t ⊙ tanh c_t ⊙ o_t(1 - o_t)]
         dh_{t-1} = dA_t W_h
     (m_t = 1 everywhere without a reset_token.)
+
+    A pack's members (training/pack.py): v (T, K, B), P (K, V, 4H), W_h (K, 4H, H) -> h_T
+    (K, B, H), member k's recurrence on its own tokens and weights. Every element-wise call
+    then works on all K members' (K, B, ·) rows at once, and the products are batched products
+    over k (MKL; oneDNN takes 2-D products only); dW_h, dP are summed over the steps with one
+    batched product a step (a member's rows of a block are not one matrix in memory, and a
+    member-major copy of the stored steps cost more than the products it saves). Member k's numbers equal its own call's up to the
+    order of sums in the products (tests/models/test_stacked.py).
     """
 
     spare = _Spare()                    # buffers of the last backward
@@ -282,56 +291,67 @@ class LSTMFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, v, P, W_h, reuse_buffers=True, keep=True, reset_token=None, kernels=None):
-        T, B = v.shape
-        H, V = W_h.shape[1], P.shape[0]
+        T, lead = v.shape[0], tuple(v.shape[1:])            # (B,), or (K, B): K members
+        K = lead[0] if len(lead) == 2 else None
+        H, V = W_h.shape[-1], P.shape[-2]
+        rows = torch.Size(lead).numel()                     # B, or K·B
         tanh_kernel, gemm = kernels or (None, None)         # a step's choice (training/impl.py), or None
         if tanh_kernel is None:
-            by_sigmoid = B * H >= SIGMOID_TANH_MIN_SIZE and tanh_by_sigmoid()
+            by_sigmoid = rows * H >= SIGMOID_TANH_MIN_SIZE and tanh_by_sigmoid()
         else:
             by_sigmoid = tanh_kernel == "sigmoid"
         fold = V <= ONEHOT_MAX_VOCAB                        # P[v_t] through the product
-        W = torch.cat([W_h.t(), P]) if fold else W_h.t()    # (H + V, 4H) or (H, 4H)
+        W_hT = W_h.transpose(-1, -2)                        # (H, 4H) or (K, H, 4H)
+        W = torch.cat([W_hT, P], dim=-2) if fold else W_hT  # (..., H + V, 4H) or (..., H, 4H)
         if by_sigmoid:                                      # a^g doubled: g_t = 2σ(2a^g) - 1
             W, P = W.clone(), P.clone()
-            W[:, :H] *= 2
-            P[:, :H] *= 2
-        onednn = _onednn_linear() if gemm_library(B, W.shape[0], 4 * H, P.dtype, gemm) == "onednn" else None
+            W[..., :H] *= 2
+            P[..., :H] *= 2
+        if K is None:
+            onednn = _onednn_linear() if gemm_library(rows, W.shape[-2], 4 * H, P.dtype, gemm) == "onednn" else None
+        else:                                               # the members' products: batched (MKL)
+            onednn = None
         W_rows = W.t().contiguous() if onednn else None     # (4H, H + V): oneDNN's x W_rows^T
-        key = (T, B, H, V, P.dtype, P.device, BLOCK_BYTES, keep, fold)
+        mm, mm_add = (torch.mm, torch.Tensor.addmm_) if K is None else (torch.bmm, torch.Tensor.baddbmm_)
+        ids, table = v, P                                   # rows of the table to gather (not fold)
+        if K is not None and not fold:                      # member k's rows: k·V + v
+            ids = v + torch.arange(K, device=v.device).view(1, K, 1) * V
+            table = P.reshape(K * V, 4 * H)
+        key = (T, lead, H, V, P.dtype, P.device, BLOCK_BYTES, keep, fold)
         spare = LSTMFunction.spare if keep else LSTMFunction.eval_spare
-        buf = spare.take(key) or _LSTMBuffers(T, B, H, V if fold else 0, P, keep)
+        buf = spare.take(key) or _LSTMBuffers(T, lead, H, V if fold else 0, P, keep)
         m = None if reset_token is None else (v != reset_token).unsqueeze(-1).to(P.dtype).unbind(0)
         gates, tanh_cs, xs, h_next = buf.gates.steps, buf.tanh_c.steps, buf.x_steps, buf.h_next
         a_g, a_ifo = buf.gates.cols(0, H), buf.gates.cols(H, 4 * H)
         i, f, o = buf.gates.cols(H, 2 * H), buf.gates.cols(2 * H, 3 * H), buf.gates.cols(3 * H, 4 * H)
         g, c_prev, c_next = buf.gc.cols(0, H), buf.gc.cols(H, 2 * H), buf.c_next
         c_prev[0].zero_()                                   # c_0 = 0
-        xs[0][:, :H].zero_()                                # h_0 = 0
-        v_t = v.unbind(0)
+        xs[0][..., :H].zero_()                              # h_0 = 0
+        v_t, ids_t = v.unbind(0), ids.unbind(0)
         if keep and fold:                                   # onehot(v_t) for every t
-            buf.x[..., H:].zero_().scatter_(2, v.unsqueeze(-1), 1.0)
+            buf.x[..., H:].zero_().scatter_(-1, v.unsqueeze(-1), 1.0)
         elif keep:                                          # P[v_t] for every t, by blocks
             for s, block in buf.gates.spans():
                 n = block.shape[0]
-                torch.index_select(P, 0, v[s:s + n].reshape(-1), out=block.view(n * B, 4 * H))
-        mul, addcmul, tanh, mm, minus_one = torch.mul, torch.addcmul, torch.tanh, torch.mm, buf.minus_one
+                torch.index_select(table, 0, ids[s:s + n].reshape(-1), out=block.view(-1, 4 * H))
+        mul, addcmul, tanh, minus_one = torch.mul, torch.addcmul, torch.tanh, buf.minus_one
         for t, (a, ag, aifo, it, ft, ot, gt, cp, c, tc, x, h) in enumerate(zip(
                 gates, a_g, a_ifo, i, f, o, g, c_prev, c_next, tanh_cs, xs, h_next)):
             pre = a                                         # a_t, before the gates' functions
             if fold:
                 if not keep:
-                    x[:, H:].zero_().scatter_(1, v_t[t].unsqueeze(1), 1.0)   # onehot(v_t)
+                    x[..., H:].zero_().scatter_(-1, v_t[t].unsqueeze(-1), 1.0)   # onehot(v_t)
                 if onednn:
                     pre = onednn(x, W_rows, None, "none", [], "")
                 else:
-                    mm(x, W, out=a)                         # (B, 4H) = P[v_t] + h_{t-1} W_h^T
+                    mm(x, W, out=a)                         # (..., B, 4H) = P[v_t] + h_{t-1} W_h^T
             else:
                 if not keep:
-                    torch.index_select(P, 0, v_t[t], out=a)  # (B, 4H) = P[v_t]
+                    torch.index_select(table, 0, ids_t[t].reshape(-1), out=a.view(-1, 4 * H))  # P[v_t]
                 if t > 0 and onednn:                        # h_0 = 0
                     pre = onednn.binary(x, a, W_rows, None, "add")
                 elif t > 0:
-                    a.addmm_(x, W)
+                    mm_add(a, x, W)
             if by_sigmoid:
                 torch.sigmoid(pre, out=a)
                 torch.add(minus_one, ag, alpha=2, out=gt)   # g_t = 2σ(2a^g) - 1
@@ -351,12 +371,12 @@ class LSTMFunction(torch.autograd.Function):
             mul(tc, ot, out=h)                              # h_t
             if keep:
                 addcmul(ot, h, tc, value=-1, out=ag)        # K_t = o_t (1 - tanh² c_t)
-        h_T = buf.h_last.clone()                            # (B, H)
+        h_T = buf.h_last.clone()                            # (..., B, H)
         if not keep:                                        # nothing to keep for a backward
             LSTMFunction.eval_spare.put(key, buf)
             buf = None
-        ctx.buf, ctx.m, ctx.v, ctx.W_h, ctx.keep = buf, m, v, W_h, keep
-        ctx.num_tokens, ctx.reuse, ctx.key, ctx.gemm = P.shape[0], reuse_buffers, key, gemm
+        ctx.buf, ctx.m, ctx.v, ctx.ids, ctx.W_h, ctx.keep = buf, m, v, ids, W_h, keep
+        ctx.num_tokens, ctx.reuse, ctx.key, ctx.gemm = V, reuse_buffers, key, gemm
         return h_T
 
     @staticmethod
@@ -367,21 +387,23 @@ class LSTMFunction(torch.autograd.Function):
         if ctx.reuse:
             ctx.buf = None
         dA_blocks = buf.gates if ctx.reuse else buf.gates.clone()  # dA_t overwrites gates[t]
-        T, B = v.shape
-        H = W_h.shape[1]
-        dA, K = dA_blocks.steps, dA_blocks.cols(0, H)
+        T, lead = v.shape[0], tuple(v.shape[1:])
+        K = lead[0] if len(lead) == 2 else None
+        H = W_h.shape[-1]
+        dA, Kt = dA_blocks.steps, dA_blocks.cols(0, H)
         ifo, i_f = dA_blocks.cols(H, 4 * H), dA_blocks.cols(H, 3 * H, split=2)
         g, gc, tanh_cs = buf.gc.cols(0, H), buf.gc.cols(0, 2 * H, split=2), buf.tanh_c.steps
         dh, dc, grad, di_df = buf.dh, buf.dc, buf.grad, buf.di_df
-        dh.copy_(dh_T)                                      # (B, H), then dh_{t-1} = dA_t W_h
-        grad_if, grad_o = grad[:, :2 * H].view(B, 2, H), grad[:, 2 * H:]
-        di, dc_f = di_df[:, 0], di_df[:, 1]                 # dc_t ⊙ i_t, dc_t ⊙ f_t
-        dc_b = dc.unsqueeze(1)                              # (B, 1, H)
-        mul, addcmul, mm = torch.mul, torch.addcmul, torch.mm
+        dh.copy_(dh_T)                                      # (..., B, H), then dh_{t-1} = dA_t W_h
+        grad_if, grad_o = grad[..., :2 * H].view(*lead, 2, H), grad[..., 2 * H:]
+        di, dc_f = di_df[..., 0, :], di_df[..., 1, :]       # dc_t ⊙ i_t, dc_t ⊙ f_t
+        dc_b = dc.unsqueeze(-2)                             # (..., B, 1, H)
+        mul, addcmul, mm = torch.mul, torch.addcmul, (torch.mm if K is None else torch.bmm)
         tanh_bw, sigmoid_bw = torch.ops.aten.tanh_backward.grad_input, torch.ops.aten.sigmoid_backward.grad_input
-        onednn = _onednn_linear() if gemm_library(B, 4 * H, H, W_h.dtype, ctx.gemm) == "onednn" else None
+        onednn = (_onednn_linear() if K is None and gemm_library(lead[0], 4 * H, H, W_h.dtype, ctx.gemm) == "onednn"
+                  else None)
         W_h_rows = W_h.t().contiguous() if onednn else None  # (H, 4H): oneDNN's dA_t W_h_rows^T
-        steps = zip(dA, K, ifo, i_f, g, gc, tanh_cs, m if m is not None else [None] * T)
+        steps = zip(dA, Kt, ifo, i_f, g, gc, tanh_cs, m if m is not None else [None] * T)
         for t, (a, k, a_ifo, a_if, gt, gct, tc, mt) in reversed(list(enumerate(steps))):
             if t == T - 1:
                 mul(dh, k, out=dc)
@@ -397,33 +419,41 @@ class LSTMFunction(torch.autograd.Function):
             if t > 0 and onednn:
                 dh = onednn(a, W_h_rows, None, "none", [], "")   # (B, H) = dh_{t-1}
             elif t > 0:
-                mm(a, W_h, out=dh)                          # (B, H) = dh_{t-1}
+                mm(a, W_h, out=dh)                          # (..., B, H) = dh_{t-1}
         V = ctx.num_tokens
-        fold = buf.x.shape[-1] == H + V
-        dW = W_h.new_zeros(H + V, 4 * H)                    # [dW_h^T; dP] = X^T dA
-        for s, block in dA_blocks.spans():                  # dA: (n, B, 4H) for t = s .. s+n-1
+        X = buf.x.shape[-1]                                 # H + V (fold) or H
+        dW = W_h.new_zeros(*lead[:-1], H + V, 4 * H)        # [dW_h^T; dP] = X^T dA (each member's)
+        dP = W_h.new_zeros(torch.Size(lead[:-1]).numel() * V, 4 * H) if X == H else None   # gathered rows' grad
+        for s, block in dA_blocks.spans():                  # dA: (n, ..., B, 4H) for t = s .. s+n-1
             n = block.shape[0]                              # Σ_t [h_{t-1} | onehot v_t]^T dA_t
-            dA_n = block.view(n * B, 4 * H)
-            dW[:buf.x.shape[-1]].addmm_(buf.x[s:s + n].view(n * B, -1).t(), dA_n)
-            if not fold:
-                dW[H:].index_add_(0, v[s:s + n].reshape(-1), dA_n)   # dP[v] = Σ_{v_tb = v} dA_tb
+            if K is None:
+                dA_n, X_n = block.view(-1, 4 * H), buf.x[s:s + n].view(-1, X)
+                dW[:X].addmm_(X_n.t(), dA_n)
+            else:                                           # one batched product a step: each is
+                for x_t, dA_t in zip(buf.x[s:s + n], block):  # as large as a member's block product
+                    dW[:, :X].baddbmm_(x_t.transpose(1, 2), dA_t)   # (K, X, B) x (K, B, 4H)
+            if dP is not None:                              # dP[v] = Σ_{v_tb = v} dA_tb
+                dP.index_add_(0, ctx.ids[s:s + n].reshape(-1), block.reshape(-1, 4 * H))
+        if dP is not None:
+            dW[..., H:, :] = dP.view(*lead[:-1], V, 4 * H)
         if ctx.reuse:
             LSTMFunction.spare.put(ctx.key, buf)
-        return None, dW[H:], dW[:H].t().contiguous(), None, None, None, None
+        return None, dW[..., H:, :], dW[..., :H, :].transpose(-1, -2).contiguous(), None, None, None, None
 
 
 class _PeepBuffers:
     """The peephole forward's storage, per step t (0-based, T steps), with its views:
         gates[t] = [f | i] (B, 2H): P^{fi}[v_t] + c_{t-1} W_c^{fi T}, σ of it, then dA_t^{fi}
         cq[t]    = [c_{t-1} | q_t] (B, 2H), q_t = Q[v_t] (then dq_t); c_T in c_last
-    keep=False: rings of one or two steps."""
+    keep=False: rings of one or two steps. A pack's members add a leading K: (K, B, 2H), ..."""
 
-    def __init__(self, T: int, B: int, H: int, like: torch.Tensor, keep: bool):
-        self.gates = _TimeBlocks(T, (B, 2 * H), like, None if keep else 1)
-        self.cq = _TimeBlocks(T, (B, 2 * H), like, None if keep else 2)
-        self.c_last = like.new_empty(B, H)
+    def __init__(self, T: int, lead: tuple, H: int, like: torch.Tensor, keep: bool):
+        """lead: (B,), or (K, B) for K members."""
+        self.gates = _TimeBlocks(T, (*lead, 2 * H), like, None if keep else 1)
+        self.cq = _TimeBlocks(T, (*lead, 2 * H), like, None if keep else 2)
+        self.c_last = like.new_empty(*lead, H)
         self.c_next = self.cq.cols(0, H)[1:] + [self.c_last]   # where step t writes c_t
-        self.grad = like.new_empty(B, 2, H)                 # [dc_t ⊙ c_{t-1}, dc_t ⊙ q_t]
+        self.grad = like.new_empty(*lead, 2, H)             # [dc_t ⊙ c_{t-1}, dc_t ⊙ q_t]
 
 
 class PeepLSTMFunction(torch.autograd.Function):
@@ -441,6 +471,10 @@ class PeepLSTMFunction(torch.autograd.Function):
         dA_t^f = dc_t ⊙ c_{t-1} ⊙ f_t(1 - f_t),  dA_t^i = dc_t ⊙ q_t ⊙ i_t(1 - i_t)
         dq_t = dc_t ⊙ i_t,   dc_{t-1} = dc_t ⊙ f_t + dA_t^{fi} W_c^{fi} (+ dA_T^o W_c^o at t = T)
     and dA_t^o = 0 for t < T, so dW_c^o = dA_T^{oT} c_{T-1} and dP^o gets step T only.
+
+    A pack's members: v (T, K, B), P (K, V, 3H), Q (K, V, H), W_c (K, 3H, H) -> h_T (K, B, H),
+    as LSTMFunction's member axis (every element-wise call on all members' rows, batched
+    products over k).
     """
 
     spare = _Spare()                    # buffers of the last backward
@@ -448,65 +482,73 @@ class PeepLSTMFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, v, P, Q, W_c, reuse_buffers=True, keep=True):
-        T, B = v.shape
-        H = W_c.shape[1]
-        W_fi_t = W_c[:2 * H].t()                            # (H, 2H)
-        P_fi = P[:, :2 * H]                                 # (V, 2H)
-        key = (T, B, H, P.dtype, P.device, BLOCK_BYTES, keep)
+        T, lead = v.shape[0], tuple(v.shape[1:])            # (B,), or (K, B): K members
+        K = lead[0] if len(lead) == 2 else None
+        H, V = W_c.shape[-1], P.shape[-2]
+        W_fi_t = W_c[..., :2 * H, :].transpose(-1, -2)      # (..., H, 2H)
+        ids = v if K is None else v + torch.arange(K, device=v.device).view(1, K, 1) * V  # member k's rows: k·V + v
+        P_fi = P[..., :2 * H].reshape(-1, 2 * H)            # (K·V, 2H) or (V, 2H)
+        Q_rows = Q.reshape(-1, H)                           # (K·V, H) or (V, H)
+        addmm_ = torch.Tensor.addmm_ if K is None else torch.Tensor.baddbmm_
+        key = (T, lead, H, P.dtype, P.device, BLOCK_BYTES, keep)
         spare = PeepLSTMFunction.spare if keep else PeepLSTMFunction.eval_spare
-        buf = spare.take(key) or _PeepBuffers(T, B, H, P, keep)
+        buf = spare.take(key) or _PeepBuffers(T, lead, H, P, keep)
         gates, f, i = buf.gates.steps, buf.gates.cols(0, H), buf.gates.cols(H, 2 * H)
         c_prev, q, c_next = buf.cq.cols(0, H), buf.cq.cols(H, 2 * H), buf.c_next
         c_prev[0].zero_()                                   # c_0 = 0
-        v_t = v.unbind(0)
+        ids_t = ids.unbind(0)
         if keep:                                            # P^{fi}[v_t], Q[v_t] for every t
             for (s, block), (_, cq) in zip(buf.gates.spans(), buf.cq.spans()):
-                n = block.shape[0]
-                torch.index_select(P_fi, 0, v[s:s + n].reshape(-1), out=block.view(n * B, 2 * H))
-                torch.index_select(Q, 0, v[s:s + n].reshape(-1), out=cq.view(n * B, 2 * H)[:, H:])
+                rows = ids[s:s + block.shape[0]].reshape(-1)
+                torch.index_select(P_fi, 0, rows, out=block.view(-1, 2 * H))
+                torch.index_select(Q_rows, 0, rows, out=cq.view(-1, 2 * H)[:, H:])
         mul = torch.mul
         for t, (a, ft, it, cp, qt, c) in enumerate(zip(gates, f, i, c_prev, q, c_next)):
             if not keep:
-                torch.index_select(P_fi, 0, v_t[t], out=a)  # (B, 2H) = P^{fi}[v_t]
-                torch.index_select(Q, 0, v_t[t], out=qt)    # (B, H) = Q[v_t]
+                torch.index_select(P_fi, 0, ids_t[t].reshape(-1), out=a.view(-1, 2 * H))   # P^{fi}[v_t]
+                qt.copy_(Q_rows[ids_t[t]])                  # (..., B, H) = Q[v_t]
             if t > 0:                                       # c_0 = 0
-                a.addmm_(cp, W_fi_t)
+                addmm_(a, cp, W_fi_t)
             a.sigmoid_()                                    # f_t, i_t
             if t > 0:
                 mul(cp, ft, out=c).addcmul_(qt, it)         # c_t
             else:
                 mul(qt, it, out=c)
         c_T, c_Tm1 = buf.c_last, c_prev[T - 1]
-        o = torch.addmm(P[v_t[T - 1], 2 * H:], c_Tm1, W_c[2 * H:].t()).sigmoid_()  # (B, H) = o_T
-        tanh_c = torch.tanh(c_T)                            # (B, H)
+        P_o = P[..., 2 * H:].reshape(-1, H)[ids_t[T - 1]]    # (..., B, H) = P^o[v_T]
+        W_oT = W_c[..., 2 * H:, :].transpose(-1, -2)        # (..., H, H)
+        o = (torch.addmm(P_o, c_Tm1, W_oT) if K is None else torch.baddbmm(P_o, c_Tm1, W_oT)).sigmoid_()  # o_T
+        tanh_c = torch.tanh(c_T)                            # (..., B, H)
         if not keep:                                        # nothing to keep for a backward
             PeepLSTMFunction.eval_spare.put(key, buf)
             buf = None
-        ctx.buf, ctx.v, ctx.W_c, ctx.o, ctx.tanh_c, ctx.keep = buf, v, W_c, o, tanh_c, keep
-        ctx.num_tokens, ctx.reuse, ctx.key = P.shape[0], reuse_buffers, key
+        ctx.buf, ctx.v, ctx.ids, ctx.W_c, ctx.o, ctx.tanh_c, ctx.keep = buf, v, ids, W_c, o, tanh_c, keep
+        ctx.num_tokens, ctx.reuse, ctx.key = V, reuse_buffers, key
         return tanh_c * o                                   # h_T = tanh(c_T) ⊙ o_T
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, dh_T):
-        buf, v, W_c, o, tanh_c = ctx.buf, ctx.v, ctx.W_c, ctx.o, ctx.tanh_c
+        buf, v, ids, W_c, o, tanh_c = ctx.buf, ctx.v, ctx.ids, ctx.W_c, ctx.o, ctx.tanh_c
         _check_backward(ctx)
         if ctx.reuse:
             ctx.buf = None
             dA_blocks, cq_blocks = buf.gates, buf.cq        # overwritten by dA_t, dq_t below
         else:
             dA_blocks, cq_blocks = buf.gates.clone(), buf.cq.clone()
-        T, B = v.shape
-        H = W_c.shape[1]
-        W_fi, W_o = W_c[:2 * H], W_c[2 * H:]                # (2H, H), (H, H)
+        T, lead = v.shape[0], tuple(v.shape[1:])
+        K = lead[0] if len(lead) == 2 else None
+        H, V = W_c.shape[-1], ctx.num_tokens
+        W_fi, W_o = W_c[..., :2 * H, :], W_c[..., 2 * H:, :]   # (..., 2H, H), (..., H, H)
         dA, f, i = dA_blocks.steps, dA_blocks.cols(0, H), dA_blocks.cols(H, 2 * H)
         cq, dq = cq_blocks.cols(0, 2 * H, split=2), cq_blocks.cols(H, 2 * H)
         c_Tm1 = cq_blocks.cols(0, H)[T - 1]
-        grad = buf.grad                                     # (B, 2, H)
-        dc = _tanh_backward(dh_T * o, tanh_c)               # (B, H) = dc_T
-        dA_o = _sigmoid_backward(dh_T * tanh_c, o)          # (B, H) = dA_T^o
-        dc_b, grad_fi = dc.unsqueeze(1), grad.view(B, 2 * H)
+        grad = buf.grad                                     # (..., B, 2, H)
+        dc = _tanh_backward(dh_T * o, tanh_c)               # (..., B, H) = dc_T
+        dA_o = _sigmoid_backward(dh_T * tanh_c, o)          # (..., B, H) = dA_T^o
+        dc_b, grad_fi = dc.unsqueeze(-2), grad.view(*lead, 2 * H)
         mul, sigmoid_bw = torch.mul, torch.ops.aten.sigmoid_backward.grad_input
+        addmm_ = torch.Tensor.addmm_ if K is None else torch.Tensor.baddbmm_
         for t, (a, ft, it, cqt, dqt) in reversed(list(enumerate(zip(dA, f, i, cq, dq)))):
             mul(dc_b, cqt, out=grad)                        # [dc_t ⊙ c_{t-1}, dc_t ⊙ q_t]
             mul(dc, it, out=dqt)                            # dq_t (over q_t)
@@ -514,22 +556,28 @@ class PeepLSTMFunction(torch.autograd.Function):
                 dc.mul_(ft)                                 # dc_t ⊙ f_t
             sigmoid_bw(grad_fi, a, grad_input=a)            # dA_t^{f,i}
             if t > 0:
-                dc.addmm_(a, W_fi)                          # dc_{t-1}
+                addmm_(dc, a, W_fi)                         # dc_{t-1}
                 if t == T - 1:
-                    dc.addmm_(dA_o, W_o)                    # o_T reads c_{T-1} too
-        dW_fi_t = W_c.new_zeros(H, 2 * H)                   # (dW_c^{fi})^T = C_prev^T dA^{fi}
-        dP_fi = W_c.new_zeros(ctx.num_tokens, 2 * H)        # (index_add_ into contiguous
-        dQ = W_c.new_zeros(ctx.num_tokens, H)               # tensors, not views: faster)
+                    addmm_(dc, dA_o, W_o)                   # o_T reads c_{T-1} too
+        members = torch.Size(lead[:-1]).numel()             # K, or 1
+        dW_fi_t = W_c.new_zeros(*lead[:-1], H, 2 * H)       # (dW_c^{fi})^T = C_prev^T dA^{fi}
+        dP_fi = W_c.new_zeros(members * V, 2 * H)           # (index_add_ into contiguous
+        dQ = W_c.new_zeros(members * V, H)                  # tensors, not views: faster)
         for (s, block), (_, cq_block) in zip(dA_blocks.spans(), cq_blocks.spans()):
             n = block.shape[0]
-            block, cq_block = block.view(n * B, 2 * H), cq_block.view(n * B, 2 * H)
-            idx = v[s:s + n].reshape(-1)
-            dP_fi.index_add_(0, idx, block)
-            dQ.index_add_(0, idx, cq_block[:, H:])
-            dW_fi_t.addmm_(cq_block[:, :H].t(), block)      # Σ_t c_{t-1}^T dA_t (c_0 = 0)
-        dW_o = torch.mm(dA_o.t(), c_Tm1)                    # dA_T^{oT} c_{T-1}
-        dP_o = W_c.new_zeros(ctx.num_tokens, H).index_add_(0, v[T - 1], dA_o)
+            idx = ids[s:s + n].reshape(-1)
+            dP_fi.index_add_(0, idx, block.reshape(-1, 2 * H))
+            dQ.index_add_(0, idx, cq_block.reshape(-1, 2 * H)[:, H:])
+            if K is None:                                   # Σ_t c_{t-1}^T dA_t (c_0 = 0)
+                dW_fi_t.addmm_(cq_block.view(-1, 2 * H)[:, :H].t(), block.view(-1, 2 * H))
+            else:                                           # one batched product a step (see LSTMFunction)
+                for cq_t, dA_t in zip(cq_block, block):
+                    dW_fi_t.baddbmm_(cq_t[..., :H].transpose(1, 2), dA_t)
+        dW_o = dA_o.transpose(-1, -2) @ c_Tm1               # dA_T^{oT} c_{T-1}
+        dP_o = W_c.new_zeros(members * V, H).index_add_(0, ids[T - 1].reshape(-1), dA_o.reshape(-1, H))
         if ctx.reuse:
             PeepLSTMFunction.spare.put(ctx.key, buf)
-        dP, dW_c = torch.cat([dP_fi, dP_o], dim=1), torch.cat([dW_fi_t.t(), dW_o])  # (V, 3H), (3H, H)
-        return None, dP, dQ, dW_c, None, None
+        shape = (*lead[:-1], V)
+        dP = torch.cat([dP_fi.view(*shape, 2 * H), dP_o.view(*shape, H)], dim=-1)   # (..., V, 3H)
+        dW_c = torch.cat([dW_fi_t.transpose(-1, -2), dW_o], dim=-2)                  # (..., 3H, H)
+        return None, dP, dQ.view(*shape, H), dW_c, None, None
