@@ -15,7 +15,8 @@ summary. Only its steps are taken by the pack, in one of two ways:
                autograd path (`model.fused = False`) mapped over the axis with torch.func.vmap
                (so every product is a batched product over the K members);
                    L = Σ_k loss_k(θ_k)  ⇒  ∂L/∂θ_k = ∂loss_k/∂θ_k
-               then each member's own clip and optimizer step on its own slice of the gradient.
+               then each member's own clip and optimizer step on its own slice of the gradient
+               (taken for all members in two passes where that is exact, training/joint_update.py).
                Equal to the separate run up to float reassociation (a batched product sums in
                another order), so losses agree to ~1e-6 relative and drift apart slowly.
 
@@ -35,6 +36,7 @@ from torch.func import functional_call, vmap
 
 from rnn_experiments.run.summary import write_summary
 from rnn_experiments.training.resources import MiB, PeakMemory, training_bytes
+from rnn_experiments.training.joint_update import JointUpdate
 from rnn_experiments.training.signals import stop_on_signals
 from rnn_experiments.training.step import make_step, nll_and_accuracy
 
@@ -123,6 +125,7 @@ class StackedStep:
             return nll_and_accuracy(functional_call(self.base, params, (x,)), y)
         ready = getattr(self.base, "stacked_ready", None)
         self.way = "kernel" if callable(ready) and ready() else "vmap"
+        self.updates: dict = {}                           # the members' JointUpdate (training/joint_update.py)
         self.mapped = self._kernel if self.way == "kernel" else vmap(member, randomness="error")  # dropout: refused, see LoopStep
 
     def _kernel(self, params, X, Y):
@@ -143,12 +146,13 @@ class StackedStep:
         except Exception as e:
             raise CannotStack(str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__) from e
         for k, (run, params) in enumerate(zip(runs, per_run)):
-            enter(k)
             run.optimizer.zero_grad(set_to_none=True)
             for n in self.names:
                 params[n].grad = stacked[n].grad[k]
-            torch.nn.utils.clip_grad_norm_(run.model.parameters(), run.cfg.train.max_norm)
-            run.optimizer.step()
+        key = tuple(id(r) for r in runs)                  # the members still training
+        if key not in self.updates:
+            self.updates = {key: JointUpdate([r.optimizer for r in runs], runs[0].cfg.train.max_norm)}
+        self.updates[key]()                               # each member's own clip and optimizer step
         loss = loss.detach()
         return [(loss[k], acc[k]) for k in range(len(runs))]
 

@@ -12,10 +12,15 @@ The estimates are upper bounds of the large terms, in bytes (float32 = 4 bytes):
 
 They ignore what is small (Python, torch's own ~0.5 GiB), so a refusal means the run cannot fit,
 not that every accepted run will.
+
+What a run (a pack) took, measured: `PeakMemory`, the high-water mark of this process's resident
+memory from its start on (Linux's VmHWM, reset to the resident size when it starts) and, on a
+GPU, torch's peak of allocated memory.
 """
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 from rnn_experiments.errors import ConfigError
@@ -170,6 +175,80 @@ def training_sizes(cfg) -> str:
 def check_training_fits(cfg, device: str = "cpu", available: int | None = None) -> None:
     """ConfigError when the run `cfg` describes cannot fit in `device`'s memory."""
     check_fits(training_bytes(cfg), training_sizes(cfg), device, available)
+
+
+MiB = 2**20
+STATUS = Path("/proc/self/status")        # VmRSS, VmHWM: resident memory now and its high-water mark
+CLEAR_REFS = Path("/proc/self/clear_refs")  # writing "5" resets VmHWM to VmRSS (Linux >= 4.0, proc(5))
+
+
+def resident_bytes(field: str = "VmRSS", status: Path = STATUS) -> int | None:
+    """This process's resident memory now (`VmRSS`), or its high-water mark (`VmHWM`), from
+    /proc/self/status; None where there is none (not Linux)."""
+    try:
+        with open(status) as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) * 1024          # kB
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def process_peak_bytes() -> int | None:
+    """The resident memory this process has had at most since it started (getrusage's ru_maxrss;
+    never below VmHWM: the kernel keeps the larger); None where there is no getrusage."""
+    try:
+        import resource
+    except ImportError:   # not POSIX
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024    # bytes on macOS, KiB elsewhere
+
+
+class PeakMemory:
+    """The peak memory of what runs from now on (a pack, a run), measured:
+
+        before   resident memory when it started, bytes (None where it cannot be read)
+        peak()   the high-water mark of resident memory since then: VmHWM, reset to VmRSS at the
+                 start (/proc/self/clear_refs), so before <= peak() <= process_peak_bytes(); where
+                 it cannot be reset (not Linux, /proc read-only), the process's peak since it
+                 started (ru_maxrss), an upper bound; `since` says which: "start", "process start"
+        cuda(device)  torch.cuda.max_memory_allocated since the start (its peak statistics reset
+                 then), for a CUDA device; else None
+
+    The reset is the process's: a reader of its own peak afterwards (`/usr/bin/time -v`) sees the
+    peak since the last PeakMemory began."""
+
+    def __init__(self):
+        try:
+            CLEAR_REFS.write_text("5")
+            self.since = "start"
+        except OSError:
+            self.since = "process start"
+        hwm = resident_bytes("VmHWM") if self.since == "start" else None
+        self.before = hwm if hwm is not None else resident_bytes()    # VmHWM just reset: VmRSS then
+        torch = sys.modules.get("torch")        # where CUDA is not initialised, its statistics are 0
+        if torch is not None and torch.cuda.is_initialized():
+            torch.cuda.reset_peak_memory_stats()
+
+    def peak(self) -> int | None:
+        hwm = resident_bytes("VmHWM") if self.since == "start" else None
+        return hwm if hwm is not None else process_peak_bytes()
+
+    def cuda(self, device) -> int | None:
+        if getattr(device, "type", str(device)) != "cuda":
+            return None
+        import torch   # lazy: only a CUDA run asks
+        return int(torch.cuda.max_memory_allocated(device))
+
+    def record(self, device=None) -> dict:
+        """What summary.json's `pack` keeps of it, in MiB (0.1): rss_before_mib, peak_rss_mib,
+        peak_rss_since and, on a GPU, peak_cuda_mib; what cannot be read is left out."""
+        mib = lambda b: None if b is None else round(b / MiB, 1)
+        out = {"rss_before_mib": mib(self.before), "peak_rss_mib": mib(self.peak()),
+               "peak_rss_since": self.since, "peak_cuda_mib": mib(self.cuda(device))}
+        return {k: v for k, v in out.items() if v is not None}
 
 
 def available_cores() -> int:
