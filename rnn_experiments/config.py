@@ -55,7 +55,7 @@ class TrainConfig:
     eval_size: int = 2048        # size of the fixed held-out set
     checkpoint_every: int = 500  # atomic checkpoint every N steps (0: only at the end)
     resume: bool = True          # continue from checkpoint.pt if the run folder has one
-    threads: int = 0             # torch intra-op threads (0: leave torch's default)
+    threads: int = 0             # torch intra-op threads (0: chosen on this machine, training/impl.py)
     cuda_graphs: bool = True     # on a GPU, replay each training step from a CUDA graph
     deterministic: bool = False  # torch.use_deterministic_algorithms (recorded in summary.json)
     impl: str = "auto"           # the CPU step: auto (measured per machine) | fused | autograd

@@ -6,7 +6,11 @@ run folder, a row per (step, t):
 
     step, t, distance (= T - t), grad_norm, input_grad_norm, loss, model, seed
 
-Training runs for max(gradients.steps) steps; `train.steps` is not used. The config is the main
+Training runs for max(gradients.steps) steps; `train.steps` is not used. Its training steps take
+the implementation and threads a training run of that many steps would take on this machine
+(training/impl.py: choose_impl, recorded in summary.json's `impl`, `train.impl`/`train.threads`
+force them); the norms are always measured through the autograd `recurrence` (they read every
+h_t's gradient, which the fused path does not keep), whatever that choice. The config is the main
 one (conf/config.yaml) plus a `gradients:` section (conf/gradients.yaml; schema and checks in
 rnn_experiments/config.py).
 """
@@ -26,6 +30,7 @@ from rnn_experiments.run.folder import is_run_folder
 from rnn_experiments.run.lock import RunLock
 from rnn_experiments.training.signals import Interrupted, stop_on_signals
 from rnn_experiments.gradients.measure import grad_norms_per_step
+from rnn_experiments.training.impl import choose_impl, describe
 from rnn_experiments.training.setup import build_scheduler, setup
 from rnn_experiments.training.step import train_step
 from rnn_experiments.run.summary import new_summary, now, write_summary
@@ -33,6 +38,7 @@ from rnn_experiments.run.summary import new_summary, now, write_summary
 log = logging.getLogger(__name__)
 
 COLUMNS = ["step", "t", "distance", "grad_norm", "input_grad_norm", "loss", "model", "seed"]
+NORMS_PATH = "the norms: the autograd recurrence (every h_t's gradient), whatever the training steps take"
 
 
 def run_study(cfg, out_dir, on_accept: Callable[[], None] = lambda: None) -> list[dict]:
@@ -42,7 +48,9 @@ def run_study(cfg, out_dir, on_accept: Callable[[], None] = lambda: None) -> lis
     and a folder that holds another run (another config) is refused before anything is written;
     the same study again starts it afresh. Then `on_accept()` (the entry point saves .hydra/).
     summary.json says running, then completed, interrupted (a stop signal: `Interrupted` is
-    raised after the summary is written) or failed (+ error), as for a training run."""
+    raised after the summary is written) or failed (+ error), as for a training run; once the
+    model is built it also holds the device, torch's threads and the training step's `impl`
+    (training/impl.py's record, with `norms`: how the norms are computed)."""
     validate(cfg)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -53,7 +61,7 @@ def run_study(cfg, out_dir, on_accept: Callable[[], None] = lambda: None) -> lis
         write_summary(out_dir, summary)
         try:
             with stop_on_signals() as received:
-                rows = _measure(cfg, out_dir, received)
+                rows = _measure(cfg, out_dir, summary, received)
         except BaseException as e:
             summary.update(status="interrupted" if isinstance(e, KeyboardInterrupt) else "failed",
                            error=f"{type(e).__name__}: {e}", finished=now())
@@ -92,12 +100,16 @@ def _flat(d: dict, prefix: str = "") -> dict:
     return out
 
 
-def _measure(cfg, out_dir: Path, received: list) -> list[dict]:
+def _measure(cfg, out_dir: Path, summary: dict, received: list) -> list[dict]:
     device, data, model, optimizer = setup(cfg)
+    measure_at = sorted(set(cfg.gradients.steps))
+    impl = choose_impl(cfg, device, data, model, steps=measure_at[-1])   # and torch's threads
+    summary.update(device=str(device), threads=impl["threads"], impl={**impl, "norms": NORMS_PATH})
+    write_summary(out_dir, summary)
+    log.info("training step: %s; %s", describe(impl), NORMS_PATH)
     scheduler = build_scheduler(cfg.get("scheduler"), optimizer)
     x, y = data.eval_x[: cfg.gradients.batch_size], data.eval_y[: cfg.gradients.batch_size]
     T = x.shape[1]
-    measure_at = sorted(set(cfg.gradients.steps))
     rows = []
     with open(out_dir / "gradients.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=COLUMNS)

@@ -10,18 +10,30 @@ batch or random number of the run is drawn) in interleaved rounds (measured.meas
 version, model, B, H, T, vocabulary and threads: the choice is cached per user (measured.py).
 Every candidate computes the same equations, up to the order of float sums (tests/models/).
 
-Threads: where other processes keep the cores busy, a parallel call waits until every one of its
+Threads: on a quiet machine with train.threads=0 (the default), the thread count is part of the
+measured choice: every candidate is timed at one thread and at torch's count N, in the same
+interleaved rounds, and the default (the plain "fused" path at N threads) is kept unless another
+pair is faster by 10% in every round; cached under `threads=auto(N)` (the key names no fixed
+count: it holds for runs that leave the threads to choose). At small sizes a step is overhead-bound
+and one thread can win (MKL runs even a tiny product as a parallel region of all its threads);
+at larger sizes the products scale and N wins. Only these two are timed: each count added costs
+every candidate's timing again (5 steps each) on the first run of every size; on a machine of
+many cores a count between them may be faster still at middling sizes, which this does not find
+(train.threads=N sets it).
+Where other processes keep the cores busy, a parallel call waits until every one of its
 threads gets a core, and each of a step's hundreds of calls pays for it (threads spinning at the
 barrier while another is descheduled): two threads ran many times slower than one beside busy
-processes (MKL runs even a tiny product on all threads). So with train.threads=0 (the
-default), when other tasks are running now (`others_running`: more than the cores torch's
-threads leave free), the run times one small product at one thread and at torch's count
-(`probe`): COLLAPSED times slower with all threads, it takes one; otherwise it times its step
-both ways (a few steps) and keeps one unless more are faster by 10% in every round. Not cached:
-it holds for the load of the moment. On a quiet machine it keeps torch's count. Where the pace
-collapses later, the progress line says so and `lower_threads` goes on with one (training/loop.py).
-The thread count did not change a step's results on the machine this was written on (bit for
-bit); elsewhere, as every choice here, it may change the order of float sums only.
+processes. So when other tasks are running now (`others_running`: more than the cores torch's
+threads leave free), this comes first: the run times one small product at one thread and at
+torch's count (`probe`): COLLAPSED times slower with all threads, it takes one; otherwise it
+times its step both ways (a few steps) and keeps one unless more are faster by 10% in every
+round. Not cached: it holds for the load of the moment; the implementation is then chosen (and
+cached) at that fixed count (`threads=1` or `threads=N` in the key). Where the pace collapses
+later, the progress line says so and `lower_threads` goes on with one (training/loop.py).
+A count this module lowered is given back to the next run of the process (`_restore_threads`:
+jobs of a sweep share a process). train.threads=N > 0 is used as it is (nothing about threads
+is timed). The thread count did not change a step's results on the machine this was written on
+(bit for bit); elsewhere, as every choice here, it may change the order of float sums only.
 
 Nothing is timed under torch.use_deterministic_algorithms, nor on a GPU (each model's GPU path).
 The choice is recorded in summary.json (`impl`).
@@ -110,9 +122,9 @@ def others_running(samples: int = 5, pause_s: float = 0.002) -> float:
 
 
 def _restore_threads() -> int:
-    """torch's thread count as it was before an earlier run of this process lowered it (jobs of
-    a sweep share a process), unless something else changed it since."""
-    if _LOWERED:
+    """torch's thread count as it was before earlier runs of this process lowered it (jobs of a
+    sweep share a process; latest first), unless something else changed it since."""
+    while _LOWERED:
         before, after = _LOWERED.pop()
         if torch.get_num_threads() == after:
             torch.set_num_threads(before)
@@ -150,11 +162,13 @@ def _measured_quietly(fn):
             np.random.set_state(npy)
 
 
-def choose_impl(cfg, device, data, model) -> dict:
+def choose_impl(cfg, device, data, model, steps: int | None = None) -> dict:
     """Choose, apply (model attributes, torch's thread count) and return the record of the
     step's implementation (summary.json's `impl`): choice and how it was made, threads and how
     they were, the cache key (None where none was looked up) and the fastest time of each
-    candidate timed (ms; the cached ones where cached)."""
+    candidate timed (ms; the cached ones where cached; "NAME threads=n" where the threads were
+    timed with it). steps: how many the run takes (default train.steps; a shorter one than
+    MIN_STEPS times nothing)."""
     forced = cfg.train.get("impl", "auto")
     cands = candidates(model)
     if device.type != "cpu":
@@ -164,7 +178,8 @@ def choose_impl(cfg, device, data, model) -> dict:
         return {"choice": choice, "how": how, "threads": torch.get_num_threads(), "threads_how": "not timed on a GPU",
                 "key": None, "times_ms": {}}
     threads = torch.get_num_threads() if cfg.train.threads > 0 else _restore_threads()
-    steps, deterministic = cfg.train.steps, torch.are_deterministic_algorithms_enabled()
+    steps = cfg.train.steps if steps is None else steps
+    deterministic = torch.are_deterministic_algorithms_enabled()
     times_ms: dict = {}
     key = None
     if forced != "auto":
@@ -176,8 +191,10 @@ def choose_impl(cfg, device, data, model) -> dict:
         twin = twin or _Twin(cfg, device, data, model)
         return twin.step(attributes, n)
 
-    # threads: torch's count on a quiet machine; one, or more where timed faster, on a busy one
+    # threads: on a busy machine one, or more where timed faster (first); on a quiet one timed
+    # with the implementation below (counts); else as they are
     threads_how = "train.threads" if cfg.train.threads > 0 else f"torch's default ({threads})"
+    counts = [threads]
     if cfg.train.threads == 0 and threads > 1 and not deterministic:
         others = others_running()
         if others + threads > available_cores() + 0.5:      # some thread of ours would share a core
@@ -195,25 +212,40 @@ def choose_impl(cfg, device, data, model) -> dict:
             if won == "1":
                 _LOWERED.append((threads, 1))
                 threads = 1
+        else:
+            counts = [1, threads]
     torch.set_num_threads(threads)
 
-    # the implementation: forced, the only one, cached, measured, or the default untimed
-    if len(cands) == 1:
-        choice, how = next(iter(cands)), "train.impl" if forced != "auto" else "the model's only path"
-    elif deterministic:
-        choice, how = "fused", "deterministic: not timed"
-    else:
-        key = _key(cfg, data, model, threads)
+    # the implementation (and the threads where counts has two): forced, the only one, cached,
+    # measured, or the default untimed
+    pairs = {(f"{name} threads={n}" if len(counts) > 1 else name): (name, n) for name in cands for n in counts}
+    default = (forced if forced != "auto" else "fused" if "fused" in cands else next(iter(cands)), threads)
+    pick, how = default, None
+    if len(pairs) > 1 and deterministic:
+        how = "deterministic: not timed"
+    elif len(pairs) > 1:
+        key = _key(cfg, data, model, f"auto({threads})" if len(counts) > 1 else threads)
+        key += f" impl={forced}" if forced != "auto" else ""
         entry = measured.cached(key)
-        if entry is not None and entry.get("choice") in cands:
-            choice, how = entry["choice"], "cached"
+        if entry is not None and entry.get("choice") in pairs:
+            pick, how = pairs[entry["choice"]], "cached"
             times_ms.update(entry.get("times_ms", {}))
         elif steps < MIN_STEPS:
-            choice, how = "fused", f"default: a run of fewer than {MIN_STEPS} steps is not timed"
+            how = f"default: a run of fewer than {MIN_STEPS} steps is not timed"
         else:
-            timed = {name: twin_step(attributes, threads) for name, attributes in cands.items()}
-            choice, how, timed_ms = _measured_quietly(lambda: measured.choose(key, timed, "fused"))
+            timed = {label: twin_step(cands[name], n) for label, (name, n) in pairs.items()}
+            default_label = next(label for label, pair in pairs.items() if pair == default)
+            won, how, timed_ms = _measured_quietly(lambda: measured.choose(key, timed, default_label))
+            pick = pairs[won]
             times_ms.update(timed_ms)
+    choice, n = pick
+    if len(counts) > 1 and how in ("cached", "measured"):
+        threads_how = how                                    # the pair's: the threads were in it
+    if forced != "auto" or len(cands) == 1:                  # nothing to choose of the implementation
+        how = "train.impl" if forced != "auto" else "the model's only path"
+    if n != threads:
+        _LOWERED.append((threads, n))                        # given back to the next run of this process
+        threads = n
     torch.set_num_threads(threads)
     apply(model, cands[choice])
     record = {"choice": choice, "how": how, "threads": threads, "threads_how": threads_how, "key": key,
@@ -228,15 +260,16 @@ def describe(record: dict) -> str:
     return f"{record['choice']} ({record['how']}), {n} thread{'s' if n != 1 else ''} ({record['threads_how']})"
 
 
-def _key(cfg, data, model, threads: int) -> str:
-    """The cache key of a run's step: model class, B, H, T (one batch's length), vocabulary, threads."""
+def _key(cfg, data, model, threads: int | str) -> str:
+    """The cache key of a run's step: model class, B, H, T (one batch's length), vocabulary,
+    threads: a count (the run's, fixed), or "auto(N)" where the count was chosen with the
+    implementation among 1 and torch's N (choose_impl adds " impl=NAME" where train.impl forced it)."""
     state = data.state_dict()
     x, _ = data.sample(min(cfg.train.batch_size, 2))
     data.load_state_dict(state)
     H = getattr(model, "hidden_size", "?")
     return (f"step {type(model).__name__} B={cfg.train.batch_size} H={H} T={x.shape[-1]} "
             f"V={getattr(data, 'vocab_size', '?')} threads={threads}")
-
 
 
 def lower_threads(cfg, record: dict | None, step: int) -> bool:

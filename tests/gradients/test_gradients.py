@@ -1,6 +1,9 @@
 """The gradient-flow study: per-timestep norms against a hand-derived backward pass, their decay
-for a contracting vanilla RNN, the Hydra config, the study's CSV and the plot."""
+for a contracting vanilla RNN, the Hydra config, the study's CSV and the plot, the training step's
+implementation it records (training/impl.py)."""
 from __future__ import annotations
+
+import json
 
 import pytest
 import torch
@@ -9,10 +12,13 @@ import torch.nn.functional as F
 from conftest import STUDY_TINY, TINY, run_command
 from rnn_experiments.config import compose
 from rnn_experiments.errors import ConfigError
-from rnn_experiments.gradients import grad_norms_per_step
+from rnn_experiments.gradients import grad_norms_per_step, study
 from rnn_experiments.gradients.plot import load_gradients, plot_gradients
 from rnn_experiments.gradients.study import run_study
 from rnn_experiments.models import RNN
+from rnn_experiments.models.kernels import measured
+from rnn_experiments.training import impl
+from rnn_experiments.training.setup import setup
 
 
 def _rnn(recurrent_scale=None, seed=0, V=3, C=2, E=4, H=6):
@@ -83,7 +89,6 @@ def test_study_trains_exactly_like_the_training_loop(tmp_path, model):
     model gives the same loss on the study's batch (the loss column at step N equals the loss of
     the training loop's checkpoint at step N)."""
     from rnn_experiments.training.loop import train
-    from rnn_experiments.training.setup import setup
     N = 7
     common = [f"model={model}", "dataset.seq_length=3", "train.threads=1", "train.lr=3e-3"]
     cfg = compose_study(*common, f"gradients.steps=[0,{N}]", "gradients.batch_size=32")
@@ -163,3 +168,39 @@ def test_plot_command_errors_are_one_line(tmp_path, capsys, unwritable_dir):
 def test_study_seed_beyond_32_bits_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="seed=4294967296 is invalid"):
         run_study(compose_study("seed=4294967296"), tmp_path)
+
+
+def test_study_records_its_training_step_and_its_norms_do_not_depend_on_it(tmp_path, monkeypatch):
+    """The study's training steps take what a run of max(gradients.steps) steps would take
+    (training/impl.py; here read from a cache of this test, so nothing is timed), recorded in its
+    summary.json with how the norms are computed (always the autograd recurrence): the norms of
+    a study trained through the autograd loop equal those of one trained through the fused path
+    (up to the order of float sums)."""
+    monkeypatch.setenv("RNN_EXPERIMENTS_CACHE", str(tmp_path / "cache"))
+    measured.forget()
+    common = ["model=lstm", "dataset.seq_length=2", "gradients.steps=[0,3]", "gradients.batch_size=16",
+              "train.threads=1"]
+    cfg = compose_study(*common)
+    _, data, model, _ = setup(cfg)
+    measured.remember(impl._key(cfg, data, model, 1), {"choice": "autograd"})
+    trained_with = []                                        # model.fused at each training step
+    step = study.train_step
+    monkeypatch.setattr(study, "train_step", lambda net, *a: (trained_with.append(net.fused), step(net, *a))[1])
+    cached_rows = run_study(cfg, tmp_path / "cached")
+    assert trained_with == [False] * 3
+    record = json.loads((tmp_path / "cached" / "summary.json").read_text())["impl"]
+    assert (record["choice"], record["how"], record["threads"], record["threads_how"]) == (
+        "autograd", "cached", 1, "train.threads")
+    assert record["norms"].startswith("the norms: the autograd recurrence")
+    fused_rows = run_study(compose_study(*common, "train.impl=fused"), tmp_path / "fused")
+    summary = json.loads((tmp_path / "fused" / "summary.json").read_text())
+    assert (summary["impl"]["choice"], summary["impl"]["how"], summary["threads"]) == ("fused", "train.impl", 1)
+    assert len(cached_rows) == len(fused_rows) and cached_rows[-1]["step"] == 3
+    for a, b in zip(cached_rows, fused_rows):
+        for column in ("grad_norm", "input_grad_norm", "loss"):
+            assert a[column] == pytest.approx(b[column], rel=1e-4, abs=1e-7)
+    # a study of 3 steps is a short run (train.steps, which it does not use, would be timed)
+    short = run_study(compose_study(*common, "model.hidden_size=8"), tmp_path / "short")
+    assert short and json.loads((tmp_path / "short" / "summary.json").read_text())["impl"]["how"] == (
+        "default: a run of fewer than 200 steps is not timed")
+    measured.forget()

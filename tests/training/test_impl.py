@@ -82,11 +82,12 @@ def test_timing_touches_neither_the_run_s_model_nor_its_batches_nor_its_random_n
 
 
 def test_a_forced_implementation_is_used_untimed_and_a_model_with_one_path_has_nothing_to_choose(make_cfg, own_cache):
-    _, _, model, record = chosen(make_cfg, "train.steps=500", "train.impl=autograd")
+    """(With the threads set too: left to choose, they are timed, test_on_a_quiet_machine_...)"""
+    _, _, model, record = chosen(make_cfg, "train.steps=500", "train.impl=autograd", "train.threads=1")
     assert (record["choice"], record["how"], model.fused) == ("autograd", "train.impl", False)
-    _, _, model, record = chosen(make_cfg, "train.steps=500", "train.impl=fused", "model=bilstm")
+    _, _, model, record = chosen(make_cfg, "train.steps=500", "train.impl=fused", "model=bilstm", "train.threads=1")
     assert (record["choice"], record["how"], model.fused, model.kernels) == ("fused", "train.impl", True, None)
-    _, _, _, record = chosen(make_cfg, "train.steps=500", "model=gru")
+    _, _, _, record = chosen(make_cfg, "train.steps=500", "model=gru", "train.threads=1")
     assert (record["choice"], record["how"]) == ("autograd", "the model's only path")
     assert not own_cache.exists()
 
@@ -104,14 +105,124 @@ def test_a_forced_implementation_that_does_not_apply_is_refused(make_cfg, overri
     assert str(e.value).startswith(message) and "\n" not in str(e.value)
 
 
-def test_nothing_is_timed_under_deterministic_algorithms(make_cfg, own_cache, monkeypatch):
+@pytest.mark.parametrize("others", [0.0, 9.0])          # a quiet machine (threads timed otherwise), a busy one
+def test_nothing_is_timed_under_deterministic_algorithms(make_cfg, own_cache, monkeypatch, others):
     cfg = make_cfg("train.steps=500")
     device, data, model, _ = setup(cfg)
+    threads = torch.get_num_threads()
     monkeypatch.setattr(torch, "are_deterministic_algorithms_enabled", lambda: True)  # (turning it on costs 2 s)
-    monkeypatch.setattr(impl, "others_running", lambda *a, **k: 9.0)
+    monkeypatch.setattr(impl, "others_running", lambda *a, **k: others)
+    monkeypatch.setattr(impl._Twin, "step", lambda self, attributes, n: never_timed)
     record = impl.choose_impl(cfg, device, data, model)
     assert (record["choice"], record["how"], record["times_ms"]) == ("fused", "deterministic: not timed", {})
-    assert record["threads_how"].startswith("torch's default") and not own_cache.exists()
+    assert record["threads_how"] == f"torch's default ({threads})" and record["threads"] == torch.get_num_threads()
+    assert record["key"] is None and not own_cache.exists()
+
+
+def never_timed():
+    raise AssertionError("a step was timed")
+
+
+class Clock:
+    """A stand-in clock that only the candidates advance: each call takes its scripted time."""
+
+    def __init__(self):
+        self.now, self.calls = 0.0, {}
+
+    def __call__(self):
+        return self.now
+
+    def candidate(self, name, seconds):
+        def run():
+            self.calls[name] = self.calls.get(name, 0) + 1
+            self.now += seconds
+        return run
+
+
+def scripted(monkeypatch, seconds) -> Clock:
+    """The twin's steps take seconds(implementation, threads) on a stand-in clock, which
+    measured.measure reads: which candidate wins is the script's, not this machine's."""
+    clock, measure = Clock(), measured.measure
+
+    def step(twin, attributes, n):
+        name = next(k for k, v in impl.candidates(twin.model).items() if v == attributes)
+        return clock.candidate(f"{name} threads={n}", seconds(name, n))
+    monkeypatch.setattr(impl._Twin, "step", step)
+    monkeypatch.setattr(measured, "measure", lambda *a, **k: measure(*a, **k, clock=clock))
+    return clock
+
+
+def never_timed_twin(monkeypatch):
+    monkeypatch.setattr(impl._Twin, "step", lambda self, attributes, n: never_timed)
+
+
+two_threads = pytest.mark.skipif(available_cores() < 2, reason="one core: one thread is all there is")
+
+
+@two_threads
+def test_on_a_quiet_machine_the_threads_are_measured_with_the_implementation_and_cached(make_cfg, monkeypatch):
+    """Every implementation at 1 and at torch's 2 threads, timed in the same rounds: here the
+    autograd loop at one thread is scripted 2x faster than the rest. Chosen, applied, recorded,
+    cached under threads=auto(2) (no fixed count); the next process reads it; the next run of
+    this process (a sweep's next job) starts again from torch's 2 threads."""
+    torch.set_num_threads(2)
+    clock = scripted(monkeypatch, lambda name, n: 0.5 if (name, n) == ("autograd", 1) else 1.0)
+    cfg, data, model, record = chosen(make_cfg, "train.steps=200")
+    pairs = {f"{name} threads={n}" for name in impl.candidates(model) for n in (1, 2)}
+    assert set(clock.calls) == set(record["times_ms"]) == pairs
+    assert (record["choice"], record["how"], record["threads"], record["threads_how"]) == (
+        "autograd", "measured", 1, "measured")
+    assert torch.get_num_threads() == 1 and model.fused is False
+    assert record["key"] == (f"step LSTM B=16 H=16 T={data.sample(1)[0].shape[1]} V={data.vocab_size} "
+                             "threads=auto(2)")
+    assert json.loads(measured.cache_file().read_text())["choices"][record["key"]]["choice"] == "autograd threads=1"
+    measured.forget()                                        # another process: read, not timed
+    never_timed_twin(monkeypatch)
+    _, _, model, again = chosen(make_cfg, "train.steps=200")  # a sweep's next job: torch's 2 threads first
+    assert (again["choice"], again["how"], again["threads"], again["threads_how"], again["key"]) == (
+        "autograd", "cached", 1, "cached", record["key"])
+    assert torch.get_num_threads() == 1 and model.fused is False
+    _, _, _, short = chosen(make_cfg, "train.steps=100", "train.batch_size=8")   # another size, too short to time
+    assert (short["choice"], short["threads"], short["threads_how"]) == ("fused", 2, "torch's default (2)")
+    assert short["key"].endswith("threads=auto(2)") and torch.get_num_threads() == 2
+
+
+@two_threads
+@pytest.mark.parametrize("one_thread_s, chosen_threads", [(0.95, 2), (0.5, 1)])
+def test_one_thread_must_beat_the_default_by_the_margin(make_cfg, monkeypatch, one_thread_s, chosen_threads):
+    """The default is the fused path at torch's count: one thread 5% faster keeps it (within
+    the 10% margin), 2x faster wins."""
+    torch.set_num_threads(2)
+    scripted(monkeypatch, lambda name, n: one_thread_s if (name, n) == ("fused", 1) else 1.0)
+    _, _, model, record = chosen(make_cfg, "train.steps=200")
+    assert (record["choice"], record["threads"], torch.get_num_threads()) == ("fused", chosen_threads, chosen_threads)
+    assert model.fused is True and model.kernels is None
+
+
+@two_threads
+def test_a_forced_implementation_has_its_threads_measured_under_its_own_key(make_cfg, monkeypatch):
+    torch.set_num_threads(2)
+    clock = scripted(monkeypatch, lambda name, n: 0.5 if n == 1 else 1.0)
+    _, _, model, record = chosen(make_cfg, "train.steps=200", "train.impl=autograd")
+    assert set(clock.calls) == {"autograd threads=1", "autograd threads=2"}
+    assert (record["choice"], record["how"], record["threads"], record["threads_how"]) == (
+        "autograd", "train.impl", 1, "measured")
+    assert record["key"].endswith("threads=auto(2) impl=autograd") and model.fused is False
+    _, _, _, auto = chosen(make_cfg, "train.steps=200")      # the choice among all is not the forced one's
+    assert auto["key"].endswith("threads=auto(2)") and auto["how"] == "measured"
+
+
+@two_threads
+@pytest.mark.parametrize("threads", [1, 2])
+def test_forced_threads_are_not_timed(make_cfg, monkeypatch, threads):
+    """train.threads=N: only the implementation is timed, at N, under threads=N."""
+    torch.set_num_threads(2)
+    clock = scripted(monkeypatch, lambda name, n: 0.5 if n != threads else 1.0)
+    _, _, model, record = chosen(make_cfg, "train.steps=200", f"train.threads={threads}")
+    assert set(clock.calls) == {f"{name} threads={threads}" for name in impl.candidates(model)}
+    assert set(record["times_ms"]) == set(impl.candidates(model))       # names without threads
+    assert (record["threads"], record["threads_how"], torch.get_num_threads()) == (threads, "train.threads", threads)
+    assert record["key"].endswith(f" threads={threads}")
 
 
 @pytest.mark.skipif(available_cores() < 2, reason="one core: one thread is all there is")
@@ -126,6 +237,7 @@ def test_threads_where_other_tasks_share_the_cores_and_given_back_after(make_cfg
     assert collapsed["threads_how"] == ("1: beside 5.0 other running tasks a parallel call took 30.00 ms with "
                                         "2 threads, 0.010 ms with 1")
     assert collapsed["threads"] == torch.get_num_threads() == 1 and "threads=1" not in collapsed["times_ms"]
+    assert collapsed["key"].endswith(" threads=1")          # the implementation: at the count the load left
     monkeypatch.setattr(impl, "probe", lambda n: (1e-5, 2e-5))
     _, _, _, timed = chosen(make_cfg)                        # threads=1 was this process's doing: 2 again
     assert timed["threads_how"] == "timed beside 5.0 other running tasks" and "threads=1" in timed["times_ms"]
@@ -156,6 +268,19 @@ def test_the_run_records_its_choice_in_summary_json(make_cfg, tmp_path):
     assert set(summary["impl"]) == {"choice", "how", "threads", "threads_how", "key", "times_ms"}
     assert (summary["impl"]["choice"], summary["impl"]["how"]) == ("autograd", "train.impl")
     assert summary["impl"]["threads"] == summary["threads"] == torch.get_num_threads()
+
+
+@two_threads
+def test_the_run_records_the_threads_chosen_with_the_implementation(make_cfg, tmp_path):
+    torch.set_num_threads(2)
+    cfg = make_cfg()
+    device, data, model, _ = setup(cfg)
+    measured.remember(impl._key(cfg, data, model, "auto(2)"), {"choice": "fused:sigmoid-tanh threads=1"})
+    summary = train(cfg, tmp_path / "run")
+    on_disk = json.loads((tmp_path / "run" / "summary.json").read_text())["impl"]
+    assert (on_disk["choice"], on_disk["how"], on_disk["threads"], on_disk["threads_how"]) == (
+        "fused:sigmoid-tanh", "cached", 1, "cached")
+    assert summary["threads"] == 1
 
 
 def fake_run(cfg, threads_how="torch's default (2)"):

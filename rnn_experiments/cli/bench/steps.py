@@ -50,24 +50,29 @@ def case_repeats(B: int, H: int, T: int, repeats: int) -> int:
 
 def bench_train(device, repeats, sizes, with_plain: bool, cuda_graphs: bool = True):
     """sizes: (B, H, T) with T = 4L + 1 (palindromes of length L). Our models take the
-    implementation a 3000-step run of each size would take on this machine (training/impl.py:
-    cached, or measured now and cached), at the bench's thread count; each row names it (`impl`)."""
-    rows = []
+    implementation and threads a 3000-step run of each size would take on this machine with
+    torch's count at the bench's (training/impl.py: cached, or measured now and cached; one
+    thread or the bench's), and each step runs at its count; nn.LSTM and the autograd loop run
+    at the bench's. Each row names the implementation (`impl`) and the threads (`threads`)."""
+    rows, threads = [], torch.get_num_threads()
+    extra = [] if threads > 1 else ["train.threads=1"]       # one: nothing to choose
     for B, H, T in sizes:
         runs, chosen = {}, {}
         for name in ("lstm", "peep_lstm") + (("lstm (autograd loop)",) if with_plain else ()):
-            cfg = train_config(name.split()[0], B, H, (T - 1) // 4, device, [f"train.threads={torch.get_num_threads()}"])
+            cfg = train_config(name.split()[0], B, H, (T - 1) // 4, device, extra)
             _, data, model, optimizer = setup(cfg)
             if name.endswith("loop)"):
                 model.fused = False
             else:                                             # what a run of this size would use here
                 chosen[name] = choose_impl(cfg, device, data, model)
+                torch.set_num_threads(threads)
             runs[name] = (model, optimizer)
         x, y = data.sample(B)                                 # (B, 4L+1) palindromes, (B,) labels
         torch.manual_seed(0)
         baseline = TorchLSTMClassifier(data.vocab_size, data.num_classes, cfg.model.embedding_dim, H).to(device)
         runs = {"nn.LSTM": (baseline, build_optimizer(cfg.optimizer, baseline.parameters(), cfg.train.lr, device)), **runs}   # the same Adam
-        fns = {k: step_fn(m, opt, x, y, cfg.train.max_norm, device, cuda_graphs and k != "nn.LSTM")
+        fns = {k: at_threads(step_fn(m, opt, x, y, cfg.train.max_norm, device, cuda_graphs and k != "nn.LSTM"),
+                             chosen[k]["threads"] if k in chosen and device.type == "cpu" else threads)
                for k, (m, opt) in runs.items()}
         case = f"B={B} H={H} T={x.shape[1]}"
         med = interleaved(fns, case_repeats(B, H, T, repeats), key=case,
@@ -78,12 +83,28 @@ def bench_train(device, repeats, sizes, with_plain: bool, cuda_graphs: bool = Tr
                          "median_ms": t * 1e3, "ratio": t / med["nn.LSTM"],
                          "min_ratio": MINIMA[case, name] / MINIMA[case, "nn.LSTM"],
                          "target": f"<= {target:g}" if target else "", "limit": target,
-                         "impl": chosen[name]["choice"] if name in chosen else None})
+                         "impl": chosen[name]["choice"] if name in chosen else None,
+                         "threads": chosen[name]["threads"] if name in chosen else threads})
         print(f"  {case}: nn.LSTM {med['nn.LSTM'] * 1e3:.2f} ms; " + ", ".join(
             f"{r['what']} {r['ratio']:.2f} ({r['min_ratio']:.2f})"
-            + (f" [{r['impl']}, {chosen[r['what']]['how']}]" if r["impl"] else "") for r in rows[-len(med) + 1:]),
+            + (f" [{shown(chosen[r['what']])}]" if r["impl"] else "") for r in rows[-len(med) + 1:]),
             flush=True)
+    torch.set_num_threads(threads)
     return rows
+
+
+def at_threads(fn, n: int):
+    """fn, called at n torch threads (each timed model at its own count; interleaved calls)."""
+    def call():
+        torch.set_num_threads(n)
+        fn()
+    return call
+
+
+def shown(record: dict) -> str:
+    """A model's choice, as the train section prints it: implementation, how; threads, how."""
+    n = record["threads"]
+    return f"{record['choice']}, {record['how']}; {n} thread{'s' if n != 1 else ''}, {record['threads_how']}"
 
 
 def train_summary(rows) -> list[str]:

@@ -1,6 +1,7 @@
 """Choices made by measurement on this machine, kept per user: which of several implementations of
 the same computation is fastest here (a kernel: ATen's tanh or 2σ(2x) - 1, MKL or oneDNN for a
-product; a whole training step: training/impl.py).
+product; a whole training step, with its thread count where a run leaves that to choose:
+training/impl.py).
 
     choice, how, times = choose(key, {"a": fn_a, "b": fn_b}, default="a")
 
