@@ -8,7 +8,9 @@ model built on PyTorch's meta device (shapes only: no memory, whatever its size)
              round trip (exact resume)
     model    an nn.Module; forward(x) -> floating (2, num_classes) for a classifier, (2, T,
              vocab_size) for a generator, which also has step(x_t, state) (sampling)
-    optimizer  built over one parameter at train.lr: a torch.optim.Optimizer
+    optimizer  built over one parameter at train.lr: a torch.optim.Optimizer whose step() needs
+             no argument (no closure: the training step, alone or packed, computes the gradient
+             and calls optimizer.step())
     scheduler  built over that optimizer: has step() and state_dict() / load_state_dict()
     metrics  each called on log-probabilities of the model's output shape (uniform) and the
              batch's y: returns a finite number (a float or a 0-d tensor)
@@ -19,6 +21,7 @@ checked once per process.
 """
 from __future__ import annotations
 
+import inspect
 import json
 
 from rnn_experiments.errors import ConfigError
@@ -126,6 +129,13 @@ def _check_optimizer(cfg) -> None:
         raise ConfigError(f"optimizer={cfg.optimizer.name} ({qualname(cls)}) breaks the optimizer contract: "
                           f"it built a {type(optimizer).__name__}, expected a torch.optim.Optimizer "
                           "(docs/extending.md)")
+    needs = [p.name for p in inspect.signature(optimizer.step).parameters.values()
+             if p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    if needs:   # the training step (training/step.py, a pack's alike) calls optimizer.step() after its backward
+        raise ConfigError(f"optimizer._target_={cfg.optimizer._target_} breaks the optimizer contract: its "
+                          f"step() requires `{', '.join(needs)}` (a closure that evaluates the loss again), "
+                          "expected an optimizer whose step() takes no argument: the training step computes "
+                          "the gradient, then calls optimizer.step() (docs/extending.md)")
     if cfg.get("scheduler"):
         _check_scheduler(cfg, optimizer)
 

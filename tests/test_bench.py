@@ -9,8 +9,12 @@ import torch
 from conftest import BOOK
 from rnn_experiments.cli import rnn_bench
 from rnn_experiments.cli.bench import pipeline, steps
+from rnn_experiments.cli.bench.timing import train_config
 from rnn_experiments.models import LSTM, PeepLSTM
+from rnn_experiments.models.kernels import measured
 from rnn_experiments.training import impl
+from rnn_experiments.training.resources import available_cores
+from rnn_experiments.training.setup import setup
 
 
 @pytest.fixture(autouse=True)
@@ -80,7 +84,40 @@ def test_bench_train_section_prints_the_machine_the_cases_and_the_worst_ratio(ca
         assert r["impl"] is None if model is None else r["impl"] in impl.candidates(model(3, 2, 4, 4))
         shown = f"{r['what']} [{r['impl']}]" if r["impl"] else r["what"]
         assert f"{r['case']:38s} {shown[:26]:26s}" in out
-    assert re.search(r"B=8 H=4 T=9: nn.LSTM .* lstm \S+ \(\S+\) \[fused\S*, (measured|cached)\]", out)
+    assert re.search(r"B=8 H=4 T=9: nn.LSTM .* lstm \S+ \(\S+\) \[fused\S*, (measured|cached); "
+                     r"1 thread, train\.threads\]", out)            # --threads 1: nothing to choose
+    assert {r["threads"] for r in rows} == {1}
+
+
+@pytest.mark.skipif(available_cores() < 2, reason="one core: one thread is all there is")
+def test_each_model_steps_at_the_threads_chosen_for_it_and_nn_lstm_at_the_bench_s(tmp_path, monkeypatch, capsys):
+    """At 2 bench threads our models take what a run would (here read from a cache of this test:
+    the LSTM 2σ(2x) - 1 at one thread, the peephole LSTM the autograd loop at two), each timed
+    step runs at its count, nn.LSTM at the bench's 2, and the printed case and the rows say which."""
+    monkeypatch.setenv("RNN_EXPERIMENTS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(impl, "others_running", lambda *a, **k: 0.0)            # a quiet machine
+    monkeypatch.setattr(impl, "_LOWERED", [])                # (what this test's choices lower: not kept)
+    measured.forget()
+    torch.set_num_threads(2)
+    for name, choice in (("lstm", "fused:sigmoid-tanh threads=1"), ("peep_lstm", "autograd threads=2")):
+        cfg = train_config(name, 8, 4, 2, torch.device("cpu"))
+        _, data, model, _ = setup(cfg)
+        measured.remember(impl._key(cfg, data, model, "auto(2)"), {"choice": choice})
+    ran_at = {}                                              # model class -> torch's threads in its step
+    step_fn = steps.step_fn
+
+    def spied(model, *a):
+        fn = step_fn(model, *a)
+        return lambda: (ran_at.setdefault(type(model).__name__, set()).add(torch.get_num_threads()), fn())
+    monkeypatch.setattr(steps, "step_fn", spied)
+    rows = steps.bench_train(torch.device("cpu"), 1, [(8, 4, 9)], with_plain=False)
+    assert ran_at == {"TorchLSTMClassifier": {2}, "LSTM": {1}, "PeepLSTM": {2}}
+    assert [(r["what"], r["impl"], r["threads"]) for r in rows] == [
+        ("nn.LSTM", None, 2), ("lstm", "fused:sigmoid-tanh", 1), ("peep_lstm", "autograd", 2)]
+    out = capsys.readouterr().out
+    assert "[fused:sigmoid-tanh, cached; 1 thread, cached]" in out and "[autograd, cached; 2 threads, cached]" in out
+    assert torch.get_num_threads() == 2
+    measured.forget()
 
 
 def test_train_grid_and_targets_are_the_issues():
@@ -149,6 +186,7 @@ def test_bench_run_splits_a_real_training_run_and_restores_the_loop():
         ms["train() in all"] / ms["steps"] - 1)
 
 
+@pytest.mark.slow   # seconds: the default tier keeps to 90 s (docs/contributing.md, Tests)
 def test_bench_gen_times_100_and_1000_greedy_characters_and_derives_its_ratios(capsys):
     rows = rnn_bench.run(["--only", "gen", "--repeats", "1", "--threads", "1"])
     assert [r["what"] for r in rows] == ["100 chars", "1000 chars", "chars/s (1000)"]
@@ -179,9 +217,52 @@ def test_the_pack_section_times_a_seeds_sweep_with_each_launcher():
     from rnn_experiments.cli.bench.packs import bench_pack
     case = [("2 seeds B=8 H=8 T=9", ["model.hidden_size=8", "model.embedding_dim=4", "train.batch_size=8",
                                      "dataset.seq_length=2", "seed=0,1"], 1.0, 1 / 3, 1 / 2)]
-    rows = bench_pack(steps=5, repeats=1, cases=case)
+    rows = bench_pack(steps=5, repeats=1, cases=case, memory_cases=())   # memory: the tests below
     assert [r["what"] for r in rows] == ["basic launcher (1 job at a time)", "joblib 2 jobs x 1 thread",
                                          "packed / basic", "packed, 2 packs x 1 thread / basic", "packed / joblib"]
     basic, joblib, packed = (rows[i]["median_ms"] for i in range(3))
     assert rows[2]["ratio"] == pytest.approx(packed / basic) and rows[4]["ratio"] == pytest.approx(packed / joblib)
     assert all(r["case"] == "2 seeds B=8 H=8 T=9, 5 steps" for r in rows)
+
+
+def test_the_pack_sections_memory_rows_set_a_packs_peak_beside_k_separate_runs():
+    """From given records (MiB): a process's peak is the larger of its high-water mark before
+    training and during it; a pack's ratio is its peak over one run's (= K one after the other),
+    K side by side is K x one run; the estimate's ratio is over the larger growth of the two
+    packs, and the row says whether it bounds it."""
+    from rnn_experiments.cli.bench.packs import memory_rows
+    rec = lambda before, peak, startup, **more: {"rss_before_mib": before, "peak_rss_mib": peak,
+                                                 "startup_mib": startup, **more}
+    measured = {"alone": rec(400.0, 410.0, 405.0),
+                "stacked": rec(402.0, 450.0, 402.0, strategy="stacked", estimate_mib=60.0),
+                "loop": rec(401.0, 420.0, 430.0, strategy="loop", estimate_mib=60.0)}   # startup above training
+    rows = memory_rows("4 seeds, memory", 4, measured)
+    assert [r["what"] for r in rows] == ["1 run 410 MiB (+10)", "4 side by side 1640 MiB", "stacked 450 MiB (+48)",
+                                         "loop 430 MiB (+19)", "estimate 60 MiB"]
+    assert rows[2]["ratio"] == pytest.approx(450 / 410) and rows[3]["ratio"] == pytest.approx(430 / 410)
+    assert f"{450 / 1640:.2f} x 4 side by side" in rows[2]["target"]
+    assert rows[4]["ratio"] == pytest.approx(60 / 48) and rows[4]["target"].endswith(": met")
+    measured["stacked"]["peak_rss_mib"] = 480.0                  # grew 78 MiB: more than the 60 estimated
+    below = memory_rows("4 seeds, memory", 4, measured)[4]
+    assert below["ratio"] == pytest.approx(60 / 78) and below["target"].endswith("NOT an upper bound")
+    measured["stacked"]["strategy"] = "loop"                     # stacking fell back: the row says so
+    assert memory_rows("4 seeds, memory", 4, measured)[2]["what"].startswith("loop ")
+
+
+@pytest.mark.slow   # three fresh processes, each training a few steps
+def test_the_pack_sections_memory_rows_come_from_fresh_processes():
+    """A real tiny case: each way's record comes from its own process, the pack's with the
+    launcher's estimate (K x training_bytes), and each figure is at least the process's memory
+    before training."""
+    from rnn_experiments.cli.bench.packs import WAYS, measure_peak, memory_rows
+    from rnn_experiments.config import compose
+    from rnn_experiments.training.resources import MiB, training_bytes
+    overrides = ["model.hidden_size=8", "model.embedding_dim=4", "train.batch_size=8", "dataset.seq_length=2"]
+    records = {way: measure_peak(way, 2, overrides) for way in WAYS}
+    for way, r in records.items():
+        assert r["peak_rss_since"] == "start" and r["peak_rss_mib"] >= r["rss_before_mib"] > 0, way
+    assert records["stacked"]["strategy"] == "stacked" and records["loop"]["strategy"] == "loop"
+    cfg = compose(overrides)
+    assert records["stacked"]["estimate_mib"] == round(2 * training_bytes(cfg) / MiB, 1)
+    rows = memory_rows("2 seeds B=8 H=8 T=9", 2, records)
+    assert [r["what"].split(" ")[0] for r in rows] == ["1", "2", "stacked", "loop", "estimate"]

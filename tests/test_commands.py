@@ -87,6 +87,7 @@ def test_bad_command_is_one_line_exit_2_and_writes_nothing(tmp_path, override, m
     assert list(tmp_path.iterdir()) == []   # no outputs/ folder
 
 
+@pytest.mark.slow   # seconds: the default tier keeps to 90 s (docs/contributing.md, Tests)
 def test_refused_command_never_touches_a_finished_run(tmp_path):
     run = tmp_path / "X"
     assert train_cmd(*T, f"hydra.run.dir={run}").code == 0
@@ -127,6 +128,7 @@ def test_a_job_that_fails_at_run_time_fails_alone(tmp_path):
     assert (sweep / "analysis" / "summary.md").exists()
 
 
+@pytest.mark.slow   # seconds: the default tier keeps to 90 s (docs/contributing.md, Tests)
 def test_a_job_that_crashes_fails_alone_with_its_traceback_in_its_log(tmp_path, monkeypatch):
     """A bug (an unexpected exception) in one job of a sweep: the job fails, the others complete,
     the sweep exits 1 naming it."""

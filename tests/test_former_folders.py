@@ -35,6 +35,7 @@ def results(run_dir) -> pd.DataFrame:
 
 @pytest.mark.parametrize("run, replace", [("lstm", {}),
                                           ("generator", {"dataset.path": str(FORMER / "cat.txt")})])
+@pytest.mark.slow   # seconds: the default tier keeps to 90 s (docs/contributing.md, Tests)
 def test_the_same_command_gives_the_same_metrics(tmp_path, run, replace):
     assert json.loads((FORMER / run / "summary.json").read_text())["format"] == 2
     r = run_command("rnn-train", *command(run, **replace), f"hydra.run.dir={tmp_path / run}")

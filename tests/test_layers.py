@@ -16,7 +16,8 @@ LAYERS = [
     ["train", "analyze", "generate", "measure_gradients", "plot_gradients", "download", "bench"],
     ["cli"],                                       # the commands (above: their `python -m` spellings)
     ["hydra_plugins.rnn_experiments_sweeper",      # hydra/sweeper=optuna, handing over to sweeps/search
-     "hydra_plugins.rnn_experiments_packed"],      # hydra/launcher=packed, handing over to sweeps/pack
+     "hydra_plugins.rnn_experiments_packed",       # hydra/launcher=packed, handing over to sweeps/pack
+     "hydra_plugins.rnn_experiments_slurm"],       # hydra/launcher=slurm; its packs handed over to sweeps/pack
     ["sweeps"],                                    # sweep guard, analysis callback, launchers, search
     ["analysis"],
     ["generation", "gradients", "loggers"],        # what a task or a tracker adds to a run
@@ -27,8 +28,7 @@ LAYERS = [
     ["models", "data"],
     ["run"],                                       # the run-folder contract
     ["parts"],                                     # a part: a class plus its node (_target_)
-    ["errors", "hydra_plugins.rnn_experiments_slurm",
-     "hydra_plugins.rnn_experiments_configs"],     # the plugins' configs for any Hydra app: imports nothing of ours
+    ["errors", "hydra_plugins.rnn_experiments_configs"],   # the plugins' configs for any Hydra app: imports nothing of ours
 ]
 RANK = {unit: rank for rank, units in enumerate(LAYERS) for unit in units}
 

@@ -297,6 +297,7 @@ def test_sigterm_to_the_gradient_study_stops_it_as_interrupted(tmp_path, monkeyp
     assert not (run / "run.lock").exists()
 
 
+@pytest.mark.slow   # seconds: the default tier keeps to 90 s (docs/contributing.md, Tests)
 def test_the_gradient_study_never_overwrites_another_run(tmp_path):
     run = tmp_path / "study"
     args = [*STUDY_TINY, "gradients.steps=[0,2]", "gradients.batch_size=8", f"hydra.run.dir={run}"]
@@ -369,6 +370,7 @@ def test_a_reader_that_goes_away_does_not_skip_the_analysis(tmp_path):
     assert code == 0 and (sweep / "analysis" / "summary.md").is_file(), err[-2000:]
 
 
+@pytest.mark.slow   # seconds: the default tier keeps to 90 s (docs/contributing.md, Tests)
 def test_a_sweep_whose_analysis_failed_exits_3_and_says_so_last(tmp_path):
     sweep = tmp_path / "S"
     sweep.mkdir()
@@ -394,6 +396,7 @@ def test_a_run_whose_folder_or_command_line_cannot_be_what_was_typed_is_refused(
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow   # seconds: the default tier keeps to 90 s (docs/contributing.md, Tests)
 def test_a_checkpoint_that_links_to_a_fifo_is_refused_not_read(tmp_path):
     import subprocess
     import sys

@@ -30,6 +30,7 @@ def test_user_presets_and_models_beside_the_packaged_ones(tmp_path):
     assert compose_config([search], tiny=False).model.name == "lstm"        # and still the defaults
 
 
+@pytest.mark.slow   # seconds: the default tier keeps to 90 s (docs/contributing.md, Tests)
 def test_config_dir_on_the_command_line_and_in_the_rerun_command(tmp_path):
     mine = user_configs(tmp_path / "my_configs")
     run_dir = tmp_path / "run"

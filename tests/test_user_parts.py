@@ -69,6 +69,7 @@ def test_a_sweep_of_a_users_model_against_a_built_in_is_compared_paired_by_seed(
     assert "| ln_lstm |" in summary and "| lstm |" in summary and "_target_" not in summary
 
 
+@pytest.mark.slow   # seconds: the default tier keeps to 90 s (docs/contributing.md, Tests)
 def test_a_users_run_records_its_parts_and_resumes_unless_the_class_changed(project):
     """summary.json names each part's class, the settings it takes with their defaults, and where
     its code comes from (here: a folder on PYTHONPATH, no distribution, a git checkout); the run
@@ -103,6 +104,7 @@ def test_a_users_run_records_its_parts_and_resumes_unless_the_class_changed(proj
     assert json.loads((run / "summary.json").read_text()) == summary       # the folder as it was
 
 
+@pytest.mark.slow   # seconds: the default tier keeps to 90 s (docs/contributing.md, Tests)
 def test_a_setting_the_class_takes_but_its_node_lacks_is_refused_with_how_to_add_it(project):
     (project / "my_configs" / "model" / "short.yaml").write_text(
         "# ln_lstm without its sizes.\n_target_: my_parts.lnlstm.LayerNormLSTM\nname: short\n")
@@ -206,6 +208,7 @@ def test_a_part_that_breaks_the_contract_is_refused_before_anything_is_written(p
         assert not out.exists()
 
 
+@pytest.mark.slow   # seconds: the default tier keeps to 90 s (docs/contributing.md, Tests)
 def test_the_optimizer_is_a_part_too(project, tmp_path):
     """optimizer=sgd (packaged) and one of the user's own (the page's AdamW) train the user's
     model; a setting the optimizer does not take, or a value torch refuses, is one line."""
@@ -226,6 +229,7 @@ def test_the_optimizer_is_a_part_too(project, tmp_path):
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
 
 
+@pytest.mark.slow   # seconds: the default tier keeps to 90 s (docs/contributing.md, Tests)
 def test_a_users_metric_is_logged_summarised_and_compared(project):
     """+metrics=brier (the page's Brier score): column eval_brier equal, at the last evaluation,
     to the Brier score of the run's final model on its held-out set computed here; final_ and
@@ -388,6 +392,7 @@ def test_a_users_part_declares_when_it_reads_a_setting(project):
     assert r.code == 0, r.err[-2000:]
 
 
+@pytest.mark.slow   # seconds: the default tier keeps to 90 s (docs/contributing.md, Tests)
 def test_a_part_without_a_name_is_named_by_its_config_choice(project):
     """`name` left out of a node: the part is called by its config choice (model=tiny_ln: name
     tiny_ln) in the run's config, summary.json and the sweep's tables, also when a sweep's jobs

@@ -8,7 +8,7 @@ from hydra.plugins.sweeper import Sweeper
 
 class OptunaSweeper(Sweeper):
     def __init__(self, **settings: Any) -> None:
-        from rnn_experiments.sweeps.search.sweeper import Search   # lazy: Hydra imports this module at every plugin scan; optuna loads when the search starts   # lazy: Hydra imports this module at every plugin scan; optuna loads when the search starts
+        from rnn_experiments.sweeps.search.sweeper import Search   # lazy: Hydra imports this module at every plugin scan; optuna loads when the search starts
         self.search = Search(**settings)
 
     def setup(self, *, hydra_context, task_function, config) -> None:

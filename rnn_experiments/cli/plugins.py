@@ -17,6 +17,10 @@ def register_sweeper() -> None:
 
 
 def register_launchers() -> None:
-    """The same for the packed launcher (hydra/launcher=packed), which needs no extra."""
+    """The same for the packed launcher (hydra/launcher=packed) and the SLURM launcher
+    (hydra/launcher=slurm, whose config's schema its module stores: before the command's config
+    is composed), which need no extra."""
     from hydra_plugins.rnn_experiments_packed.launcher import PackedLauncher   # lazy: as the sweeper's
+    from hydra_plugins.rnn_experiments_slurm.launcher import SlurmLauncher     # lazy: as the sweeper's
     Plugins.instance().register(PackedLauncher)
+    Plugins.instance().register(SlurmLauncher)

@@ -35,8 +35,11 @@ Sections:
   pack    a seeds sweep end to end with the basic launcher, joblib (2 jobs x 1 thread) and
           hydra/launcher=packed (the seeds trained together): 10 seeds at B=32 H=32, the demo,
           10 seeds at the demo's and at the course's size. Targets: packed <= 1/3 of basic and
-          <= 1/2 of joblib at B=32 H=32; elsewhere packed <= 1/0.95 of basic. Not in the
-          default set (many minutes); `--only pack`, steps per run `--pack-steps`.
+          <= 1/2 of joblib at B=32 H=32; elsewhere packed <= 1/0.95 of basic. Then a pack's
+          peak resident memory (stacked, loop) beside one run's (= K one after the other) and
+          K side by side, each from a fresh process, and the launcher's estimate checked to
+          bound what the pack added. Not in the default set (many minutes); `--only pack`,
+          steps per run `--pack-steps` (the memory rows: 3 steps).
 
 Every classifier is built by `rnn_experiments.training.setup` from the real config, and every
 training step (the text-data row's generator too) is timed through

@@ -24,6 +24,7 @@ from rnn_experiments.config import conf_dir
 from rnn_experiments.gradients.study import run_study
 from rnn_experiments.parts import name_by_choice
 from rnn_experiments.cli.job import end_job, run_app, save_hydra_files
+from rnn_experiments.cli.plugins import register_launchers
 
 PROG = "rnn-measure-gradients"
 
@@ -37,6 +38,7 @@ def _main(cfg: DictConfig) -> None:
 
 
 def main() -> None:
+    register_launchers()   # hydra/launcher=slurm (and packed) also from an editable install
     run_app(PROG, _main, "gradients")
 
 

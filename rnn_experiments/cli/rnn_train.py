@@ -94,7 +94,7 @@ def main() -> None:
         print(f"rnn-train: error: {e}", file=sys.stderr)
         sys.exit(2)
     register_sweeper()                     # hydra/sweeper=optuna, also from an editable install
-    register_launchers()                   # hydra/launcher=packed, likewise
+    register_launchers()                   # hydra/launcher=packed and slurm, likewise
     run_app("rnn-train", _main, "config")
 
 

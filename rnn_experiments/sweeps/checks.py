@@ -219,7 +219,8 @@ PACK_STRATEGIES = ("auto", "loop", "stacked")   # training/pack.py
 
 
 def check_pack_settings(pack_size, strategy, n_jobs=1) -> None:
-    """hydra/launcher=packed's settings (sweeps/pack.py), in one line naming the key."""
+    """hydra/launcher=packed's settings (sweeps/pack.py), and hydra/launcher=slurm's pack_size
+    and strategy, in one line naming the key."""
     if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs == 0 or n_jobs < -1:
         raise ConfigError(f"hydra.launcher.n_jobs={n_jobs!r} is invalid: expected an integer >= 1 "
                           "(packs at once), or -1 for one per core")
@@ -241,6 +242,8 @@ def check_launcher(hydra_cfg) -> None:
 
     if target.endswith("PackedLauncher"):
         check_pack_settings(launcher.get("pack_size"), launcher.get("strategy"), launcher.get("n_jobs", 1))
+    if is_slurm_launcher(launcher):   # its packs: one SLURM task each (hydra_plugins/rnn_experiments_slurm/)
+        check_pack_settings(launcher.get("pack_size", 1), launcher.get("strategy", "auto"))
     if "joblib" in target.lower():
         n = launcher.get("n_jobs")
         need(isinstance(n, int) and n != 0, "n_jobs", "an integer >= 1 (jobs at once), or -1 for one per core")

@@ -8,8 +8,6 @@ on for every sweep (conf/config.yaml, `hydra.callbacks.sweep_guard`).
   jobs, shared folders, the same run twice); the first problem stops the sweep with one line
   (`Refused`: exit status 2 from cli/job.py). It also names the sweep (provenance.start_sweep:
   an id inherited by every job's process, written into each job's summary.json).
-  With hydra/launcher=slurm it registers that launcher with Hydra (sweeps/slurm.py:
-  `register_launcher`) before Hydra instantiates it.
 * A job that fails at run time returns normally after recording its failure in its own
   summary.json (rnn_experiments/cli/job.py), so Hydra goes on with the other jobs and the callbacks.
 * `on_multirun_end` reads every job's summary.json and keeps the jobs that did not complete in
@@ -46,10 +44,9 @@ from rnn_experiments.run.provenance import end_sweep, set_swept, start_sweep, sw
 from rnn_experiments.sweeps.checks import (check_callbacks, check_folder, check_job, check_launcher, refuse_a_parts_unknown_key,
                                           settings, training_needs)
 from rnn_experiments.run.folder import SummaryError, atomic_write, read_summary
-from rnn_experiments.run.multirun import is_slurm_launcher, jobs
+from rnn_experiments.run.multirun import jobs
 from rnn_experiments.run.summary import NORMAL_ENDS
 from rnn_experiments.run.lock import pid_alive
-from rnn_experiments.sweeps.slurm import register_launcher
 
 log = logging.getLogger(__name__)
 
@@ -260,8 +257,6 @@ class SweepGuard(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         from hydra.core.global_hydra import GlobalHydra
         forget()
-        if is_slurm_launcher(config.hydra.launcher):   # before Hydra instantiates the launcher
-            register_launcher()
         start_sweep()
         earlier = Path(str(config.hydra.sweep.dir)) / "multirun.yaml"
         self.previous = earlier.read_bytes() if earlier.is_file() else None

@@ -8,7 +8,10 @@
   finishes the step, saves checkpoint.pt and stops. `requeue_if_preempted` then hands the signal
   back to submitit's handler, which calls the Hydra launcher's `checkpoint` (resubmit the same
   job: same overrides, same folder) and requeues; the requeued run resumes from checkpoint.pt
-  because `train.resume` is true.
+  because `train.resume` is true. A pack's task (hydra.launcher.pack_size > 1): the signal stops
+  every member with its checkpoint, the first member's end hands it back, and submitit's handler
+  calls the pack's `checkpoint` instead (hydra_plugins/rnn_experiments_slurm/launcher.py:
+  PackTask, the same pack), so that every member resumes.
 * SIGTERM in a SLURM job: SLURM itself is ending the job (`scontrol requeue`, preemption with
   requeue, scancel, a node set DOWN, the time limit). The loop saves checkpoint.pt as for any
   stop; the job then exits without a result, so that the sweep keeps waiting: a requeued job runs

@@ -7,6 +7,10 @@ to `pack_size`. A pack's members are ordinary Hydra jobs of the sweep — each g
 through rnn_experiments/training/pack.py. A job that is alone in its group, or whose task has no
 packed form, runs as under the basic launcher; why, the sweep says once.
 
+`plan` (the jobs' configs and their packs) and `one_pack` (train one pack, its members' JobReturns)
+serve both launchers that pack: this one, and hydra/launcher=slurm with `pack_size` > 1, which
+runs each pack as one SLURM task (hydra_plugins/rnn_experiments_slurm/launcher.py).
+
 What a task needs to be packed (the contract; rnn_experiments/cli/rnn_train.py has it): the task
 function has an attribute `pack`, `task.pack(cfg) -> (run, end)` where `run` is the job's
 generator `training.loop.start(..., packed=True)` (one that raises, where the job is refused
@@ -21,12 +25,12 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from rnn_experiments.sweeps.checks import check_pack_settings
-from rnn_experiments.training.pack import Member, run_pack
+from rnn_experiments.training.pack import Member, memory_words, run_pack
 from rnn_experiments.training.resources import available_bytes, available_cores, training_bytes
 
 log = logging.getLogger(__name__)
@@ -76,11 +80,46 @@ def fitted(packs: list[list[int]], need: int, available: int | None, n_jobs: int
 
 def launch(launcher, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list:
     """Hydra's Launcher.launch for PackedLauncher: the jobs' JobReturns, in their order."""
-    from hydra.core.utils import configure_log, setup_globals
+    from hydra.core.utils import setup_globals
 
     setup_globals()
-    config, context, task = launcher.config, launcher.hydra_context, launcher.task_function
+    context, task = launcher.hydra_context, launcher.task_function
     check_pack_settings(launcher.pack_size, launcher.strategy, launcher.n_jobs)   # checked already by the sweep guard
+    n_jobs = launcher.n_jobs
+    jobs, packs = plan(context, launcher.config, task, job_overrides, initial_job_idx, launcher.pack_size,
+                       "packed launcher", "one after the other",
+                       side_by_side=available_cores() if n_jobs == -1 else n_jobs)
+    for pack in packs:
+        for i in pack:
+            log.info("\t#%d : %s%s", initial_job_idx + i, " ".join(job_overrides[i]),
+                     f" (pack of {len(pack)})" if len(pack) > 1 else "")
+    if n_jobs != 1 and len(packs) > 1:      # packs side by side: joblib processes, as hydra/launcher=joblib
+        from hydra.core.singleton import Singleton
+        from joblib import Parallel, delayed
+
+        state = Singleton.get_state()
+        done = Parallel(n_jobs=n_jobs, backend="loky")(
+            delayed(_pack_in_worker)(context, task, [jobs[i] for i in pack], launcher.strategy, state)
+            for pack in packs)
+    else:
+        done = [one_pack(context, task, [jobs[i] for i in pack], launcher.strategy) for pack in packs]
+    returns = {i: ret for pack, rets in zip(packs, done) for i, ret in zip(pack, rets)}
+    return [returns[i] for i in range(len(jobs))]
+
+
+def plan(context, config, task, job_overrides: Sequence[Sequence[str]], initial_job_idx: int, pack_size: int,
+         who: str, unpacked: str, side_by_side: int = 1,
+         available: Callable[[str], int | None] | None = None) -> tuple[list[DictConfig], list[list[int]]]:
+    """A sweep's jobs and their packs, for a launcher (`who`, as the log names it): every job's
+    config loaded as Hydra's basic launcher loads it (hydra.job.id job_id_for_N, hydra.job.num
+    N), and the packs as lists of indices into them: the jobs equal but for `seed` (pack_key)
+    in packs of at most `pack_size` (packs_of), split further so that `side_by_side` packs at
+    once fit in `available(device)` bytes (fitted; default: this machine's, available_bytes;
+    None: unknown, nothing split). A task without a packed form, or hydra.job.chdir, gives packs
+    of one, which the log says once (the jobs then run `unpacked`), as it says which jobs run
+    alone. The sweep folder is made."""
+    from hydra.core.utils import configure_log
+
     configure_log(config.hydra.hydra_logging, config.hydra.verbose)
     Path(str(config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
     jobs = []
@@ -92,52 +131,36 @@ def launch(launcher, job_overrides: Sequence[Sequence[str]], initial_job_idx: in
             job_cfg.hydra.job.num = idx
         jobs.append(job_cfg)
     why = _why_unpacked(task, config)
-    packs = [[i] for i in range(len(jobs))] if why else packs_of([pack_key(c) for c in jobs], launcher.pack_size)
+    packs = [[i] for i in range(len(jobs))] if why else packs_of([pack_key(c) for c in jobs], pack_size)
     if not why and any(len(p) > 1 for p in packs):
-        packs = _fitted_here(packs, jobs, launcher.n_jobs)
+        packs = _fitted_here(packs, jobs, side_by_side, available, who)
     alone = sum(len(p) == 1 for p in packs)
     if why:
-        log.warning("packed launcher: the %d jobs run one after the other: %s", len(jobs), why)
+        log.warning("%s: the %d jobs run %s: %s", who, len(jobs), unpacked, why)
     elif alone:
-        log.info("packed launcher: %d of %d jobs have no other job that differs from them only in "
-                 "`seed`: they run alone", alone, len(jobs))
-    log.info("packed launcher: %d jobs in %d packs (%s)", len(jobs), len(packs),
-             ", ".join(str(len(p)) for p in packs))
-    for pack in packs:
-        for i in pack:
-            log.info("\t#%d : %s%s", initial_job_idx + i, " ".join(job_overrides[i]),
-                     f" (pack of {len(pack)})" if len(pack) > 1 else "")
-    n_jobs = launcher.n_jobs
-    if n_jobs != 1 and len(packs) > 1:      # packs side by side: joblib processes, as hydra/launcher=joblib
-        from hydra.core.singleton import Singleton
-        from joblib import Parallel, delayed
-
-        state = Singleton.get_state()
-        done = Parallel(n_jobs=n_jobs, backend="loky")(
-            delayed(_pack_in_worker)(context, task, [jobs[i] for i in pack], launcher.strategy, state)
-            for pack in packs)
-    else:
-        done = [_one_pack(context, task, [jobs[i] for i in pack], launcher.strategy) for pack in packs]
-    returns = {i: ret for pack, rets in zip(packs, done) for i, ret in zip(pack, rets)}
-    return [returns[i] for i in range(len(jobs))]
+        log.info("%s: %d of %d jobs have no other job that differs from them only in `seed`: they "
+                 "run alone", who, alone, len(jobs))
+    log.info("%s: %d jobs in %d packs (%s)", who, len(jobs), len(packs), ", ".join(str(len(p)) for p in packs))
+    return jobs, packs
 
 
-def _fitted_here(packs: list[list[int]], jobs: list[DictConfig], n_jobs: int) -> list[list[int]]:
-    """fitted() with this machine's memory and the first job's peak; one line where it splits."""
+def _fitted_here(packs: list[list[int]], jobs: list[DictConfig], side_by_side: int,
+                 available: Callable[[str], int | None] | None, who: str) -> list[list[int]]:
+    """fitted() with the memory `available` for the jobs' device and the first job's peak; one
+    line where it splits."""
     try:
         need = training_bytes(jobs[packs[0][0]])
     except Exception:          # a model the estimate does not know: the run's own check decides
         return packs
     device = "cuda" if str(jobs[0].get("device")) == "cuda" else "cpu"
-    side_by_side = available_cores() if n_jobs == -1 else n_jobs
-    out = fitted(packs, need, available_bytes(device), side_by_side)
+    out = fitted(packs, need, (available or available_bytes)(device), side_by_side)
     if len(out) > len(packs):
-        log.warning("packed launcher: packs split to fit in memory: %d members a pack at most (each "
-                    "needs about %.0f MiB)", max(len(p) for p in out), need / 2**20)
+        log.warning("%s: packs split to fit in memory: %d members a pack at most (each "
+                    "needs about %.0f MiB)", who, max(len(p) for p in out), need / 2**20)
     return out
 
 
-def _one_pack(context, task, configs: list[DictConfig], strategy: str) -> list:
+def one_pack(context, task, configs: list[DictConfig], strategy: str) -> list:
     """The JobReturns of one pack; a pack of one is a job as under the basic launcher."""
     from hydra.core.utils import run_job
 
@@ -148,13 +171,13 @@ def _one_pack(context, task, configs: list[DictConfig], strategy: str) -> list:
 
 
 def _pack_in_worker(context, task, configs, strategy, singleton_state) -> list:
-    """_one_pack in a joblib worker: Hydra's global state as the sweep's process has it."""
+    """one_pack in a joblib worker: Hydra's global state as the sweep's process has it."""
     from hydra.core.singleton import Singleton
     from hydra.core.utils import setup_globals
 
     setup_globals()
     Singleton.set_state(singleton_state)
-    return _one_pack(context, task, configs, strategy)
+    return one_pack(context, task, configs, strategy)
 
 
 def _why_unpacked(task, config) -> str | None:
@@ -210,7 +233,8 @@ def _run_pack(context, task, configs: list[DictConfig], strategy: str) -> list:
     routed = _PackLog.install({job.num: job.out_dir / f"{job.config.hydra.job.name}.log" for job in jobs})
     members, ends = [], {}
     # summary.json's `pack`: its size, the members' folders, how their steps were taken (a
-    # member's own wall_time_s is the pack's time: the analysis shares it out)
+    # member's own wall_time_s is the pack's time: the analysis shares it out); run_pack adds
+    # the pack's measured peak memory beside the estimate (training/pack.py: _record_memory)
     record = {"size": len(jobs), "members": [str(job.out_dir.name) for job in jobs], "strategy": strategy}
     t0 = time.perf_counter()
     try:
@@ -221,8 +245,8 @@ def _run_pack(context, task, configs: list[DictConfig], strategy: str) -> list:
                 run, ends[job.num] = task.pack(job.task_cfg)
                 members.append((job, Member(run, job.enter, name=str(job.num))))
             used = run_pack([m for _, m in members], strategy, log=log, record=record)
-            log.info("packed launcher: %d runs trained together in %.1f s (steps: %s)", len(jobs),
-                     time.perf_counter() - t0, used)
+            log.info("packed launcher: %d runs trained together in %.1f s (steps: %s; %s)", len(jobs),
+                     time.perf_counter() - t0, used, memory_words(record))
             for job, member in members:
                 job.enter()
 

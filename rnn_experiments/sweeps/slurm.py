@@ -8,8 +8,9 @@
   pending for ever.
   The cluster is read with `scontrol show partition` and `scontrol show node` (hidden
   partitions included).
-* `register_launcher()`: makes the launcher of conf/hydra/launcher/slurm.yaml known to Hydra
-  (hydra_plugins/rnn_experiments_slurm/, which also says how it waits for its jobs).
+
+The launcher itself, how it waits for its jobs and runs packs as tasks:
+hydra_plugins/rnn_experiments_slurm/ (made known to Hydra by rnn_experiments/cli/plugins.py).
 """
 from __future__ import annotations
 
@@ -134,12 +135,3 @@ def check_slurm_launcher(launcher_cfg, cluster: Optional[Cluster] = None,
         asked_for = ", ".join(f"hydra.launcher.{name}={launcher_cfg.get(name)}" for name, need, _, _ in wanted if need)
         raise ConfigError(f"{asked_for}: no node of partition {partition} has all of these together")
 
-
-def register_launcher() -> None:
-    """Make Hydra know the launcher of conf/hydra/launcher/slurm.yaml. Hydra finds plugins by
-    listing the folders of the hydra_plugins package, which misses a package installed in
-    editable mode (pip install -e) when the command runs outside the source tree."""
-    from hydra.core.plugins import Plugins
-
-    from hydra_plugins.rnn_experiments_slurm.launcher import SlurmLauncher   # lazy: submitit only for hydra/launcher=slurm
-    Plugins.instance().register(SlurmLauncher)

@@ -34,6 +34,8 @@ import numpy as np
 import torch
 from torch.func import functional_call, vmap
 
+from rnn_experiments.run.folder import SummaryError, read_summary
+from rnn_experiments.run.lock import RunLock, RunLocked
 from rnn_experiments.run.summary import write_summary
 from rnn_experiments.training.resources import MiB, PeakMemory, training_bytes
 from rnn_experiments.training.joint_update import JointUpdate
@@ -76,10 +78,12 @@ def why_not_stacked(runs) -> str | None:
     """Why the members' steps cannot be stacked exactly (None: they can): stacking needs one
     model class with the same parameter shapes and no buffers. The optimizer does not matter:
     the stacked step only computes each member's gradient (∂L/∂θ_k = ∂loss_k/∂θ_k), then each
-    member's own clip and `optimizer.step()` run over that member's parameters alone, as in its
-    separate run, so any optimizer the contract accepts (one that steps without a closure,
-    rnn_experiments/contract.py) is exact, one whose update is not element-wise (a norm over
-    all its parameters, state of its own) included."""
+    member's own clip and optimizer step update that member's parameters alone, as in its
+    separate run (training/joint_update.py: one joint step only for torch's element-wise
+    optimizers, where it is the same update; any other member after member, its own
+    `optimizer.step()`), so any optimizer the contract accepts (one that steps without a
+    closure, rnn_experiments/contract.py) is exact, one whose update is not element-wise (a
+    norm over all its parameters, state of its own) included."""
     first = runs[0].model
     shapes = [(n, tuple(p.shape)) for n, p in first.named_parameters()]
     for run in runs[1:]:
@@ -317,20 +321,26 @@ def _record_memory(members: list[Member], memory: PeakMemory, record: dict, log)
     peak_rss_since, on a GPU peak_cuda_mib) beside the launcher's estimate, `estimate_mib`: K ×
     training_bytes (sweeps/pack.py splits packs by it); then the summary.json of every member
     that records the pack written again, so that each holds the whole pack's peak (a member
-    that ended first wrote its summary before the others' last steps)."""
+    writes its summary when it ends, before the pack's end). A member's run ended and let its
+    folder go: it is written again under the folder's lock, and only while its summary.json is
+    still that run's (its start, host and pid), never over another run that took the folder."""
     ready = [m for m in members if m.run is not None]
     record.update(memory.record(ready[0].run.device if ready else None))
     try:
         record["estimate_mib"] = round(sum(training_bytes(m.run.cfg) for m in ready) / MiB, 1)
     except Exception:   # a model the estimate does not know: no estimate to set beside the peak
         pass
+    same = lambda a, b: all(a.get(k) == b.get(k) for k in ("started", "host", "pid"))
     for m in ready:
-        if m.run.summary.get("pack") is record:
-            try:
-                write_summary(m.run.out_dir, m.run.summary)
-            except OSError as e:
-                if log is not None:
-                    log.warning("pack: %s (the pack's peak memory is not recorded there)", e)
+        if m.run.summary.get("pack") is not record:
+            continue
+        try:
+            with RunLock(m.run.out_dir):
+                if same(read_summary(m.run.out_dir) or {}, m.run.summary):
+                    write_summary(m.run.out_dir, m.run.summary)
+        except (RunLocked, SummaryError, OSError) as e:
+            if log is not None:
+                log.warning("pack: %s (the pack's peak memory is not recorded there)", str(e).splitlines()[0])
 
 
 def memory_words(record: dict) -> str:

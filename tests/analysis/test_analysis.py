@@ -298,6 +298,7 @@ def test_bad_input_one_line_error(tmp_path, capsys, args, expected):
     assert err.startswith("rnn-analyze: error: " + expected.format(tmp=tmp_path))
 
 
+@pytest.mark.slow   # seconds: the default tier keeps to 90 s (docs/contributing.md, Tests)
 def test_max_step_zooms_the_plots_not_the_table(tmp_path, monkeypatch):
     import rnn_experiments.analysis.report as cli
     sweep = _sweep(tmp_path / "sweep")

@@ -169,6 +169,7 @@ def test_summary_without_a_format_is_the_previous_release_and_analyses(tmp_path)
     assert (t["seeds"].iloc[0], t["finished"].iloc[0]) == (2, 2)
 
 
+@pytest.mark.slow   # seconds: the default tier keeps to 90 s (docs/contributing.md, Tests)
 def test_adding_seeds_to_a_finished_study_analyses_them_together(tmp_path):
     """`-m seed=0,1,2`, later `-m seed=3,4,5,6` into a second sweep folder: both folders given
     to the analysis are one study of 7 seeds a model, paired by seed; a seed run twice (2 in

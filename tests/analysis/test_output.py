@@ -108,6 +108,7 @@ def test_only_the_analysis_own_stale_files_are_removed(analysed):
     assert (out / "notes.md").read_text() == "the user's" and (out / "summary.md").is_file()
 
 
+@pytest.mark.slow   # seconds: the default tier keeps to 90 s (docs/contributing.md, Tests)
 def test_keep_runs_copies_what_a_re_analysis_needs_and_gives_the_same_tables(analysed, tmp_path):
     sweep, _ = analysed
     kept = tmp_path / "docs" / "results" / "study"
@@ -130,6 +131,7 @@ def test_keep_runs_copies_what_a_re_analysis_needs_and_gives_the_same_tables(ana
     assert len(list(runs.iterdir())) == 6
 
 
+@pytest.mark.slow   # seconds: the default tier keeps to 90 s (docs/contributing.md, Tests)
 def test_keep_runs_refuses_to_replace_what_it_did_not_write(analysed, tmp_path, capsys):
     sweep, _ = analysed
     foreign = tmp_path / "foreign"

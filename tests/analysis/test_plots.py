@@ -90,6 +90,7 @@ def test_seeds_lines_draw_each_run_under_the_band(tmp_path):
     assert len([ln for ln in plot_curves(df, "accuracy").axes[0].lines if ln.get_gid() != "chance"]) == 2
 
 
+@pytest.mark.slow   # seconds: the default tier keeps to 90 s (docs/contributing.md, Tests)
 def test_a_long_run_is_drawn_through_every_kth_step_exactly(tmp_path):
     steps = np.arange(1, 50_001)
     for s in range(2):

@@ -124,6 +124,7 @@ FINALS = {**{("lstm", s): e for s, e in SEED_EFFECT.items()},
           **{("peep_lstm", s): e + 0.02 + NOISE[s] for s, e in SEED_EFFECT.items()}}
 
 
+@pytest.mark.slow   # seconds: the default tier keeps to 90 s (docs/contributing.md, Tests)
 def test_pairing_finds_a_difference_welch_cannot(tmp_path):
     """A shared seed effect (0.6-0.9) hides a small model effect (0.02) from Welch; the same-seed
     differences show it."""

@@ -1,7 +1,8 @@
 """`hydra/launcher=slurm` on a real SLURM cluster (tests/cluster/slurm.sh starts a one-node one):
 a job array and its analysis, the time limit (SIGUSR2, checkpoint, requeue, resume), an admin
 requeue (SIGTERM), a node failure, a cancelled array task and its rerun command, a job failing at
-run time, and the sweeps refused before anything is submitted. Every test reads the run folders.
+run time, packs of seeds (one task per pack, and its SIGUSR2 requeue), and the sweeps refused
+before anything is submitted. Every test reads the run folders.
 
     sudo bash tests/cluster/slurm.sh && python -m pytest -m slurm -n 0
 
@@ -86,10 +87,11 @@ def finish(proc, tmp_path, timeout=600) -> tuple[int, str, str]:
     return proc.returncode, (tmp_path / "sweep.out").read_text(), (tmp_path / "sweep.err").read_text()
 
 
-def reference(tmp_path, *overrides):
-    """The same run, uninterrupted, outside SLURM (a child process; .wait() for it)."""
+def reference(tmp_path, *overrides, name="reference"):
+    """The same run, uninterrupted, alone, outside SLURM, in tmp_path/name (a child process;
+    .wait() for it)."""
     return subprocess.Popen([sys.executable, "-m", "rnn_experiments.train", *TINY, *overrides,
-                             f"hydra.run.dir={tmp_path / 'reference'}"],
+                             f"hydra.run.dir={tmp_path / name}"],
                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
@@ -101,10 +103,11 @@ def metrics(run_dir: Path) -> pd.DataFrame:
     return read_metrics(run_dir / "metrics.csv").drop(columns=TIMING_COLUMNS)
 
 
-def assert_same_as_reference(run_dir: Path, ref_proc, tmp_path) -> None:
+def assert_same_as_reference(run_dir: Path, ref_proc, tmp_path, name="reference", exact=False) -> None:
+    """run_dir's metrics.csv (timing columns aside) equal to the reference run's; exact: bit for bit."""
     _, err = ref_proc.communicate(timeout=600)
     assert ref_proc.returncode == 0, err[-2000:]
-    pd.testing.assert_frame_equal(metrics(run_dir), metrics(tmp_path / "reference"))
+    pd.testing.assert_frame_equal(metrics(run_dir), metrics(tmp_path / name), check_exact=exact)
 
 
 def last_step(run_dir: Path) -> int:
@@ -227,6 +230,62 @@ def test_admin_requeue_sigterm_resumes_from_its_checkpoint_and_counts_as_complet
     log = "".join(p.read_text() for p in (tmp_path / "sweep" / ".submitit").rglob("*_log.*"))
     assert f"stopped by SIGTERM at step {s['resumed_from_step']}" in log and "exiting without a result" in log
     assert_same_as_reference(run_dir, ref, tmp_path)
+
+
+PACKED = ["hydra.launcher.pack_size=2", "hydra.launcher.strategy=loop"]   # loop: bit-identical to a run alone
+
+
+def test_a_seeds_sweep_in_packs_of_two_is_two_slurm_tasks_of_ordinary_runs_equal_to_runs_alone(tmp_path):
+    """4 seeds, pack_size=2: one array of 2 tasks, each training 2 members in one process; 4
+    ordinary run folders (summary.json records the pack), each equal bit for bit (strategy
+    loop) to the run of its seed alone; the analysis reads them as 4 seeds."""
+    run = ["train.steps=200", "train.log_every=20", "train.eval_every=100"]
+    refs = {k: reference(tmp_path, f"seed={k}", *run, name=f"reference_{k}") for k in (0, 3)}
+    proc = sweep(tmp_path, "seed=0,1,2,3", *run, *PACKED, "hydra.launcher.array_parallelism=2")
+    rc, out, err = finish(proc, tmp_path)
+    assert rc == 0, err[-3000:]
+    assert "slurm launcher: one SLURM task per pack: #0 #1; #2 #3" in out + err
+    ids = job_ids(tmp_path / "sweep")
+    assert len(ids) == 2 and len({i.split("_")[0] for i in ids}) == 1     # one array of 2 tasks
+    assert [attempts(i)[-1]["state"] for i in ids] == ["COMPLETED"] * 2
+    runs = [summary(tmp_path / "sweep" / str(k)) for k in range(4)]
+    assert [(r["seed"], r["status"], r["step"]) for r in runs] == [(k, "completed", 200) for k in range(4)]
+    assert [r["pack"]["members"] for r in runs] == [["0", "1"]] * 2 + [["2", "3"]] * 2
+    assert {r["pack"]["strategy"] for r in runs} == {"loop"} and {r["threads"] for r in runs} == {1}
+    assert runs[0]["pid"] == runs[1]["pid"] != runs[2]["pid"] == runs[3]["pid"]   # a process a pack
+    for k in range(4):
+        for f in ("metrics.csv", "checkpoint.pt", "checkpoint_best.pt", "train.log", ".hydra/config.yaml"):
+            assert (tmp_path / "sweep" / str(k) / f).is_file(), (k, f)
+    for k, ref in refs.items():
+        assert_same_as_reference(tmp_path / "sweep" / str(k), ref, tmp_path, name=f"reference_{k}", exact=True)
+    table = pd.read_csv(tmp_path / "sweep" / "analysis" / "summary.csv")
+    assert table["seeds"].tolist() == [4]
+
+
+def test_sigusr2_to_a_packs_task_stops_every_member_and_the_requeued_task_resumes_them_exact(tmp_path):
+    """SIGUSR2 (what SLURM sends before the time limit, here by scancel) to the task of a pack of
+    2 mid-run: every member saves its checkpoint and stops, submitit requeues the task (the same
+    pack), and both members resume from their checkpoints and complete, each equal bit for bit
+    to the run of its seed alone."""
+    run = ["train.steps=600", "train.log_every=20", "train.eval_every=200", "train.checkpoint_every=0"]
+    refs = {k: reference(tmp_path, f"seed={k}", *run, name=f"reference_{k}") for k in (0, 1)}
+    proc = sweep(tmp_path, "seed=0,1", *run, *PACKED)
+    folders = [tmp_path / "sweep" / str(k) for k in (0, 1)]
+    wait_until("both members at step 100", lambda: min(last_step(f) for f in folders) >= 100, proc)
+    task, = job_ids(tmp_path / "sweep")
+    sh("scancel", "--signal=USR2", task)
+    rc, _, err = finish(proc, tmp_path)
+    assert rc == 0 and "did not complete" not in err, err[-3000:]
+    runs = [summary(f) for f in folders]
+    assert [(r["status"], r["step"]) for r in runs] == [("completed", 600)] * 2
+    assert all(100 <= r["resumed_from_step"] < 600 for r in runs), [r.get("resumed_from_step") for r in runs]
+    assert [r["state"] for r in attempts(task)] == ["REQUEUED", "COMPLETED"]
+    log = "".join(p.read_text() for p in (tmp_path / "sweep" / ".submitit").rglob("*_log.*"))
+    assert "Caught signal SIGUSR2" in log and "requeueing through submitit" in log
+    for r in runs:
+        assert f"stopped by SIGUSR2 at step {r['resumed_from_step']}" in log
+    for k, ref in refs.items():
+        assert_same_as_reference(folders[k], ref, tmp_path, name=f"reference_{k}", exact=True)
 
 
 def processes_of(job: str) -> list[int]:

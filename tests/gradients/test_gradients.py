@@ -105,6 +105,7 @@ def test_study_trains_exactly_like_the_training_loop(tmp_path, model):
     assert study_loss[N] == pytest.approx(trained, abs=1e-6) and study_loss[N] != study_loss[0]
 
 
+@pytest.mark.slow   # seconds: the default tier keeps to 90 s (docs/contributing.md, Tests)
 def test_study_writes_csv_per_step_and_timestep_and_plots(tmp_path):
     for model in ("rnn", "lstm", "peep_lstm"):
         cfg = compose_study(f"model={model}", "dataset.seq_length=2", "gradients.steps=[0,3]",

@@ -216,6 +216,36 @@ def test_failure_rate(hydra_sweep_runner, sphere_app, tmp_path, capsys, max_fail
     assert stopped == (max_failure_rate < 1.0)
 
 
+def seeded_sphere(cfg) -> float:
+    return sphere(cfg) + cfg.seed
+
+
+@pytest.mark.slow   # a Hydra app's search of 3 trials of 2 seeds
+def test_an_apps_trial_of_two_seeds_is_the_mean_of_what_its_jobs_return(hydra_sweep_runner, sphere_app, tmp_path):
+    """Not in the official plugin: seeds_per_trial=2 on an app with a top-level seed runs each
+    trial at seeds 10 and 11 (jobs 2N, 2N+1); its value is the mean of the two returns,
+    x² + y² + 10.5 here."""
+    sweep = hydra_sweep_runner(calling_file=str(sphere_app), calling_module=None, task_function=seeded_sphere,
+                               config_path="conf", config_name="config", temp_dir=str(tmp_path / "s"),
+                               overrides=["+seed=10", "hydra.sweeper.seeds_per_trial=2", "hydra.sweeper.n_trials=3",
+                                          "hydra.job.chdir=False"])
+    with sweep:
+        trials = journal_trials(tmp_path / "s", "sphere")
+        seeds = {n: OmegaConf.load(tmp_path / "s" / str(n) / ".hydra" / "config.yaml").seed for n in range(6)}
+    assert [t.state.name for t in trials] == ["COMPLETE"] * 3 and seeds == {n: 10 + n % 2 for n in range(6)}
+    for t in trials:
+        assert t.value == pytest.approx(t.params["x"] ** 2 + t.params["y"] ** 2 + 10.5)
+        assert t.user_attrs["seed_values"] == pytest.approx([t.value - 0.5, t.value + 0.5])
+
+
+def test_seeds_a_trial_need_an_integer_seed_in_the_apps_config(hydra_sweep_runner, sphere_app, tmp_path):
+    from rnn_experiments.sweeps.guard import Refused
+    with pytest.raises(Refused) as e:
+        run_sphere(hydra_sweep_runner, sphere_app, tmp_path / "s", "hydra.sweeper.seeds_per_trial=2")
+    assert str(e.value).startswith("hydra.sweeper.seeds_per_trial=2 is invalid: the config has no integer `seed`")
+    assert "\n" not in str(e.value) and list((tmp_path / "s").iterdir()) == []
+
+
 def test_there_is_no_motpe_sampler(tmp_path):
     """Removed in Optuna 4 (official: a config that raises when built); here Hydra's own error
     lists the samplers there are."""

@@ -179,6 +179,7 @@ def test_an_exhausted_discrete_space_says_so_and_stops(tmp_path, monkeypatch, ca
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.isdigit()) == ["0", "1", "2", "3"]
 
 
+@pytest.mark.slow   # seconds: the default tier keeps to 90 s (docs/contributing.md, Tests)
 @needs_optuna
 def test_a_trial_worse_than_the_median_is_pruned_as_a_normal_end(tmp_path, monkeypatch, capsys):
     """A good trial, then (the same study) one with a learning rate that learns nothing: the
@@ -208,6 +209,90 @@ def test_a_trial_worse_than_the_median_is_pruned_as_a_normal_end(tmp_path, monke
     assert "1 (0, 1 pruned)" in "\n".join(lines)
     assert not (tmp_path / "analysis" / "rerun.sh").exists()
     assert res["extra"]["results"]["trials"] == {"complete": 1, "pruned": 1, "fail": 0}
+
+
+def _values(folders) -> list[float]:
+    return [summary(f)["final_eval_accuracy"] for f in folders]
+
+
+@needs_optuna
+@pytest.mark.slow   # a whole scenario (tests/conftest.py: tiers)
+def test_a_search_of_two_seeds_a_trial_takes_their_mean_and_continues(tmp_path, monkeypatch, capsys):
+    """seeds_per_trial=2 at seed=3: trial N is jobs 2N and 2N+1 at seeds 3 and 4, its value the
+    mean of their final held-out accuracies, the report shows the std over them and n; the same
+    command continues the study with 2 seeds a trial, and one with another number is refused."""
+    import statistics
+    storage = tmp_path / "study.journal"
+    cmd = [*FAST, "train.lr=tag(log, interval(1e-3, 0.05))", "seed=3", "hydra.sweeper.seeds_per_trial=2",
+           f"hydra.sweeper.storage={storage}", "hydra/sweeper/pruner=none"]
+    code, out, err = rnn_train(monkeypatch, capsys, *cmd, "hydra.sweeper.n_trials=2", f"hydra.sweep.dir={tmp_path / 'a'}")
+    assert code == 0, err
+    assert "2 seeds a trial (its value: their mean)" in out + err
+    trials = load_study(str(storage)).trials
+    assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE"]
+    for t in trials:
+        folders = [tmp_path / "a" / str(2 * t.number + j) for j in range(2)]
+        assert t.user_attrs["run_dirs"] == [str(f) for f in folders] and t.user_attrs["seeds"] == [3, 4]
+        assert [summary(f)["seed"] for f in folders] == [3, 4]
+        for f in folders:
+            cfg = yaml.safe_load((f / ".hydra" / "config.yaml").read_text())
+            assert cfg["train"]["lr"] == t.params["train.lr"]            # the same parameters at each seed
+        values = _values(folders)
+        assert t.value == pytest.approx(sum(values) / 2, rel=1e-12) and t.user_attrs["seed_values"] == values
+        assert t.user_attrs["std"] == pytest.approx(statistics.stdev(values)) and t.user_attrs["n"] == 2
+    report = (tmp_path / "a" / "analysis" / "search.md").read_text()
+    best = max(trials, key=lambda t: t.value)
+    assert f"| {best.number} | complete | {best.value:.4f} | {best.user_attrs['std']:.4f} | 2 |" in report
+    assert "the search ran it at seeds 3, 4" in report and "seed=5 hydra.mode=RUN" in report
+
+    code, out, err = rnn_train(monkeypatch, capsys, *cmd, "hydra.sweeper.n_trials=3", f"hydra.sweep.dir={tmp_path / 'b'}")
+    assert code == 0, err
+    assert "2 trial(s) so far, 1 to go (n_trials=3)" in out + err
+    third = load_study(str(storage)).trials[2]
+    assert third.state.name == "COMPLETE" and third.user_attrs["run_dirs"] == [str(tmp_path / "b" / n) for n in ("4", "5")]
+    assert third.value == pytest.approx(sum(_values([tmp_path / "b" / "4", tmp_path / "b" / "5"])) / 2, rel=1e-12)
+
+    code, out, err = rnn_train(monkeypatch, capsys, *cmd, "hydra.sweeper.seeds_per_trial=1", "hydra.sweeper.n_trials=4",
+                               f"hydra.sweep.dir={tmp_path / 'c'}")
+    assert code == 2 and err.count("\n") == 1
+    assert "hydra.sweeper.seeds_per_trial=1 is invalid: study 'palindrome_optuna' in " in err
+    assert "holds trials of 2 seed(s) each" in err and not (tmp_path / "c" / "0").exists()
+
+
+@needs_optuna
+@pytest.mark.slow   # a whole scenario (tests/conftest.py: tiers)
+def test_with_the_packed_launcher_a_trials_seeds_are_one_pack_and_pruned_together(tmp_path, monkeypatch, capsys):
+    """hydra/launcher=packed (members in lock-step: strategy loop): a trial's two seeds are one
+    pack (summary.json pack.size 2, its members the trial's folders). A good trial, then one
+    that learns nothing: judged on the mean of its two seeds at its first evaluation (step 20),
+    pruned; the seed whose report judged it stops at step 20, the other at its next row (30)."""
+    cmd = [*FAST, "hydra.sweeper.seeds_per_trial=2", "hydra/launcher=packed", "hydra.launcher.strategy=loop",
+           "train.steps=60", "train.log_every=10", "hydra.sweeper.pruner.n_startup_trials=1",
+           f"hydra.sweep.dir={tmp_path}"]
+    code, _, err = rnn_train(monkeypatch, capsys, *cmd, "hydra.sweeper.n_trials=1", "train.lr=tag(log, interval(0.03, 0.03))")
+    assert code == 0, err
+    code, out, err = rnn_train(monkeypatch, capsys, *cmd, "hydra.sweeper.n_trials=2", "train.lr=tag(log, interval(1e-7, 2e-7))")
+    assert code == 0, err
+    study = load_study(str(tmp_path / "optuna.journal"))
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "PRUNED"]
+    for t in study.trials:
+        folders = [Path(d) for d in t.user_attrs["run_dirs"]]
+        assert [f.name for f in folders] == [str(2 * t.number), str(2 * t.number + 1)]
+        packs = [summary(f)["pack"] for f in folders]
+        assert all(p["size"] == 2 and p["members"] == [f.name for f in folders] for p in packs)
+    good, pruned = study.trials
+    assert good.value == pytest.approx(sum(_values([tmp_path / "0", tmp_path / "1"])) / 2, rel=1e-12)
+    first, second = (summary(tmp_path / n) for n in ("2", "3"))
+    assert first["status"] == second["status"] == "pruned"
+    assert (second["step"], first["step"]) == (20, 30)            # judged at the second's report, then the first
+    at_20 = [float(next(r for r in (tmp_path / n / "metrics.csv").read_text().splitlines() if r.startswith("20,"))
+                   .split(",")[3]) for n in ("2", "3")]          # eval_accuracy at step 20, each seed
+    assert pruned.intermediate_values == {20: pytest.approx(sum(at_20) / 2)}
+    assert pruned.value == pytest.approx(sum(at_20) / 2) and pruned.user_attrs["seed_values"] == pytest.approx(at_20)
+    assert second["stop_reason"] == ("MedianPruner stopped trial 1 (mean eval_accuracy %.4g over 2 of its 2 seeds "
+                                     "at step 20)" % (sum(at_20) / 2))
+    assert first["stop_reason"].startswith(second["stop_reason"]) and "this one at step 30" in first["stop_reason"]
+    assert "| 1 | pruned |" in out
 
 
 @needs_optuna
@@ -259,7 +344,12 @@ REFUSED = [
     ("hydra.sweeper.sampler.seed=-1", "hydra.sweeper.sampler.seed=-1 is invalid: expected null or an integer from 0 to 2**32 - 1"),
     ("model.hidden_size=choice(0,-4)", "model.hidden_size=0 would fail: model.hidden_size=0 is invalid: expected an integer >= 1"),
     ("train.lr=-1", "every trial would fail: train.lr=-1.0 is invalid: expected a finite number > 0"),
-    ("seed=0,1", "seed=0,1: a search compares settings at one seed"),
+    ("seed=0,1", "seed=0,1: a search compares settings at the same seeds, so the seed cannot be searched; "
+                 "give one (seed=0) and hydra.sweeper.seeds_per_trial=K"),
+    ("hydra.sweeper.seeds_per_trial=0", "hydra.sweeper.seeds_per_trial=0 is invalid: expected an integer >= 1"),
+    pytest.param(("seed=4294967295", "hydra.sweeper.seeds_per_trial=2"),   # composes every trial's config: slow
+                 "hydra.sweeper.seeds_per_trial=2 is invalid: a trial's last seed would fail: seed=4294967296 "
+                 "is invalid", marks=pytest.mark.slow),
     (("+hydra.sweeper.sampler.n_startup_trials=5", "hydra/sweeper/sampler=random"),
      "hydra.sweeper.sampler.n_startup_trials is not a setting of RandomSampler"),
     ("hydra.sweeper.storage=sqlite://", "an in-memory database is not shared with the trials"),
@@ -268,7 +358,8 @@ REFUSED = [
 
 
 @needs_optuna
-@pytest.mark.parametrize("arg, message", REFUSED, ids=[" ".join(a) if isinstance(a, tuple) else a for a, _ in REFUSED])
+@pytest.mark.parametrize("arg, message", REFUSED, ids=[" ".join(a) if isinstance(a, tuple) else a
+                                                         for a, _ in (getattr(r, "values", r) for r in REFUSED)])
 def test_a_search_that_cannot_work_is_refused_in_one_line_before_any_trial(tmp_path, monkeypatch, capsys, arg, message):
     code, out, err = rnn_train(monkeypatch, capsys, "hparams_search=palindrome_optuna", "device=cpu",
                                f"hydra.sweep.dir={tmp_path / 'sweep'}", *(arg if isinstance(arg, tuple) else [arg]))

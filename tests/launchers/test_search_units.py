@@ -18,7 +18,8 @@ optuna = pytest.importorskip("optuna", minversion="4")
 from rnn_experiments.sweeps.search import SearchError                     # noqa: E402
 from rnn_experiments.sweeps.search import study as st                      # noqa: E402
 from rnn_experiments.sweeps.search.space import key, parse, untried, values  # noqa: E402
-from rnn_experiments.sweeps.search.sweeper import (_alive, _consecutive, _status, outcome,  # noqa: E402
+from rnn_experiments.sweeps.search.seeds import run_status  # noqa: E402
+from rnn_experiments.sweeps.search.sweeper import (_alive, _consecutive, outcome,  # noqa: E402
                                             settle_orphans, suggest)
 
 
@@ -56,9 +57,9 @@ def test_a_trials_end_is_read_from_its_run_folder(tmp_path, summary, returned, e
 
 
 def test_status_of_a_damaged_or_missing_summary_is_none(tmp_path):
-    assert _status(run(tmp_path, "a", None)) is None
-    assert _status(run(tmp_path, "b", "[1, 2")) is None
-    assert _status(run(tmp_path, "c", {"status": "completed"})) == "completed"
+    assert run_status(run(tmp_path, "a", None)) is None
+    assert run_status(run(tmp_path, "b", "[1, 2")) is None
+    assert run_status(run(tmp_path, "c", {"status": "completed"})) == "completed"
 
 
 def test_trials_launch_together_only_with_consecutive_numbers():
@@ -264,6 +265,10 @@ GOOD = {"n_trials": 4, "n_jobs": 1, "direction": "maximize", "max_failure_rate":
     ("study_name", " ", "null (the experiment's name) or a non-empty name"),
     ("storage", 3, "null (a journal file in the sweep folder), a journal file path or a database URL"),
     ("params", [1, 2], "a mapping of config keys to search-space entries"),
+    ("seeds_per_trial", 0, "an integer >= 1 (the runs of a trial, at the seeds seed, seed+1, ..., seed+k-1"),
+    ("seeds_per_trial", 1.5, "an integer >= 1 (the runs of a trial"),
+    ("seeds_per_trial", True, "an integer >= 1 (the runs of a trial"),
+    ("seeds_per_trial", "2", "an integer >= 1 (the runs of a trial"),
 ])
 def test_each_search_setting_that_cannot_work_is_named(key, value, expected):
     from rnn_experiments.sweeps.search.checks import check_settings

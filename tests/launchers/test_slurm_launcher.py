@@ -116,16 +116,17 @@ def test_the_preset_is_checked_as_composed(monkeypatch):
 
 def test_the_launcher_is_a_hydra_plugin_also_where_hydras_scan_misses_it():
     """Hydra's scan of the hydra_plugins folders finds it in a checkout or a wheel, not in an
-    editable install run outside the source tree: register_launcher() (SweepGuard) covers that."""
+    editable install run outside the source tree: register_launchers() (the commands' entry
+    points, before the config is composed) covers that."""
     from hydra.core.plugins import Plugins
     from hydra.plugins.launcher import Launcher
-    from rnn_experiments.sweeps.slurm import register_launcher
+    from rnn_experiments.cli.plugins import register_launchers
     plugins = Plugins.instance()
     assert SLURM_TARGET in {f"{c.__module__}.{c.__name__}" for c in plugins.discover(Launcher)}
     cls = plugins.class_name_to_class.pop(SLURM_TARGET)
     plugins.plugin_type_to_subclass_list[Launcher].remove(cls)
     assert SLURM_TARGET not in {f"{c.__module__}.{c.__name__}" for c in plugins.discover(Launcher)}
-    register_launcher()
+    register_launchers()
     assert plugins.class_name_to_class[SLURM_TARGET] is cls and cls in plugins.discover(Launcher)
 
 
@@ -244,7 +245,9 @@ def test_the_launcher_runs_upstreams_launch_with_jobs_that_wait(monkeypatch):
     monkeypatch.setattr(BaseSubmititLauncher, "launch", upstream_launch)
     import hydra_plugins.rnn_experiments_slurm.launcher as launcher
     monkeypatch.setattr(launcher, "wait_for", lambda job, num, o, poll_s=5.0: wait_for(job, num, o, poll_s=0))
-    returns = SlurmLauncher.launch(object.__new__(SlurmLauncher), [["seed=0"], ["seed=1"]], 0)
+    plain = object.__new__(SlurmLauncher)
+    plain.pack_size = 1                               # the preset: a task a job
+    returns = SlurmLauncher.launch(plain, [["seed=0"], ["seed=1"]], 0)
     assert returns[0].overrides == ["seed=0"] and returns[0].status.name == "FAILED" and returns[1] == "ret #1"
     assert made["nums"] == [0, 1] and isinstance(made["executor"], Executor)
     assert submitit.AutoExecutor is Executor          # put back after the launch
@@ -380,3 +383,191 @@ def test_sigusr2_in_a_slurm_job_checkpoints_then_submitit_requeues_it(tmp_path, 
     assert done.code == -1                                 # submitit's sys.exit(-1) after requeueing (255 as a process)
     resubmitted = DelayedSubmission.load(paths.submitted_pickle)
     assert isinstance(resubmitted.function, SlurmLauncher) and resubmitted.args == ([["seed=0"]], 0)
+
+
+
+# packs (hydra.launcher.pack_size > 1): one SLURM task per pack, with a stand-in executor
+
+class StandInExecutor:
+    """submitit.AutoExecutor as upstream's launch uses it: what map_array was given (`calls`),
+    and jobs that have their result at once, `ret of OVERRIDES` (a pack: a list, one a member),
+    but those of the tasks in `cancelled`, which sacct says SLURM cancelled."""
+
+    calls: list = []
+    cancelled: tuple = ()
+
+    def __init__(self, **kwargs):
+        pass
+
+    def update_parameters(self, **kwargs):
+        pass
+
+    def map_array(self, fn, *iterables):
+        from hydra_plugins.rnn_experiments_slurm.launcher import PackTask
+        StandInExecutor.calls.append((fn, [list(i) for i in iterables]))
+        jobs = []
+        for k, args in enumerate(zip(*iterables)):
+            job = FakeJob(["CANCELLED by 0"])
+            if k not in StandInExecutor.cancelled:
+                job.ready = True
+                job.result = ([f"ret of {' '.join(o)}" for o in args[0]] if isinstance(fn, PackTask)
+                              else f"ret of {' '.join(args[0])}")
+            jobs.append(job)
+        return jobs
+
+
+def packable(cfg):   # a task with a packed form (the contract of sweeps/pack.py); not run here
+    raise AssertionError("the stand-in executor runs nothing")
+
+
+packable.pack = lambda cfg: None
+
+
+def slurm_sweep(tmp_path, monkeypatch, jobs, *settings, task=packable, cancelled=()):
+    """SlurmLauncher.launch of `jobs` (override lists) with the stand-in executor: the launcher,
+    its returns. A job's config is the sweep's with its overrides set, as Hydra's loader sets
+    value overrides."""
+    import copy
+    import submitit
+    from types import SimpleNamespace
+    from hydra_plugins.rnn_experiments_slurm.launcher import SlurmLauncher
+    sweep = compose_config(["hydra/launcher=slurm", *settings, f"hydra.sweep.dir={tmp_path}"], return_hydra_config=True)
+
+    class Loader:
+        def load_sweep_config(self, config, overrides):
+            cfg = copy.deepcopy(sweep)
+            for o in overrides:
+                key, value = o.split("=", 1)
+                OmegaConf.update(cfg, key, yaml.safe_load(value))
+            return cfg
+
+    StandInExecutor.calls, StandInExecutor.cancelled = [], cancelled
+    monkeypatch.setattr(submitit, "AutoExecutor", StandInExecutor)
+    monkeypatch.setattr("hydra.core.utils.configure_log", lambda *a, **k: None)   # pytest's log capture stays
+    params = {k: v for k, v in OmegaConf.to_container(sweep.hydra.launcher).items() if k not in ("_target_", "name")}
+    launcher = SlurmLauncher(**{**params, "submitit_folder": str(tmp_path / ".submitit" / "%j")})
+    launcher.setup(hydra_context=SimpleNamespace(config_loader=Loader()), task_function=task, config=sweep)
+    return launcher, launcher.launch(jobs, 0)
+
+
+def seeds(*groups, n=3):
+    """Hydra's job list: the groups' overrides (outer), seeds 0..n-1 (inner)."""
+    return [[*g, f"seed={s}"] for g in groups for s in range(n)]
+
+
+def test_a_packed_sweep_is_one_slurm_task_per_pack_and_one_return_per_job_in_job_order(tmp_path, monkeypatch, caplog):
+    """2 learning rates x 3 seeds, pack_size=2: the jobs equal but for `seed`, in packs of at most
+    2 (3 in a group: 2 + 1), one task of the array each (PackTask, with the launcher and the
+    members' overrides and job numbers); the sweep gets one JobReturn per job, in job order."""
+    import logging
+    jobs = seeds(["train.lr=0.001"], ["train.lr=0.003"])
+    with caplog.at_level(logging.INFO):
+        launcher, returns = slurm_sweep(tmp_path, monkeypatch, jobs, "hydra.launcher.pack_size=2",
+                                        "hydra.launcher.strategy=loop")
+    from hydra_plugins.rnn_experiments_slurm.launcher import PackTask   # as the composition's plugin scan left it
+    (fn, (overrides, nums, states)), = StandInExecutor.calls          # one array
+    assert isinstance(fn, PackTask) and fn.launcher is launcher and launcher.strategy == "loop"
+    assert nums == [[0, 1], [2], [3, 4], [5]]
+    assert overrides == [[jobs[i] for i in pack] for pack in nums] and len(states) == 4
+    assert returns == [f"ret of {' '.join(o)}" for o in jobs]
+    assert "slurm launcher: 6 jobs in 4 packs (2, 1, 2, 1)" in caplog.text
+    assert "slurm launcher: one SLURM task per pack: #0 #1; #2; #3 #4; #5" in caplog.text
+    assert "2 of 6 jobs have no other job that differs from them only in `seed`" in caplog.text
+
+
+def test_a_pack_that_slurm_ended_without_a_result_fails_each_member(tmp_path, monkeypatch, caplog):
+    """The first pack's task cancelled: each of its members gets a NoResult of its own (FAILED,
+    its overrides), said in one line; the other pack's members their results."""
+    from hydra_plugins.rnn_experiments_slurm.launcher import EndedWithoutResult
+    jobs = seeds([], n=4)
+    _, returns = slurm_sweep(tmp_path, monkeypatch, jobs, "hydra.launcher.pack_size=2", cancelled=(0,))
+    assert [r.status.name for r in returns[:2]] == ["FAILED", "FAILED"]
+    assert [r.overrides for r in returns[:2]] == jobs[:2] and [r.return_value for r in returns[:2]] == [None, None]
+    why = "jobs #0, #1 (a pack, SLURM job 7_1): ended CANCELLED without a result"
+    assert all(isinstance(r._return_value, EndedWithoutResult) and str(r._return_value) == why for r in returns[:2])
+    assert caplog.text.count(why) == 1
+    assert returns[2:] == ["ret of seed=2", "ret of seed=3"]
+
+
+@pytest.mark.parametrize("settings, task, said", [
+    (["hydra.launcher.pack_size=1"], packable, None),                       # the preset: a task a job
+    (["hydra.launcher.pack_size=4"], None, "the 3 jobs run one per SLURM task: the task 'plain' has no packed form"),
+], ids=["pack_size=1", "no packed form"])
+def test_jobs_that_cannot_be_packed_run_one_per_task_as_upstream_runs_them(tmp_path, monkeypatch, caplog,
+                                                                            settings, task, said):
+    """Upstream's map_array: the launcher itself (its __call__, Hydra's run_job) with each job's
+    overrides, number and id; why the jobs are not packed, said once."""
+    from hydra_plugins.rnn_experiments_slurm.launcher import SlurmLauncher
+
+    def plain(cfg):
+        raise AssertionError("not run")
+    jobs = seeds([])
+    launcher, returns = slurm_sweep(tmp_path, monkeypatch, jobs, *settings, task=task or plain)
+    (fn, (overrides, keys, nums, ids, states)), = StandInExecutor.calls
+    assert isinstance(fn, SlurmLauncher) and fn is launcher
+    assert (overrides, nums, ids) == (jobs, [0, 1, 2], ["job_id_for_0", "job_id_for_1", "job_id_for_2"])
+    assert returns == [f"ret of {' '.join(o)}" for o in jobs]
+    assert (said in caplog.text) if said else "slurm launcher" not in caplog.text
+
+
+def test_packs_are_split_to_fit_in_a_tasks_memory(tmp_path, monkeypatch, caplog):
+    """A member needs 600 MiB (a stand-in for training.resources' estimate); a task has mem_gb=2:
+    3 members a pack at most (3 x 600 MiB <= 2 GiB < 4 x 600 MiB), however large pack_size."""
+    import rnn_experiments.sweeps.pack as pack
+    monkeypatch.setattr(pack, "training_bytes", lambda cfg: 600 * 2**20)
+    _, returns = slurm_sweep(tmp_path, monkeypatch, seeds([], n=5), "hydra.launcher.pack_size=8",
+                             "hydra.launcher.mem_gb=2")
+    (_, (_, nums, _)), = StandInExecutor.calls
+    assert nums == [[0, 1, 2], [3, 4]] and len(returns) == 5
+    assert "slurm launcher: packs split to fit in memory: 3 members a pack at most (each needs about 600 MiB)" in caplog.text
+
+
+@pytest.mark.parametrize("override, message", [
+    ("hydra.launcher.pack_size=0", "hydra.launcher.pack_size=0 is invalid: expected an integer >= 1"),
+    ("hydra.launcher.strategy=fast", "hydra.launcher.strategy='fast' is invalid: expected auto, loop or stacked"),
+])
+def test_pack_settings_are_refused_in_one_line_before_anything_is_submitted(monkeypatch, override, message):
+    """By the command line's preflight, before Hydra starts (no cluster read: refused first)."""
+    import rnn_experiments.sweeps.slurm as slurm
+    from rnn_experiments.cli.preflight import preflight
+    monkeypatch.setattr(slurm, "read_cluster", lambda: pytest.fail("the cluster was read"))
+    with pytest.raises(ConfigError) as e:
+        preflight(["-m", "seed=0,1", "hydra/launcher=slurm", override], "config")
+    assert str(e.value) == message
+
+
+def test_sigusr2_in_a_packs_task_resubmits_the_same_pack(tmp_path, monkeypatch):
+    """submitit's handler as a SLURM task has it, for a PackTask: SIGUSR2 (once the pack's
+    members have stopped with their checkpoints, launch.py hands it back) pickles
+    PackTask.checkpoint's submission, the same pack with the same members, and requeues the
+    task with no time-out spent."""
+    import os
+    import signal
+    import submitit
+    from submitit.core.utils import DelayedSubmission, JobPaths
+    from hydra_plugins.rnn_experiments_slurm.launcher import PackTask, SlurmLauncher
+
+    for k, v in {"SUBMITIT_EXECUTOR": "slurm", "SLURM_JOB_ID": "7", "SLURM_PROCID": "0"}.items():
+        monkeypatch.setenv(k, v)
+    env = submitit.JobEnvironment()
+    requeued = []
+    monkeypatch.setattr(type(env), "_requeue", lambda self, countdown: requeued.append(countdown))
+    paths = JobPaths(tmp_path / "submitit", job_id="7")
+    paths.folder.mkdir()
+    launcher = object.__new__(SlurmLauncher)
+    launcher.pack_size, launcher.strategy = 2, "loop"
+    members = ([["seed=0"], ["seed=1"]], [0, 1], None)
+    delayed = DelayedSubmission(PackTask(launcher), *members)
+    delayed.set_timeout(120, 3)
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGUSR2, signal.SIGTERM, signal.SIGCONT)}
+    env._handle_signals(paths, delayed)
+    try:
+        with pytest.raises(SystemExit) as e:
+            os.kill(os.getpid(), signal.SIGUSR2)      # submitit's handler: checkpoint, requeue, exit
+    finally:
+        for s, h in handlers.items():
+            signal.signal(s, h)
+    assert e.value.code == -1 and requeued == [3]
+    again = DelayedSubmission.load(paths.submitted_pickle)
+    assert isinstance(again.function, PackTask) and again.args == members
+    assert (again.function.launcher.pack_size, again.function.launcher.strategy) == (2, "loop")

@@ -71,15 +71,18 @@ def test_submitit_jobs_run_alone_fail_alone_and_a_preempted_one_requeues_and_res
 
 def test_slurm_preset_makes_an_sbatch_script_with_its_settings(tmp_path, monkeypatch):
     """conf/hydra/launcher/slurm.yaml, passed to submitit the way hydra-submitit-launcher does
-    (no cluster needed: only the sbatch file is written)."""
+    (no cluster needed: only the sbatch file is written); the launcher keeps its own keys
+    (pack_size, strategy) from sbatch."""
     import submitit
     from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
+    from hydra_plugins.rnn_experiments_slurm.launcher import SlurmLauncher
 
     monkeypatch.setattr(submitit.SlurmExecutor, "affinity", staticmethod(lambda: 1))  # "srun" found
     cfg = compose_config(["hydra/launcher=slurm", "hydra.launcher.partition=gpu",
                           "hydra.launcher.gpus_per_node=1"], return_hydra_config=True)
-    params = OmegaConf.to_container(cfg.hydra.launcher, resolve=False)
-    params = {k: v for k, v in params.items() if k not in ("_target_", "submitit_folder", "name")}
+    given = OmegaConf.to_container(cfg.hydra.launcher, resolve=False)
+    params = SlurmLauncher(**{k: v for k, v in given.items() if k != "_target_"}).params   # what upstream's launch gets
+    params = {k: v for k, v in params.items() if k not in ("submitit_folder", "name")}
     executor = submitit.AutoExecutor(cluster="slurm", folder=tmp_path,
                                      slurm_max_num_timeout=params.pop("max_num_timeout"))
     base = set(OmegaConf.structured(BaseQueueConf).keys())

@@ -164,6 +164,7 @@ def test_a_sweep_jobs_tensorboard_run_is_named_by_the_overrides_that_tell_it_apa
         HydraConfig.instance().cfg = None
 
 
+@pytest.mark.slow   # seconds: the default tier keeps to 90 s (docs/contributing.md, Tests)
 def test_a_sweeps_runs_feed_the_hparams_dashboard(tmp_path):
     """Each job's TensorBoard run carries its hparams (the swept keys' values, numbers as numbers)
     and names the metrics the dashboard compares; read back with TensorBoard's own reader."""

@@ -184,6 +184,7 @@ def reports():
     return report
 
 
+@pytest.mark.slow   # seconds: the default tier keeps to 90 s (docs/contributing.md, Tests)
 @pytest.mark.parametrize("name", list(CHECKS["cpu"]))
 def test_in_the_interpreter_on_cpu(reports, name):
     failure = reports("cpu")[name]

@@ -11,6 +11,7 @@ would have to sit on the decision boundary to flip).
 from __future__ import annotations
 
 import csv
+import json
 import logging
 
 import pytest
@@ -19,7 +20,8 @@ import torch
 from rnn_experiments.sweeps.checks import check_pack_settings as check_settings
 from rnn_experiments.sweeps.pack import pack_key, packs_of
 from rnn_experiments.training.loop import start, train
-from rnn_experiments.training.pack import Member, run_pack
+from rnn_experiments.training.pack import Member, memory_words, run_pack
+from rnn_experiments.training.resources import MiB, process_peak_bytes, resident_bytes, training_bytes
 from rnn_experiments.training.setup import setup
 from rnn_experiments.errors import ConfigError
 
@@ -197,3 +199,96 @@ def test_packs_are_split_up_front_so_that_what_runs_at_once_fits_in_memory():
     assert fitted(packs, need=100, available=450) == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9], [10, 11]]
     assert fitted(packs, need=100, available=450, n_jobs=2) == [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9], [10, 11]]
     assert fitted(packs, need=100, available=50) == [[i] for i in range(12)]   # not even one: alone
+
+
+def test_a_packs_summary_records_its_measured_peak_memory_beside_the_estimate(make_cfg, tmp_path):
+    """Each member's summary.json `pack` holds the pack's peak resident memory, at least what the
+    process held before the pack and at most the high-water mark after it, and the launcher's
+    estimate, K x training_bytes; the log line's words are computed from them."""
+    cfgs = [make_cfg(f"seed={s}", "train.steps=6", "train.eval_every=6") for s in (0, 1)]
+    folders = [tmp_path / f"p{s}" for s in (0, 1)]
+    before = resident_bytes()
+    members, _ = pack(cfgs, folders, "loop")
+    records = [json.loads((f / "summary.json").read_text())["pack"] for f in folders]
+    assert records[0] == records[1] == members[0].summary["pack"]     # the whole pack's, in both
+    rec = records[0]
+    # the high-water mark only rises: the one read now bounds the pack's from above
+    now = resident_bytes("VmHWM") if rec["peak_rss_since"] == "start" else process_peak_bytes()
+    assert round(before / MiB, 1) <= rec["peak_rss_mib"] <= round(now / MiB, 1)
+    assert rec["rss_before_mib"] <= rec["peak_rss_mib"]
+    assert rec["estimate_mib"] == round(2 * training_bytes(cfgs[0]) / MiB, 1)
+    assert "peak_cuda_mib" not in rec                                 # a CPU pack
+    assert memory_words(rec).startswith(f"peak resident memory {rec['peak_rss_mib']:.0f} MiB")
+    assert f"{rec['peak_rss_mib'] - rec['rss_before_mib']:+.0f} MiB over" in memory_words(rec)
+
+
+
+def test_the_peak_is_never_written_over_a_run_that_took_a_members_folder_after_it_ended(make_cfg, tmp_path):
+    """Member 0 ends (its folder let go) before member 1's last hook; there another run's
+    summary.json takes member 0's folder: the pack's end leaves it as it is, member 1's gets the peak."""
+    cfgs = [make_cfg(f"seed={s}", "train.steps=4", "train.eval_every=4") for s in (0, 1)]
+    folders = [tmp_path / f"p{s}" for s in (0, 1)]
+    other = {"status": "running", "started": "another run", "host": "elsewhere", "pid": 1}
+
+    def take_over(step, model, data, out_dir):
+        if step == 4:
+            (folders[0] / "summary.json").write_text(json.dumps(other))
+    pack(cfgs, folders, "loop", hooks={1: [take_over]})
+    assert json.loads((folders[0] / "summary.json").read_text()) == other
+    assert "peak_rss_mib" in json.loads((folders[1] / "summary.json").read_text())["pack"]
+
+
+class GlobalNormSGD(torch.optim.Optimizer):
+    """A user's optimizer that is not element-wise, with state of its own over all its parameters:
+    every update is scaled by a running mean of the global gradient norm,
+        n_t = ‖(g_1, ..., g_P)‖ over every parameter at once,  m_t = β m_{t-1} + (1 - β) n_t  (m_1 = n_1),
+        θ ← θ - lr · g / m_t."""
+
+    def __init__(self, params, lr: float, beta: float = 0.9):
+        super().__init__(params, {"lr": lr, "beta": beta})
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        grads = [p.grad for group in self.param_groups for p in group["params"] if p.grad is not None]
+        norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+        beta = self.param_groups[0]["beta"]
+        state = self.state["global"]                   # one running norm for all the parameters
+        state["norm"] = norm if "norm" not in state else beta * state["norm"] + (1 - beta) * norm
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    p.sub_(group["lr"] * p.grad / state["norm"])
+
+
+GLOBAL_NORM_SGD = ["optimizer=sgd", f"optimizer._target_={__name__}.GlobalNormSGD", "optimizer.name=global_norm_sgd",
+                   "~optimizer.momentum", "~optimizer.nesterov", "~optimizer.weight_decay", "train.lr=0.05"]
+
+
+def test_a_user_optimizer_with_global_state_is_exact_under_stacking(make_cfg, tmp_path):
+    """Every member keeps its own optimizer over its own parameters and the stacked step only
+    computes each member's gradient, so an update over all of a member's parameters at once
+    (a global norm, a state of its own) is its separate run's: members equal within the
+    stacked tolerance (the module doc). Had one norm been taken over the stack, they would not be."""
+    cfgs, alone, packed = seeds_and_runs(make_cfg, tmp_path, *GLOBAL_NORM_SGD, "train.steps=10",
+                                         "train.log_every=1", "train.eval_every=10", seeds=(0, 1))
+    members, used = pack(cfgs, packed, "stacked")
+    assert used == "stacked" and isinstance(members[0].run.optimizer, GlobalNormSGD)
+    for a, p in zip(alone, packed):
+        ra, rp = rows(a), rows(p)
+        assert len(ra) == len(rp) == 10
+        assert [float(r["loss"]) for r in rp] == pytest.approx([float(r["loss"]) for r in ra], rel=1e-5)
+        assert rp[-1]["eval_accuracy"] == ra[-1]["eval_accuracy"]
+    assert rows(packed[0])[-1]["loss"] != rows(packed[0])[0]["loss"]    # it did train
+
+
+def test_an_optimizer_whose_step_needs_a_closure_is_refused_before_the_run(make_cfg):
+    """The training step (alone or packed) calls optimizer.step() after its own backward: an
+    optimizer whose step requires a closure (LBFGS) is refused by the contract check, one line."""
+    from rnn_experiments.contract import check_contract
+    cfg = make_cfg("optimizer=sgd", "optimizer._target_=torch.optim.LBFGS", "optimizer.name=lbfgs",
+                   "~optimizer.momentum", "~optimizer.nesterov", "~optimizer.weight_decay")
+    with pytest.raises(ConfigError) as e:
+        check_contract(cfg)
+    assert str(e.value).startswith("optimizer._target_=torch.optim.LBFGS breaks the optimizer contract: "
+                                   "its step() requires `closure`") and "\n" not in str(e.value)
+    check_contract(make_cfg(*GLOBAL_NORM_SGD))        # step(closure=None): accepted

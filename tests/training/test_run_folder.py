@@ -165,6 +165,7 @@ def test_a_real_full_disk_is_one_line_and_keeps_the_last_checkpoint(small_disk):
     assert json.loads((run / "summary.json").read_text())["status"] == "failed"
 
 
+@pytest.mark.slow   # seconds: the default tier keeps to 90 s (docs/contributing.md, Tests)
 def test_a_disk_that_fills_mid_run_records_the_failure_in_one_line(small_disk):
     """The disk fills between two metrics rows (another process's file): the next row cannot be
     written; the run ends `failed` with the reason in summary.json (written in place), one line,

@@ -10,8 +10,11 @@ finds) runs `Search` (sweeper.py), an ask-and-tell loop over a study kept in a s
                 before any trial starts (one line, exit status 2)
     sweeper.py  the loop: ask a batch, launch it through the chosen Hydra launcher, tell each
                 trial what its run folder says (completed, pruned, failed)
+    seeds.py    a trial of k seeds (seeds_per_trial): its runs' seeds and folders, its value (their
+                mean) and spread from its runs' outcomes, the per-seed reports the pruner's mean is of
     trial.py    inside a trial's job: the metrics sink that reports the held-out accuracy at each
-                evaluation and stops the run (status pruned) when the pruner says so
+                evaluation and stops the run (status pruned) when the pruner says so (k seeds: on
+                the mean over the seeds at that step, and every run of the trial stops)
     report.py   the trials table, best run folder, parameter importances, optimisation history,
                 optimization_results.yaml (at the end of a search and from rnn-analyze)
 """

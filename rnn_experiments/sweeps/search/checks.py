@@ -1,17 +1,19 @@
 """`check_search`: a search checked whole before its first trial, as a single run is checked.
 
-Every setting of hydra.sweeper (n_trials, n_jobs, direction, max_failure_rate, study_name,
-storage, sampler and its seed, pruner) and every entry of the search space is checked, then the
-configs at the ends of the space (each interval's low and high end, every choice, with the fixed
-overrides) are composed as the trials' jobs will be and checked by sweeps/checks.py:check_job,
-the function a single run is checked with. The first problem stops the search with one line
+Every setting of hydra.sweeper (n_trials, n_jobs, seeds_per_trial, direction, max_failure_rate,
+study_name, storage, sampler and its seed, pruner) and every entry of the search space is
+checked, then the configs at the ends of the space (each interval's low and high end, every
+choice, with the fixed overrides) are composed as the trials' jobs will be and checked by
+sweeps/checks.py:check_job, the function a single run is checked with. The first problem stops the search with one line
 (`Refused`: exit status 2), before the sweep folder exists.
 
 Another Hydra app's search (its config has no experiment_name and train) gets the checks of
 its settings and space, not those of the project's runs (`is_project_config`).
 
-The seed is not a hyperparameter: `seed=0,1` or a seed in the search space is refused. A search
-compares settings at one seed (the trials' differences would otherwise mix settings and seeds);
+The seed is not a hyperparameter: `seed=0,1` or a seed in the search space is refused (the
+trials' differences would otherwise mix settings and seeds, and the best "setting" would include
+a lucky seed). A trial's seeds come from `seeds_per_trial` = k instead: every trial runs at the
+same seeds seed, seed+1, ..., seed+k-1 (seeds.py), the last of which is checked too; with k = 1,
 repeat the best setting over seeds afterwards (the search's report prints the commands).
 """
 from __future__ import annotations
@@ -23,6 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 from rnn_experiments.errors import one_line
 from rnn_experiments.sweeps.guard import Refused
 from rnn_experiments.sweeps.search import SearchError
+from rnn_experiments.sweeps.search.seeds import KEY as SEEDS_KEY, SEED, with_seed
 from rnn_experiments.sweeps.search.space import Space, combinations, format_value, parse
 from rnn_experiments.sweeps.search.study import (check_storage, make_pruner, make_sampler, storage_spec)
 from rnn_experiments.sweeps.guard import JobComposer
@@ -31,7 +34,7 @@ from rnn_experiments.sweeps.checks import check_job, training_needs
 DIRECTIONS = ("minimize", "maximize")
 # hydra.sweeper's keys (conf/hydra/sweeper/optuna.yaml); any other is refused
 SETTINGS = ("_target_", "_recursive_", "direction", "storage", "study_name", "n_trials", "n_jobs",
-            "max_failure_rate", "params", "sampler", "pruner")
+            SEEDS_KEY, "max_failure_rate", "params", "sampler", "pruner")
 
 
 def is_project_config(config: DictConfig) -> bool:
@@ -61,6 +64,10 @@ def check_settings(s: DictConfig) -> None:
         bad("n_trials", "an integer >= 1 (the trials the study is to hold, counting those it holds)")
     if not _is_int(s.get("n_jobs")) or s.n_jobs < 1:
         bad("n_jobs", "an integer >= 1 (trials launched at a time)")
+    k = s.get(SEEDS_KEY, 1)
+    if not _is_int(k) or k < 1:
+        bad(SEEDS_KEY, "an integer >= 1 (the runs of a trial, at the seeds seed, seed+1, ..., seed+k-1; "
+                       "its value: their mean)")
     if s.get("direction") not in DIRECTIONS:
         bad("direction", "minimize or maximize (one objective: what rnn-train returns)")
     rate = s.get("max_failure_rate")
@@ -77,10 +84,30 @@ def check_settings(s: DictConfig) -> None:
 
 def check_seeds(space: Space) -> None:
     """SearchError for a seed in the search space (see the module doc)."""
-    if "seed" in space.distributions:
-        raise SearchError(f"{space.given['seed']}: a search compares settings at one seed, so the seed "
-                          "cannot be searched; give one (seed=0) and repeat the best setting over seeds "
-                          "afterwards (the search's report prints the commands)")
+    if SEED in space.distributions:
+        raise SearchError(f"{space.given[SEED]}: a search compares settings at the same seeds, so the seed "
+                          f"cannot be searched; give one (seed=0) and hydra.sweeper.{SEEDS_KEY}=K to run "
+                          "every trial at the seeds seed, seed+1, ..., seed+K-1")
+
+
+def check_seeds_per_trial(config: DictConfig, space: Space, loader) -> None:
+    """SearchError when seeds_per_trial = k > 1 cannot work: the config has no integer `seed`,
+    or (a project config) the trials' last seed, seed + k - 1, is not a valid run."""
+    k = config.hydra.sweeper.get(SEEDS_KEY, 1)
+    if k == 1:
+        return
+    given = f"hydra.sweeper.{SEEDS_KEY}={k} is invalid"
+    if not _is_int(OmegaConf.select(config, SEED, default=None, throw_on_missing=False)):
+        raise SearchError(f"{given}: the config has no integer `{SEED}` for a trial's seeds "
+                          f"({SEED}, {SEED}+1, ..., {SEED}+{k - 1})")
+    if not is_project_config(config):
+        return
+    composer = JobComposer(config, loader)
+    overrides = space.overrides(next(combinations(space)))
+    last = int(composer(list(overrides))[SEED]) + k - 1
+    problem = _problem(composer, with_seed(overrides, last))
+    if problem is not None:
+        raise SearchError(f"{given}: a trial's last seed would fail: {problem}")
 
 
 def check_values(config: DictConfig, space: Space, loader) -> int:
@@ -134,6 +161,7 @@ def check_search(config: DictConfig, loader=None) -> Space:
         check_storage(storage_spec(s, config.hydra.sweep.dir), default=s.get("storage") in (None, ""))
         if is_project_config(config):
             check_values(config, space, loader)
+        check_seeds_per_trial(config, space, loader)
     except SearchError as e:
         raise Refused(f"{e}; {NOT_STARTED}") from None
     return space

@@ -4,6 +4,11 @@
                                 run's folder; the parameter importances; the commands that run
                                 the best setting at other seeds
     search_trials.csv           the same table, numbers in full
+
+A search of k seeds a trial (seeds.py) shows each trial's spread: the table's `std` (the sample
+standard deviation over the seeds its value is the mean of) and `n` (how many: k for a completed
+trial; a pruned trial's are those of the step it was judged at last, where fewer seeds may have
+reported), the best trial's line the same; search_trials.csv also has each seed's value.
     search_history.png/.pdf     the objective by trial (pruned trials at their last report, open
                                 markers) and the best so far
     optimization_results.yaml   in the sweep folder (written by the search): best_params,
@@ -27,6 +32,7 @@ from rnn_experiments.run.folder import SummaryError, read_summary, write_text
 from rnn_experiments.analysis.rerun import _overrides, command, config_dirs
 from rnn_experiments.extras import OPTUNA_MIN, optuna_problem
 from rnn_experiments.sweeps.search import SearchError
+from rnn_experiments.sweeps.search.seeds import KEY as SEEDS_KEY, run_dirs
 from rnn_experiments.sweeps.search.trial import OBJECTIVE
 
 STATE_ORDER = {"complete": 0, "pruned": 1, "running": 2, "fail": 3, "waiting": 4}
@@ -41,37 +47,62 @@ def _summary(run_dir) -> dict:
         return {}
 
 
+def _number(x) -> float:
+    return math.nan if x is None else float(x)
+
+
 def trials_table(study) -> pd.DataFrame:
     """One row per trial that ran (not those `not_run`), best first: completed by value, then
     pruned (by their last reported value), then running, then failed; columns trial, state,
-    value, the parameters, steps trained, wall time, run folder, note (why it failed or stopped)."""
+    value, (k seeds a trial: std, n,) the parameters, steps trained, wall time, run folder, note
+    (why it failed or stopped), (k seeds: seeds, seed_values, run_dirs). A trial of k seeds:
+    its steps are its seeds' most, its wall time their sum (a packed run's: its share of its
+    pack's time, wall_time_s / pack.size, as the analysis counts it), its run folder its first seed's."""
     maximize = study.direction.name == "MAXIMIZE"
+    trials = [t for t in study.get_trials(deepcopy=False) if "not_run" not in t.user_attrs]
+    seeded = any("seeds" in t.user_attrs for t in trials)
     rows = []
-    for t in study.get_trials(deepcopy=False):
-        if "not_run" in t.user_attrs:
-            continue
-        run_dir = t.user_attrs.get("run_dir", "")
-        summary = _summary(run_dir)
+    for t in trials:
+        folders = run_dirs(t)
+        summaries = [_summary(d) for d in folders] or [{}]
         state = t.state.name.lower()
-        note = t.user_attrs.get("failure") or summary.get("stop_reason", "")
-        rows.append({"trial": t.number, "state": "failed" if state == "fail" else state,
-                     "value": t.value if t.value is not None else math.nan, **t.params,
-                     "steps": summary.get("step", math.nan), "wall_time_s": summary.get("wall_time_s", math.nan),
-                     "run_dir": run_dir, "note": note, "_order": STATE_ORDER.get(state, 9)})
+        note = t.user_attrs.get("failure") or next((s["stop_reason"] for s in summaries if s.get("stop_reason")), "")
+        steps = [s["step"] for s in summaries if "step" in s]
+        walls = [s["wall_time_s"] / s.get("pack", {}).get("size", 1)     # a packed run: its share
+                 for s in summaries if "wall_time_s" in s]
+        row = {"trial": t.number, "state": "failed" if state == "fail" else state,
+               "value": t.value if t.value is not None else math.nan}
+        if seeded:
+            row.update(std=_number(t.user_attrs.get("std")), n=_number(t.user_attrs.get("n")))
+        row.update(t.params)
+        row.update(steps=max(steps) if steps else math.nan,
+                   wall_time_s=sum(walls) if walls else math.nan, run_dir=folders[0] if folders else "",
+                   note=note, _order=STATE_ORDER.get(state, 9))
+        if seeded:
+            values = t.user_attrs.get("seed_values", [])
+            row.update(seeds=" ".join(map(str, t.user_attrs.get("seeds", []))),
+                       seed_values=" ".join("–" if v is None else repr(v) for v in values),
+                       run_dirs=" ".join(folders))
+        rows.append(row)
     df = pd.DataFrame(rows)
     if df.empty:
         return df
     df["_key"] = -df["value"] if maximize else df["value"]
     df = df.sort_values(["_order", "_key", "trial"], na_position="last").drop(columns=["_order", "_key"])
-    df.attrs["params"] = [c for c in df.columns if c not in ("trial", "state", "value", "steps",
-                                                             "wall_time_s", "run_dir", "note")]
+    df.attrs["params"] = [c for c in df.columns if c not in ("trial", "state", "value", "std", "n", "steps",
+                                                             "wall_time_s", "run_dir", "note", "seeds",
+                                                             "seed_values", "run_dirs")]
     return df.reset_index(drop=True)
 
 
 def format_trials(df: pd.DataFrame) -> pd.DataFrame:
-    """The table's numbers as text: value to 4 decimals, parameters to 4 significant digits."""
+    """The table's numbers as text: value and std to 4 decimals, parameters to 4 significant
+    digits (the seeds' values and folders are left to search_trials.csv)."""
     out = pd.DataFrame({"trial": df["trial"].astype(str), "state": df["state"],
                         "value": ["–" if pd.isna(v) else f"{v:.4f}" for v in df["value"]]})
+    if "std" in df:
+        out["std"] = ["–" if pd.isna(v) else f"{v:.4f}" for v in df["std"]]
+        out["n"] = ["–" if pd.isna(v) else str(int(v)) for v in df["n"]]
     for p in df.attrs.get("params", []):
         out[p] = readable(df[p].astype(object).where(df[p].notna(), "–"))
     out["steps"] = ["–" if pd.isna(s) else str(int(s)) for s in df["steps"]]
@@ -143,16 +174,18 @@ def results(study, storage: str | None = None) -> dict:
                         optuna.trial.TrialState.FAIL)}
     out = {"name": "optuna", "study_name": study.study_name, "storage": storage,
            "direction": study.direction.name.lower(), "trials": counts}
+    out[SEEDS_KEY] = study.user_attrs.get(SEEDS_KEY, 1)
     try:
         best = study.best_trial
     except ValueError:   # no completed trial
         return {**out, "best_params": None, "best_value": None}
+    seeded = {f"best_{k}": best.user_attrs[k] for k in ("std", "n", "seeds", "run_dirs") if k in best.user_attrs}
     return {**out, "best_params": dict(best.params), "best_value": float(best.value),
-            "best_trial": best.number, "best_run_dir": best.user_attrs.get("run_dir")}
+            "best_trial": best.number, "best_run_dir": best.user_attrs.get("run_dir"), **seeded}
 
 
 def seed_commands(best_run_dir: str | None, seeds=(1, 2)) -> list[str]:
-    """Single runs of the best trial's overrides at other seeds (a search uses one seed)."""
+    """Single runs of the best trial's overrides at other seeds (those the search did not run it at)."""
     if not best_run_dir:
         return []
     overrides = [o for o in _overrides(Path(best_run_dir)) if not o.lstrip("+~").startswith("seed=")]
@@ -182,18 +215,30 @@ def report(study, out: Path, sweep_dir: Path | None = None, storage: str | None 
     if res["best_params"] is not None:
         params = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                           for k, v in res["best_params"].items())
-        lines += ["", f"best: trial {res['best_trial']}, value {res['best_value']:.4f}, {params}",
+        spread = ""
+        if "best_n" in res:
+            std = "–" if res.get("best_std") is None else f"{res['best_std']:.4f}"
+            spread = f" (the mean over {res['best_n']} seeds {', '.join(map(str, res['best_seeds']))}; std {std})"
+        lines += ["", f"best: trial {res['best_trial']}, value {res['best_value']:.4f}{spread}, {params}",
                   f"best run folder: {res['best_run_dir']}"]
     else:
         lines += ["", "best: none (no trial completed)"]
     if not df.empty:
-        lines += ["", markdown_table(format_trials(df), "trials, best first (value: the objective; "
-                                     "pruned: the last value reported before the pruner stopped it)").rstrip()]
+        caption = ("trials, best first (value: the objective; pruned: the last value reported before the "
+                   "pruner stopped it)")
+        if "std" in df:
+            caption = ("trials, best first (value: the mean of the objective over the trial's seeds, std their "
+                       "sample standard deviation, n how many; pruned: the mean the pruner judged last, over the "
+                       "seeds that had reported that step; steps: its seeds' most; wall time: their sum, a pack's "
+                       "counted once; run folder: its first seed's, the others in search_trials.csv)")
+        lines += ["", markdown_table(format_trials(df), caption).rstrip()]
     lines += ["", "parameter importances (PED-ANOVA): " + (", ".join(f"{k} {v:.3f}" for k, v in imp.items())
                                                           if imp else f"none ({why})")]
-    commands = seed_commands(res.get("best_run_dir"))
+    used = res.get("best_seeds")
+    commands = seed_commands(res.get("best_run_dir"), (max(used) + 1, max(used) + 2) if used else (1, 2))
     if commands:
-        lines += ["", "the best setting at other seeds (a search compares settings at one seed):"]
+        lines += ["", (f"the best setting at other seeds (the search ran it at seeds {', '.join(map(str, used))}):"
+                       if used else "the best setting at other seeds (a search compares settings at one seed):")]
         lines += [f"    {c}" for c in commands]
     text = "\n".join(lines) + "\n"
     files = [out / "search.md", out / "search_trials.csv"]

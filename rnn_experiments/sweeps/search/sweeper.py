@@ -7,16 +7,20 @@
     until the study holds n_trials trials (those it had included):
         ask n_jobs trials   the sampler never proposes a parameter set the study holds
                             (study.py); a discrete space with none left: said, and the search stops
-        launch them         through the chosen Hydra launcher (basic, joblib, submitit), trial N
-                            as job N, in <sweep dir>/N (trial.py finds its trial by that number)
-        tell each           what its run folder's summary.json says: completed (the value the
-                            job returned), pruned, or failed (its error; killed: no summary)
+        launch them         through the chosen Hydra launcher (basic, joblib, submitit, packed),
+                            trial N as job N, in <sweep dir>/N (trial.py finds its trial by that
+                            number); with seeds_per_trial = k, its k seeds as jobs N·k ... N·k+k-1
+                            in the same batch (seeds.py)
+        tell each           what its run folders' summary.json say: completed (the value the
+                            job returned; k seeds: their mean), pruned, or failed (its error;
+                            killed: no summary)
     report                  the trials table, best run, importances, history (report.py)
 
 A trial's user attributes: `run_dir`, `process` (host:pid of the search that ran it), `failure`
 (why it failed), `killed` (its job died or was interrupted: its parameters may be tried again by
 a later search, but it counts against this search's n_trials and max_failure_rate: `used`),
-`not_run` (never launched: it repeated another trial, or its folder held another run; not counted).
+`not_run` (never launched: it repeated another trial, or its folder held another run; not counted);
+with k seeds a trial also `seeds`, `run_dirs`, `seed_values`, `std`, `n` (seeds.py).
 """
 from __future__ import annotations
 
@@ -35,6 +39,8 @@ from rnn_experiments.run.folder import SummaryError, atomic_write, is_run_folder
 from rnn_experiments.sweeps.guard import Refused
 from rnn_experiments.sweeps.search import STUDY_FILE, SearchError
 from rnn_experiments.sweeps.search.checks import NOT_STARTED, check_search
+from rnn_experiments.sweeps.search.seeds import (KEY as SEEDS_KEY, combine, last_judged, run_dirs,
+                                                 run_status, seeds_per_trial, with_seed)
 from rnn_experiments.sweeps.search.space import key
 from rnn_experiments.sweeps.search.study import (absolute, check_compatible, default_study_name, load,
                                           make_pruner, make_sampler,
@@ -114,6 +120,20 @@ def _is_number(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool)
 
 
+def trial_outcome(study, trial, returned: Optional[dict] = None, raised: Optional[dict] = None
+                  ) -> tuple[str, Optional[float], dict]:
+    """`outcome` of a trial from its run folders: its one run's, or (k seeds) `seeds.combine` of
+    its runs' (the mean and spread; a pruned trial's from the seeds' reports at its last judged
+    step). `returned` / `raised`: {seed index: what its job's JobReturn said}."""
+    returned, raised = returned or {}, raised or {}
+    folders = run_dirs(trial)
+    outcomes = [outcome(Path(d), returned.get(j), raised.get(j)) for j, d in enumerate(folders)]
+    if len(outcomes) == 1:
+        return outcomes[0]
+    return combine(outcomes, trial.user_attrs["seeds"], folders,
+                   last_judged(study._storage.get_trial(trial._trial_id)))
+
+
 def tell(study, trial_number: int, state: str, value: Optional[float], attrs: dict) -> None:
     """Record a trial's end (its user attributes first: a finished trial takes none)."""
     import optuna
@@ -149,36 +169,35 @@ def _alive(process: str) -> Optional[bool]:
 
 
 def settle_orphans(study) -> int:
-    """Tell every RUNNING trial whose search process is gone what its run folder says; a trial
-    of a process on another host only once its folder says it ended or its heartbeat is stale.
-    Returns how many were settled."""
+    """Tell every RUNNING trial whose search process is gone what its run folders say; a trial
+    of a process on another host only once its folders say they ended or their heartbeats are
+    stale. Returns how many were settled."""
     import optuna
     n = 0
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         if "process" not in t.user_attrs:   # not one of a search of this sweeper (or just asked)
             continue
         alive = _alive(str(t.user_attrs["process"]))
-        run_dir = Path(t.user_attrs.get("run_dir", "")) if t.user_attrs.get("run_dir") else None
-        if alive is None and run_dir is not None:
-            holder = read_lock(run_dir)
-            ended = (_status(run_dir) not in (None, "running"))
-            alive = not ended and holder is not None and not is_stale(holder, heartbeat_age(run_dir))
+        folders = [Path(d) for d in run_dirs(t)]
+        if alive is None and folders:
+            alive = any(_running(d) for d in folders)
         if alive:
             continue
-        state, value, attrs = outcome(run_dir) if run_dir is not None else (
+        state, value, attrs = trial_outcome(study, t) if folders else (
             "FAIL", None, {"failure": "its search process is gone", "killed": "its search process is gone"})
         log.warning("trial %d (%s) was left running by a search process that is gone: recorded as %s",
-                    t.number, run_dir, state.lower())
+                    t.number, ", ".join(map(str, folders)) or None, state.lower())
         tell(study, t.number, state, value, attrs)
         n += 1
     return n
 
 
-def _status(run_dir: Path) -> Optional[str]:
-    try:
-        return (read_summary(run_dir) or {}).get("status")
-    except SummaryError:
-        return None
+def _running(run_dir: Path) -> bool:
+    """Whether a run of another host may still be running: its folder says so, and its lock's
+    heartbeat is fresh."""
+    holder = read_lock(run_dir)
+    ended = run_status(run_dir) not in (None, "running")
+    return not ended and holder is not None and not is_stale(holder, heartbeat_age(run_dir))
 
 
 def _consecutive(trials: list) -> list[list]:
@@ -198,6 +217,11 @@ class Search:
     def __init__(self, **settings: Any) -> None:
         self.settings = settings   # also in config.hydra.sweeper, which `sweep` reads (resolved)
         self.config: Optional[DictConfig] = None
+
+    @property
+    def k(self) -> int:
+        """Seeds a trial (hydra.sweeper.seeds_per_trial)."""
+        return seeds_per_trial(self.config.hydra.sweeper)
 
     def setup(self, *, hydra_context, task_function, config: DictConfig) -> None:
         import optuna
@@ -221,9 +245,10 @@ class Search:
         with atomic_write(self.sweep_dir / STUDY_FILE) as f:   # where rnn-analyze finds the study
             yaml.safe_dump({"storage": absolute(spec), "study_name": name}, f)
         had = counted(study)
-        log.info("study %r in %s: %d trial(s) so far, %d to go (n_trials=%d); sampler %s, pruner %s",
+        log.info("study %r in %s: %d trial(s) so far, %d to go (n_trials=%d); sampler %s, pruner %s%s",
                  name, spec, had, max(0, s.n_trials - had), s.n_trials,
-                 type(getattr(study.sampler, "inner", study.sampler)).__name__, type(study.pruner).__name__)
+                 type(getattr(study.sampler, "inner", study.sampler)).__name__, type(study.pruner).__name__,
+                 f"; {self.k} seeds a trial (its value: their mean)" if self.k > 1 else "")
         ran, failed, repeats, first = 0, 0, 0, None
         while used(study) < s.n_trials:
             held = len(tried(study, space))
@@ -265,6 +290,7 @@ class Search:
                 raise SearchError(f"hydra.sweeper.direction={s.direction} is invalid: study {name!r} in "
                                   f"{spec} {study.direction.name.lower()}s its objective")
             check_compatible(study, self.space)
+            self._check_seeds_per_trial(study, spec)
             settle_orphans(study)
             study.sampler = make_sampler(s.sampler, self.space, n_existing=len(study.trials))
         except SearchError as e:
@@ -273,6 +299,17 @@ class Search:
             log.warning("%s: SQLite serialises writers; with n_jobs=%d and pruning, a journal file "
                         "(storage: null or a path) is faster", spec, s.n_jobs)
         return study
+
+    def _check_seeds_per_trial(self, study, spec: str) -> None:
+        """SearchError when the study's trials have another number of seeds (a study keeps the
+        seeds_per_trial it was made with, in its user attributes; one made before: 1)."""
+        held = study.user_attrs.get(SEEDS_KEY, 1 if study.get_trials(deepcopy=False) else None)
+        if held is None:
+            study.set_user_attr(SEEDS_KEY, self.k)
+        elif held != self.k:
+            raise SearchError(f"hydra.sweeper.{SEEDS_KEY}={self.k} is invalid: study {study.study_name!r} in "
+                              f"{spec} holds trials of {held} seed(s) each (their values are means over "
+                              f"{held}); keep {held}, or give another hydra.sweeper.study_name")
 
     def _ask(self, study, n: int) -> list:
         """Up to n new trials, each with its run folder; a trial that repeats another's
@@ -295,52 +332,77 @@ class Search:
                 tell(study, trial.number, "FAIL", None, {"not_run": f"repeats trial {twin}"})
                 study.sampler.reseed_rng()   # so that the two do not draw alike again
                 continue
-            run_dir = self._run_dir(trial)
-            if is_run_folder(run_dir):   # e.g. another study's trial in the same sweep folder
-                for t in batch + [trial]:
-                    tell(study, t.number, "FAIL", None, {"not_run": f"{run_dir} holds another run"})
-                raise Refused(f"{run_dir} holds a run that is not trial {trial.number} of study "
-                              f"{study.study_name!r}: give the search its own hydra.sweep.dir (or keep "
-                              f"the storage and study_name of the search that made it)")
-            trial.set_user_attr("run_dir", str(run_dir.absolute()))
+            seeds, folders = self._jobs(trial)
+            for run_dir in folders:
+                if is_run_folder(run_dir):   # e.g. another study's trial in the same sweep folder
+                    for t in batch + [trial]:
+                        tell(study, t.number, "FAIL", None, {"not_run": f"{run_dir} holds another run"})
+                    raise Refused(f"{run_dir} holds a run that is not trial {trial.number} of study "
+                                  f"{study.study_name!r}: give the search its own hydra.sweep.dir (or keep "
+                                  f"the storage and study_name of the search that made it)")
+            trial.set_user_attr("run_dir", str(folders[0].absolute()))
+            if self.k > 1:
+                trial.set_user_attr("seeds", seeds)
+                trial.set_user_attr("run_dirs", [str(f.absolute()) for f in folders])
             batch.append(trial)
         return batch
 
-    def _run_dir(self, trial) -> Path:
-        """The folder trial N's job will run in: job N of the sweep, as the launcher composes it."""
-        job = self.hydra_context.config_loader.load_sweep_config(
-            master_config=self.config, sweep_overrides=self.space.overrides(trial.params))
+    def _jobs(self, trial) -> tuple[list[int], list[Path]]:
+        """The seeds of trial N's runs and the folders they will run in, as the launcher composes
+        them: job N (k = 1: no seed given, the config's), or jobs N·k + j at seed s + j (seeds.py)."""
+        overrides = self.space.overrides(trial.params)
+        if self.k == 1:
+            return [], [self._folder(overrides, trial.number)]
+        base = int(self._compose(overrides).seed)
+        seeds = [base + j for j in range(self.k)]
+        return seeds, [self._folder(with_seed(overrides, seed), trial.number * self.k + j)
+                       for j, seed in enumerate(seeds)]
+
+    def _compose(self, overrides: list[str]) -> DictConfig:
+        return self.hydra_context.config_loader.load_sweep_config(
+            master_config=self.config, sweep_overrides=list(overrides))
+
+    def _folder(self, overrides: list[str], num: int) -> Path:
+        """The folder job `num` of the sweep with these overrides runs in."""
+        job = self._compose(overrides)
         with open_dict(job):
-            job.hydra.job.num = trial.number
-            job.hydra.job.id = trial.number
+            job.hydra.job.num = num
+            job.hydra.job.id = num
         return Path(str(job.hydra.sweep.dir)) / str(job.hydra.sweep.subdir)
 
+    def _overrides(self, trial) -> list[list[str]]:
+        """The override lists of a trial's jobs, one a seed."""
+        overrides = self.space.overrides(trial.params)
+        if self.k == 1:
+            return [overrides]
+        return [with_seed(overrides, seed) for seed in trial.user_attrs["seeds"]]
+
     def _run(self, study, batch: list) -> list[tuple[str, dict]]:
-        """Launch the batch (trial N as job N), tell each trial its outcome; returns the
-        (state, user attributes) of each.
+        """Launch the batch (trial N as job N; k seeds: jobs N·k ... N·k+k-1, all in one launch),
+        tell each trial its outcome; returns the (state, user attributes) of each.
         An interruption (Ctrl-C) tells the batch's trials what their folders say, then goes on."""
         from hydra.core.utils import JobStatus
-        returned: dict[int, Any] = {}
-        raised: dict[int, BaseException] = {}
+        returned: dict[int, dict[int, Any]] = {t.number: {} for t in batch}   # trial -> seed index -> value
+        raised: dict[int, dict[int, BaseException]] = {t.number: {} for t in batch}
         try:
             for group in _consecutive(batch):
-                overrides = [self.space.overrides(t.params) for t in group]
+                overrides = [o for t in group for o in self._overrides(t)]
                 try:
-                    results = self.launcher.launch(overrides, initial_job_idx=group[0].number)
+                    results = self.launcher.launch(overrides, initial_job_idx=group[0].number * self.k)
                 except Exception as e:   # a worker or cluster job died: the folders tell
                     log.error("launching trials %s failed (%s: %s); their run folders tell how they ended",
                               ", ".join(str(t.number) for t in group), type(e).__name__, e)
                     continue
-                for t, r in zip(group, results):
+                for i, r in enumerate(results):
+                    t, j = group[i // self.k], i % self.k
                     if r.status == JobStatus.COMPLETED:
-                        returned[t.number] = r.return_value
+                        returned[t.number][j] = r.return_value
                     elif r.status == JobStatus.FAILED and isinstance(r._return_value, BaseException):
-                        raised[t.number] = r._return_value   # its error (return_value would raise it)
+                        raised[t.number][j] = r._return_value   # its error (return_value would raise it)
         finally:   # also on an interruption: no trial is left RUNNING
             states = []
             for t in batch:
-                state, value, attrs = outcome(Path(t.user_attrs["run_dir"]), returned.get(t.number),
-                                              raised.get(t.number))
+                state, value, attrs = trial_outcome(study, t, returned[t.number], raised[t.number])
                 tell(study, t.number, state, value, attrs)
                 states.append((state, attrs))
         return states
