@@ -214,6 +214,8 @@ def choose_impl(cfg, device, data, model, steps: int | None = None) -> dict:
                 threads = 1
         else:
             counts = [1, threads]
+    if len(counts) == 1:
+        counts = [threads]                                   # as they are now (lowered, or forced)
     torch.set_num_threads(threads)
 
     # the implementation (and the threads where counts has two): forced, the only one, cached,

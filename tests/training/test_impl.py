@@ -253,6 +253,20 @@ def test_threads_where_other_tasks_share_the_cores_and_given_back_after(make_cfg
     assert fixed["threads_how"] == "train.threads" and fixed["threads"] == 2
 
 
+@pytest.mark.skipif(available_cores() < 2, reason="one core: one thread is all there is")
+@pytest.mark.parametrize("probe", [(1e-5, 3e-2), (1e-5, 2e-5)], ids=["collapsed", "timed"])
+def test_a_long_run_beside_busy_tasks_times_its_implementation_at_the_count_the_load_left(make_cfg, monkeypatch, probe):
+    """The implementation is then measured at that count (one thread where the probe collapsed),
+    never at a count the run does not use."""
+    torch.set_num_threads(2)
+    monkeypatch.setattr(impl, "others_running", lambda *a, **k: 5.0)
+    monkeypatch.setattr(impl, "probe", lambda n: probe)
+    _, _, _, record = chosen(make_cfg, f"train.steps={impl.MIN_STEPS}")
+    assert record["how"] == "measured" and record["threads"] == torch.get_num_threads()
+    assert record["key"].endswith(f" threads={record['threads']}")
+    assert all("threads=" not in name for name in record["times_ms"] if not name.startswith("threads="))
+
+
 def test_the_probe_times_a_parallel_call_both_ways_and_restores_the_count():
     threads = torch.get_num_threads()
     state = torch.random.get_rng_state()
