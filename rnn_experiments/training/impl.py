@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import os
 import random
 import time
 
@@ -106,19 +107,38 @@ def probe(threads: int, calls: int = 3) -> tuple[float, float]:
     return sorted(times[1])[calls // 2], sorted(times[threads])[calls // 2]
 
 
+def own_running() -> int:
+    """How many threads of this process are running or runnable now (state R in
+    /proc/self/task/*/stat; 1 where unknown): this thread, and OpenMP's or MKL's threads of an
+    earlier parallel region that still spin, waiting for the next one."""
+    count = 0
+    try:
+        for tid in os.listdir("/proc/self/task"):
+            try:
+                with open(f"/proc/self/task/{tid}/stat") as f:
+                    count += f.read().rsplit(")", 1)[1].split()[0] == "R"   # the state follows the name
+            except (OSError, IndexError):
+                continue
+    except OSError:
+        return 1
+    return max(count, 1)
+
+
 def others_running(samples: int = 5, pause_s: float = 0.002) -> float:
     """How many other tasks are running now, on average over a few samples of the kernel's
-    count of running tasks (/proc/stat procs_running, this one included); 0 where unknown.
+    count of running tasks (/proc/stat procs_running) less this process's own (`own_running`:
+    its threads that spin after a parallel call are not others); 0 where unknown.
     Instantaneous, unlike the load average, which trails by a minute."""
     counts = []
     for _ in range(samples):
         try:
             with open("/proc/stat") as f:
-                counts += [int(line.split()[1]) for line in f if line.startswith("procs_running")]
+                running = [int(line.split()[1]) for line in f if line.startswith("procs_running")]
         except (OSError, ValueError, IndexError):
             return 0.0
+        counts += [n - own_running() for n in running]
         time.sleep(pause_s)
-    return max(0.0, sum(counts) / len(counts) - 1) if counts else 0.0
+    return max(0.0, sum(counts) / len(counts)) if counts else 0.0
 
 
 def _restore_threads() -> int:

@@ -267,6 +267,28 @@ def test_a_long_run_beside_busy_tasks_times_its_implementation_at_the_count_the_
     assert all("threads=" not in name for name in record["times_ms"] if not name.startswith("threads="))
 
 
+def test_a_thread_of_this_process_that_computes_is_its_own_not_another_task():
+    """own_running counts this process's running threads (a thread in a GIL-free product
+    included), which others_running leaves out of the machine's count."""
+    import threading
+
+    stop = threading.Event()
+    a = torch.ones(256, 256)
+
+    def spin():
+        with torch.no_grad():
+            while not stop.is_set():
+                torch.mm(a, a)                               # releases the GIL: state R
+    worker = threading.Thread(target=spin)
+    worker.start()
+    try:
+        seen = max(impl.own_running() for _ in range(50))
+    finally:
+        stop.set()
+        worker.join()
+    assert seen >= 2 and impl.own_running() >= 1
+
+
 def test_the_probe_times_a_parallel_call_both_ways_and_restores_the_count():
     threads = torch.get_num_threads()
     state = torch.random.get_rng_state()
