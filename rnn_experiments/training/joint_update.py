@@ -25,6 +25,7 @@ at B = 32, H = 32 they cost about as much as the stacked forward and backward of
 from __future__ import annotations
 
 import torch
+import torch.optim.optimizer as _optim
 
 ELEMENT_WISE = (torch.optim.Adam, torch.optim.AdamW, torch.optim.SGD)
 
@@ -35,12 +36,16 @@ def _settings(optimizer) -> dict:
 
 
 def why_not(optimizers) -> str | None:
-    """Why the members' steps cannot be one optimizer step (None: they can)."""
+    """Why the members' steps cannot be one optimizer step (None: they can): one of torch's
+    element-wise optimizers, one parameter group each with the same settings, no step hooks."""
     first = optimizers[0]
     if type(first) not in ELEMENT_WISE:
         return f"{type(first).__name__} is not one of torch's element-wise optimizers (Adam, AdamW, SGD)"
     if any(type(o) is not type(first) or len(o.param_groups) != 1 for o in optimizers):
-        return "the members' optimizers differ in their class or parameter groups"
+        return "the members' optimizers differ in their class or have more than one parameter group"
+    if any(o._optimizer_step_pre_hooks or o._optimizer_step_post_hooks for o in optimizers) or \
+            _optim._global_optimizer_pre_hooks or _optim._global_optimizer_post_hooks:
+        return "an optimizer has step hooks (each member's own step() runs them)"
     settings = _settings(first)
     if any(_settings(o) != settings for o in optimizers[1:]):
         return "the members' optimizer settings differ (a learning rate, ...)"
@@ -49,14 +54,16 @@ def why_not(optimizers) -> str | None:
 
 class JointUpdate:
     """clip + step of the module doc for members with optimizers `optimizers` (one each, in the
-    members' order) and clip norm `max_norm`; `__call__()` after every member's gradients are set."""
+    members' order), clip norm `max_norm` and `params`, each member's model parameters (what its
+    run clips: every parameter, whatever its optimizer holds); `__call__()` after every member's
+    gradients are set."""
 
-    def __init__(self, optimizers, max_norm: float):
+    def __init__(self, optimizers, max_norm: float, params):
         self.optimizers, self.max_norm = list(optimizers), float(max_norm)
-        self.params = [[p for p in o.param_groups[0]["params"]] for o in self.optimizers]   # per member
+        self.params = [list(ps) for ps in params]                    # per member, for the clip
         self.joint = None
         if why_not(self.optimizers) is None:
-            flat = [p for ps in self.params for p in ps]
+            flat = [p for o in self.optimizers for p in o.param_groups[0]["params"]]
             self.joint = type(self.optimizers[0])(flat, lr=_settings(self.optimizers[0])["lr"])
             self.joint.param_groups[0].update(_settings(self.optimizers[0]))   # every setting, as the members
 
@@ -80,10 +87,12 @@ class JointUpdate:
                 o.step()
             return
         self.joint.param_groups[0].update(_settings(self.optimizers[0]))   # lr and all, as now
-        for o, ps in zip(self.optimizers, self.params):
-            for p in ps:
+        for o in self.optimizers:
+            for p in o.param_groups[0]["params"]:
                 self.joint.state[p] = o.state[p]          # the member's own state dict (made if new)
         self.joint.step()
+        for o in self.optimizers:                         # each has stepped: what a schedule checks
+            o._opt_called = True
 
     def __call__(self) -> None:
         self.clip()

@@ -155,7 +155,8 @@ class StackedStep:
                 params[n].grad = stacked[n].grad[k]
         key = tuple(id(r) for r in runs)                  # the members still training
         if key not in self.updates:
-            self.updates = {key: JointUpdate([r.optimizer for r in runs], runs[0].cfg.train.max_norm)}
+            self.updates = {key: JointUpdate([r.optimizer for r in runs], runs[0].cfg.train.max_norm,
+                                             [r.model.parameters() for r in runs])}
         self.updates[key]()                               # each member's own clip and optimizer step
         loss = loss.detach()
         return [(loss[k], acc[k]) for k in range(len(runs))]

@@ -196,8 +196,9 @@ def resident_bytes(field: str = "VmRSS", status: Path = STATUS) -> int | None:
 
 
 def process_peak_bytes() -> int | None:
-    """The resident memory this process has had at most since it started (getrusage's ru_maxrss;
-    never below VmHWM: the kernel keeps the larger); None where there is no getrusage."""
+    """The resident memory this process has had at most (getrusage's ru_maxrss; never below
+    VmHWM: the kernel keeps the larger); since it started, unless a PeakMemory reset the mark
+    (on Linux the reset lowers it too: then since that reset); None where there is no getrusage."""
     try:
         import resource
     except ImportError:   # not POSIX

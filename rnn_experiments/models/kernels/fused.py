@@ -296,8 +296,8 @@ class LSTMFunction(torch.autograd.Function):
         H, V = W_h.shape[-1], P.shape[-2]
         rows = torch.Size(lead).numel()                     # B, or K·B
         tanh_kernel, gemm = kernels or (None, None)         # a step's choice (training/impl.py), or None
-        if tanh_kernel is None:
-            by_sigmoid = rows * H >= SIGMOID_TANH_MIN_SIZE and tanh_by_sigmoid()
+        if tanh_kernel is None:                             # by a member's size: as its own run's
+            by_sigmoid = lead[-1] * H >= SIGMOID_TANH_MIN_SIZE and tanh_by_sigmoid()
         else:
             by_sigmoid = tanh_kernel == "sigmoid"
         fold = V <= ONEHOT_MAX_VOCAB                        # P[v_t] through the product
