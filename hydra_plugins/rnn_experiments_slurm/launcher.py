@@ -259,6 +259,9 @@ class SlurmLauncher(SubmititSlurmLauncher):
 
         check_pack_settings(self.pack_size, self.strategy)   # checked already by the sweep guard
         mem_gb = self.params.get("mem_gb")
+        if not mem_gb:
+            log.warning("slurm launcher: packs are not split to fit in memory: hydra.launcher.mem_gb is not "
+                        "set (a task's memory by mem_per_cpu or mem_per_gpu is not known here)")
         _, packs = plan(self.hydra_context, self.config, self.task_function, job_overrides, initial_job_idx,
                         self.pack_size, "slurm launcher", "one per SLURM task",
                         available=lambda device: int(mem_gb * 2**30) if mem_gb and device != "cuda" else None)

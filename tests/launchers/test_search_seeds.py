@@ -15,7 +15,7 @@ optuna = pytest.importorskip("optuna", minversion="4")
 from rnn_experiments.run.status import StopRun  # noqa: E402
 from rnn_experiments.sweeps.guard import Refused  # noqa: E402
 from rnn_experiments.sweeps.search import SearchError  # noqa: E402
-from rnn_experiments.sweeps.search.seeds import PRUNED, report_key, with_seed  # noqa: E402
+from rnn_experiments.sweeps.search.seeds import PRUNED, last_judged, report_key, with_seed  # noqa: E402
 from rnn_experiments.sweeps.search.space import parse  # noqa: E402
 from rnn_experiments.sweeps.search.sweeper import trial_outcome  # noqa: E402
 from rnn_experiments.sweeps.search.trial import TrialReporter  # noqa: E402
@@ -108,6 +108,22 @@ def test_seeds_run_one_after_the_other_are_judged_on_the_seeds_that_reported(tmp
     with pytest.raises(StopRun, match="every seed of the trial stops, this one at step 10"):
         second.write({"step": 10, "eval_accuracy": ""})
     assert study._storage.get_trial(trial._trial_id).user_attrs[PRUNED]["step"] == 20
+
+
+def test_a_later_seeds_report_at_an_earlier_step_is_judged_at_that_step(tmp_path):
+    """Seeds out of step (the first ran ahead alone): the mean at step 20 is judged when the second
+    seed reports it, not the first seed's later value at step 40; the pruned trial's value and
+    spread are those of step 20."""
+    study, trial, (first, second), folders = seeded_trial(tmp_path, 2, ["running", None])
+    first.write({"step": 20, "eval_accuracy": 0.6})
+    first.write({"step": 40, "eval_accuracy": 0.6})                 # alone, ahead: goes on
+    folder(tmp_path, "0", "completed")
+    folder(tmp_path, "1", "running")
+    with pytest.raises(StopRun, match=r"mean eval_accuracy 0.4 over 2 of its 2 seeds at step 20"):
+        second.write({"step": 20, "eval_accuracy": 0.2})            # (0.6 + 0.2) / 2 < LOWER at 20
+    frozen = study._storage.get_trial(trial._trial_id)
+    assert frozen.user_attrs[PRUNED]["step"] == 20
+    assert last_judged(frozen) == {0: 0.6, 1: 0.2}
 
 
 def test_a_seed_that_ended_is_not_waited_for(tmp_path):

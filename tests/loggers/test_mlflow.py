@@ -281,3 +281,28 @@ def test_bad_settings_and_a_refusing_server_are_one_line(make_cfg, tmp_path):
         sink.open(tmp_path, [])
     assert time.time() - started < 30 and "\n" not in str(e.value)
     assert str(e.value).startswith(f"MLflow at {sink.uri}: ") and "Connection refused" in str(e.value)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("strategy", ["loop", "stacked"])
+def test_a_packs_members_are_one_mlflow_run_each(tmp_path, strategy):
+    """hydra/launcher=packed: one parent for the sweep, one nested run per member (never one run
+    for the pack), each holding what its own folder's metrics.csv and summary.json hold."""
+    pytest.importorskip("mlflow", reason="needs the [mlflow] extra (in [dev]; .ci/run installs it)")
+    sweep = tmp_path / "sweep"
+    cmd = [sys.executable, "-m", "rnn_experiments.train", "-m", "seed=0,1,2", "model=lstm", "logger=mlflow",
+           *SWEEP_TINY, "hydra/launcher=packed", f"hydra.launcher.strategy={strategy}", f"hydra.sweep.dir={sweep}"]
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    c = client(f"sqlite:///{(sweep / 'mlflow' / 'mlflow.db').resolve()}")
+    parent_id = json.loads((sweep / "mlflow" / "parent.json").read_text())["id"]
+    ids = set()
+    for job in range(3):
+        assert json.loads((sweep / str(job) / "summary.json").read_text())["pack"]["size"] == 3
+        run_id = json.loads((sweep / str(job) / "mlflow" / "run.json").read_text())["id"]
+        run = assert_run_matches_its_folder(c, run_id, sweep / str(job))
+        assert run.data.tags["mlflow.parentRunId"] == parent_id
+        ids.add(run_id)
+    assert len(ids) == 3
+    assert len(c.search_runs([c.get_run(parent_id).info.experiment_id])) == 4   # the parent and 3 members

@@ -82,7 +82,12 @@ def reports_at(system_attrs: dict, step: int) -> dict[int, float]:
 
 
 def last_judged(frozen) -> dict[int, float]:
-    """The seeds' values at the trial's last judged step (its last intermediate value); {} if none."""
+    """The seeds' values at the step the pruner stopped the trial at (PRUNED's step), else at its
+    last judged step (its last intermediate value); {} if none. (Seeds out of step: a later seed's
+    report at an earlier step is judged after a first seed's at a later one.)"""
+    pruned = frozen.user_attrs.get(PRUNED)
+    if pruned and "step" in pruned:
+        return reports_at(frozen.system_attrs, int(pruned["step"]))
     if not frozen.intermediate_values:
         return {}
     return reports_at(frozen.system_attrs, max(frozen.intermediate_values))

@@ -340,10 +340,10 @@ class Search:
                     raise Refused(f"{run_dir} holds a run that is not trial {trial.number} of study "
                                   f"{study.study_name!r}: give the search its own hydra.sweep.dir (or keep "
                                   f"the storage and study_name of the search that made it)")
-            trial.set_user_attr("run_dir", str(folders[0].absolute()))
+            trial.set_user_attr("run_dir", os.path.abspath(folders[0]))   # as Hydra's output_dir: no ..
             if self.k > 1:
                 trial.set_user_attr("seeds", seeds)
-                trial.set_user_attr("run_dirs", [str(f.absolute()) for f in folders])
+                trial.set_user_attr("run_dirs", [os.path.abspath(f) for f in folders])
             batch.append(trial)
         return batch
 

@@ -23,8 +23,10 @@ worker or a SLURM job.
 """
 from __future__ import annotations
 
+import copy
 import logging
 import math
+import os
 import statistics
 from pathlib import Path
 from typing import Sequence
@@ -74,7 +76,11 @@ class TrialReporter:
         mean = statistics.fmean(values.values())
         storage.set_trial_intermediate_value(trial_id, step, mean)   # a later seed's mean replaces it
         study = self.trial.study
-        if not study.pruner.prune(study, storage.get_trial(trial_id)):
+        judged = storage.get_trial(trial_id)
+        if self.k > 1:   # the step just reported, not a later one a seed ahead reported before
+            judged = copy.deepcopy(judged)
+            judged.intermediate_values = {s: v for s, v in judged.intermediate_values.items() if s <= step}
+        if not study.pruner.prune(study, judged):
             return
         what = (f"{OBJECTIVE} {mean:.4g}" if self.k == 1
                 else f"mean {OBJECTIVE} {mean:.4g} over {len(values)} of its {self.k} seeds")
@@ -115,7 +121,7 @@ def trial_sinks(cfg) -> list:
                   number, name, spec, e or "no such trial")
         return []
     folders = run_dirs(frozen) if k > 1 else []
-    if k > 1 and (len(folders) != k or Path(folders[seed]) != Path(hc.runtime.output_dir)):
+    if k > 1 and (len(folders) != k or os.path.abspath(folders[seed]) != os.path.abspath(hc.runtime.output_dir)):
         log.error("trial %d of study %r holds the run folders %s, not %s as its seed %d of %d: the "
                   "run is not reported, nor pruned", number, name, folders, hc.runtime.output_dir, seed, k)
         return []
