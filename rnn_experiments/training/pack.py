@@ -37,7 +37,8 @@ from torch.func import functional_call, vmap
 from rnn_experiments.run.folder import SummaryError, read_summary
 from rnn_experiments.run.lock import RunLock, RunLocked
 from rnn_experiments.run.summary import write_summary
-from rnn_experiments.training.resources import MiB, PeakMemory, training_bytes
+from rnn_experiments.training.resources import MiB, PeakMemory, available_cores, training_bytes
+from rnn_experiments.training import impl
 from rnn_experiments.training.joint_update import JointUpdate
 from rnn_experiments.training.signals import stop_on_signals
 from rnn_experiments.training.step import make_step, nll_and_accuracy
@@ -163,20 +164,28 @@ class StackedStep:
 
 
 class AutoStep:
-    """"auto": the first 2·TRIAL_ROUNDS steps alternate between the two ways (each takes the
-    same update, so any step may be either), timed; then stacked is kept if it is MARGIN times
-    faster than the members' own steps, else the pack goes on `sequential`: each member's own
-    steps, one member to its end after the other (as separate runs in one process are, with
-    their cache to themselves). `strategy` is "auto" until then."""
+    """"auto": the first steps go round the ways (each takes the same update, so any step may be
+    either), TRIAL_ROUNDS each, timed: the members' own steps ("loop"), stacked, and stacked at
+    `threads` where given (the count the pack's process had before its members chose theirs for
+    one member's size: a stacked step has K times the rows). Then the fastest stacked way is kept
+    if it is MARGIN times faster than the members' own steps, else the pack goes on `sequential`:
+    each member's own steps, one member to its end after the other (as separate runs in one
+    process are, with their cache to themselves). `strategy` is "auto" until then."""
 
-    def __init__(self, runs, log=None):
-        self.ways = {"loop": LoopStep(runs), "stacked": StackedStep(runs)}
-        self.times: dict[str, list[float]] = {"loop": [], "stacked": []}
+    def __init__(self, runs, log=None, threads: int | None = None):
+        stacked, here = StackedStep(runs), torch.get_num_threads()
+        self.ways = {"loop": LoopStep(runs), "stacked": stacked}
+        self.threads = {"loop": here, "stacked": here}
+        if threads and threads != here:
+            self.ways[f"stacked threads={threads}"], self.threads[f"stacked threads={threads}"] = stacked, threads
+        self.times: dict[str, list[float]] = {way: [] for way in self.ways}
         self.chosen, self.log = None, log
 
     @property
     def strategy(self) -> str:
-        return {"loop": "sequential"}.get(self.chosen, self.chosen) or "auto"
+        if self.chosen is None:
+            return "auto"
+        return "sequential" if self.chosen == "loop" else "stacked"
 
     @property
     def sequential(self) -> bool:
@@ -185,28 +194,33 @@ class AutoStep:
     def __call__(self, runs, batches, enter=lambda k: None):
         if self.chosen:
             return self.ways[self.chosen](runs, batches, enter)
-        way = "loop" if len(self.times["loop"]) <= len(self.times["stacked"]) else "stacked"
+        way = min(self.ways, key=lambda w: len(self.times[w]))     # round the ways, in order
+        torch.set_num_threads(self.threads[way])
         t0 = time.perf_counter()
         out = self.ways[way](runs, batches, enter)
         torch.stack([loss for loss, _ in out]).sum().item()   # the step done (a GPU's, too)
         self.times[way].append(time.perf_counter() - t0)
-        if len(self.times["stacked"]) == TRIAL_ROUNDS:
-            loop, stacked = (min(self.times[w][1:]) for w in ("loop", "stacked"))  # the first: warm-up
-            self.chosen = "stacked" if stacked * MARGIN < loop else "loop"
+        if all(len(t) == TRIAL_ROUNDS for t in self.times.values()):
+            best = {w: min(t[1:]) for w, t in self.times.items()}   # the first: warm-up
+            stacked = min((w for w in best if w != "loop"), key=best.get)
+            self.chosen = stacked if best[stacked] * MARGIN < best["loop"] else "loop"
+            torch.set_num_threads(self.threads[self.chosen])
             if self.log is not None:
-                self.log.info("pack: %d members' steps %s (a step of all: stacked %.1f ms, one after "
-                              "the other %.1f ms)", len(runs), "stacked" if self.chosen == "stacked"
-                              else "their own, one member after the other to its end", stacked * 1e3, loop * 1e3)
+                self.log.info("pack: %d members' steps %s (a step of all: %s; one after the other %.1f ms)",
+                              len(runs), f"stacked, {self.threads[self.chosen]} threads" if self.chosen != "loop"
+                              else "their own, one member after the other to its end",
+                              ", ".join(f"{w} {best[w] * 1e3:.1f} ms" for w in best if w != "loop"),
+                              best["loop"] * 1e3)
         return out
 
 
-def pack_step(runs, strategy: str, log=None):
+def pack_step(runs, strategy: str, log=None, threads: int | None = None):
     """The pack's step for `runs` (their `_Run`s): `strategy` "loop", or "stacked" / "auto" for
-    runs that why_not_stacked() passes."""
+    runs that why_not_stacked() passes; `threads`: auto's other thread count for stacked steps."""
     if strategy not in STRATEGIES + ("auto",):
         raise ValueError(f"strategy {strategy!r}: expected auto or one of {', '.join(STRATEGIES)}")
     if strategy == "auto":
-        return AutoStep(runs, log)
+        return AutoStep(runs, log, threads)
     return LoopStep(runs) if strategy == "loop" else StackedStep(runs)
 
 
@@ -270,6 +284,7 @@ def run_pack(members: list[Member], strategy: str = "loop", log=None, record: di
     (`_record_memory`) and each member's summary.json written again with it."""
     current = _Current()
     memory = PeakMemory() if record is not None else None    # the pack's peak, from here on
+    threads = torch.get_num_threads()             # the pack's count, before its members chose theirs
     with stop_on_signals():                       # one signal stops every member
         try:
             for member in members:
@@ -280,7 +295,7 @@ def run_pack(members: list[Member], strategy: str = "loop", log=None, record: di
                 if not member.done:
                     _advance(current, member, None)   # its first batch
             active = [m for m in members if not m.done]
-            step = _step_for(active, strategy, log)
+            step = _step_for(active, strategy, log, _stacked_threads(threads))
             while active:
                 if getattr(step, "sequential", False):    # auto: one member to its end, then the next
                     member = active[0]
@@ -360,14 +375,22 @@ def memory_words(record: dict) -> str:
     return words
 
 
-def _step_for(runs_of: list[Member], strategy: str, log):
+def _stacked_threads(threads: int) -> int | None:
+    """The pack's thread count as auto's other count for stacked steps, where the cores are free
+    for it now (training/impl.py's test: a busy machine keeps the members' own count)."""
+    if threads == torch.get_num_threads() or impl.others_running() + threads > available_cores() + 0.5:
+        return None
+    return threads
+
+
+def _step_for(runs_of: list[Member], strategy: str, log, threads: int | None = None):
     runs = [m.run for m in runs_of]
     if not runs:
         return LoopStep([])
     if strategy in ("stacked", "auto"):
         reason = why_not_stacked(runs)
         if reason is None:
-            return pack_step(runs, strategy, log)
+            return pack_step(runs, strategy, log, threads)
         if log is not None:
             log.warning("pack: the members' steps are taken one after the other (not stacked): %s", reason)
         return LoopStep(runs)

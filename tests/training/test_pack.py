@@ -21,7 +21,7 @@ from rnn_experiments.sweeps.checks import check_pack_settings as check_settings
 from rnn_experiments.sweeps.pack import pack_key, packs_of
 from rnn_experiments.training.loop import start, train
 from rnn_experiments.training.pack import Member, memory_words, run_pack
-from rnn_experiments.training.resources import MiB, process_peak_bytes, resident_bytes, training_bytes
+from rnn_experiments.training.resources import MiB, available_cores, process_peak_bytes, resident_bytes, training_bytes
 from rnn_experiments.training.setup import setup
 from rnn_experiments.errors import ConfigError
 
@@ -292,3 +292,33 @@ def test_an_optimizer_whose_step_needs_a_closure_is_refused_before_the_run(make_
     assert str(e.value).startswith("optimizer._target_=torch.optim.LBFGS breaks the optimizer contract: "
                                    "its step() requires `closure`") and "\n" not in str(e.value)
     check_contract(make_cfg(*GLOBAL_NORM_SGD))        # step(closure=None): accepted
+
+
+@pytest.mark.skipif(available_cores() < 2, reason="one core: one thread is all there is")
+def test_auto_also_times_stacked_steps_at_the_packs_thread_count_and_keeps_the_fastest(monkeypatch):
+    """Members that chose one thread for their own size: auto times the stacked step at their
+    count and at the pack's (a stacked step has K times the rows), and goes on at the faster."""
+    import time as time_module
+
+    import rnn_experiments.training.pack as pack_module
+
+    class Fake:
+        def __init__(self, runs, seconds):
+            self.seconds = seconds
+
+        def __call__(self, runs, batches, enter=lambda k: None):
+            time_module.sleep(self.seconds(torch.get_num_threads()))
+            return [(torch.tensor(0.0), torch.tensor(1.0))]
+
+    monkeypatch.setattr(pack_module, "LoopStep", lambda runs: Fake(runs, lambda n: 0.03))
+    monkeypatch.setattr(pack_module, "StackedStep", lambda runs: Fake(runs, lambda n: 0.005 if n == 2 else 0.02))
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        step = pack_module.AutoStep([None], threads=2)
+        assert list(step.ways) == ["loop", "stacked", "stacked threads=2"]
+        for _ in range(3 * pack_module.TRIAL_ROUNDS):
+            step([None], [None])
+        assert step.chosen == "stacked threads=2" and step.strategy == "stacked" and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(threads)
