@@ -25,6 +25,7 @@ def threads_restored():
     torch.set_num_threads(n)
 
 
+@pytest.mark.slow   # seconds: the default tier keeps to 90 s (docs/contributing.md, Tests)
 def test_bench_data_section_times_a_batch_against_the_step_that_consumes_it(tmp_path):
     """The data section on a small text: a row per palindrome length and one for the text, each
     a batch's time; the palindrome's ratio is the timed train step (here given: 100 ms) over the
@@ -63,6 +64,7 @@ def test_bench_analysis_section_times_collect_and_table_of_real_folders():
     assert total_row["ratio"] == pytest.approx(total_row["median_ms"] / 1e3 / 5.0)
 
 
+@pytest.mark.slow   # seconds: the default tier keeps to 90 s (docs/contributing.md, Tests)
 def test_bench_train_section_prints_the_machine_the_cases_and_the_worst_ratio(capsys):
     """Two tiny cases through the real command: the header names the CPU's vector extensions,
     torch, the threads and the load; each case has nn.LSTM and both models; the summary names

@@ -102,6 +102,7 @@ def test_refused_command_never_touches_a_finished_run(tmp_path):
     assert not (tmp_path / "a" / "rerun.sh").exists()
 
 
+@pytest.mark.slow   # seconds: the default tier keeps to 90 s (docs/contributing.md, Tests)
 def test_sweep_with_a_bad_value_starts_no_job(tmp_path):
     proc = train_cmd("-m", *T, "seed=0,-1,2", f"hydra.sweep.dir={tmp_path / 'S'}")
     assert proc.code == 2
@@ -155,6 +156,7 @@ def test_a_job_that_crashes_fails_alone_with_its_traceback_in_its_log(tmp_path, 
     assert f"hydra.run.dir={sweep / '1'}" in (sweep / "analysis" / "rerun.sh").read_text()
 
 
+@pytest.mark.slow   # seconds: the default tier keeps to 90 s (docs/contributing.md, Tests)
 def test_a_job_refused_at_run_time_is_recorded_and_listed(tmp_path, monkeypatch):
     """A text file that is there when the sweep is checked and gone when its job starts (deleted
     meanwhile): only the job that reads it can tell."""
@@ -268,6 +270,7 @@ def test_help_lists_a_users_own_presets(tmp_path):
     assert re.search(r"^  mine +My own small study\.$", out, re.M)
 
 
+@pytest.mark.slow   # seconds: the default tier keeps to 90 s (docs/contributing.md, Tests)
 def test_jobs_lists_what_a_preset_would_launch_and_launches_nothing(tmp_path):
     out = run_command("rnn-train", "+experiment=demo", f"hydra.sweep.dir={tmp_path / 'S'}", "--jobs")
     assert out.code == 0, out.err

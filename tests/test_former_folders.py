@@ -46,6 +46,7 @@ def test_the_same_command_gives_the_same_metrics(tmp_path, run, replace):
     pd.testing.assert_frame_equal(today, former, check_exact=False, rtol=1e-5, atol=0)
 
 
+@pytest.mark.slow   # seconds: the default tier keeps to 90 s (docs/contributing.md, Tests)
 def test_a_former_folder_is_analysed_beside_one_of_today(tmp_path):
     sweep = tmp_path / "S"
     shutil.copytree(FORMER / "lstm", sweep / "0")
@@ -56,6 +57,7 @@ def test_a_former_folder_is_analysed_beside_one_of_today(tmp_path):
     assert len(table) == 1 and table["seeds"].iloc[0] == 2        # one group: lstm, seeds 3 and 4
 
 
+@pytest.mark.slow   # seconds: the default tier keeps to 90 s (docs/contributing.md, Tests)
 def test_a_former_folder_resumes_and_generates(tmp_path):
     run = tmp_path / "lstm"
     shutil.copytree(FORMER / "lstm", run)

@@ -52,6 +52,7 @@ def test_config_dir_on_the_command_line_and_in_the_rerun_command(tmp_path):
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "completed"
 
 
+@pytest.mark.slow   # seconds: the default tier keeps to 90 s (docs/contributing.md, Tests)
 def test_config_dir_command_lines_are_checked_before_hydra_starts(tmp_path):
     """--config-dir gets the same one-line checks as the packaged configs (rnn_experiments/cli/preflight.py)."""
     from rnn_experiments.errors import ConfigError

@@ -475,6 +475,7 @@ def test_compare_needs_two_values_in_some_group(tmp_path):
     assert len(compare(df, "model.name", by=["model.name"])) == 6   # seq_length not a group key
 
 
+@pytest.mark.slow   # seconds: the default tier keeps to 90 s (docs/contributing.md, Tests)
 def test_group_values_are_readable_numbers_that_stay_distinct(tmp_path):
     """A searched learning rate (0.0012345678901234567) shows 4 significant digits in the tables,
     more only where 4 would make two groups look alike."""

@@ -48,6 +48,7 @@ def damage(root):
     return causes
 
 
+@pytest.mark.slow   # seconds: the default tier keeps to 90 s (docs/contributing.md, Tests)
 def test_damaged_runs_are_listed_and_the_rest_analysed(tmp_path):
     good(tmp_path)
     causes = damage(tmp_path)

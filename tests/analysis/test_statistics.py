@@ -80,6 +80,7 @@ def test_probability_of_improvement_counts_pairs_of_runs():
     assert S.wins([100.0, np.inf, 50.0], [200.0, 300.0, 50.0], "lower") == (1.5, 3)
 
 
+@pytest.mark.slow   # seconds: the default tier keeps to 90 s (docs/contributing.md, Tests)
 def test_holm_equals_statsmodels_and_the_hand_rule():
     from statsmodels.stats.multitest import multipletests
     p = [0.01, np.nan, 0.04, 0.03]
@@ -163,6 +164,7 @@ def test_partly_shared_seeds_pair_the_common_ones_and_say_so(tmp_path):
     assert np.isnan(row["boot_low"])
 
 
+@pytest.mark.slow   # seconds: the default tier keeps to 90 s (docs/contributing.md, Tests)
 def test_runs_that_differ_in_another_setting_are_not_paired(tmp_path):
     lr = lambda model, seed: {"train.lr": 1e-3 if model == "lstm" else 1e-4}  # noqa: E731
     df = collect(_runs(tmp_path / "s", FINALS, extra=lr))
@@ -228,6 +230,7 @@ def test_summary_table_has_bootstrap_intervals_from_five_seeds(tmp_path):
     assert three["final_accuracy_boot_low"].isna().all() and "boot [" not in to_markdown(three)
 
 
+@pytest.mark.slow   # seconds: the default tier keeps to 90 s (docs/contributing.md, Tests)
 def test_callback_writes_the_paired_comparison(tmp_path):
     sweep = _runs(tmp_path / "sweep", FINALS)
     res = AnalyzeSweep(compare="model.name", formats=["png"], seeds_lines=True, metrics=["accuracy"]).analyze(sweep)

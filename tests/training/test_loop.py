@@ -64,6 +64,7 @@ def test_eval_loss_is_the_mean_nll_over_the_held_out_set(make_cfg, tmp_path):
     assert pd.isna(last["eval_bpc"])                                    # bits per character: text only
 
 
+@pytest.mark.slow   # seconds: the default tier keeps to 90 s (docs/contributing.md, Tests)
 def test_best_checkpoint_is_the_evaluation_with_the_lowest_held_out_loss(make_cfg, tmp_path):
     import torch
     summary = train(make_cfg(*EASY, "train.checkpoint_every=0", "train.lr=3e-2"), tmp_path)
@@ -76,6 +77,7 @@ def test_best_checkpoint_is_the_evaluation_with_the_lowest_held_out_loss(make_cf
     assert torch.load(tmp_path / "checkpoint.pt", weights_only=False)["step"] == 150
 
 
+@pytest.mark.slow   # seconds: the default tier keeps to 90 s (docs/contributing.md, Tests)
 def test_best_checkpoint_stays_at_the_best_when_held_out_loss_gets_worse(make_cfg, tmp_path):
     """A hook damages the weights after step 100, so the last evaluation is worse than an earlier
     one: checkpoint_best.pt keeps that earlier model (its held-out loss, re-evaluated, is the best)."""

@@ -122,6 +122,7 @@ SMALL = [o for o in RUN if not o.startswith(("train.steps", "train.eval_every"))
     "train.steps=30", "train.eval_every=10", "train.checkpoint_every=10"]
 
 
+@pytest.mark.slow   # seconds: the default tier keeps to 90 s (docs/contributing.md, Tests)
 def test_sigterm_in_the_loop_checkpoints_and_the_same_command_resumes_exactly(tmp_path, monkeypatch):
     """The loop's own handling of a signal, in this process (the slow tier sends it from outside):
     SIGTERM after step 13 stops the run at that step with status interrupted, exit 130, the
