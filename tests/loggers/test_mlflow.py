@@ -241,20 +241,26 @@ def test_a_server_killed_mid_sweep_costs_one_line_per_job_and_no_result(tmp_path
     assert "Traceback" not in out and "Retrying" not in out
 
 
+def local_store_sweep(sweep, *overrides):
+    """`rnn-train -m ... logger=mlflow` with no tracking URI, in a subprocess: the sweep's local
+    store's client and its parent run's id."""
+    cmd = [sys.executable, "-m", "rnn_experiments.train", "-m", "logger=mlflow", *SWEEP_TINY, *overrides,
+           f"hydra.sweep.dir={sweep}"]
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    c = client(f"sqlite:///{(sweep / 'mlflow' / 'mlflow.db').resolve()}")
+    return c, json.loads((sweep / "mlflow" / "parent.json").read_text())["id"]
+
+
 @pytest.mark.slow
 def test_parallel_jobs_share_one_parent_each_its_own_run_in_the_local_store(tmp_path):
     """hydra/launcher=parallel (2 worker processes) with no tracking URI: the local store in the
     sweep folder, made once under its lock; one parent, a run per job, none interleaved."""
     pytest.importorskip("mlflow", reason="needs the [mlflow] extra (in [dev]; .ci/run installs it)")
     sweep = tmp_path / "sweep"
-    cmd = [sys.executable, "-m", "rnn_experiments.train", "-m", "seed=0,1", "model=lstm,gru", "logger=mlflow",
-           *SWEEP_TINY, "hydra/launcher=parallel", "hydra.launcher.n_jobs=2", f"hydra.sweep.dir={sweep}"]
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
-    assert done.returncode == 0, done.stderr[-3000:]
-    uri = f"sqlite:///{(sweep / 'mlflow' / 'mlflow.db').resolve()}"
-    c = client(uri)
-    parent_id = json.loads((sweep / "mlflow" / "parent.json").read_text())["id"]
+    c, parent_id = local_store_sweep(sweep, "seed=0,1", "model=lstm,gru", "hydra/launcher=parallel",
+                                     "hydra.launcher.n_jobs=2")
     runs = c.search_runs([c.get_run(parent_id).info.experiment_id])
     assert len(runs) == 5 and [r.info.run_id for r in runs if r.data.tags.get("sweep") == "true"] == [parent_id]
     ids = set()
@@ -290,13 +296,8 @@ def test_a_packs_members_are_one_mlflow_run_each(tmp_path, strategy):
     for the pack), each holding what its own folder's metrics.csv and summary.json hold."""
     pytest.importorskip("mlflow", reason="needs the [mlflow] extra (in [dev]; .ci/run installs it)")
     sweep = tmp_path / "sweep"
-    cmd = [sys.executable, "-m", "rnn_experiments.train", "-m", "seed=0,1,2", "model=lstm", "logger=mlflow",
-           *SWEEP_TINY, "hydra/launcher=packed", f"hydra.launcher.strategy={strategy}", f"hydra.sweep.dir={sweep}"]
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
-    assert done.returncode == 0, done.stderr[-3000:]
-    c = client(f"sqlite:///{(sweep / 'mlflow' / 'mlflow.db').resolve()}")
-    parent_id = json.loads((sweep / "mlflow" / "parent.json").read_text())["id"]
+    c, parent_id = local_store_sweep(sweep, "seed=0,1,2", "model=lstm", "hydra/launcher=packed",
+                                     f"hydra.launcher.strategy={strategy}")
     ids = set()
     for job in range(3):
         assert json.loads((sweep / str(job) / "summary.json").read_text())["pack"]["size"] == 3

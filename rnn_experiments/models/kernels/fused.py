@@ -219,6 +219,11 @@ def _sigmoid_backward(grad, sig_out, out=None):
     return torch.ops.aten.sigmoid_backward.grad_input(grad, sig_out, grad_input=out)
 
 
+def _member_rows(v: torch.Tensor, V: int) -> torch.Tensor:
+    """Token ids v (T, K, B) as rows of the members' tables flattened to (K·V, ·): k·V + v."""
+    return v + torch.arange(v.shape[1], device=v.device).view(1, -1, 1) * V
+
+
 def _check_backward(ctx) -> None:
     """A clear error where the forward kept nothing for a backward."""
     if not ctx.keep:
@@ -314,9 +319,8 @@ class LSTMFunction(torch.autograd.Function):
         W_rows = W.t().contiguous() if onednn else None     # (4H, H + V): oneDNN's x W_rows^T
         mm, mm_add = (torch.mm, torch.Tensor.addmm_) if K is None else (torch.bmm, torch.Tensor.baddbmm_)
         ids, table = v, P                                   # rows of the table to gather (not fold)
-        if K is not None and not fold:                      # member k's rows: k·V + v
-            ids = v + torch.arange(K, device=v.device).view(1, K, 1) * V
-            table = P.reshape(K * V, 4 * H)
+        if K is not None and not fold:
+            ids, table = _member_rows(v, V), P.reshape(K * V, 4 * H)
         key = (T, lead, H, V, P.dtype, P.device, BLOCK_BYTES, keep, fold)
         spare = LSTMFunction.spare if keep else LSTMFunction.eval_spare
         buf = spare.take(key) or _LSTMBuffers(T, lead, H, V if fold else 0, P, keep)
@@ -486,7 +490,7 @@ class PeepLSTMFunction(torch.autograd.Function):
         K = lead[0] if len(lead) == 2 else None
         H, V = W_c.shape[-1], P.shape[-2]
         W_fi_t = W_c[..., :2 * H, :].transpose(-1, -2)      # (..., H, 2H)
-        ids = v if K is None else v + torch.arange(K, device=v.device).view(1, K, 1) * V  # member k's rows: k·V + v
+        ids = v if K is None else _member_rows(v, V)
         P_fi = P[..., :2 * H].reshape(-1, 2 * H)            # (K·V, 2H) or (V, 2H)
         Q_rows = Q.reshape(-1, H)                           # (K·V, H) or (V, H)
         addmm_ = torch.Tensor.addmm_ if K is None else torch.Tensor.baddbmm_
