@@ -49,7 +49,7 @@ import time
 import numpy as np
 import torch
 
-from rnn_experiments.models.kernels import fused as fused_kernels, measured
+from rnn_experiments.models.kernels import fused as fused_kernels, measured, native
 from rnn_experiments.training.resources import available_cores
 from rnn_experiments.training.setup import build_optimizer
 from rnn_experiments.training.step import train_step
@@ -68,8 +68,10 @@ def has_fused_path(model_cls: type) -> bool:
 
 def candidates(model) -> dict[str, dict]:
     """The implementations a model's step can take on the CPU: name -> attributes to set on it.
-    "fused" (the kernels' own choices), for the LSTMs also with every step's tanh as 2σ(2x) - 1
-    and with oneDNN's products (float32), and "autograd" (the plain loop, `recurrence`)."""
+    "fused" (the kernels' own choices), for the LSTMs also with every step's tanh as 2σ(2x) - 1,
+    with oneDNN's products (float32) and with the time loops compiled for this machine
+    ("fused:native", models/kernels/native.py, where it can be built: `unavailable`), and
+    "autograd" (the plain loop, `recurrence`)."""
     if not has_fused_path(type(model)):
         return {"autograd": {}}
     found = {"fused": {"fused": True}}
@@ -77,8 +79,18 @@ def candidates(model) -> dict[str, dict]:
         found["fused:sigmoid-tanh"] = {"fused": True, "kernels": ("sigmoid", None)}
         if fused_kernels._onednn_linear() is not None:
             found["fused:onednn"] = {"fused": True, "kernels": ("aten", "onednn")}
+        if native.lib() is not None:
+            found["fused:native"] = {"fused": True, "kernels": ("native", None)}
     found["autograd"] = {"fused": False}
     return found
+
+
+def unavailable(model) -> dict[str, str]:
+    """The candidates this machine cannot offer the model, name -> why (one line): recorded
+    with the choice, so a missing compiler is not silent."""
+    if hasattr(type(model), "kernels") and has_fused_path(type(model)) and native.lib() is None:
+        return {"fused:native": native.why_not()}
+    return {}
 
 
 def apply(model, attributes: dict) -> None:
@@ -190,13 +202,13 @@ def choose_impl(cfg, device, data, model, steps: int | None = None) -> dict:
     timed with it). steps: how many the run takes (default train.steps; a shorter one than
     MIN_STEPS times nothing)."""
     forced = cfg.train.get("impl", "auto")
-    cands = candidates(model)
     if device.type != "cpu":
         choice = forced if forced != "auto" else ("fused" if has_fused_path(type(model)) else "autograd")
         apply(model, {"fused": choice == "fused"})
         how = "train.impl" if forced != "auto" else "on a GPU: its GPU path, not timed"
         return {"choice": choice, "how": how, "threads": torch.get_num_threads(), "threads_how": "not timed on a GPU",
                 "key": None, "times_ms": {}}
+    cands = candidates(model)
     threads = torch.get_num_threads() if cfg.train.threads > 0 else _restore_threads()
     steps = cfg.train.steps if steps is None else steps
     deterministic = torch.are_deterministic_algorithms_enabled()
@@ -272,6 +284,8 @@ def choose_impl(cfg, device, data, model, steps: int | None = None) -> dict:
     apply(model, cands[choice])
     record = {"choice": choice, "how": how, "threads": threads, "threads_how": threads_how, "key": key,
               "times_ms": times_ms}
+    if unavailable(model):
+        record["unavailable"] = unavailable(model)
     log.debug("training step: %s", describe(record))      # (before the run is accepted: no train.log yet)
     return record
 

@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import torch
 
-from rnn_experiments.models.kernels import measured
+from rnn_experiments.models.kernels import measured, native
 
 
 BLOCK_BYTES = 16 * 2**20
@@ -301,11 +301,13 @@ class LSTMFunction(torch.autograd.Function):
         H, V = W_h.shape[-1], P.shape[-2]
         rows = torch.Size(lead).numel()                     # B, or K·B
         tanh_kernel, gemm = kernels or (None, None)         # a step's choice (training/impl.py), or None
+        fold = V <= ONEHOT_MAX_VOCAB                        # P[v_t] through the product
+        if tanh_kernel == "native":                         # the loop compiled (native.py)
+            return LSTMFunction._native_forward(ctx, v, P, W_h, reuse_buffers, keep, reset_token, fold)
         if tanh_kernel is None:                             # by a member's size: as its own run's
             by_sigmoid = lead[-1] * H >= SIGMOID_TANH_MIN_SIZE and tanh_by_sigmoid()
         else:
             by_sigmoid = tanh_kernel == "sigmoid"
-        fold = V <= ONEHOT_MAX_VOCAB                        # P[v_t] through the product
         W_hT = W_h.transpose(-1, -2)                        # (H, 4H) or (K, H, 4H)
         W = torch.cat([W_hT, P], dim=-2) if fold else W_hT  # (..., H + V, 4H) or (..., H, 4H)
         if by_sigmoid:                                      # a^g doubled: g_t = 2σ(2a^g) - 1
@@ -380,7 +382,41 @@ class LSTMFunction(torch.autograd.Function):
             LSTMFunction.eval_spare.put(key, buf)
             buf = None
         ctx.buf, ctx.m, ctx.v, ctx.ids, ctx.W_h, ctx.keep = buf, m, v, ids, W_h, keep
-        ctx.num_tokens, ctx.reuse, ctx.key, ctx.gemm = V, reuse_buffers, key, gemm
+        ctx.num_tokens, ctx.reuse, ctx.key, ctx.gemm, ctx.native = V, reuse_buffers, key, gemm, None
+        return h_T
+
+    @staticmethod
+    def _native_forward(ctx, v, P, W_h, reuse_buffers, keep, reset_token, fold):
+        """The forward's loop as one call of the compiled loop (native.py, native_lstm.c): the
+        same buffers, filled as the Python loop fills them (tanh as 2σ(2x) - 1)."""
+        lib = native.lib()
+        if lib is None or P.device.type != "cpu" or P.dtype not in (torch.float32, torch.float64):
+            raise RuntimeError(f"the compiled LSTM loop is not available here: "
+                               f"{native.why_not() or f'{P.dtype} on {P.device}'}")
+        T, lead = v.shape[0], tuple(v.shape[1:])
+        K, B = (lead[0], lead[1]) if len(lead) == 2 else (1, lead[0])
+        H, V = W_h.shape[-1], P.shape[-2]
+        W_hT = W_h.transpose(-1, -2)                        # (..., H, 4H)
+        W = torch.cat([W_hT, P], dim=-2) if fold else W_hT.contiguous()   # (..., X, 4H)
+        ids = v if fold or len(lead) == 1 else _member_rows(v, V)
+        ids = ids.reshape(T, -1).contiguous()               # (T, K·B)
+        table = P.reshape(-1, 4 * H).contiguous()           # the gathered rows (not fold)
+        key = (T, lead, H, V, P.dtype, P.device, BLOCK_BYTES, keep, fold)
+        spare = LSTMFunction.spare if keep else LSTMFunction.eval_spare
+        buf = spare.take(key) or _LSTMBuffers(T, lead, H, V if fold else 0, P, keep)
+        if getattr(buf, "ptrs", None) is None:              # made once per buffer set
+            buf.ptrs = [native.pointers(steps) for steps in (buf.x_steps, buf.gates.steps, buf.gc.steps,
+                                                              buf.tanh_c.steps)]
+        m = None if reset_token is None else (v != reset_token).to(P.dtype).reshape(T, -1).contiguous()
+        lib.forward(P.dtype)(T, K, B, H, W.shape[-2], int(fold), int(keep), W.data_ptr(), table.data_ptr(),
+                             ids.data_ptr(), *(p.data_ptr() for p in buf.ptrs), buf.h_last.data_ptr(),
+                             buf.c_last.data_ptr(), None if m is None else m.data_ptr(), lib.gemm[P.dtype])
+        h_T = buf.h_last.clone()                            # (..., B, H)
+        if not keep:
+            LSTMFunction.eval_spare.put(key, buf)
+            buf = None
+        ctx.buf, ctx.m, ctx.v, ctx.ids, ctx.W_h, ctx.keep = buf, None, v, ids.view(v.shape), W_h, keep
+        ctx.num_tokens, ctx.reuse, ctx.key, ctx.gemm, ctx.native = V, reuse_buffers, key, None, (lib, m)
         return h_T
 
     @staticmethod
@@ -399,6 +435,14 @@ class LSTMFunction(torch.autograd.Function):
         g, gc, tanh_cs = buf.gc.cols(0, H), buf.gc.cols(0, 2 * H, split=2), buf.tanh_c.steps
         dh, dc, grad, di_df = buf.dh, buf.dc, buf.grad, buf.di_df
         dh.copy_(dh_T)                                      # (..., B, H), then dh_{t-1} = dA_t W_h
+        if ctx.native is not None:                          # the loop compiled (native.py)
+            lib, mask = ctx.native
+            W_hc = W_h.contiguous()
+            ptrs = [buf.ptrs[1] if ctx.reuse else native.pointers(dA), buf.ptrs[2], buf.ptrs[3]]
+            lib.backward(W_h.dtype)(T, lead[0] if K else 1, lead[-1], H, W_hc.data_ptr(),
+                                    *(p.data_ptr() for p in ptrs), dh.data_ptr(), dc.data_ptr(),
+                                    None if mask is None else mask.data_ptr(), lib.gemm[W_h.dtype])
+            return LSTMFunction._weight_grads(ctx, buf, dA_blocks, lead, H, K)
         grad_if, grad_o = grad[..., :2 * H].view(*lead, 2, H), grad[..., 2 * H:]
         di, dc_f = di_df[..., 0, :], di_df[..., 1, :]       # dc_t ⊙ i_t, dc_t ⊙ f_t
         dc_b = dc.unsqueeze(-2)                             # (..., B, 1, H)
@@ -424,7 +468,12 @@ class LSTMFunction(torch.autograd.Function):
                 dh = onednn(a, W_h_rows, None, "none", [], "")   # (B, H) = dh_{t-1}
             elif t > 0:
                 mm(a, W_h, out=dh)                          # (..., B, H) = dh_{t-1}
-        V = ctx.num_tokens
+        return LSTMFunction._weight_grads(ctx, buf, dA_blocks, lead, H, K)
+
+    @staticmethod
+    def _weight_grads(ctx, buf, dA_blocks, lead, H, K):
+        """The backward's outputs from dA (T, ..., B, 4H): dP and dW_h, one product per block."""
+        W_h, V = ctx.W_h, ctx.num_tokens
         X = buf.x.shape[-1]                                 # H + V (fold) or H
         dW = W_h.new_zeros(*lead[:-1], H + V, 4 * H)        # [dW_h^T; dP] = X^T dA (each member's)
         dP = W_h.new_zeros(torch.Size(lead[:-1]).numel() * V, 4 * H) if X == H else None   # gathered rows' grad

@@ -1,0 +1,156 @@
+"""The LSTM's time loops compiled for this machine (native_lstm.c), where a C compiler is at hand.
+
+At small sizes a step of the fused CPU path (fused.py) is the cost of its ATen calls, about a
+dozen per timestep from Python, not their arithmetic; nn.LSTM runs its loop in C++. native_lstm.c
+runs all T steps of LSTMFunction's forward or backward in one call: per step one BLAS product per
+member (the sgemm_/dgemm_ that torch's own library exports: the MKL of torch's CPU builds) and one
+vectorized pass over the step's rows, on the same buffers as the Python loop.
+
+It is built on first use with the system's C compiler (`$CC`, else `cc`) for this CPU
+(-O3 -march=native; glibc's vector exp where the C library has it), about a second, and kept in
+this user's cache of measured choices (measured.cache_dir(): native-<hash>.so, the hash of the
+source, flags, compiler and CPU); later processes load it. Where there is no compiler, the build
+fails or torch's library exports no BLAS, `lib()` is None and `why_not()` says why in one line:
+the training step's measured choice (training/impl.py) then has no "fused:native" candidate.
+"""
+from __future__ import annotations
+
+import ctypes
+import glob
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import torch
+
+from rnn_experiments.models.kernels import measured
+
+SOURCE = Path(__file__).with_name("native_lstm.c")
+FLAGS = ["-O3", "-march=native", "-fno-math-errno", "-fopenmp-simd", "-shared", "-fPIC"]
+MVEC = (["-DRNN_MVEC"], ["-lmvec", "-lm"])             # vectorized exp from glibc's libmvec
+_STATE: dict = {}                                      # "lib", "why", "gemm": this process's
+
+
+class _Lib:
+    """The loaded library with its functions' argument types and the BLAS products."""
+
+    def __init__(self, path: Path, gemm: dict):
+        self.path, self.gemm = path, gemm
+        cdll = ctypes.CDLL(str(path))
+        i, p = ctypes.c_int, ctypes.c_void_p
+        for suffix in ("f32", "f64"):
+            fwd = getattr(cdll, f"lstm_forward_{suffix}")
+            fwd.argtypes = [i] * 7 + [p] * 11
+            bwd = getattr(cdll, f"lstm_backward_{suffix}")
+            bwd.argtypes = [i] * 4 + [p] * 8
+            fwd.restype = bwd.restype = i
+            setattr(self, f"forward_{suffix}", fwd)
+            setattr(self, f"backward_{suffix}", bwd)
+
+    def forward(self, dtype):
+        return self.forward_f32 if dtype == torch.float32 else self.forward_f64
+
+    def backward(self, dtype):
+        return self.backward_f32 if dtype == torch.float32 else self.backward_f64
+
+
+def _blas() -> dict | None:
+    """{dtype: address of the Fortran sgemm_/dgemm_} from torch's CPU library, or None."""
+    here = Path(torch.__file__).parent / "lib"
+    for name in sorted(glob.glob(str(here / "libtorch_cpu.*"))):
+        try:
+            found = ctypes.CDLL(name)
+            return {torch.float32: ctypes.cast(found.sgemm_, ctypes.c_void_p).value,
+                    torch.float64: ctypes.cast(found.dgemm_, ctypes.c_void_p).value}
+        except (OSError, AttributeError):
+            continue
+    return None
+
+
+def _compiler() -> str | None:
+    return shutil.which(os.environ.get("CC", "cc"))
+
+
+def _cpu_flags() -> str:
+    """The CPU's instruction-set flags (a virtual machine may hide some of a model's): part of
+    the built library's name, as -march=native compiles for them."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next((line for line in f if line.startswith(("flags", "Features"))), "")
+    except OSError:
+        return ""
+
+
+def _build(cc: str) -> tuple[Path | None, str]:
+    """(the built library, "") or (None, why not): from the cache where it loads, else compiled
+    into it (a cached file that does not load, e.g. cut short, is built again)."""
+    try:
+        version = subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError) as e:
+        return None, f"the C compiler {cc} does not run ({e})"
+    tag = hashlib.sha1("\0".join([SOURCE.read_text(), *FLAGS, version, measured.cpu_name(), _cpu_flags()]
+                                 ).encode()).hexdigest()[:16]
+    target = measured.cache_dir() / f"native-{tag}.so"
+    if target.exists():
+        try:
+            ctypes.CDLL(str(target))
+            return target, ""
+        except OSError:
+            pass                                        # built again below
+    error = ""
+    for extra, libs in (MVEC, ([], ["-lm"])):           # glibc's vector exp, else the scalar one
+        tmp = None
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=target.name, suffix=".tmp")
+            os.close(fd)
+            done = subprocess.run([cc, *FLAGS, *extra, str(SOURCE), "-o", tmp, *libs],
+                                  capture_output=True, text=True, timeout=120)
+            if done.returncode == 0:
+                ctypes.CDLL(tmp)                        # loads (every symbol resolved)
+                os.replace(tmp, target)                 # atomic: a reader never sees half a file
+                return target, ""
+            error = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
+        except (OSError, subprocess.SubprocessError) as e:
+            error = str(e)
+        finally:
+            if tmp is not None and os.path.exists(tmp):
+                os.unlink(tmp)
+    return None, f"{cc} could not build {SOURCE.name} ({error})"
+
+
+def lib() -> _Lib | None:
+    """The compiled loops for this machine, built on first use (module doc); None where they
+    cannot be had (`why_not`)."""
+    if "lib" not in _STATE:
+        _STATE["lib"], _STATE["why"] = None, ""
+        gemm = _blas()
+        cc = _compiler()
+        if gemm is None:
+            _STATE["why"] = "torch's CPU library exports no BLAS sgemm_/dgemm_"
+        elif cc is None:
+            _STATE["why"] = f"no C compiler ({os.environ.get('CC', 'cc')}) on PATH"
+        else:
+            path, why = _build(cc)
+            if path is None:
+                _STATE["why"] = why
+            else:
+                try:
+                    _STATE["lib"] = _Lib(path, gemm)
+                except (OSError, AttributeError) as e:
+                    _STATE["why"] = f"cannot load {path} ({e})"
+    return _STATE["lib"]
+
+
+def why_not() -> str:
+    """Why `lib()` is None (one line), or "" where it is not."""
+    lib()
+    return _STATE["why"]
+
+
+def pointers(steps: list) -> torch.Tensor:
+    """The data pointers of a list of per-step tensors, as an int64 tensor (the C loops' `*_ptrs`)."""
+    return torch.tensor([s.data_ptr() for s in steps], dtype=torch.int64)
