@@ -75,6 +75,7 @@ def test_wheel_holds_every_config_module_and_command(installed):
     assert len(configs) > 20
     assert {f"rnn_experiments/conf/{c}" for c in configs} <= names
     assert {f"rnn_experiments/{m}" for m in _source_files(ROOT / "rnn_experiments", "*.py")} <= names
+    assert {f"rnn_experiments/{m}" for m in _source_files(ROOT / "rnn_experiments", "*.c")} <= names   # built on use
     plugins = _source_files(ROOT / "hydra_plugins", "*.py")     # the Optuna sweeper, the SLURM launcher
     assert plugins and {f"hydra_plugins/{m}" for m in plugins} <= names
     assert "hydra_plugins/__init__.py" not in names             # a namespace shared with other plugins
@@ -146,10 +147,17 @@ def test_installed_wheel_runs_every_command_outside_the_source_tree(installed):
         run(bin_dir / "rnn-bench", "--help")
         run(bin_dir / "rnn-download", "--help")
 
+    def the_compiled_loop_builds_from_the_wheels_source():
+        """native_lstm.c is package data: the installed package builds it (this machine has cc)."""
+        built = run(bin_dir / "python", "-c", "from rnn_experiments.models.kernels import native; "
+                    "print(native.lib().path if native.lib() else native.why_not())").strip()
+        assert built.endswith(".so") and Path(built).is_file(), built
+
     # independent commands side by side (each starts Python and torch)
     with ThreadPoolExecutor(max_workers=3) as pool:
         for job in [pool.submit(f) for f in (train_then_analyze, gradients_then_plot, configs_shown,
                                              installed_code_and_configs, help_texts,
+                                             the_compiled_loop_builds_from_the_wheels_source,
                                              a_foreign_hydra_app_sees_the_plugins_and_their_configs)]:
             job.result()
 

@@ -84,35 +84,41 @@ def _cpu_flags() -> str:
         return ""
 
 
+def target(cc: str) -> Path:
+    """Where the library built by `cc` is kept: named by the hash of the source, flags, the
+    compiler's version and the CPU (OSError, SubprocessError where `cc` does not run)."""
+    version = subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=30).stdout
+    tag = hashlib.sha1("\0".join([SOURCE.read_text(), *FLAGS, version, measured.cpu_name(), _cpu_flags()]
+                                 ).encode()).hexdigest()[:16]
+    return measured.cache_dir() / f"native-{tag}.so"
+
+
 def _build(cc: str) -> tuple[Path | None, str]:
     """(the built library, "") or (None, why not): from the cache where it loads, else compiled
     into it (a cached file that does not load, e.g. cut short, is built again)."""
     try:
-        version = subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=30).stdout
+        path = target(cc)
     except (OSError, subprocess.SubprocessError) as e:
         return None, f"the C compiler {cc} does not run ({e})"
-    tag = hashlib.sha1("\0".join([SOURCE.read_text(), *FLAGS, version, measured.cpu_name(), _cpu_flags()]
-                                 ).encode()).hexdigest()[:16]
-    target = measured.cache_dir() / f"native-{tag}.so"
-    if target.exists():
+    if path.exists():
         try:
-            ctypes.CDLL(str(target))
-            return target, ""
+            ctypes.CDLL(str(path))
+            return path, ""
         except OSError:
             pass                                        # built again below
     error = ""
     for extra, libs in (MVEC, ([], ["-lm"])):           # glibc's vector exp, else the scalar one
         tmp = None
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=target.name, suffix=".tmp")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
             os.close(fd)
             done = subprocess.run([cc, *FLAGS, *extra, str(SOURCE), "-o", tmp, *libs],
                                   capture_output=True, text=True, timeout=120)
             if done.returncode == 0:
                 ctypes.CDLL(tmp)                        # loads (every symbol resolved)
-                os.replace(tmp, target)                 # atomic: a reader never sees half a file
-                return target, ""
+                os.replace(tmp, path)                # atomic: a reader never sees half a file
+                return path, ""
             error = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
         except (OSError, subprocess.SubprocessError) as e:
             error = str(e)
