@@ -299,13 +299,15 @@ def describe(record: dict) -> str:
 def _key(cfg, data, model, threads: int | str) -> str:
     """The cache key of a run's step: model class, B, H, T (one batch's length), vocabulary,
     threads: a count (the run's, fixed), or "auto(N)" where the count was chosen with the
-    implementation among 1 and torch's N (choose_impl adds " impl=NAME" where train.impl forced it)."""
+    implementation among 1 and torch's N, and the candidates the model has here (`among=`: a
+    choice made before a candidate existed, e.g. before a compiler was installed or a release
+    added one, is measured again; choose_impl adds " impl=NAME" where train.impl forced it)."""
     state = data.state_dict()
     x, _ = data.sample(min(cfg.train.batch_size, 2))
     data.load_state_dict(state)
     H = getattr(model, "hidden_size", "?")
     return (f"step {type(model).__name__} B={cfg.train.batch_size} H={H} T={x.shape[-1]} "
-            f"V={getattr(data, 'vocab_size', '?')} threads={threads}")
+            f"V={getattr(data, 'vocab_size', '?')} among={','.join(candidates(model))} threads={threads}")
 
 
 def lower_threads(cfg, record: dict | None, step: int) -> bool:

@@ -45,11 +45,12 @@ def chosen(make_cfg, *overrides):
 def test_a_short_run_is_not_timed_a_long_one_is_measured_once_then_read_from_the_cache(make_cfg, own_cache):
     _, _, model, short = chosen(make_cfg, "train.threads=1")
     assert short["choice"] == "fused" and short["how"].startswith("default: a run of fewer than 200 steps")
-    assert short["times_ms"] == {} and model.fused and not own_cache.exists()
+    assert short["times_ms"] == {} and model.fused and not measured.cache_file().exists()
     cfg, data, model, first = chosen(make_cfg, "train.steps=200", "train.threads=1")
     assert first["how"] == "measured" and set(first["times_ms"]) <= set(impl.candidates(model))
     assert "fused" in first["times_ms"] and first["key"] == (
-        f"step LSTM B=16 H=16 T={data.sample(1)[0].shape[1]} V={data.vocab_size} threads=1")
+        f"step LSTM B=16 H=16 T={data.sample(1)[0].shape[1]} V={data.vocab_size} "
+        f"among={','.join(impl.candidates(model))} threads=1")
     entry = json.loads(measured.cache_file().read_text())["choices"][first["key"]]
     assert entry["choice"] == first["choice"]
     measured.forget()                                        # the next run, another process
@@ -58,8 +59,23 @@ def test_a_short_run_is_not_timed_a_long_one_is_measured_once_then_read_from_the
     assert model.fused == (again["choice"] != "autograd")
 
 
+def test_a_choice_cached_before_a_candidate_existed_is_measured_again(make_cfg, monkeypatch):
+    """The key names the candidates: a cache written when this machine had one fewer (no
+    compiler then, an older release) does not keep a run from timing the new one."""
+    cfg = make_cfg("train.steps=200", "train.threads=1")
+    device, data, model, _ = setup(cfg)
+    fewer = {name: a for name, a in impl.candidates(model).items() if name != "fused:native"}
+    with monkeypatch.context() as m:
+        m.setattr(impl, "candidates", lambda model: fewer)
+        measured.remember(impl._key(cfg, data, model, 1), {"choice": "autograd"})
+    record = impl.choose_impl(cfg, device, data, model)
+    assert record["how"] == "measured" and "among=" in record["key"]
+    assert set(record["times_ms"]) == set(impl.candidates(model))
+
+
 @pytest.mark.parametrize("cached, fused, kernels", [("autograd", False, None),
-                                                    ("fused:sigmoid-tanh", True, ("sigmoid", None))])
+                                                    ("fused:sigmoid-tanh", True, ("sigmoid", None)),
+                                                    ("fused:native", True, ("native", None))])
 def test_the_cached_choice_is_what_the_model_computes_with(make_cfg, cached, fused, kernels):
     cfg = make_cfg("train.steps=500", "train.threads=1")
     device, data, model, _ = setup(cfg)
@@ -174,7 +190,7 @@ def test_on_a_quiet_machine_the_threads_are_measured_with_the_implementation_and
         "autograd", "measured", 1, "measured")
     assert torch.get_num_threads() == 1 and model.fused is False
     assert record["key"] == (f"step LSTM B=16 H=16 T={data.sample(1)[0].shape[1]} V={data.vocab_size} "
-                             "threads=auto(2)")
+                             f"among={','.join(impl.candidates(model))} threads=auto(2)")
     assert json.loads(measured.cache_file().read_text())["choices"][record["key"]]["choice"] == "autograd threads=1"
     measured.forget()                                        # another process: read, not timed
     never_timed_twin(monkeypatch)
