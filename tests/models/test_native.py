@@ -71,6 +71,18 @@ def test_the_model_with_compiled_loops_is_its_recurrence(cls, token_rows):
     assert_fused_equals_recurrence(model.double(), x, tol=1e-12, msg="float64")
 
 
+@pytest.mark.parametrize("lead", [(3,), (2, 3)], ids=["one", "members"])
+def test_a_token_outside_the_vocabulary_is_an_index_error_as_in_the_python_loop(token_rows, lead):
+    v, P, W = _inputs(lead)
+    v[4].view(-1)[-1] = 3                                      # V = 3: ids 0..2
+    with pytest.raises((IndexError, RuntimeError), match="out of"):   # the Python loop: ATen's error
+        LSTMFunction.apply(v, P, W, False, True, None, ("aten", "mkl"))
+    with pytest.raises(IndexError, match=r"token id 3 at step 4, row \d is outside the vocabulary \[0, 3\)"):
+        LSTMFunction.apply(v, P, W, False, True, None, NATIVE)
+    v[4].view(-1)[-1] = 0
+    LSTMFunction.apply(v, P, W, False, True, None, NATIVE)     # the buffers are still good
+
+
 def test_the_compiled_loop_is_a_candidate_of_the_step_where_it_builds():
     model = LSTM(3, 2, 8, 16)
     assert impl.candidates(model)["fused:native"] == {"fused": True, "kernels": NATIVE}

@@ -408,9 +408,14 @@ class LSTMFunction(torch.autograd.Function):
             buf.ptrs = [native.pointers(steps) for steps in (buf.x_steps, buf.gates.steps, buf.gc.steps,
                                                               buf.tanh_c.steps)]
         m = None if reset_token is None else (v != reset_token).to(P.dtype).reshape(T, -1).contiguous()
-        lib.forward(P.dtype)(T, K, B, H, W.shape[-2], int(fold), int(keep), W.data_ptr(), table.data_ptr(),
-                             ids.data_ptr(), *(p.data_ptr() for p in buf.ptrs), buf.h_last.data_ptr(),
-                             buf.c_last.data_ptr(), None if m is None else m.data_ptr(), lib.gemm[P.dtype])
+        bad = lib.forward(P.dtype)(T, K, B, H, W.shape[-2], V, int(fold), W.data_ptr(), table.data_ptr(),
+                                   ids.data_ptr(), *(p.data_ptr() for p in buf.ptrs), buf.h_last.data_ptr(),
+                                   buf.c_last.data_ptr(), None if m is None else m.data_ptr(), lib.gemm[P.dtype])
+        if bad:                                             # checked before any step ran
+            spare.put(key, buf)
+            t, row = divmod(bad - 1, K * B)
+            raise IndexError(f"token id {v.reshape(T, -1)[t, row].item()} at step {t}, row {row} is outside "
+                             f"the vocabulary [0, {V}) of the LSTM's input table")
         h_T = buf.h_last.clone()                            # (..., B, H)
         if not keep:
             LSTMFunction.eval_spare.put(key, buf)

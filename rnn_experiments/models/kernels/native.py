@@ -44,9 +44,10 @@ class _Lib:
         for suffix in ("f32", "f64"):
             fwd = getattr(cdll, f"lstm_forward_{suffix}")
             fwd.argtypes = [i] * 7 + [p] * 11
+            fwd.restype = ctypes.c_int64                # 0, or 1 + the index of a bad token id
             bwd = getattr(cdll, f"lstm_backward_{suffix}")
             bwd.argtypes = [i] * 4 + [p] * 8
-            fwd.restype = bwd.restype = i
+            bwd.restype = None
             setattr(self, f"forward_{suffix}", fwd)
             setattr(self, f"backward_{suffix}", bwd)
 

@@ -10,6 +10,8 @@
  *   tc[t]    (R, H)   tanh c_t
  * W (K, X, 4H) = [W_h^T; P] (fold) or W_h^T; the table P (K·V, 4H) where not fold (rows gathered
  * by ids, member rows k·V + v); W_h (K, 4H, H) for the backward; mask (T, R) or NULL: m_t.
+ * The forward returns 0, or 1 + t·R + r for the first token id v_t of row r outside [0, V)
+ * (nothing is read or written out of bounds; the caller raises).
  *
  *   g_t = tanh a^g = 2σ(2a^g) - 1,  i, f, o = σ(a^i, a^f, a^o)
  *   c_t = (c_{t-1} ⊙ f_t + g_t ⊙ i_t) ⊙ m_t,  h_t = tanh c_t ⊙ o_t,  K_t = o_t - h_t ⊙ tanh c_t
@@ -45,13 +47,17 @@ static void mm_##SUFFIX(GEMM_T gemm, int rows, int n, int k, const REAL *A, int 
     gemm("N", "N", &n, &rows, &k, &one, B, &n, A, &lda, &beta, C, &n);                            \
 }                                                                                                 \
                                                                                                   \
-int lstm_forward_##SUFFIX(int T, int K, int B, int H, int X, int fold, int keep,                  \
+int64_t lstm_forward_##SUFFIX(int T, int K, int B, int H, int X, int V, int fold,                \
                           const REAL *W, const REAL *table, const int64_t *ids,                   \
                           const int64_t *x_ptrs, const int64_t *gate_ptrs,                        \
                           const int64_t *gc_ptrs, const int64_t *tc_ptrs,                         \
                           REAL *h_last, REAL *c_last, const REAL *mask, void *gemm_ptr) {         \
     GEMM_T gemm = (GEMM_T)gemm_ptr;                                                               \
-    const int R = K * B, H4 = 4 * H, V = X - H;                                                   \
+    const int R = K * B, H4 = 4 * H;                                                              \
+    for (int64_t n = 0; n < (int64_t)T * R; n++) {    /* every id in its member's vocabulary */   \
+        const int64_t first = fold ? 0 : (int64_t)(n % R / B) * V;                                \
+        if (ids[n] < first || ids[n] >= first + V) return 1 + n;                                  \
+    }                                                                                             \
     for (int t = 0; t < T; t++) {                                                                 \
         REAL *x = (REAL *)x_ptrs[t], *a = (REAL *)gate_ptrs[t];                                   \
         REAL *gc = (REAL *)gc_ptrs[t], *tc = (REAL *)tc_ptrs[t];                                  \
@@ -105,7 +111,7 @@ int lstm_forward_##SUFFIX(int T, int K, int B, int H, int X, int fold, int keep,
     return 0;                                                                                     \
 }                                                                                                 \
                                                                                                   \
-int lstm_backward_##SUFFIX(int T, int K, int B, int H, const REAL *W_h,                           \
+void lstm_backward_##SUFFIX(int T, int K, int B, int H, const REAL *W_h,                           \
                            const int64_t *gate_ptrs, const int64_t *gc_ptrs,                      \
                            const int64_t *tc_ptrs, REAL *dh, REAL *dcf, const REAL *mask,         \
                            void *gemm_ptr) {                                                      \
@@ -137,7 +143,6 @@ int lstm_backward_##SUFFIX(int T, int K, int B, int H, const REAL *W_h,         
                 mm_##SUFFIX(gemm, B, H, H4, a + (int64_t)k * B * H4, H4,                          \
                             W_h + (int64_t)k * H4 * H, 0, dh + (int64_t)k * B * H);               \
     }                                                                                             \
-    return 0;                                                                                     \
 }
 
 DEFINE(f32, float, expf, gemm_f32)
