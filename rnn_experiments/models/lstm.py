@@ -40,7 +40,7 @@ class LSTM(RecurrentClassifier):
 
     reset_token: int | None = None
     fused = True                        # forward through last_state (False: through recurrence)
-    kernels: tuple | None = None        # (tanh, gemm) for the fused CPU path; None: its own choice
+    kernels: tuple | None = None        # (tanh | "native", gemm) for the fused CPU path; None: its own choice
 
     def __init__(self, vocab_size: int, num_classes: int, embedding_dim: int = 64,
                  hidden_size: int = 256, init: Init = "kaiming_normal", log_softmax_axis: Axis = "class",

@@ -35,6 +35,8 @@ what is computed (docs/speed_and_scale.md has the measurements):
     keep=False (evaluation, no backward) keeps two steps only.
   * tanh is ATen's tanh, or 2σ(2x) - 1 on CPUs where ATen's tanh is much slower than its
     sigmoid (see tanh_by_sigmoid).
+  * Both loops also exist compiled for this machine (kernels=("native", ...): native.py), one
+    call each for all T steps, chosen per machine by measurement (training/impl.py).
   * The peephole LSTM reads h_t at t = T only, so its output gate is computed at t = T only:
     the per-step products are (B, H) x (H, 2H) forward and (B, 2H) x (2H, H) backward.
 
@@ -268,8 +270,10 @@ class LSTMFunction(torch.autograd.Function):
     r"""h_T of the LSTM from token ids v (T, B), the table P (V, 4H) [gate order g, i, f, o]
     and W_h (4H, H); reset_token (an int, or None): c_t = 0 where v_t == reset_token
     (model.reset_at_padding), i.e. c_t is multiplied by m_t = [v_t ≠ reset_token]; kernels:
-    (tanh: "aten" | "sigmoid", gemm: "mkl" | "onednn"), either None for the kernel's own choice
-    (tanh_by_sigmoid, gemm_library): a training step's measured choice (training/impl.py).
+    (tanh: "aten" | "sigmoid" | "native", gemm: "mkl" | "onednn"), either None for the kernel's
+    own choice (tanh_by_sigmoid, gemm_library): a training step's measured choice
+    (training/impl.py); "native": both loops below as one call each of the compiled loop
+    (native.py, native_lstm.c: the same buffers and equations, tanh as 2σ(2x) - 1, BLAS products).
 
         a_t = P[v_t] + h_{t-1} W_h^T
         g_t = tanh(a_t^g),  i_t, f_t, o_t = σ(a_t^i), σ(a_t^f), σ(a_t^o)
