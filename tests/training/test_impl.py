@@ -15,7 +15,7 @@ import torch
 
 from rnn_experiments.config import validate
 from rnn_experiments.errors import ConfigError
-from rnn_experiments.models.kernels import measured
+from rnn_experiments.models.kernels import measured, native
 from rnn_experiments.training import impl, loop
 from rnn_experiments.training.loop import train
 from rnn_experiments.training.resources import available_cores
@@ -59,6 +59,7 @@ def test_a_short_run_is_not_timed_a_long_one_is_measured_once_then_read_from_the
     assert model.fused == (again["choice"] != "autograd")
 
 
+@pytest.mark.skipif(native.lib() is None, reason="no compiled loop here: no candidate to add")
 def test_a_choice_cached_before_a_candidate_existed_is_measured_again(make_cfg, monkeypatch):
     """The key names the candidates: a cache written when this machine had one fewer (no
     compiler then, an older release) does not keep a run from timing the new one."""
@@ -75,7 +76,8 @@ def test_a_choice_cached_before_a_candidate_existed_is_measured_again(make_cfg, 
 
 @pytest.mark.parametrize("cached, fused, kernels", [("autograd", False, None),
                                                     ("fused:sigmoid-tanh", True, ("sigmoid", None)),
-                                                    ("fused:native", True, ("native", None))])
+                                                    pytest.param("fused:native", True, ("native", None), marks=pytest.mark.skipif(
+                                                        native.lib() is None, reason="no compiled loop here"))])
 def test_the_cached_choice_is_what_the_model_computes_with(make_cfg, cached, fused, kernels):
     cfg = make_cfg("train.steps=500", "train.threads=1")
     device, data, model, _ = setup(cfg)

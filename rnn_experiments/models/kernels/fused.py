@@ -307,6 +307,9 @@ class LSTMFunction(torch.autograd.Function):
         tanh_kernel, gemm = kernels or (None, None)         # a step's choice (training/impl.py), or None
         fold = V <= ONEHOT_MAX_VOCAB                        # P[v_t] through the product
         if tanh_kernel == "native":                         # the loop compiled (native.py)
+            if gemm is not None:
+                raise ValueError(f"kernels=('native', {gemm!r}): the compiled loop takes BLAS's products "
+                                 "(its gemm must be None)")
             return LSTMFunction._native_forward(ctx, v, P, W_h, reuse_buffers, keep, reset_token, fold)
         if tanh_kernel is None:                             # by a member's size: as its own run's
             by_sigmoid = lead[-1] * H >= SIGMOID_TANH_MIN_SIZE and tanh_by_sigmoid()
@@ -394,9 +397,15 @@ class LSTMFunction(torch.autograd.Function):
         """The forward's loop as one call of the compiled loop (native.py, native_lstm.c): the
         same buffers, filled as the Python loop fills them (tanh as 2σ(2x) - 1)."""
         lib = native.lib()
-        if lib is None or P.device.type != "cpu" or P.dtype not in (torch.float32, torch.float64):
-            raise RuntimeError(f"the compiled LSTM loop is not available here: "
-                               f"{native.why_not() or f'{P.dtype} on {P.device}'}")
+        if lib is None:
+            raise RuntimeError(f"the compiled LSTM loop is not available here: {native.why_not()}")
+        if (P.dtype not in (torch.float32, torch.float64) or W_h.dtype != P.dtype
+                or {P.device.type, W_h.device.type, v.device.type} != {"cpu"}):
+            raise RuntimeError(f"the compiled LSTM loop takes float32 or float64 CPU tensors of one dtype "
+                               f"(P: {P.dtype} on {P.device}, W_h: {W_h.dtype} on {W_h.device}, v on {v.device})")
+        if v.shape[0] == 0:
+            raise ValueError("the LSTM's input has no timesteps (v: (0, ...))")
+        v = v.to(torch.int64)                               # the C loop reads int64 ids
         T, lead = v.shape[0], tuple(v.shape[1:])
         K, B = (lead[0], lead[1]) if len(lead) == 2 else (1, lead[0])
         H, V = W_h.shape[-1], P.shape[-2]

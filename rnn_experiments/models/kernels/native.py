@@ -7,7 +7,7 @@ member (the sgemm_/dgemm_ that torch's own library exports: the MKL of torch's C
 vectorized pass over the step's rows, on the same buffers as the Python loop.
 
 It is built on first use with the system's C compiler (`$CC`, else `cc`) for this CPU
-(-O3 -march=native; glibc's vector exp where the C library has it), about a second, and kept in
+(-O3 -march=native; glibc's vector exp where the C library has it), about half a second, and kept in
 this user's cache of measured choices (measured.cache_dir(): native-<hash>.so, the hash of the
 source, flags, compiler and CPU); later processes load it. Where there is no compiler, the build
 fails or torch's library exports no BLAS, `lib()` is None and `why_not()` says why in one line:
@@ -19,6 +19,7 @@ import ctypes
 import glob
 import hashlib
 import os
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -71,8 +72,11 @@ def _blas() -> dict | None:
     return None
 
 
-def _compiler() -> str | None:
-    return shutil.which(os.environ.get("CC", "cc"))
+def _compiler() -> list[str] | None:
+    """$CC (split as a shell would: "ccache gcc"), else cc, where its program is on PATH."""
+    words = shlex.split(os.environ.get("CC", "") or "cc")
+    found = shutil.which(words[0]) if words else None
+    return [found, *words[1:]] if found else None
 
 
 def _cpu_flags() -> str:
@@ -85,22 +89,25 @@ def _cpu_flags() -> str:
         return ""
 
 
-def target(cc: str) -> Path:
+def target(cc: list[str]) -> Path:
     """Where the library built by `cc` is kept: named by the hash of the source, flags, the
     compiler's version and the CPU (OSError, SubprocessError where `cc` does not run)."""
-    version = subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=30).stdout
+    version = subprocess.run([*cc, "--version"], capture_output=True, text=True, timeout=30).stdout
     tag = hashlib.sha1("\0".join([SOURCE.read_text(), *FLAGS, version, measured.cpu_name(), _cpu_flags()]
                                  ).encode()).hexdigest()[:16]
     return measured.cache_dir() / f"native-{tag}.so"
 
 
-def _build(cc: str) -> tuple[Path | None, str]:
+def _build(cc: list[str]) -> tuple[Path | None, str]:
     """(the built library, "") or (None, why not): from the cache where it loads, else compiled
     into it (a cached file that does not load, e.g. cut short, is built again)."""
+    if not SOURCE.is_file():
+        return None, f"{SOURCE} is missing (an install without the package's data files)"
+    name = " ".join(cc)
     try:
         path = target(cc)
     except (OSError, subprocess.SubprocessError) as e:
-        return None, f"the C compiler {cc} does not run ({e})"
+        return None, f"the C compiler {name} does not run ({e})"
     if path.exists():
         try:
             ctypes.CDLL(str(path))
@@ -114,10 +121,11 @@ def _build(cc: str) -> tuple[Path | None, str]:
             path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
             os.close(fd)
-            done = subprocess.run([cc, *FLAGS, *extra, str(SOURCE), "-o", tmp, *libs],
+            done = subprocess.run([*cc, *FLAGS, *extra, str(SOURCE), "-o", tmp, *libs],
                                   capture_output=True, text=True, timeout=120)
             if done.returncode == 0:
                 ctypes.CDLL(tmp)                        # loads (every symbol resolved)
+                os.chmod(tmp, 0o755)                    # (mkstemp's 0600: a shared cache's other users)
                 os.replace(tmp, path)                # atomic: a reader never sees half a file
                 return path, ""
             error = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
@@ -126,7 +134,7 @@ def _build(cc: str) -> tuple[Path | None, str]:
         finally:
             if tmp is not None and os.path.exists(tmp):
                 os.unlink(tmp)
-    return None, f"{cc} could not build {SOURCE.name} ({error})"
+    return None, f"{name} could not build {SOURCE.name} ({error})"
 
 
 def lib() -> _Lib | None:
@@ -139,7 +147,7 @@ def lib() -> _Lib | None:
         if gemm is None:
             _STATE["why"] = "torch's CPU library exports no BLAS sgemm_/dgemm_"
         elif cc is None:
-            _STATE["why"] = f"no C compiler ({os.environ.get('CC', 'cc')}) on PATH"
+            _STATE["why"] = f"no C compiler ({os.environ.get('CC', '') or 'cc'}) on PATH"
         else:
             path, why = _build(cc)
             if path is None:
