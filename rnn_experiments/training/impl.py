@@ -284,8 +284,9 @@ def choose_impl(cfg, device, data, model, steps: int | None = None) -> dict:
     apply(model, cands[choice])
     record = {"choice": choice, "how": how, "threads": threads, "threads_how": threads_how, "key": key,
               "times_ms": times_ms}
-    if unavailable(model):
-        record["unavailable"] = unavailable(model)
+    missing = unavailable(model)
+    if missing:
+        record["unavailable"] = missing
     log.debug("training step: %s", describe(record))      # (before the run is accepted: no train.log yet)
     return record
 

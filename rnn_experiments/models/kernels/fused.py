@@ -330,9 +330,7 @@ class LSTMFunction(torch.autograd.Function):
         ids, table = v, P                                   # rows of the table to gather (not fold)
         if K is not None and not fold:
             ids, table = _member_rows(v, V), P.reshape(K * V, 4 * H)
-        key = (T, lead, H, V, P.dtype, P.device, BLOCK_BYTES, keep, fold)
-        spare = LSTMFunction.spare if keep else LSTMFunction.eval_spare
-        buf = spare.take(key) or _LSTMBuffers(T, lead, H, V if fold else 0, P, keep)
+        key, spare, buf = LSTMFunction._buffers(T, lead, H, V, P, keep, fold)
         m = None if reset_token is None else (v != reset_token).unsqueeze(-1).to(P.dtype).unbind(0)
         gates, tanh_cs, xs, h_next = buf.gates.steps, buf.tanh_c.steps, buf.x_steps, buf.h_next
         a_g, a_ifo = buf.gates.cols(0, H), buf.gates.cols(H, 4 * H)
@@ -393,6 +391,14 @@ class LSTMFunction(torch.autograd.Function):
         return h_T
 
     @staticmethod
+    def _buffers(T, lead, H, V, like, keep, fold):
+        """(key, the spare it came from, buffers): the last ones of these sizes handed back (a
+        step's backward, or an evaluation), else new ones."""
+        key = (T, lead, H, V, like.dtype, like.device, BLOCK_BYTES, keep, fold)
+        spare = LSTMFunction.spare if keep else LSTMFunction.eval_spare
+        return key, spare, spare.take(key) or _LSTMBuffers(T, lead, H, V if fold else 0, like, keep)
+
+    @staticmethod
     def _native_forward(ctx, v, P, W_h, reuse_buffers, keep, reset_token, fold):
         """The forward's loop as one call of the compiled loop (native.py, native_lstm.c): the
         same buffers, filled as the Python loop fills them (tanh as 2σ(2x) - 1)."""
@@ -414,9 +420,7 @@ class LSTMFunction(torch.autograd.Function):
         ids = v if fold or len(lead) == 1 else _member_rows(v, V)
         ids = ids.reshape(T, -1).contiguous()               # (T, K·B)
         table = P.reshape(-1, 4 * H).contiguous()           # the gathered rows (not fold)
-        key = (T, lead, H, V, P.dtype, P.device, BLOCK_BYTES, keep, fold)
-        spare = LSTMFunction.spare if keep else LSTMFunction.eval_spare
-        buf = spare.take(key) or _LSTMBuffers(T, lead, H, V if fold else 0, P, keep)
+        key, spare, buf = LSTMFunction._buffers(T, lead, H, V, P, keep, fold)
         if getattr(buf, "ptrs", None) is None:              # made once per buffer set
             buf.ptrs = [native.pointers(steps) for steps in (buf.x_steps, buf.gates.steps, buf.gc.steps,
                                                               buf.tanh_c.steps)]
